@@ -1,0 +1,129 @@
+"""JSON-RPC dispatch on anyio, built from jsonrpcserver's pure pipeline.
+
+jsonrpcserver parses, validates requests against the JSON-RPC schema, finds
+methods and shapes responses; its own ``async_dispatch`` is asyncio-only (it
+calls ``asyncio.gather``), so the one step that awaits (calling the methods,
+concurrently within a batch) is done here with an anyio task group.
+
+``dispatch(line, registry, call)`` is a pure function of its inputs apart from
+the methods it calls: tested without sockets in tests/rpc/test_dispatch.py.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import anyio
+from jsonrpcserver.dispatcher import (
+    create_request,
+    deserialize_request,
+    extract_list,
+    get_method,
+    not_notification,
+    to_response,
+    validate_request,
+)
+from jsonrpcserver.main import default_validator
+from jsonrpcserver.request import Request
+from jsonrpcserver.response import to_serializable
+from jsonrpcserver.result import (
+    ErrorResult,
+    InternalErrorResult,
+    InvalidParamsResult,
+    Result,
+    SuccessResult,
+)
+from jsonrpcserver.sentinels import NODATA
+from jsonrpcserver.utils import make_list
+from oslash.either import Left, Right  # type: ignore[import-untyped]
+
+from ..errors import INVALID_REQUEST, WizError, rpc_code
+from .registry import MethodSpec, Registry
+
+log = logging.getLogger(__name__)
+
+
+def _error_result(exc: WizError) -> Result:
+    data = exc.data if exc.data is not None else NODATA
+    return Left(ErrorResult(code=rpc_code(exc), message=exc.message, data=data))
+
+
+async def _call(spec: MethodSpec, request: Request, call: Any) -> Result:
+    if isinstance(request.params, list):
+        if request.params:
+            return Left(
+                InvalidParamsResult({"field": "params", "problem": "params must be an object (by name)"})
+            )
+        params: dict[str, Any] = {}
+    else:
+        params = request.params
+    try:
+        kwargs = spec.validate(params)
+        value = await spec.func(call, **kwargs)
+    except WizError as exc:
+        return _error_result(exc)
+    except Exception:
+        # A bug of ours: the operator gets the traceback, the client a generic error.
+        log.exception("internal error in %s", spec.name)
+        return Left(InternalErrorResult("internal error; see the wizd log"))
+    return Right(SuccessResult(value))
+
+
+async def _dispatch_one(registry: Registry, call: Any, request: Request) -> tuple[Request, Result]:
+    found = get_method(registry.methods, request.method)
+    if isinstance(found, Left):
+        return request, found
+    return request, await _call(found._value, request, call)
+
+
+async def dispatch_parsed(registry: Registry, call: Any, deserialized: Any) -> Any:
+    """Dispatch an already-parsed JSON value; returns the serialisable response or None."""
+    checked = validate_request(default_validator, deserialized)
+    if isinstance(checked, Left):
+        return to_serializable(checked)
+    requests = [create_request(r) for r in make_list(deserialized)]
+    results: list[tuple[Request, Result] | None] = [None] * len(requests)
+
+    async def run(index: int, request: Request) -> None:
+        results[index] = await _dispatch_one(registry, call, request)
+
+    if len(requests) == 1:
+        await run(0, requests[0])
+    else:
+        async with anyio.create_task_group() as tg:
+            for index, request in enumerate(requests):
+                tg.start_soon(run, index, request)
+    responses = [
+        to_response(req, res) for req, res in filter(not_notification, results)  # type: ignore[arg-type]
+    ]
+    response = extract_list(isinstance(deserialized, list), responses)
+    return None if response is None else to_serializable(response)
+
+
+async def dispatch(registry: Registry, call: Any, line: bytes | str) -> bytes | None:
+    """Handle one framed line; returns the response line (with ``\\n``) or None."""
+    parsed = deserialize_request(json.loads, line)
+    if isinstance(parsed, Left):
+        body = to_serializable(parsed)
+    else:
+        body = await dispatch_parsed(registry, call, parsed._value)
+    return None if body is None else encode(body)
+
+
+def encode(message: Any) -> bytes:
+    """One message as a framed line. Compact separators; UTF-8, not ASCII escapes."""
+    return json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+
+
+def error_line(code: int, message: str, data: Any = None, id: Any = None) -> bytes:
+    err: dict[str, Any] = {"code": code, "message": message}
+    if data is not None:
+        err["data"] = data
+    return encode({"jsonrpc": "2.0", "error": err, "id": id})
+
+
+def line_too_long(limit: int) -> bytes:
+    return error_line(INVALID_REQUEST, "Invalid request", f"line longer than {limit} bytes")
+

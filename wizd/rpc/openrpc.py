@@ -1,0 +1,56 @@
+"""The OpenRPC document served by ``rpc.discover``, generated from the registry.
+
+Each method's params come from the JSON Schema that pydantic derives from the
+handler's signature, so the document cannot drift from what is validated.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .registry import Registry
+
+# Server-to-client notifications are not methods a client calls; they are
+# listed under an extension key so that clients can discover them too.
+NOTIFICATIONS: dict[str, str] = {
+    "message.created": "params: subscription, message (with its seq)",
+    "message.delta": "params: subscription, job_id, conversation_id, author_id, index, delta",
+    "agent.status": "params: subscription, agent_id, status",
+    "job.updated": "params: subscription, job",
+    "events.lagged": "params: subscription, last_seq; the subscription has ended",
+}
+
+
+def _param_docs(schema: dict[str, Any]) -> list[dict[str, Any]]:
+    required = set(schema.get("required", []))
+    params = []
+    for name, prop in schema.get("properties", {}).items():
+        prop = dict(prop)
+        prop.pop("title", None)
+        params.append({"name": name, "required": name in required, "schema": prop})
+    return params
+
+
+def document(registry: Registry, version: str) -> dict[str, Any]:
+    methods = []
+    for name in sorted(registry.methods):
+        spec = registry.methods[name]
+        schema = spec.params.model_json_schema()
+        entry: dict[str, Any] = {
+            "name": name,
+            "summary": spec.summary,
+            "paramStructure": "by-name",
+            "params": _param_docs(schema),
+            "result": {"name": "result", "schema": {"type": "object"}},
+        }
+        if spec.description:
+            entry["description"] = spec.description
+        if "$defs" in schema:
+            entry["x-defs"] = schema["$defs"]
+        methods.append(entry)
+    return {
+        "openrpc": "1.3.2",
+        "info": {"title": "wizd", "version": version},
+        "methods": methods,
+        "x-notifications": NOTIFICATIONS,
+    }

@@ -1,0 +1,90 @@
+"""The method registry: one decorator turns a typed async function into an RPC
+method, with params validated by pydantic from its signature.
+
+    @registry.method("agent.get")
+    async def agent_get(call: Call, id: str | None = None, name: str | None = None) -> dict:
+        "Get one agent by id or name."
+
+Every parameter after ``call`` is a by-name JSON-RPC param; its annotation and
+default make the validation and the JSON Schema that ``rpc.discover`` shows.
+Unknown params are refused (-32602), so a typo never passes silently.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, get_type_hints
+
+import pydantic
+
+from ..errors import InvalidInput
+
+Handler = Callable[..., Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    name: str
+    func: Handler
+    params: type[pydantic.BaseModel]
+    summary: str
+    description: str
+
+    def validate(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The params as the function wants them. Raises InvalidInput naming the field."""
+        try:
+            model = self.params.model_validate(params)
+        except pydantic.ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(p) for p in first["loc"]) or "params"
+            problem = first["msg"]
+            if first["type"] == "extra_forbidden":
+                problem = "unknown parameter"
+            raise InvalidInput(field, problem) from None
+        return {name: getattr(model, name) for name in self.params.model_fields}
+
+
+def _params_model(name: str, func: Handler) -> type[pydantic.BaseModel]:
+    sig = inspect.signature(func)
+    hints = get_type_hints(func)
+    fields: dict[str, Any] = {}
+    for index, (pname, param) in enumerate(sig.parameters.items()):
+        if index == 0:  # the Call context
+            continue
+        annotation = hints.get(pname, Any)
+        default = ... if param.default is inspect.Parameter.empty else param.default
+        fields[pname] = (annotation, default)
+    model_name = "".join(part.capitalize() for part in name.replace("_", ".").split(".")) + "Params"
+    return pydantic.create_model(  # type: ignore[call-overload,no-any-return]
+        model_name,
+        __config__=pydantic.ConfigDict(extra="forbid", strict=False),
+        **fields,
+    )
+
+
+class Registry:
+    def __init__(self) -> None:
+        self.methods: dict[str, MethodSpec] = {}
+
+    def method(self, name: str) -> Callable[[Handler], Handler]:
+        def register(func: Handler) -> Handler:
+            if name in self.methods:
+                raise ValueError(f"RPC method {name} registered twice")
+            doc = inspect.getdoc(func) or ""
+            summary, _, description = doc.partition("\n\n")
+            self.methods[name] = MethodSpec(
+                name=name,
+                func=func,
+                params=_params_model(name, func),
+                summary=summary.replace("\n", " ").strip(),
+                description=description.strip(),
+            )
+            return func
+
+        return register
+
+
+# The daemon's methods register here when wizd.rpc.methods is imported.
+registry = Registry()

@@ -1,0 +1,173 @@
+"""The JSON-RPC server: one task per client connection on a Unix socket.
+
+Each connection reads newline-framed lines (at most ``max_line_bytes``) and
+dispatches every line in its own task, so a slow call never holds up the
+next one; responses are written whole under a per-connection lock, in the
+order they finish (clients match them by id). Notifications for the
+connection's subscriptions are written by tasks in the same connection scope
+and end with it.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import socket
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+from anyio.abc import SocketAttribute, SocketStream
+from anyio.streams.buffered import BufferedByteReceiveStream
+
+from ..errors import DaemonBusy
+from ..services.runtime import Runtime
+from .dispatch import dispatch, encode, line_too_long
+from .registry import Registry
+
+log = logging.getLogger(__name__)
+
+_BROKEN = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
+
+
+@dataclass(eq=False)
+class ClientConnection:
+    """One connected client, as RPC methods see it."""
+
+    stream: SocketStream
+    peer: str
+    task_group: anyio.abc.TaskGroup | None = None
+    subscriptions: dict[str, Any] = field(default_factory=dict)
+    _send_lock: anyio.Lock = field(default_factory=anyio.Lock)
+    closed: bool = False
+
+    async def send_line(self, line: bytes) -> bool:
+        """Write one framed line; False (and closed) if the client has gone."""
+        if self.closed:
+            return False
+        try:
+            async with self._send_lock:
+                await self.stream.send(line)
+        except _BROKEN:
+            self.closed = True
+            return False
+        return True
+
+    async def notify(self, method: str, params: dict[str, Any]) -> bool:
+        return await self.send_line(encode({"jsonrpc": "2.0", "method": method, "params": params}))
+
+
+@dataclass(frozen=True)
+class Call:
+    """The context of one RPC call: the daemon's runtime and the calling connection."""
+
+    rt: Runtime
+    conn: ClientConnection
+
+
+def peer_credentials(stream: SocketStream) -> tuple[int, int, int]:
+    """(pid, uid, gid) of the process at the other end of a Unix socket."""
+    raw: socket.socket = stream.extra(SocketAttribute.raw_socket)
+    creds = raw.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    return struct.unpack("3i", creds)  # type: ignore[return-value]
+
+
+def prepare_socket_path(path: Path) -> None:
+    """Make the private folder and clear a stale socket left by a crashed daemon.
+
+    Raises DaemonBusy if a live daemon answers on ``path``.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path.parent, 0o700)
+    if not path.exists() and not path.is_symlink():
+        return
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(str(path))
+    except OSError as exc:
+        if exc.errno not in (errno.ECONNREFUSED, errno.ENOENT, errno.ENOTSOCK):
+            raise
+        log.info("removing stale socket %s", path)
+        path.unlink(missing_ok=True)
+        return
+    finally:
+        probe.close()
+    raise DaemonBusy(f"another wizd is already serving {path}")
+
+
+async def open_listener(path: Path) -> anyio.abc.SocketListener:
+    prepare_socket_path(path)
+    listener = await anyio.create_unix_listener(path, mode=0o600)
+    return listener
+
+
+class RpcServer:
+    def __init__(self, rt: Runtime, registry: Registry, listener: anyio.abc.SocketListener) -> None:
+        self.rt = rt
+        self.registry = registry
+        self.listener = listener
+        self.max_line = rt.config.max_line_bytes
+        self.connections: set[ClientConnection] = set()
+
+    async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Serve until cancelled. ``started`` once the listener accepts."""
+        async with anyio.create_task_group() as tg:
+            task_status.started()
+            while True:
+                try:
+                    stream = await self.listener.accept()
+                except OSError as exc:  # e.g. EMFILE: log and keep serving others
+                    log.error("accept failed: %s", exc)
+                    await anyio.sleep(0.1)
+                    continue
+                tg.start_soon(self._serve, stream)
+
+    async def _serve(self, stream: SocketStream) -> None:
+        async with stream:
+            try:
+                pid, uid, _gid = peer_credentials(stream)
+            except OSError:
+                return
+            if uid not in (os.getuid(), 0):
+                log.warning("refused connection from pid %d uid %d", pid, uid)
+                return
+            conn = ClientConnection(stream, peer=f"pid {pid}")
+            self.connections.add(conn)
+            try:
+                async with anyio.create_task_group() as conn_tg:
+                    conn.task_group = conn_tg
+                    await self._read_requests(conn)
+                    # Reading has ended and every request was answered:
+                    # subscriptions end with the connection.
+                    conn_tg.cancel_scope.cancel()
+            finally:
+                conn.closed = True
+                self.connections.discard(conn)
+                for sub in list(conn.subscriptions.values()):
+                    self.rt.hub.detach(sub)
+
+    async def _read_requests(self, conn: ClientConnection) -> None:
+        reader = BufferedByteReceiveStream(conn.stream)
+        call = Call(self.rt, conn)
+        async with anyio.create_task_group() as requests:
+            while not conn.closed:
+                try:
+                    line = await reader.receive_until(b"\n", self.max_line)
+                except anyio.DelimiterNotFound:
+                    log.warning("%s sent a line over %d bytes; closing", conn.peer, self.max_line)
+                    await conn.send_line(line_too_long(self.max_line))
+                    break
+                except (anyio.EndOfStream, anyio.IncompleteRead):
+                    break
+                except _BROKEN:
+                    break
+                if line.strip():
+                    requests.start_soon(self._answer, conn, call, line)
+
+    async def _answer(self, conn: ClientConnection, call: Call, line: bytes) -> None:
+        response = await dispatch(self.registry, call, line)
+        if response is not None:
+            await conn.send_line(response)

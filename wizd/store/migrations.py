@@ -1,0 +1,204 @@
+"""Versioned schema: ``PRAGMA user_version`` counts the migrations applied.
+
+Each migration is plain SQL, applied in its own ``BEGIN IMMEDIATE`` transaction
+together with the version bump, so a failure leaves the previous version intact.
+Before upgrading a database that already holds data, a copy is written next to
+it (``wiz.db.before-vN``) with SQLite's online backup. A database newer than
+this wizd is refused, untouched.
+
+Append new migrations to MIGRATIONS; never edit one that has shipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from pathlib import Path
+
+from ..errors import SchemaError
+
+log = logging.getLogger(__name__)
+
+_V1 = """
+CREATE TABLE users (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    type TEXT NOT NULL CHECK (type IN ('human', 'agent')),
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    deleted_at INTEGER
+);
+CREATE TABLE llm_providers (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    type TEXT NOT NULL,
+    base_url TEXT,
+    api_key TEXT,
+    api_key_env TEXT,
+    default_model TEXT NOT NULL,
+    is_default INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    deleted_at INTEGER
+);
+CREATE UNIQUE INDEX llm_providers_name ON llm_providers (name) WHERE deleted_at IS NULL;
+CREATE TABLE agents (
+    id TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL REFERENCES users (id),
+    name TEXT NOT NULL,
+    role TEXT NOT NULL,
+    backstory TEXT NOT NULL,
+    goal TEXT NOT NULL,
+    system_prompt TEXT NOT NULL,
+    provider_id TEXT NOT NULL REFERENCES llm_providers (id),
+    model TEXT,
+    temperature REAL,
+    max_tokens INTEGER,
+    context_messages INTEGER,
+    status TEXT NOT NULL CHECK (status IN ('active', 'inactive', 'busy')),
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    deleted_at INTEGER
+);
+CREATE UNIQUE INDEX agents_name ON agents (name) WHERE deleted_at IS NULL;
+CREATE TABLE dm_conversations (
+    id TEXT PRIMARY KEY,
+    name TEXT,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    archived_at INTEGER
+);
+CREATE TABLE dm_participants (
+    conversation_id TEXT NOT NULL REFERENCES dm_conversations (id),
+    user_id TEXT NOT NULL REFERENCES users (id),
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (conversation_id, user_id)
+);
+CREATE INDEX dm_participants_user ON dm_participants (user_id);
+CREATE TABLE projects (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    description TEXT,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    archived_at INTEGER
+);
+CREATE UNIQUE INDEX projects_name ON projects (name) WHERE archived_at IS NULL;
+CREATE TABLE project_channels (
+    id TEXT PRIMARY KEY,
+    project_id TEXT NOT NULL REFERENCES projects (id),
+    name TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    archived_at INTEGER
+);
+CREATE UNIQUE INDEX project_channels_name ON project_channels (project_id, name)
+    WHERE archived_at IS NULL;
+CREATE TABLE messages (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    source_type TEXT NOT NULL CHECK (source_type IN ('dm', 'channel')),
+    source_id TEXT NOT NULL,
+    author_id TEXT NOT NULL REFERENCES users (id),
+    content TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('text', 'error')),
+    reply_to TEXT,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    deleted_at INTEGER
+);
+CREATE INDEX messages_source ON messages (source_id, seq);
+CREATE TABLE llm_messages (
+    id TEXT PRIMARY KEY,
+    message_id TEXT NOT NULL UNIQUE REFERENCES messages (id),
+    role TEXT NOT NULL,
+    content TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE TABLE jobs (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    data TEXT NOT NULL,
+    opts TEXT NOT NULL,
+    priority INTEGER NOT NULL DEFAULT 0,
+    status TEXT NOT NULL,
+    progress INTEGER NOT NULL DEFAULT 0,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    max_attempts INTEGER NOT NULL,
+    result TEXT,
+    failure_reason TEXT,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    processed_on INTEGER,
+    finished_on INTEGER
+);
+CREATE INDEX jobs_status ON jobs (status);
+"""
+
+# Agent replies: the scheduler's due time and ordering key, and the constraint
+# that makes a second reply to the same trigger by the same author impossible.
+_V2 = """
+ALTER TABLE jobs ADD COLUMN run_at INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN group_key TEXT;
+CREATE INDEX jobs_claim ON jobs (status, priority DESC, run_at, created_at);
+CREATE UNIQUE INDEX messages_one_reply ON messages (reply_to, author_id)
+    WHERE reply_to IS NOT NULL;
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2)
+LATEST = len(MIGRATIONS)
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def _backup(conn: sqlite3.Connection, path: Path, version: int) -> Path:
+    target = path.with_name(f"{path.name}.before-v{version + 1}")
+    dest = sqlite3.connect(target)
+    try:
+        conn.backup(dest)
+    finally:
+        dest.close()
+    target.chmod(0o600)
+    return target
+
+
+def migrate(path: Path, *, upto: int = LATEST) -> tuple[int, int]:
+    """Bring the database at ``path`` to schema version ``upto`` (default: latest).
+
+    Returns (version before, version after). Raises SchemaError when the database
+    is newer than this wizd knows, or is not a SQLite database.
+    """
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        try:
+            before = schema_version(conn)
+        except sqlite3.DatabaseError as exc:
+            raise SchemaError(f"{path} is not a wiz database: {exc}") from exc
+        if before > LATEST:
+            raise SchemaError(
+                f"{path} has schema version {before}, newer than this wizd knows "
+                f"({LATEST}); upgrade wiz, or point --db at another file. "
+                "The database was left untouched."
+            )
+        has_data = before > 0
+        for version in range(before, upto):
+            if has_data and version == before:
+                copy = _backup(conn, path, version)
+                log.info("upgrading database schema v%d -> v%d; copy kept at %s",
+                         before, upto, copy)
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in MIGRATIONS[version].split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {version + 1}")
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return before, max(before, upto)
+    finally:
+        conn.close()

@@ -1,0 +1,166 @@
+"""SQLAlchemy Core tables: the latest schema, as ``migrations.py`` builds it.
+
+The tables follow Project Wiz's schema: users (human and agent), llm_providers,
+agents, dm_conversations with dm_participants, projects with project_channels,
+messages, llm_messages and the BullMQ-style jobs table. Timestamps are integer
+milliseconds since the epoch; rows are soft-deleted with ``deleted_at`` (or
+``archived_at`` for conversations) so that history keeps its authors.
+
+A test checks that these definitions and the migrated database agree.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Column,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("name", String, nullable=False),
+    Column("type", String, nullable=False),  # "human" | "agent"
+    Column("created_at", Integer, nullable=False),
+    Column("updated_at", Integer, nullable=False),
+    Column("deleted_at", Integer),
+)
+
+llm_providers = Table(
+    "llm_providers",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("name", String, nullable=False),
+    Column("type", String, nullable=False),  # "openai" | "offline"
+    Column("base_url", String),
+    # The secret: read only by the LLM layer when a job runs, never returned.
+    Column("api_key", String),
+    Column("api_key_env", String),
+    Column("default_model", String, nullable=False),
+    Column("is_default", Integer, nullable=False, default=0),
+    Column("created_at", Integer, nullable=False),
+    Column("updated_at", Integer, nullable=False),
+    Column("deleted_at", Integer),
+)
+
+agents = Table(
+    "agents",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("user_id", String, ForeignKey("users.id"), nullable=False),
+    Column("name", String, nullable=False),
+    Column("role", String, nullable=False),
+    Column("backstory", Text, nullable=False),
+    Column("goal", Text, nullable=False),
+    Column("system_prompt", Text, nullable=False),
+    Column("provider_id", String, ForeignKey("llm_providers.id"), nullable=False),
+    Column("model", String),
+    Column("temperature", Float),
+    Column("max_tokens", Integer),
+    Column("context_messages", Integer),
+    Column("status", String, nullable=False),  # "active" | "inactive" | "busy"
+    Column("created_at", Integer, nullable=False),
+    Column("updated_at", Integer, nullable=False),
+    Column("deleted_at", Integer),
+)
+
+dm_conversations = Table(
+    "dm_conversations",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("name", String),
+    Column("created_at", Integer, nullable=False),
+    Column("updated_at", Integer, nullable=False),
+    Column("archived_at", Integer),
+)
+
+dm_participants = Table(
+    "dm_participants",
+    metadata,
+    Column("conversation_id", String, ForeignKey("dm_conversations.id"), primary_key=True),
+    Column("user_id", String, ForeignKey("users.id"), primary_key=True),
+    Column("created_at", Integer, nullable=False),
+)
+
+projects = Table(
+    "projects",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("name", String, nullable=False),
+    Column("description", Text),
+    Column("created_at", Integer, nullable=False),
+    Column("updated_at", Integer, nullable=False),
+    Column("archived_at", Integer),
+)
+
+project_channels = Table(
+    "project_channels",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("project_id", String, ForeignKey("projects.id"), nullable=False),
+    Column("name", String, nullable=False),
+    Column("created_at", Integer, nullable=False),
+    Column("updated_at", Integer, nullable=False),
+    Column("archived_at", Integer),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    # AUTOINCREMENT: seq never goes back, even after the newest row is deleted.
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("id", String, nullable=False, unique=True),
+    Column("source_type", String, nullable=False),  # "dm" | "channel"
+    Column("source_id", String, nullable=False),
+    Column("author_id", String, ForeignKey("users.id"), nullable=False),
+    Column("content", Text, nullable=False),
+    Column("kind", String, nullable=False),  # "text" | "error"
+    Column("reply_to", String),
+    Column("created_at", Integer, nullable=False),
+    Column("updated_at", Integer, nullable=False),
+    Column("deleted_at", Integer),
+)
+
+llm_messages = Table(
+    "llm_messages",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("message_id", String, ForeignKey("messages.id"), nullable=False, unique=True),
+    Column("role", String, nullable=False),  # "user" | "assistant" | "system"
+    Column("content", Text, nullable=False),
+    Column("created_at", Integer, nullable=False),
+    Column("updated_at", Integer, nullable=False),
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("name", String, nullable=False),
+    Column("data", Text, nullable=False),  # JSON: references only, never secrets
+    Column("opts", Text, nullable=False),  # JSON: the options it was added with
+    Column("priority", Integer, nullable=False, default=0),
+    Column("status", String, nullable=False),
+    Column("progress", Integer, nullable=False, default=0),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("max_attempts", Integer, nullable=False),
+    Column("result", Text),
+    Column("failure_reason", Text),
+    Column("created_at", Integer, nullable=False),
+    Column("updated_at", Integer, nullable=False),
+    Column("processed_on", Integer),
+    Column("finished_on", Integer),
+    # Added by migration 2 (the scheduler): when a waiting/delayed job may run,
+    # and the key of jobs that must run one at a time, in order.
+    Column("run_at", Integer, nullable=False, default=0),
+    Column("group_key", String),
+)
