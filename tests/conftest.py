@@ -1,0 +1,56 @@
+"""Fixtures every test may use: isolation, both anyio backends, a real wizd."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.daemon import Wizd
+
+
+@pytest.fixture(autouse=True)
+def clean_environ(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test gets its own runtime, data and config folders; nothing leaks in."""
+    for name in ("WIZ_SOCKET", "WIZ_DB", "WIZ_CONFIG", "NOTIFY_SOCKET", "LISTEN_FDS",
+                 "LISTEN_PID", "WATCHDOG_USEC", "JOURNAL_STREAM", "OPENAI_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    for var, sub in (("XDG_RUNTIME_DIR", "xdg-run"), ("XDG_DATA_HOME", "xdg-data"),
+                     ("XDG_CONFIG_HOME", "xdg-config"), ("XDG_STATE_HOME", "xdg-state")):
+        path = tmp_path / sub
+        path.mkdir(mode=0o700)
+        monkeypatch.setenv(var, str(path))
+
+
+@pytest.fixture(params=["trio", "asyncio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    """Backend-neutral tests marked ``@pytest.mark.anyio`` run on both backends."""
+    return str(request.param)
+
+
+@pytest.fixture
+def wizd(tmp_path: Path) -> Iterator[Wizd]:
+    """A started wizd subprocess (trio backend) on a private socket and database."""
+    daemon = Wizd(tmp_path / "wizd")
+    try:
+        yield daemon.start()
+    finally:
+        daemon.close()
+
+
+@pytest.fixture
+def wizd_factory(tmp_path: Path) -> Iterator[type[Wizd]]:
+    """Build wizd processes (not started) under tmp_path; all are killed at the end."""
+    made: list[Wizd] = []
+
+    def make(name: str = "wizd", **kwargs: object) -> Wizd:
+        w = Wizd(tmp_path / name, **kwargs)  # type: ignore[arg-type]
+        made.append(w)
+        return w
+
+    try:
+        yield make  # type: ignore[misc]
+    finally:
+        for w in made:
+            w.close()
