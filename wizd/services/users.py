@@ -1,4 +1,8 @@
-"""Users: the local human (created on first start) and the users behind agents."""
+"""Users: the local human (created on first start) and the users behind agents.
+
+Every author of a message is a user, so an agent is a ``users`` row of type
+``agent`` plus its ``agents`` row; conversations list user ids only.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,14 @@ def public(row: Any) -> dict[str, Any]:
     return {"id": row.id, "name": row.name, "type": row.type, "created_at": row.created_at}
 
 
+def insert_user(conn: Connection, *, name: str, type: str, now_ms: int) -> str:
+    """Insert a user inside the caller's transaction; returns its id."""
+    uid = new_id()
+    conn.execute(users.insert().values(id=uid, name=name, type=type, created_at=now_ms,
+                                       updated_at=now_ms))
+    return uid
+
+
 def _ensure_local(conn: Connection, now: int) -> str:
     found = conn.execute(
         select(users.c.id).where(users.c.type == "human").order_by(users.c.created_at).limit(1)
@@ -26,9 +38,7 @@ def _ensure_local(conn: Connection, now: int) -> str:
         name = getpass.getuser()
     except (KeyError, OSError):
         name = "me"
-    uid = new_id()
-    conn.execute(users.insert().values(id=uid, name=name, type="human", created_at=now, updated_at=now))
-    return uid
+    return insert_user(conn, name=name, type="human", now_ms=now)
 
 
 async def ensure_local_user(rt: Runtime) -> str:
@@ -37,23 +47,31 @@ async def ensure_local_user(rt: Runtime) -> str:
     return rt.local_user_id
 
 
+def get_row(conn: Connection, user_id: str) -> Any:
+    """The user row (soft-deleted ones included: history keeps its authors).
+
+    Raises NotFound.
+    """
+    row = conn.execute(select(users).where(users.c.id == user_id)).first()
+    if row is None:
+        raise NotFound("user", user_id)
+    return row
+
+
 async def me(rt: Runtime) -> dict[str, Any]:
+    """The local human user."""
     return await get(rt, rt.local_user_id)
 
 
 async def get(rt: Runtime, user_id: str) -> dict[str, Any]:
-    def q(conn: Connection) -> Any:
-        return conn.execute(select(users).where(users.c.id == user_id)).first()
-
-    row = await rt.db.read(q)
-    if row is None:
-        raise NotFound("user", user_id)
-    return public(row)
+    """One user by id. Raises NotFound."""
+    return public(await rt.db.read(get_row, user_id))
 
 
 async def list_users(rt: Runtime) -> list[dict[str, Any]]:
+    """Every user that is not deleted, oldest first (the local human comes first)."""
     def q(conn: Connection) -> list[Any]:
         return list(conn.execute(select(users).where(users.c.deleted_at.is_(None))
-                                 .order_by(users.c.created_at)).all())
+                                 .order_by(users.c.created_at, users.c.id)).all())
 
     return [public(r) for r in await rt.db.read(q)]

@@ -1,0 +1,461 @@
+"""A scripted HTTP/1.1 server that speaks the OpenAI chat-completions wire protocol.
+
+Tests queue replies and read back what the client sent, in the manner of
+simonw/llm's ``MockModel.enqueue()`` and its ``history``::
+
+    async with openai_server() as srv:
+        srv.enqueue(Reply(text="Hello there"))
+        srv.enqueue(Reply(status=429, headers={"Retry-After": "3"}))
+        ...  # point a client at srv.base_url ("http://127.0.0.1:PORT/v1")
+        assert srv.requests[0].body["model"] == "gpt-test"
+
+Endpoints: ``POST /v1/chat/completions`` (JSON, or SSE ``data: {...}`` chunks
+ending in ``data: [DONE]`` when the body says ``"stream": true``, with a final
+usage chunk when ``stream_options.include_usage`` is set) and ``GET /v1/models``.
+When the queue is empty the ``default`` reply answers (an echo of the last user
+message unless configured).
+
+The server is written on anyio, so it runs as a task in the test's own event loop
+(trio or asyncio, and under trio's ``MockClock``: every wait is an anyio sleep or
+socket wait). For tests that drive a ``wizd`` subprocess, ``openai_server_in_thread()``
+runs it on a thread with its own loop; ``enqueue`` and the counters are thread-safe.
+
+Every response carries ``Connection: close``; streamed bodies use chunked encoding.
+One request per connection keeps the server simple and is what httpx expects
+of a server that says ``close``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import Any
+
+import anyio
+from anyio.abc import SocketAttribute, SocketStream, TaskStatus
+from anyio.from_thread import BlockingPortal, start_blocking_portal
+from anyio.streams.buffered import BufferedByteReceiveStream
+
+__all__ = [
+    "OpenAIServer",
+    "RecordedRequest",
+    "Reply",
+    "ThreadedOpenAIServer",
+    "echo",
+    "openai_server",
+    "openai_server_in_thread",
+]
+
+MAX_HEAD_BYTES = 64 * 1024
+
+# What a truncated, unparseable SSE event looks like when ``malformed=True``.
+MALFORMED_EVENT = b'data: {"id": "chatcmpl-broken", "choices": [\n\n'
+
+_ERROR_TYPES = {
+    400: ("invalid_request_error", None),
+    401: ("invalid_request_error", "invalid_api_key"),
+    403: ("insufficient_permissions", None),
+    404: ("invalid_request_error", "model_not_found"),
+    422: ("invalid_request_error", None),
+    429: ("requests", "rate_limit_exceeded"),
+}
+
+_CONNECTION_GONE = (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream)
+
+
+@dataclass
+class Reply:
+    """One scripted answer.
+
+    - ``text``: the completion; streamed as ``chunks`` (default: word pieces of ``text``).
+    - ``status``/``headers``: an error status gets an OpenAI-shaped JSON error body
+      whose message is ``error`` (default: the HTTP reason phrase).
+    - ``body``: sent verbatim instead of whatever would be generated (dict -> JSON).
+    - ``hang``: never answer; the handler waits until the client hangs up or the
+      server closes.
+    - ``delay``: seconds (``anyio.sleep``) before answering; ``chunk_delay``
+      between streamed chunks.
+    - ``malformed``: stream an event that is not valid JSON instead of the chunks.
+    - ``finish_reason``: ``None`` sends no finishing chunk; ``done=False`` sends
+      no ``[DONE]``; ``stall=True`` sends the chunks, then hangs like ``hang``.
+    """
+
+    text: str = "hi"
+    chunks: list[str] | None = None
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes | str | dict[str, Any] | None = None
+    hang: bool = False
+    delay: float = 0.0
+    malformed: bool = False
+    error: str | None = None
+    model: str | None = None
+    finish_reason: str | None = "stop"
+    done: bool = True
+    stall: bool = False
+    chunk_delay: float = 0.0
+
+    def pieces(self) -> list[str]:
+        if self.chunks is not None:
+            return list(self.chunks)
+        return re.findall(r"\s*\S+", self.text)
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """What the server received: header names are lower-cased; ``body`` is parsed JSON or None."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any
+    raw: bytes
+
+
+def echo(request: RecordedRequest) -> Reply:
+    """The default reply: ``echo: <content of the last user message>``."""
+    messages = (request.body or {}).get("messages") or []
+    users = [m.get("content", "") for m in messages if m.get("role") == "user"]
+    return Reply(text=f"echo: {users[-1] if users else ''}")
+
+
+class OpenAIServer:
+    """The server's state and request handling; start it with ``openai_server()``."""
+
+    def __init__(
+        self,
+        *,
+        default: Reply | Callable[[RecordedRequest], Reply] = echo,
+        models: tuple[str, ...] = ("gpt-test",),
+    ) -> None:
+        self.default = default
+        self.models = models
+        self.port: int | None = None
+        self.in_flight = 0
+        self.max_concurrent = 0
+        # Guards the queue and the records: enqueue may come from another thread.
+        self._lock = threading.Lock()
+        self._queue: deque[Reply] = deque()
+        self._requests: list[RecordedRequest] = []
+        self._changed: anyio.Event | None = None
+
+    @property
+    def base_url(self) -> str:
+        if self.port is None:
+            raise RuntimeError("the server is not running")
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """A snapshot of every request received so far, oldest first."""
+        with self._lock:
+            return list(self._requests)
+
+    def enqueue(self, *replies: Reply) -> None:
+        """Queue replies for the next chat-completion requests, in order."""
+        with self._lock:
+            self._queue.extend(replies)
+
+    @property
+    def pending(self) -> int:
+        """How many queued replies have not been used yet."""
+        with self._lock:
+            return len(self._queue)
+
+    async def wait_for_requests(self, count: int = 1) -> list[RecordedRequest]:
+        """Wait until at least ``count`` requests have arrived; returns them all."""
+        await self._wait_until(lambda: len(self._requests) >= count)
+        return self.requests
+
+    async def wait_idle(self) -> None:
+        """Wait until no request is being answered (e.g. a hanging one was given up)."""
+        await self._wait_until(lambda: self.in_flight == 0)
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Listen on 127.0.0.1 (ephemeral port) and serve until cancelled."""
+        self._changed = anyio.Event()
+        listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+        async with listener:
+            self.port = listener.extra(SocketAttribute.local_port)
+            task_status.started()
+            await listener.serve(self._handle)
+
+    # -- internals -------------------------------------------------------------
+
+    async def _wait_until(self, predicate: Callable[[], bool]) -> None:
+        while not predicate():
+            assert self._changed is not None, "the server is not running"
+            await self._changed.wait()
+
+    def _notify(self) -> None:
+        # Called from the server's loop only; wakes every _wait_until.
+        if self._changed is not None:
+            self._changed.set()
+            self._changed = anyio.Event()
+
+    async def _handle(self, stream: SocketStream) -> None:
+        async with stream:
+            receiver = BufferedByteReceiveStream(stream)
+            try:
+                request = await _read_request(receiver)
+            except (*_CONNECTION_GONE, anyio.IncompleteRead, anyio.DelimiterNotFound, ValueError):
+                return
+            with self._lock:
+                self._requests.append(request)
+                self.in_flight += 1
+                self.max_concurrent = max(self.max_concurrent, self.in_flight)
+            self._notify()
+            try:
+                await self._answer(stream, receiver, request)
+            except _CONNECTION_GONE:
+                pass  # the client hung up; that is its right
+            finally:
+                with self._lock:
+                    self.in_flight -= 1
+                self._notify()
+
+    def _next_reply(self, request: RecordedRequest) -> Reply:
+        with self._lock:
+            if self._queue:
+                return self._queue.popleft()
+        return self.default(request) if callable(self.default) else self.default
+
+    async def _answer(
+        self, stream: SocketStream, receiver: BufferedByteReceiveStream, request: RecordedRequest
+    ) -> None:
+        if request.method == "GET" and request.path.rstrip("/") == "/v1/models":
+            data = [{"id": m, "object": "model", "created": 0, "owned_by": "tests"} for m in self.models]
+            await _send_json(stream, 200, {"object": "list", "data": data})
+            return
+        if request.method != "POST" or request.path.rstrip("/") != "/v1/chat/completions":
+            await _send_json(stream, 404, _error_body(404, f"no route for {request.method} {request.path}"))
+            return
+
+        reply = self._next_reply(request)
+        if reply.hang:
+            await _wait_for_hangup(receiver)
+            return
+        if reply.delay:
+            await anyio.sleep(reply.delay)
+        body = request.body if isinstance(request.body, dict) else {}
+        if reply.body is not None or reply.status >= 400:
+            payload = reply.body
+            if payload is None:
+                payload = _error_body(reply.status, reply.error)
+            await _send_json(stream, reply.status, payload, reply.headers)
+        elif body.get("stream"):
+            await self._stream(stream, receiver, reply, body)
+        else:
+            await _send_json(stream, reply.status, _completion(reply, body), reply.headers)
+
+    async def _stream(
+        self,
+        stream: SocketStream,
+        receiver: BufferedByteReceiveStream,
+        reply: Reply,
+        body: dict[str, Any],
+    ) -> None:
+        headers = {"Content-Type": "text/event-stream", "Transfer-Encoding": "chunked"}
+        await stream.send(_head(reply.status, {**headers, **reply.headers}))
+        model = reply.model or body.get("model", "gpt-test")
+
+        async def event(data: dict[str, Any] | str) -> None:
+            text = data if isinstance(data, str) else json.dumps(data)
+            await stream.send(_chunk(f"data: {text}\n\n".encode()))
+
+        if reply.malformed:
+            await stream.send(_chunk(MALFORMED_EVENT))
+        else:
+            pieces = reply.pieces()
+            for index, piece in enumerate(pieces):
+                if index and reply.chunk_delay:
+                    await anyio.sleep(reply.chunk_delay)
+                delta = {"role": "assistant", "content": piece} if index == 0 else {"content": piece}
+                await event(_chunk_object(model, [{"index": 0, "delta": delta, "finish_reason": None}]))
+            if reply.stall:
+                await _wait_for_hangup(receiver)
+                return
+            if reply.finish_reason is not None:
+                choice = {"index": 0, "delta": {}, "finish_reason": reply.finish_reason}
+                await event(_chunk_object(model, [choice]))
+            if (body.get("stream_options") or {}).get("include_usage"):
+                await event({**_chunk_object(model, []), "usage": _usage(body, len(pieces))})
+        if reply.done:
+            await event("[DONE]")
+        await stream.send(b"0\r\n\r\n")
+
+
+@asynccontextmanager
+async def openai_server(
+    *,
+    default: Reply | Callable[[RecordedRequest], Reply] = echo,
+    models: tuple[str, ...] = ("gpt-test",),
+) -> AsyncIterator[OpenAIServer]:
+    """Run a server as a task of the current event loop; it stops when the block exits."""
+    server = OpenAIServer(default=default, models=models)
+    async with anyio.create_task_group() as tg:
+        await tg.start(server.run)
+        try:
+            yield server
+        finally:
+            tg.cancel_scope.cancel()
+
+
+class ThreadedOpenAIServer:
+    """A server running on its own thread; usable from synchronous test code."""
+
+    def __init__(self, server: OpenAIServer, portal: BlockingPortal) -> None:
+        self.server = server
+        self._portal = portal
+
+    @property
+    def base_url(self) -> str:
+        return self.server.base_url
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        return self.server.requests
+
+    @property
+    def in_flight(self) -> int:
+        return self.server.in_flight
+
+    @property
+    def max_concurrent(self) -> int:
+        return self.server.max_concurrent
+
+    @property
+    def pending(self) -> int:
+        return self.server.pending
+
+    def enqueue(self, *replies: Reply) -> None:
+        self.server.enqueue(*replies)
+
+    def wait_for_requests(self, count: int = 1, timeout: float = 10.0) -> list[RecordedRequest]:
+        """Block until ``count`` requests arrived; TimeoutError after ``timeout`` seconds."""
+        return self._portal.call(_within, timeout, self.server.wait_for_requests, count)
+
+    def wait_idle(self, timeout: float = 10.0) -> None:
+        self._portal.call(_within, timeout, self.server.wait_idle)
+
+
+@contextmanager
+def openai_server_in_thread(
+    *,
+    default: Reply | Callable[[RecordedRequest], Reply] = echo,
+    models: tuple[str, ...] = ("gpt-test",),
+    backend: str = "asyncio",
+) -> Iterator[ThreadedOpenAIServer]:
+    """Run a server on a background thread with its own ``backend`` event loop."""
+    with start_blocking_portal(backend) as portal:
+        manager = openai_server(default=default, models=models)
+        with portal.wrap_async_context_manager(manager) as server:
+            yield ThreadedOpenAIServer(server, portal)
+
+
+async def _within(timeout: float, func: Callable[..., Any], *args: Any) -> Any:
+    with anyio.fail_after(timeout):
+        return await func(*args)
+
+
+# -- HTTP and wire format, as pure helpers -------------------------------------
+
+
+async def _read_request(receiver: BufferedByteReceiveStream) -> RecordedRequest:
+    head = await receiver.receive_until(b"\r\n\r\n", MAX_HEAD_BYTES)
+    request_line, *header_lines = head.decode("latin-1").split("\r\n")
+    method, target, _version = request_line.split(" ", 2)
+    headers: dict[str, str] = {}
+    for line in header_lines:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    length = int(headers.get("content-length", "0"))
+    raw = await receiver.receive_exactly(length) if length else b""
+    try:
+        body = json.loads(raw) if raw else None
+    except ValueError:
+        body = None
+    return RecordedRequest(method, target.split("?", 1)[0], headers, body, raw)
+
+
+async def _wait_for_hangup(receiver: BufferedByteReceiveStream) -> None:
+    """Read and discard until the client closes the connection."""
+    try:
+        while True:
+            await receiver.receive()
+    except _CONNECTION_GONE:
+        return
+
+
+def _head(status: int, headers: dict[str, str]) -> bytes:
+    reason = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Unknown"
+    lines = [f"HTTP/1.1 {status} {reason}", "Connection: close"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def _chunk(data: bytes) -> bytes:
+    return f"{len(data):x}\r\n".encode() + data + b"\r\n"
+
+
+async def _send_json(
+    stream: SocketStream, status: int, payload: Any, headers: dict[str, str] | None = None
+) -> None:
+    if isinstance(payload, bytes):
+        data = payload
+    elif isinstance(payload, str):
+        data = payload.encode()
+    else:
+        data = json.dumps(payload).encode()
+    base = {"Content-Type": "application/json", "Content-Length": str(len(data))}
+    await stream.send(_head(status, {**base, **(headers or {})}) + data)
+
+
+def _error_body(status: int, message: str | None) -> dict[str, Any]:
+    kind, code = _ERROR_TYPES.get(status, ("server_error" if status >= 500 else "error", None))
+    if message is None:
+        message = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "error"
+    return {"error": {"message": message, "type": kind, "param": None, "code": code}}
+
+
+def _chunk_object(model: str, choices: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-test",
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": model,
+        "choices": choices,
+    }
+
+
+def _usage(body: dict[str, Any], completion_tokens: int) -> dict[str, int]:
+    prompt = sum(len(str(m.get("content", "")).split()) for m in body.get("messages") or [])
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt + completion_tokens,
+    }
+
+
+def _completion(reply: Reply, body: dict[str, Any]) -> dict[str, Any]:
+    pieces = reply.pieces()
+    return {
+        "id": "chatcmpl-test",
+        "object": "chat.completion",
+        "created": 0,
+        "model": reply.model or body.get("model", "gpt-test"),
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "".join(pieces)},
+                "finish_reason": reply.finish_reason,
+            }
+        ],
+        "usage": _usage(body, len(pieces)),
+    }

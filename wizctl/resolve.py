@@ -1,0 +1,246 @@
+"""Naming things the way people do: names, id prefixes, ``#channel``,
+``project/channel``, or the agent you have a DM with.
+
+Resolution happens client-side from the daemon's list methods. ``pick`` is the
+pure rule; ``Lookup`` fetches (once per run, cached) and applies it, and turns
+ids back into names for display.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .client import INVALID_PARAMS, NOT_FOUND, RpcError
+
+Call = Callable[..., Any]
+
+
+class ResolveError(Exception):
+    """A reference matched nothing, or more than one thing. The message is one line."""
+
+
+def _label(item: dict[str, Any]) -> str:
+    name = item.get("_label") or item.get("name")
+    ident = str(item.get("id", ""))[:8]
+    return f"{name} ({ident})" if name else ident
+
+
+def pick(kind: str, ref: str, items: Sequence[dict[str, Any]], *,
+         prefix: bool = True) -> dict[str, Any]:
+    """The one item ``ref`` names, trying in order: exact id, exact name,
+    case-insensitive name, then (if ``prefix``) a unique id prefix.
+
+    Raises ResolveError naming the candidates when a tier matches several,
+    or saying nothing matched.
+    """
+    found = find(kind, ref, items, prefix=prefix)
+    if found is None:
+        raise ResolveError(f"no {kind} named {ref!r}" + (" or with that id prefix" if prefix else ""))
+    return found
+
+
+def find(kind: str, ref: str, items: Sequence[dict[str, Any]], *,
+         prefix: bool = True) -> dict[str, Any] | None:
+    """Like ``pick`` but None when nothing matches (still raises when ambiguous)."""
+    tiers: list[Callable[[dict[str, Any]], bool]] = [
+        lambda i: str(i.get("id")) == ref,
+        lambda i: i.get("name") == ref,
+        lambda i: str(i.get("name") or "").casefold() == ref.casefold(),
+    ]
+    if prefix and ref:
+        tiers.append(lambda i: str(i.get("id", "")).startswith(ref))
+    for matches in tiers:
+        hits = [i for i in items if matches(i)]
+        if len(hits) == 1:
+            return hits[0]
+        if len(hits) > 1:
+            raise ResolveError(f"{ref!r} is ambiguous: it could be the {kind} "
+                               + ", ".join(_label(h) for h in hits))
+    return None
+
+
+def archived(conv: dict[str, Any]) -> bool:
+    return bool(conv.get("archived_at") or conv.get("archived") is True)
+
+
+class Lookup:
+    """Cached lists from the daemon, and the resolution and naming built on them.
+
+    ``call(method, **params)`` reaches the daemon (a ``Client.call``).
+    """
+
+    def __init__(self, call: Call) -> None:
+        self.call = call
+        self._cache: dict[str, Any] = {}
+        self._missed: set[str] = set()
+
+    def _get(self, key: str, fetch: Callable[[], Any]) -> Any:
+        if key not in self._cache:
+            self._cache[key] = fetch()
+        return self._cache[key]
+
+    def forget(self, *keys: str) -> None:
+        """Drop cached lists (all of them with no ``keys``) so they are fetched again."""
+        for key in keys or list(self._cache):
+            self._cache.pop(key, None)
+
+    # -- lists ---------------------------------------------------------------
+    def me(self) -> dict[str, Any]:
+        return self._get("me", lambda: self.call("user.me"))  # type: ignore[no-any-return]
+
+    def users(self) -> list[dict[str, Any]]:
+        return self._get("users", lambda: self.call("user.list")["users"])  # type: ignore[no-any-return]
+
+    def agents(self) -> list[dict[str, Any]]:
+        return self._get("agents", lambda: self.call("agent.list")["agents"])  # type: ignore[no-any-return]
+
+    def providers(self) -> list[dict[str, Any]]:
+        return self._get("providers",  # type: ignore[no-any-return]
+                         lambda: self.call("provider.list")["providers"])
+
+    def dms(self) -> list[dict[str, Any]]:
+        return self._get("dms", lambda: self.call("dm.list")["conversations"])  # type: ignore[no-any-return]
+
+    def projects(self) -> list[dict[str, Any]]:
+        return self._get("projects", lambda: self.call("project.list")["projects"])  # type: ignore[no-any-return]
+
+    def channels(self) -> list[dict[str, Any]]:
+        """Every channel of every project; each carries ``_label`` = ``project/name``."""
+        def fetch() -> list[dict[str, Any]]:
+            out = []
+            for project in self.projects():
+                for ch in self.call("channel.list", project_id=project["id"])["conversations"]:
+                    out.append({**ch, "_label": f"{project.get('name')}/{ch.get('name')}"})
+            return out
+        return self._get("channels", fetch)  # type: ignore[no-any-return]
+
+    # -- resolution ------------------------------------------------------------
+    def agent(self, ref: str) -> dict[str, Any]:
+        return pick("agent", ref, self.agents())
+
+    def provider(self, ref: str) -> dict[str, Any]:
+        return pick("provider", ref, self.providers())
+
+    def project(self, ref: str) -> dict[str, Any]:
+        return pick("project", ref, self.projects())
+
+    def participant(self, ref: str) -> str:
+        """The user id of a person or agent named by name, user id, agent id or prefix."""
+        user = find("user", ref, self.users())
+        if user is not None:
+            return str(user["id"])
+        agent = find("agent", ref, self.agents())
+        if agent is not None:
+            return str(agent["user_id"])
+        raise ResolveError(f"no user or agent named {ref!r} or with that id prefix")
+
+    def dm_with(self, agent: dict[str, Any]) -> dict[str, Any] | None:
+        """The DM between the local user and exactly ``agent`` (the oldest if several),
+        else None. Archived DMs do not count."""
+        want = {self.me()["id"], agent["user_id"]}
+        dms = [c for c in self.dms() if not archived(c) and set(c.get("participants", ())) == want]
+        dms.sort(key=lambda c: (c.get("created_at") or 0, str(c.get("id"))))
+        return dms[0] if dms else None
+
+    def conversation(self, ref: str) -> dict[str, Any]:
+        """The conversation ``ref`` names: ``#channel``, ``project/channel``, a DM's id
+        or name, the name of an agent with whom a DM exists, or an id prefix of a DM
+        or channel. Raises ResolveError."""
+        if ref.startswith("#"):
+            return pick("channel", ref[1:], self.channels(), prefix=False)
+        if "/" in ref:
+            proj_ref, _, chan_ref = ref.partition("/")
+            project = self.project(proj_ref)
+            chans = [c for c in self.channels() if c.get("project_id") == project["id"]]
+            return pick(f"channel of {project.get('name')}", chan_ref, chans)
+        dms = self.dms()
+        for dm in dms:
+            if str(dm.get("id")) == ref:
+                return dm
+        live = [d for d in dms if not archived(d)]
+        named = [d for d in live if d.get("name") == ref]
+        if len(named) == 1:
+            return named[0]
+        if len(named) > 1:
+            raise ResolveError(f"{ref!r} is ambiguous: it could be the DM "
+                               + ", ".join(_label(d) for d in named))
+        agent = find("agent", ref, self.agents(), prefix=False)
+        if agent is not None:
+            dm = self.dm_with(agent)
+            if dm is not None:
+                return dm
+        everything = dms + self.channels()
+        hit = find("conversation", ref, everything)
+        if hit is not None:
+            return hit
+        if agent is not None:
+            raise ResolveError(f"you have no DM with {agent.get('name')}; "
+                               f"start one with `wizctl dm new {agent.get('name')}`")
+        raise ResolveError(f"no conversation matches {ref!r} (use a DM name, the name of an "
+                           "agent you have a DM with, #channel, project/channel or an id prefix)")
+
+    def job_id(self, ref: str) -> str:
+        """The full id of the job ``ref`` names (an id or a unique id prefix)."""
+        try:
+            return str(self.call("job.get", id=ref)["id"])
+        except RpcError as exc:
+            if exc.code not in (NOT_FOUND, INVALID_PARAMS):
+                raise
+        jobs = self.call("job.list", limit=1000)["jobs"]
+        hits = [j for j in jobs if str(j.get("id", "")).startswith(ref)]
+        if len(hits) == 1:
+            return str(hits[0]["id"])
+        if not hits:
+            raise ResolveError(f"no job with id or id prefix {ref!r}")
+        raise ResolveError(f"{ref!r} is ambiguous: it could be the job "
+                           + ", ".join(str(j["id"])[:12] for j in hits[:10]))
+
+    # -- naming ----------------------------------------------------------------
+    def user_name(self, user_id: Any) -> str:
+        """A user's name; the list is fetched again once for an id it does not know
+        (an agent created after we started)."""
+        names = {u["id"]: u.get("name") for u in self.users()}
+        if user_id not in names and user_id not in self._missed:
+            self._missed.add(user_id)
+            self.forget("users")
+            names = {u["id"]: u.get("name") for u in self.users()}
+        return str(names.get(user_id) or str(user_id)[:8])
+
+    def agent_name(self, agent_id: Any) -> str:
+        names = {a["id"]: a.get("name") for a in self.agents()}
+        if agent_id not in names and f"agent:{agent_id}" not in self._missed:
+            self._missed.add(f"agent:{agent_id}")
+            self.forget("agents")
+            names = {a["id"]: a.get("name") for a in self.agents()}
+        return str(names.get(agent_id) or str(agent_id)[:8])
+
+    def provider_name(self, provider_id: Any) -> str:
+        for p in self.providers():
+            if p.get("id") == provider_id:
+                return str(p.get("name"))
+        return "-" if provider_id is None else str(provider_id)[:8]
+
+    def conversation_label(self, conv: dict[str, Any]) -> str:
+        """How a person names a conversation: ``#channel``, a DM's name, or
+        ``@alice,bob`` (the other participants of an unnamed DM)."""
+        if conv.get("type") == "channel":
+            return f"#{conv.get('name')}"
+        if conv.get("name"):
+            return str(conv["name"])
+        me = self.me().get("id")
+        others = [self.user_name(u) for u in conv.get("participants", ()) if u != me]
+        return "@" + ",".join(others) if others else "@" + self.user_name(me)
+
+    def label_for_id(self, conversation_id: Any) -> str:
+        """``conversation_label`` for an id (fetching the lists again once if unknown)."""
+        for attempt in range(2):
+            for conv in self.dms() + self.channels():
+                if conv.get("id") == conversation_id:
+                    return self.conversation_label(conv)
+            if attempt == 0 and f"conv:{conversation_id}" not in self._missed:
+                self._missed.add(f"conv:{conversation_id}")
+                self.forget("dms", "channels", "projects")
+            else:
+                break
+        return str(conversation_id)[:8]
