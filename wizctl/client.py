@@ -63,10 +63,10 @@ class WizClientError(Exception):
 class DaemonNotRunning(WizClientError):
     """Connecting failed because no daemon listens at ``path``."""
 
-    def __init__(self, path: str, reason: str = "no socket there") -> None:
+    def __init__(self, path: str, reason: str = "no socket at") -> None:
         super().__init__(
-            f"wizd is not running ({reason}: {path}); start it with `wizd` "
-            "or `systemctl --user start wizd`, or point WIZ_SOCKET / --socket at it"
+            f"wizd is not running ({reason} {path}); start it with `wizd` "
+            "or `systemctl --user start wizd` (or point --socket / WIZ_SOCKET at it)"
         )
         self.path = path
         self.reason = reason
@@ -158,7 +158,7 @@ def _connect(path: str, timeout: float | None) -> socket.socket:
         raise DaemonNotRunning(path) from None
     except ConnectionRefusedError:
         sock.close()
-        raise DaemonNotRunning(path, "nobody is listening on the socket") from None
+        raise DaemonNotRunning(path, "nobody listens on") from None
     except PermissionError:
         sock.close()
         raise WizClientError(f"permission denied connecting to {path}") from None

@@ -100,7 +100,9 @@ class Lookup:
                          lambda: self.call("provider.list")["providers"])
 
     def dms(self) -> list[dict[str, Any]]:
-        return self._get("dms", lambda: self.call("dm.list")["conversations"])  # type: ignore[no-any-return]
+        # Archived ones too: an exact id still names them; names and agents skip them.
+        return self._get("dms",  # type: ignore[no-any-return]
+                         lambda: self.call("dm.list", include_archived=True)["conversations"])
 
     def projects(self) -> list[dict[str, Any]]:
         return self._get("projects", lambda: self.call("project.list")["projects"])  # type: ignore[no-any-return]

@@ -14,15 +14,16 @@ from __future__ import annotations
 import logging
 import os
 import signal
-from pathlib import Path
 
 import anyio
 
 from .config import Config
 from .events.hub import Hub
+from .jobs.scheduler import Scheduler
 from .rpc.methods import registry
-from .rpc.server import RpcServer, open_listener
-from .services import users
+from .lifecycle import Lifecycle, lifecycle
+from .rpc.server import RpcServer
+from .services import providers, users
 from .services.runtime import QueueClock, Runtime
 from .store.database import Database
 
@@ -30,30 +31,46 @@ log = logging.getLogger("wizd")
 
 
 async def serve(config: Config, *, stop: anyio.Event | None = None) -> None:
-    """Run wizd until SIGTERM/SIGINT (or ``stop`` is set). Returns after a clean shutdown."""
-    stop = stop or anyio.Event()
+    """Run wizd until SIGTERM/SIGINT (or ``stop`` is set). Returns after a clean shutdown.
+
+    Raises DaemonBusy if another wizd holds the database or the socket.
+    """
+    with lifecycle(config) as life:
+        await _serve(life, stop or anyio.Event())
+
+
+async def _serve(life: Lifecycle, stop: anyio.Event) -> None:
+    config = life.config  # under socket activation, the socket systemd passed
     db = Database(config.db, synchronous=config.synchronous)
     await db.open()
     if db.schema_before != db.schema_after:
         log.info("database %s at schema v%d", config.db, db.schema_after)
     rt = Runtime(config=config, db=db, hub=Hub(config.subscriber_buffer), clock=QueueClock())
     await users.ensure_local_user(rt)
-    listener = await open_listener(config.socket)
-    socket_path = Path(config.socket)
+    await providers.ensure_builtin_provider(rt)
+    listener = await life.open_listener()
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(_wait_for_signal, stop)
+            tg.start_soon(life.watchdog)
+            scheduler = Scheduler(rt)
+            await tg.start(scheduler.run)  # sets rt.wake_scheduler
             server = RpcServer(rt, registry, listener)
             await tg.start(server.run)
+            life.ready()
+            tg.start_soon(life.report_status, rt)
             log.info("wizd ready: pid %d, socket %s, db %s, backend %s",
-                     os.getpid(), socket_path, config.db, config.backend)
+                     os.getpid(), config.socket, config.db, config.backend)
             await stop.wait()
             log.info("shutting down")
+            await life.stop_accepting()
+            # Running jobs get shutdown_grace seconds to finish; the cancel below
+            # then returns the rest to the queue without costing them an attempt.
+            await scheduler.drain(config.shutdown_grace)
             tg.cancel_scope.cancel()
     finally:
         with anyio.CancelScope(shield=True):
-            await listener.aclose()
-            socket_path.unlink(missing_ok=True)
+            await life.close()
             await db.close()
         log.info("wizd stopped")
 

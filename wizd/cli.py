@@ -13,14 +13,25 @@ import typer
 from . import config as config_mod
 from .errors import WizError
 
-app = typer.Typer(add_completion=False, no_args_is_help=False,
+# No rich tracebacks: a crash is one log line (journald keeps one entry per line).
+app = typer.Typer(add_completion=False, no_args_is_help=False, pretty_exceptions_enable=False,
                   help="wizd: the local daemon for talking to LLM agents.")
+log = logging.getLogger("wizd")
 
-Socket = Annotated[Optional[Path], typer.Option("--socket", help="Unix socket path [env WIZ_SOCKET]")]
-Db = Annotated[Optional[Path], typer.Option("--db", help="SQLite database path [env WIZ_DB]")]
+Socket = Annotated[Optional[Path], typer.Option("--socket", help="Unix socket path (env WIZ_SOCKET)")]
+Db = Annotated[Optional[Path], typer.Option("--db", help="SQLite database path (env WIZ_DB)")]
 Level = Annotated[Optional[str], typer.Option("--log-level", help="debug, info, warning, error")]
 Backend = Annotated[Optional[str], typer.Option("--backend", help="trio (default) or asyncio")]
-ConfigFile = Annotated[Optional[Path], typer.Option("--config", help="config.toml to read")]
+ConfigFile = Annotated[Optional[Path], typer.Option(
+    "--config", help="config.toml to read (env WIZ_CONFIG; default $XDG_CONFIG_HOME/wiz/config.toml)")]
+Concurrency = Annotated[Optional[int], typer.Option(
+    "--concurrency", help="jobs running at once (env WIZ_CONCURRENCY; default 8)")]
+JobTimeout = Annotated[Optional[float], typer.Option(
+    "--job-timeout", help="seconds one job attempt may take (env WIZ_JOB_TIMEOUT; default 120)")]
+ShutdownGrace = Annotated[Optional[float], typer.Option(
+    "--shutdown-grace",
+    help="seconds running jobs may take to finish on SIGTERM before they are requeued "
+         "(env WIZ_SHUTDOWN_GRACE; default 0)")]
 
 
 def _load(config_file: Path | None, **flags: object) -> config_mod.Config:
@@ -39,9 +50,18 @@ def main_command(
     log_level: Level = None,
     backend: Backend = None,
     config_file: ConfigFile = None,
+    concurrency: Concurrency = None,
+    job_timeout: JobTimeout = None,
+    shutdown_grace: ShutdownGrace = None,
 ) -> None:
-    """Run the daemon in the foreground (what systemd runs)."""
-    ctx.obj = dict(socket=socket, db=db, log_level=log_level, backend=backend)
+    """Run the daemon in the foreground (what systemd runs).
+
+    Settings: defaults < config.toml < WIZ_* environment variables < flags;
+    `wizd [flags] config` prints the effective values.
+    """
+    ctx.obj = dict(socket=socket, db=db, log_level=log_level, backend=backend,
+                   concurrency=concurrency, job_timeout=job_timeout,
+                   shutdown_grace=shutdown_grace)
     ctx.meta["config_file"] = config_file
     if ctx.invoked_subcommand is not None:
         return
@@ -55,11 +75,23 @@ def main_command(
 
     try:
         anyio.run(serve, cfg, backend=cfg.backend)
-    except WizError as exc:
-        logging.getLogger("wizd").error("%s", exc.message)
-        raise typer.Exit(1) from None
     except KeyboardInterrupt:
         pass
+    except Exception as exc:
+        # Exit 1 either way, so that systemd's Restart=on-failure applies.
+        error = _sole(exc)
+        if isinstance(error, WizError):
+            log.error("%s", error.message)
+        else:
+            log.critical("wizd crashed: %r", error, exc_info=error)
+        raise typer.Exit(1) from None
+
+
+def _sole(exc: BaseException) -> BaseException:
+    """The one exception inside nested single-member exception groups."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
 
 
 @app.command("config")

@@ -1,19 +1,34 @@
 """Frozen settings of one wizd run.
 
-Precedence, lowest to highest: built-in defaults, ``$XDG_CONFIG_HOME/wiz/config.toml``,
-environment variables (``WIZ_SOCKET``, ``WIZ_DB``, ``WIZ_<FIELD>``), command-line flags.
+Precedence, lowest to highest: built-in defaults, the config file
+(``--config``, else ``$WIZ_CONFIG``, else ``$XDG_CONFIG_HOME/wiz/config.toml``),
+environment variables (``WIZ_SOCKET``, ``WIZ_DB``, ``WIZ_<SETTING>``), flags.
+
+The file is flat TOML with the field names of ``Config``::
+
+    concurrency = 4
+    job_timeout = 300
+    db = "~/wiz/wiz.db"      # relative paths are relative to the file's folder
+
+Nothing here is secret: API keys live in the database (``provider.create``)
+or in the environment variable a provider names (``api_key_env``), so
+``public()`` can show every value.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from .errors import InvalidInput
+
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
 def runtime_dir() -> Path:
@@ -48,13 +63,15 @@ class Config:
     log_level: str = "info"
     backend: str = "trio"
     # Scheduler
-    concurrency: int = 8
-    job_timeout: float = 120.0
+    concurrency: int = 8  # jobs running at once, across all agents
+    job_timeout: float = 120.0  # seconds one attempt may take
     max_attempts: int = 3
-    backoff_base: float = 1.0
-    backoff_cap: float = 60.0
+    backoff_base: float = 1.0  # seconds before the first retry; doubles each time
+    backoff_cap: float = 60.0  # the longest wait between attempts
+    # Seconds a running job may take to finish after SIGTERM before it is
+    # cancelled and returned to the queue (0: requeue at once).
     shutdown_grace: float = 0.0
-    # Context building
+    # Context building: messages of history sent with each request.
     context_messages: int = 20
     # RPC and events
     max_line_bytes: int = 1024 * 1024
@@ -72,62 +89,122 @@ def _jsonable(value: Any) -> Any:
     return str(value) if isinstance(value, Path) else value
 
 
+_PATHS = ("socket", "db")
 _ENV_NAMES = {"socket": "WIZ_SOCKET", "db": "WIZ_DB"}
 
 
-def _coerce(name: str, raw: Any) -> Any:
-    kind = {f.name: f for f in fields(Config)}[name]
-    default = getattr(Config(), name) if name not in ("socket", "db") else Path()
+def env_name(setting: str) -> str:
+    """The environment variable that sets ``setting``."""
+    return _ENV_NAMES.get(setting, f"WIZ_{setting.upper()}")
+
+
+def _kind(name: str) -> type:
+    if name in _PATHS:
+        return Path
+    return type(next(f for f in fields(Config) if f.name == name).default)
+
+
+def _coerce(name: str, raw: Any, origin: str, base: Path) -> Any:
+    """``raw`` (a TOML value, or a string from the environment or a flag) as the
+    type of setting ``name``. Raises InvalidInput naming the setting and its origin."""
+    kind = _kind(name)
+
+    def bad(problem: str) -> InvalidInput:
+        return InvalidInput(name, f"{problem} (from {origin})")
+
+    if isinstance(raw, Path):
+        raw = str(raw)
+    if kind is Path:
+        if not isinstance(raw, str) or not raw:
+            raise bad(f"expected a path, got {raw!r}")
+        path = Path(os.path.expanduser(raw))
+        return path if path.is_absolute() else base / path
+    if isinstance(raw, bool) or (kind is str and not isinstance(raw, str)):
+        raise bad(f"expected {kind.__name__}, got {raw!r}")
     try:
-        if isinstance(default, Path):
-            return Path(os.path.expanduser(str(raw)))
-        if isinstance(default, bool):
-            return str(raw).lower() in ("1", "true", "yes", "on")
-        if isinstance(default, int):
+        if kind is int:
+            if isinstance(raw, float):
+                raise ValueError("not a whole number")
             return int(raw)
-        if isinstance(default, float):
-            return float(raw)
-        return str(raw)
+        if kind is float:
+            value = float(raw)
+            if not math.isfinite(value):
+                raise ValueError("not a finite number")
+            return value
     except (TypeError, ValueError) as exc:
-        raise InvalidInput(kind.name, f"cannot use {raw!r}: {exc}") from exc
+        raise bad(f"expected {kind.__name__}, got {raw!r}") from exc
+    return raw
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidInput(str(path), str(exc)) from exc
+    except OSError as exc:
+        raise InvalidInput(str(path), exc.strerror or str(exc)) from exc
 
 
 def load(
-    flags: dict[str, Any] | None = None,
+    flags: Mapping[str, Any] | None = None,
     *,
-    environ: dict[str, str] | None = None,
+    environ: Mapping[str, str] | None = None,
     config_file: Path | None = None,
 ) -> Config:
-    """Build the effective Config.
+    """Build the effective Config from defaults, the file, the environment and ``flags``.
 
-    Raises InvalidInput for an unknown key or a value of the wrong type, naming it.
+    ``flags`` maps setting names to values; None means "not given". A missing
+    default config file is fine; a missing file named by ``config_file`` or
+    ``$WIZ_CONFIG`` is not. Raises InvalidInput for an unknown setting, a value
+    of the wrong type or out of range, naming the setting and where it came from.
     """
     env = os.environ if environ is None else environ
-    values: dict[str, Any] = {}
-    path = config_file or Path(env.get("WIZ_CONFIG", "") or default_config_file())
     known = {f.name for f in fields(Config)}
-    if path.is_file():
-        with path.open("rb") as fh:
-            try:
-                data = tomllib.load(fh)
-            except tomllib.TOMLDecodeError as exc:
-                raise InvalidInput(str(path), str(exc)) from exc
-        for key, raw in data.items():
+    values: dict[str, Any] = {}
+
+    named = config_file or (Path(env["WIZ_CONFIG"]) if env.get("WIZ_CONFIG") else None)
+    path = named or default_config_file()
+    if named is not None or path.is_file():
+        path = Path(os.path.expanduser(path))
+        for key, raw in _read_file(path).items():
             if key not in known:
-                raise InvalidInput(f"{path}: {key}", "unknown setting")
-            values[key] = _coerce(key, raw)
+                raise InvalidInput(key, f"unknown setting (in {path})")
+            values[key] = _coerce(key, raw, str(path), path.parent.absolute())
+    cwd = Path.cwd()
     for name in known:
-        env_name = _ENV_NAMES.get(name, f"WIZ_{name.upper()}")
-        if env.get(env_name):
-            values[name] = _coerce(name, env[env_name])
+        if env.get(env_name(name)):
+            values[name] = _coerce(name, env[env_name(name)], f"${env_name(name)}", cwd)
     for name, raw in (flags or {}).items():
-        if raw is not None:
-            values[name] = _coerce(name, raw)
+        if raw is None:
+            continue
+        if name not in known:
+            raise InvalidInput(name, "unknown setting")
+        values[name] = _coerce(name, raw, "--" + name.replace("_", "-"), cwd)
+
     cfg = Config(**values)
-    if cfg.backend not in ("trio", "asyncio"):
-        raise InvalidInput("backend", "must be trio or asyncio")
-    if cfg.concurrency < 1:
-        raise InvalidInput("concurrency", "must be at least 1")
-    if cfg.synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
-        raise InvalidInput("synchronous", "must be OFF, NORMAL, FULL or EXTRA")
-    return dataclasses.replace(cfg, log_level=cfg.log_level.lower())
+    cfg = dataclasses.replace(cfg, log_level=cfg.log_level.lower(),
+                              synchronous=cfg.synchronous.upper())
+    _validate(cfg)
+    return cfg
+
+
+def _validate(cfg: Config) -> None:
+    checks: list[tuple[str, bool, str]] = [
+        ("backend", cfg.backend in ("trio", "asyncio"), "must be trio or asyncio"),
+        ("log_level", cfg.log_level in LOG_LEVELS, "must be one of " + ", ".join(LOG_LEVELS)),
+        ("synchronous", cfg.synchronous in ("OFF", "NORMAL", "FULL", "EXTRA"),
+         "must be OFF, NORMAL, FULL or EXTRA"),
+        ("concurrency", cfg.concurrency >= 1, "must be at least 1"),
+        ("job_timeout", cfg.job_timeout > 0, "must be more than 0 seconds"),
+        ("max_attempts", cfg.max_attempts >= 1, "must be at least 1"),
+        ("backoff_base", cfg.backoff_base >= 0, "must not be negative"),
+        ("backoff_cap", cfg.backoff_cap >= cfg.backoff_base, "must not be below backoff_base"),
+        ("shutdown_grace", cfg.shutdown_grace >= 0, "must not be negative"),
+        ("context_messages", cfg.context_messages >= 1, "must be at least 1"),
+        ("max_line_bytes", cfg.max_line_bytes >= 1024, "must be at least 1024"),
+        ("subscriber_buffer", cfg.subscriber_buffer >= 1, "must be at least 1"),
+    ]
+    for name, ok, problem in checks:
+        if not ok:
+            raise InvalidInput(name, f"{problem}, got {getattr(cfg, name)!r}")

@@ -83,7 +83,8 @@ class Reply:
       between streamed chunks.
     - ``malformed``: stream an event that is not valid JSON instead of the chunks.
     - ``finish_reason``: ``None`` sends no finishing chunk; ``done=False`` sends
-      no ``[DONE]``; ``stall=True`` sends the chunks, then hangs like ``hang``.
+      no ``[DONE]``; ``stall=True`` sends the chunks, then hangs like ``hang``;
+      ``cut=True`` sends the chunks, then closes the connection mid-body.
     """
 
     text: str = "hi"
@@ -99,6 +100,7 @@ class Reply:
     finish_reason: str | None = "stop"
     done: bool = True
     stall: bool = False
+    cut: bool = False
     chunk_delay: float = 0.0
 
     def pieces(self) -> list[str]:
@@ -230,11 +232,12 @@ class OpenAIServer:
         self, stream: SocketStream, receiver: BufferedByteReceiveStream, request: RecordedRequest
     ) -> None:
         if request.method == "GET" and request.path.rstrip("/") == "/v1/models":
-            data = [{"id": m, "object": "model", "created": 0, "owned_by": "tests"} for m in self.models]
+            data = [_model_object(m) for m in self.models]
             await _send_json(stream, 200, {"object": "list", "data": data})
             return
         if request.method != "POST" or request.path.rstrip("/") != "/v1/chat/completions":
-            await _send_json(stream, 404, _error_body(404, f"no route for {request.method} {request.path}"))
+            message = f"no route for {request.method} {request.path}"
+            await _send_json(stream, 404, _error_body(404, message))
             return
 
         reply = self._next_reply(request)
@@ -276,11 +279,14 @@ class OpenAIServer:
             for index, piece in enumerate(pieces):
                 if index and reply.chunk_delay:
                     await anyio.sleep(reply.chunk_delay)
-                delta = {"role": "assistant", "content": piece} if index == 0 else {"content": piece}
-                await event(_chunk_object(model, [{"index": 0, "delta": delta, "finish_reason": None}]))
+                delta = {"content": piece} if index else {"role": "assistant", "content": piece}
+                choice = {"index": 0, "delta": delta, "finish_reason": None}
+                await event(_chunk_object(model, [choice]))
             if reply.stall:
                 await _wait_for_hangup(receiver)
                 return
+            if reply.cut:
+                return  # no finishing chunk, no end of the chunked body
             if reply.finish_reason is not None:
                 choice = {"index": 0, "delta": {}, "finish_reason": reply.finish_reason}
                 await event(_chunk_object(model, [choice]))
@@ -359,8 +365,8 @@ def openai_server_in_thread(
             yield ThreadedOpenAIServer(server, portal)
 
 
-async def _within(timeout: float, func: Callable[..., Any], *args: Any) -> Any:
-    with anyio.fail_after(timeout):
+async def _within(seconds: float, func: Callable[..., Any], *args: Any) -> Any:
+    with anyio.fail_after(seconds):
         return await func(*args)
 
 
@@ -422,6 +428,10 @@ def _error_body(status: int, message: str | None) -> dict[str, Any]:
     if message is None:
         message = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "error"
     return {"error": {"message": message, "type": kind, "param": None, "code": code}}
+
+
+def _model_object(model: str) -> dict[str, Any]:
+    return {"id": model, "object": "model", "created": 0, "owned_by": "tests"}
 
 
 def _chunk_object(model: str, choices: list[dict[str, Any]]) -> dict[str, Any]:

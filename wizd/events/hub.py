@@ -7,6 +7,12 @@ order. Publishing never blocks: each subscription has a bounded buffer, and a
 subscription whose buffer is full is ended as *lagged* (its reader then tells
 its client ``events.lagged`` with the last seq it delivered). A slow client
 therefore costs the publisher nothing and memory stays bounded.
+
+Scope: a subscription with a ``conversation_id`` gets only the events published
+with that conversation id; one without gets every event.
+
+The subscription's reader (``wizd.events.feed.Feed``) owns the receive end and
+stops as soon as the subscription is detached, for whatever reason.
 """
 
 from __future__ import annotations
@@ -28,6 +34,9 @@ class Event:
     params: dict[str, Any]  # its params, without "subscription"
     conversation_id: str | None = None
     seq: int | None = None  # set for message.created
+    # Work that readers share, done once per event rather than once per
+    # subscriber (the feed keeps the encoded notification here).
+    memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(eq=False)
@@ -41,9 +50,12 @@ class Subscription:
     lagged: bool = False
     # The hub has a live buffer for this subscription: events enter it.
     attached: bool = False
+    # Detached (unsubscribed, lagged, or its connection closed): it never
+    # receives again, and attaching it is a no-op.
+    closed: bool = False
 
     def matches(self, event: Event) -> bool:
-        return self.conversation_id is None or event.conversation_id in (None, self.conversation_id)
+        return self.conversation_id is None or event.conversation_id == self.conversation_id
 
 
 class Hub:
@@ -64,14 +76,22 @@ class Hub:
 
     def attach(self, sub: Subscription, last_seq: int) -> None:
         """Start feeding ``sub``; call it where no publish can interleave (under the
-        database write lock) so that ``last_seq`` splits history from live exactly."""
+        database write lock) so that ``last_seq`` splits history from live exactly.
+
+        A subscription already detached (its connection closed while it was being
+        set up) stays out of the hub.
+        """
+        if sub.closed:
+            return
         sub.last_seq = last_seq
         sub.attached = True
         self._subs[sub.id] = sub
 
     def detach(self, sub: Subscription) -> None:
-        """End a subscription: its reader sees the end of its stream."""
+        """End a subscription: its reader sees the end of its stream. Idempotent."""
         self._subs.pop(sub.id, None)
+        sub.closed = True
+        sub.attached = False
         sub._send.close()
 
     def publish(self, event: Event) -> None:

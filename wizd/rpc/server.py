@@ -15,6 +15,7 @@ import logging
 import os
 import socket
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,10 +63,14 @@ class ClientConnection:
 
 @dataclass(frozen=True)
 class Call:
-    """The context of one RPC call: the daemon's runtime and the calling connection."""
+    """The context of one RPC call (one request line): the daemon's runtime and
+    the calling connection."""
 
     rt: Runtime
     conn: ClientConnection
+    # Run once the response line has been written (or the client has gone):
+    # e.g. a subscription's notifications must follow the response naming it.
+    after_response: list[Callable[[], None]] = field(default_factory=list)
 
 
 def peer_credentials(stream: SocketStream) -> tuple[int, int, int]:
@@ -151,7 +156,6 @@ class RpcServer:
 
     async def _read_requests(self, conn: ClientConnection) -> None:
         reader = BufferedByteReceiveStream(conn.stream)
-        call = Call(self.rt, conn)
         async with anyio.create_task_group() as requests:
             while not conn.closed:
                 try:
@@ -165,9 +169,12 @@ class RpcServer:
                 except _BROKEN:
                     break
                 if line.strip():
-                    requests.start_soon(self._answer, conn, call, line)
+                    requests.start_soon(self._answer, conn, line)
 
-    async def _answer(self, conn: ClientConnection, call: Call, line: bytes) -> None:
+    async def _answer(self, conn: ClientConnection, line: bytes) -> None:
+        call = Call(self.rt, conn)
         response = await dispatch(self.registry, call, line)
         if response is not None:
             await conn.send_line(response)
+        for hook in call.after_response:
+            hook()

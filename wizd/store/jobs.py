@@ -1,7 +1,15 @@
 """Queries of the generic job queue (the jobs table). Knows nothing of agents.
 
-Statuses: waiting -> active -> completed | failed; delayed (run_at in the
-future) becomes due on its own; paused is the queue-wide pause shown per job.
+    add_job ──> waiting ──claim──> active ──complete──> completed
+       │   (paused while the        │  └────fail──────> failed ──retry──> waiting
+       │    queue is paused)        └─retry_later──> delayed ──(run_at due)──> claimable
+       └─(delay)─> delayed
+
+Every function takes the caller's Connection and runs inside the caller's
+transaction, so a job's transition can commit together with its side effects
+(the reply it produced, the agent's status). Functions that move a job from a
+given status check that status in the UPDATE itself and report whether they
+did, so a lost race (a cancel against a claim) never corrupts a row.
 """
 
 from __future__ import annotations
@@ -10,12 +18,20 @@ import json
 import uuid
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, bindparam, func, select, text, update
 
-from .schema import jobs
+from ..errors import Conflict, InvalidInput, NotFound
+from .schema import jobs, queue_state
 
 STATUSES = ("waiting", "active", "delayed", "failed", "completed", "paused")
-PENDING = ("waiting", "delayed", "active")
+# A job that has not finished yet: it keeps its agent busy.
+PENDING = ("waiting", "delayed", "paused", "active")
+# Not started, not finished: may be cancelled without touching a running task.
+QUEUED = ("waiting", "delayed", "paused")
+FINISHED = ("completed", "failed")
+
+# Keys that must never appear in job data, at any depth: data holds references.
+_SECRET_KEYS = frozenset({"api_key", "apikey", "secret", "password", "token", "authorization"})
 
 
 def public(row: Any) -> dict[str, Any]:
@@ -35,7 +51,19 @@ def public(row: Any) -> dict[str, Any]:
         "processed_on": row.processed_on,
         "finished_on": row.finished_on,
         "run_at": row.run_at,
+        "group_key": row.group_key,
     }
+
+
+def _check_no_secrets(value: Any, path: str = "data") -> None:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if str(key).lower() in _SECRET_KEYS:
+                raise InvalidInput(f"{path}.{key}", "job data holds references, never secrets")
+            _check_no_secrets(item, f"{path}.{key}")
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            _check_no_secrets(item, f"{path}[{index}]")
 
 
 def add_job(
@@ -51,21 +79,25 @@ def add_job(
 ) -> dict[str, Any]:
     """Insert a job inside the caller's transaction; returns its public dict.
 
-    ``data`` must hold references only (ids), never a secret. Jobs with the same
-    ``group_key`` run one at a time, oldest first.
+    ``data`` must hold references only (ids), never a secret (InvalidInput
+    otherwise). Jobs with the same ``group_key`` run one at a time, oldest
+    first; a higher ``priority`` number runs first. The caller wakes the
+    scheduler after committing.
     """
+    _check_no_secrets(data)
     job_id = str(uuid.uuid4())
     opts = {"priority": priority, "delay_ms": delay_ms, "max_attempts": max_attempts,
             "group_key": group_key}
+    status = "delayed" if delay_ms > 0 else ready_status(conn)
     conn.execute(
         jobs.insert().values(
             id=job_id, name=name, data=json.dumps(data), opts=json.dumps(opts),
-            priority=priority, status="delayed" if delay_ms > 0 else "waiting", progress=0,
-            attempts=0, max_attempts=max_attempts, created_at=now_ms, updated_at=now_ms,
+            priority=priority, status=status, progress=0,
+            attempts=0, max_attempts=max(max_attempts, 1), created_at=now_ms, updated_at=now_ms,
             run_at=now_ms + max(delay_ms, 0), group_key=group_key,
         )
     )
-    return get(conn, job_id)
+    return require(conn, job_id)
 
 
 def get(conn: Connection, job_id: str) -> dict[str, Any] | None:
@@ -73,8 +105,193 @@ def get(conn: Connection, job_id: str) -> dict[str, Any] | None:
     return None if row is None else public(row)
 
 
+def require(conn: Connection, job_id: str) -> dict[str, Any]:
+    """The job, or NotFound."""
+    job = get(conn, job_id)
+    if job is None:
+        raise NotFound("job", job_id)
+    return job
+
+
 def count_by_status(conn: Connection) -> dict[str, int]:
     rows = conn.execute(select(jobs.c.status, func.count()).group_by(jobs.c.status)).all()
     counts = dict.fromkeys(("waiting", "active", "delayed", "failed", "completed"), 0)
     counts.update({status: n for status, n in rows})
     return counts
+
+
+def list_jobs(conn: Connection, *, status: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+    """The newest ``limit`` jobs (of ``status`` if given), newest first."""
+    if status is not None and status not in STATUSES:
+        raise InvalidInput("status", f"must be one of {', '.join(STATUSES)}")
+    if limit < 1:
+        raise InvalidInput("limit", "must be at least 1")
+    query = select(jobs).order_by(jobs.c.created_at.desc(), text("jobs.rowid DESC")).limit(limit)
+    if status is not None:
+        query = query.where(jobs.c.status == status)
+    return [public(row) for row in conn.execute(query)]
+
+
+# -- the queue-wide pause ---------------------------------------------------------
+
+
+def is_paused(conn: Connection) -> bool:
+    value = conn.execute(select(queue_state.c.value).where(queue_state.c.key == "paused")).scalar()
+    return bool(json.loads(value)) if value is not None else False
+
+
+def ready_status(conn: Connection) -> str:
+    """The status of a job that may run now: ``paused`` while the queue is paused."""
+    return "paused" if is_paused(conn) else "waiting"
+
+
+def set_paused(conn: Connection, paused: bool, now_ms: int) -> bool:
+    """Pause or resume the queue (persisted); waiting jobs show ``paused`` meanwhile.
+
+    Running jobs are not touched: they finish. Returns the new state.
+    """
+    conn.execute(text(
+        "INSERT INTO queue_state (key, value, updated_at) VALUES ('paused', :v, :now) "
+        "ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at"
+    ), {"v": json.dumps(paused), "now": now_ms})
+    old, new = ("waiting", "paused") if paused else ("paused", "waiting")
+    conn.execute(update(jobs).where(jobs.c.status == old).values(status=new, updated_at=now_ms))
+    return paused
+
+
+# -- claiming ----------------------------------------------------------------------
+
+# The oldest pending job of a group blocks the younger ones, and an active one
+# blocks all: jobs of one group run one at a time, in the order they were added
+# (a job waiting for its retry keeps its younger siblings waiting too).
+_CLAIMABLE = text("""
+SELECT j.id FROM jobs AS j
+WHERE j.status IN ('waiting', 'delayed') AND j.run_at <= :now
+  AND (j.group_key IS NULL OR NOT EXISTS (
+      SELECT 1 FROM jobs AS o
+      WHERE o.group_key = j.group_key AND o.rowid != j.rowid
+        AND (o.status = 'active'
+             OR (o.status IN ('waiting', 'delayed', 'paused')
+                 AND (o.created_at < j.created_at
+                      OR (o.created_at = j.created_at AND o.rowid < j.rowid))))))
+ORDER BY j.priority DESC, j.run_at, j.created_at, j.rowid
+LIMIT :limit
+""")
+
+_NEXT_DUE = text(
+    "SELECT MIN(run_at) FROM jobs WHERE status IN ('waiting', 'delayed') AND run_at > :now"
+)
+
+
+def claim(conn: Connection, *, now_ms: int, limit: int) -> tuple[list[dict[str, Any]], int | None]:
+    """Mark up to ``limit`` due jobs active (attempts counted now) and return them,
+    with the earliest future ``run_at`` of the rest (None if none: sleep until woken).
+
+    Highest priority number first, then the oldest (run_at, created_at, rowid).
+    Nothing is claimed while the queue is paused.
+    """
+    if is_paused(conn):
+        return [], None
+    ids: list[str] = []
+    if limit > 0:
+        ids = list(conn.execute(_CLAIMABLE, {"now": now_ms, "limit": limit}).scalars())
+    if ids:
+        conn.execute(
+            update(jobs).where(jobs.c.id.in_(bindparam("ids", expanding=True)))
+            .values(status="active", attempts=jobs.c.attempts + 1, progress=0,
+                    processed_on=now_ms, updated_at=now_ms),
+            {"ids": ids},
+        )
+    claimed = [require(conn, job_id) for job_id in ids]
+    next_due = conn.execute(_NEXT_DUE, {"now": now_ms}).scalar()
+    return claimed, next_due
+
+
+# -- transitions -------------------------------------------------------------------
+
+
+def _move(conn: Connection, job_id: str, from_statuses: tuple[str, ...], **values: Any) -> bool:
+    result = conn.execute(
+        update(jobs).where(jobs.c.id == job_id, jobs.c.status.in_(from_statuses)).values(**values)
+    )
+    return bool(result.rowcount)
+
+
+def set_progress(conn: Connection, job_id: str, progress: int, now_ms: int) -> dict[str, Any] | None:
+    """Record progress (clamped to 0-100) of an active job; None if it is not active."""
+    value = min(max(int(progress), 0), 100)
+    if not _move(conn, job_id, ("active",), progress=value, updated_at=now_ms):
+        return None
+    return require(conn, job_id)
+
+
+def complete(conn: Connection, job_id: str, result: Any, now_ms: int) -> dict[str, Any] | None:
+    """Mark an active job completed with ``result`` (JSON); None if it was not active."""
+    done = _move(conn, job_id, ("active",), status="completed", progress=100,
+                 result=json.dumps(result), failure_reason=None,
+                 finished_on=now_ms, updated_at=now_ms)
+    return require(conn, job_id) if done else None
+
+
+def fail(
+    conn: Connection,
+    job_id: str,
+    reason: str,
+    now_ms: int,
+    *,
+    from_statuses: tuple[str, ...] = ("active",),
+) -> dict[str, Any] | None:
+    """Mark the job failed for good; None if its status was not one of ``from_statuses``."""
+    done = _move(conn, job_id, from_statuses, status="failed", failure_reason=reason,
+                 finished_on=now_ms, updated_at=now_ms)
+    return require(conn, job_id) if done else None
+
+
+def retry_later(
+    conn: Connection, job_id: str, reason: str, run_at_ms: int, now_ms: int
+) -> dict[str, Any] | None:
+    """An active job failed but may succeed later: ``delayed`` until ``run_at_ms``.
+
+    ``failure_reason`` keeps the last error meanwhile. None if it was not active.
+    """
+    done = _move(conn, job_id, ("active",), status="delayed", failure_reason=reason,
+                 run_at=run_at_ms, progress=0, updated_at=now_ms)
+    return require(conn, job_id) if done else None
+
+
+def requeue(conn: Connection, job_ids: list[str], now_ms: int) -> list[dict[str, Any]]:
+    """Return interrupted active jobs to the queue, giving back the attempt they
+    were in (the interruption was the daemon's doing, not the job's).
+
+    Used on shutdown and, at start, for jobs left active by a daemon that died.
+    Jobs no longer active (they finished meanwhile) are left alone.
+    """
+    if not job_ids:
+        return []
+    conn.execute(
+        update(jobs)
+        .where(jobs.c.id.in_(bindparam("ids", expanding=True)), jobs.c.status == "active")
+        .values(status=ready_status(conn), progress=0, updated_at=now_ms,
+                attempts=func.max(jobs.c.attempts - 1, 0)),
+        {"ids": job_ids},
+    )
+    found = (get(conn, job_id) for job_id in job_ids)
+    return [job for job in found if job is not None]
+
+
+def active_ids(conn: Connection) -> list[str]:
+    return list(conn.execute(select(jobs.c.id).where(jobs.c.status == "active")).scalars())
+
+
+def retry(conn: Connection, job_id: str, now_ms: int) -> dict[str, Any]:
+    """Queue a failed job again with a fresh set of attempts.
+
+    Raises NotFound, or Conflict if the job has not failed.
+    """
+    job = require(conn, job_id)
+    if not _move(conn, job_id, ("failed",), status=ready_status(conn), attempts=0, progress=0,
+                 failure_reason=None, result=None, finished_on=None, processed_on=None,
+                 run_at=now_ms, updated_at=now_ms):
+        raise Conflict(f"job {job_id} is {job['status']}; only a failed job can be retried",
+                       status=job["status"])
+    return require(conn, job_id)

@@ -146,7 +146,18 @@ CREATE UNIQUE INDEX messages_one_reply ON messages (reply_to, author_id)
     WHERE reply_to IS NOT NULL;
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2)
+# The job queue: a queue-wide pause that survives restarts, and an index for
+# the claim's "is another job of this group active or older?" check.
+_V3 = """
+CREATE TABLE queue_state (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE INDEX jobs_group ON jobs (group_key, status) WHERE group_key IS NOT NULL;
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
 LATEST = len(MIGRATIONS)
 
 

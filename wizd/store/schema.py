@@ -164,3 +164,12 @@ jobs = Table(
     Column("run_at", Integer, nullable=False, default=0),
     Column("group_key", String),
 )
+
+# Added by migration 3: queue-wide settings that survive restarts ("paused").
+queue_state = Table(
+    "queue_state",
+    metadata,
+    Column("key", String, primary_key=True),
+    Column("value", Text, nullable=False),  # JSON
+    Column("updated_at", Integer, nullable=False),
+)

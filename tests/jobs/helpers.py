@@ -1,0 +1,209 @@
+"""An in-process wizd for job tests: a real Runtime over a real SQLite file, the
+event hub recorded, and schedulers that can be started and stopped (a restart
+without a new process)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+import sniffio
+from sqlalchemy import Connection, select
+
+from wizd.config import Config
+from wizd.events.hub import Event, Hub
+from wizd.jobs.queue import Processor
+from wizd.jobs.scheduler import Scheduler
+from wizd.services import agents, conversations, messages, providers, users
+from wizd.services.runtime import QueueClock, Runtime
+from wizd.store import jobs as store
+from wizd.store.database import Database
+from wizd.store.schema import llm_messages
+from wizd.store.schema import messages as messages_table
+
+SECRET = "sk-test-DO-NOT-LEAK-4242"
+
+
+class MaxRandom(random.Random):
+    """Full jitter pinned to the top of its window, so backoff times are exact."""
+
+    def uniform(self, a: float, b: float) -> float:
+        return b
+
+
+class EventLog:
+    """Every event the hub publishes, kept in order; tests wait on it (no polling)."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.events: list[Event] = []
+        self._changed = anyio.Event()
+
+    async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        sub = self.rt.hub.create(None)
+        self.rt.hub.attach(sub, 0)
+        task_status.started()
+        try:
+            async for event in sub.receive:
+                self.events.append(event)
+                self._changed.set()
+                self._changed = anyio.Event()
+        finally:
+            self.rt.hub.detach(sub)
+            sub.receive.close()
+
+    def of(self, method: str) -> list[Event]:
+        return [e for e in self.events if e.method == method]
+
+    async def wait_for(self, predicate: Callable[[Event], bool]) -> Event:
+        """The first event (past or future) matching ``predicate``."""
+        seen = 0
+        while True:
+            for event in self.events[seen:]:
+                if predicate(event):
+                    return event
+            seen = len(self.events)
+            await self._changed.wait()
+
+    async def job(self, job_id: str, *statuses: str) -> dict[str, Any]:
+        """The job as published when it first reached one of ``statuses``."""
+        event = await self.wait_for(
+            lambda e: e.method == "job.updated" and e.params["job"]["id"] == job_id
+            and e.params["job"]["status"] in statuses)
+        return dict(event.params["job"])
+
+
+@dataclass
+class Harness:
+    rt: Runtime
+    events: EventLog
+    tg: anyio.abc.TaskGroup
+    schedulers: dict[Scheduler, tuple[anyio.CancelScope, anyio.Event]] = field(default_factory=dict)
+
+    async def start_scheduler(
+        self, processors: dict[str, Processor] | None = None, *, rng: random.Random | None = None
+    ) -> Scheduler:
+        scheduler = Scheduler(self.rt, processors, rng=rng or MaxRandom())
+        await self.tg.start(self._run, scheduler)
+        return scheduler
+
+    async def _run(self, scheduler: Scheduler, *, task_status: Any) -> None:
+        stopped = anyio.Event()
+        with anyio.CancelScope() as scope:
+            self.schedulers[scheduler] = (scope, stopped)
+            try:
+                await scheduler.run(task_status=task_status)
+            finally:
+                stopped.set()
+
+    async def stop_scheduler(self, scheduler: Scheduler) -> None:
+        """What a shutdown does: cancel the scheduler's scope and wait for it to end."""
+        scope, stopped = self.schedulers.pop(scheduler)
+        scope.cancel()
+        await stopped.wait()
+
+    async def add_job(self, name: str = "noop", data: dict[str, Any] | None = None, *,
+                      wake: bool = True, max_attempts: int = 3, **options: Any) -> dict[str, Any]:
+        """Queue a job as a service would: in a transaction, then wake the scheduler."""
+        now = self.rt.clock.now_ms()
+
+        def tx(conn: Connection) -> dict[str, Any]:
+            return store.add_job(conn, name=name, data=data or {}, now_ms=now,
+                                 max_attempts=max_attempts, **options)
+
+        job = await self.rt.db.write(tx)
+        if wake:
+            self.rt.wake_scheduler()
+        return job
+
+    # -- setting up a conversation ---------------------------------------------------
+
+    async def provider(self, base_url: str, *, name: str = "test", model: str = "gpt-test") -> str:
+        made = await providers.create(self.rt, name=name, type="openai", default_model=model,
+                                      base_url=base_url, api_key=SECRET)
+        return str(made["id"])
+
+    async def agent(self, name: str = "ada", *, provider_id: str | None = None,
+                    **extra: Any) -> dict[str, Any]:
+        return await agents.create(self.rt, name=name, role="Researcher",
+                                   backstory="Grew up in a library.", goal="Answer well.",
+                                   provider_id=provider_id, **extra)
+
+    async def dm(self, *participants: str) -> str:
+        made = await conversations.create_dm(self.rt, participants=list(participants))
+        return str(made["id"])
+
+    async def send(self, conversation_id: str, content: str) -> list[str]:
+        """message.send as the local user; the ids of the jobs it queued."""
+        sent = await messages.send(self.rt, conversation_id=conversation_id, content=content)
+        return list(sent["jobs"])
+
+    # -- looking at the database -----------------------------------------------------
+
+    async def job(self, job_id: str) -> dict[str, Any]:
+        job = await self.rt.db.read(store.get, job_id)
+        assert job is not None
+        return job
+
+    async def messages(self, conversation_id: str) -> list[dict[str, Any]]:
+        return await self.rt.db.read(messages.newest, conversation_id, 1000)
+
+    async def llm_messages(self) -> dict[str, tuple[str, str]]:
+        """message id -> (role, content) of every stored llm_message."""
+        def q(conn: Connection) -> dict[str, tuple[str, str]]:
+            rows = conn.execute(select(llm_messages)).all()
+            return {r.message_id: (r.role, r.content) for r in rows}
+        return await self.rt.db.read(q)
+
+    async def agent_status(self, agent_id: str) -> str:
+        return str((await agents.get(self.rt, agent_id))["status"])
+
+    async def dump_text(self) -> str:
+        """Every job and message column, as text: where a leaked secret would show."""
+        def q(conn: Connection) -> str:
+            rows = [*conn.execute(select(store.jobs)).all(),
+                    *conn.execute(select(messages_table)).all(),
+                    *conn.execute(select(llm_messages)).all()]
+            return "\n".join(repr(tuple(r)) for r in rows)
+        return await self.rt.db.read(q)
+
+
+def config_for(path: Path, **settings: Any) -> Config:
+    return Config(db=path / "data" / "wiz.db", socket=path / "run" / "wizd.sock",
+                  backend=sniffio.current_async_library(), **settings)
+
+
+@asynccontextmanager
+async def harness(
+    tmp_path: Path,
+    *,
+    processors: dict[str, Processor] | None = None,
+    rng: random.Random | None = None,
+    scheduler: bool = True,
+    **settings: Any,
+) -> AsyncIterator[Harness]:
+    """A runtime as wizd builds it (local user, built-in provider), its events
+    recorded, and (unless ``scheduler=False``) a running scheduler."""
+    config = config_for(tmp_path, **settings)
+    db = Database(config.db)
+    await db.open()
+    rt = Runtime(config=config, db=db, hub=Hub(100_000), clock=QueueClock())
+    try:
+        await users.ensure_local_user(rt)
+        await providers.ensure_builtin_provider(rt)
+        async with anyio.create_task_group() as tg:
+            log = EventLog(rt)
+            await tg.start(log.run)
+            h = Harness(rt, log, tg)
+            if scheduler:
+                await h.start_scheduler(processors, rng=rng)
+            yield h
+            tg.cancel_scope.cancel()
+    finally:
+        with anyio.CancelScope(shield=True):
+            await db.close()

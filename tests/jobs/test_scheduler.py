@@ -1,0 +1,357 @@
+"""The scheduler with generic processors, over a real SQLite file.
+
+Timing tests run on trio's MockClock (virtual time; see conftest.py) and assert
+exact virtual times: a job's ``processed_on`` and the clock are both driven by it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+import trio
+import trio.testing
+
+from wizd.errors import Conflict, ProviderAuthError, ProviderError, ProviderRateLimited
+from wizd.jobs import queue
+from wizd.jobs.queue import JobContext
+
+from .helpers import harness
+
+
+def starts(h: Any, job: dict[str, Any]) -> list[int]:
+    """When each attempt of ``job`` started, in ms after it was added (exact: the
+    queue's clock counts whole milliseconds of virtual time)."""
+    return [e.params["job"]["processed_on"] - job["created_at"] for e in h.events.of("job.updated")
+            if e.params["job"]["id"] == job["id"] and e.params["job"]["status"] == "active"]
+
+
+def since(t0: float, times: list[float]) -> list[float]:
+    """Virtual seconds after t0."""
+    return [t - t0 for t in times]
+
+
+def ms_exact(expected: list[float]) -> Any:
+    # Due times are whole milliseconds of the queue's clock, whose zero is not
+    # on a millisecond boundary of the loop's clock: a start may come up to
+    # 1 ms early in loop time, never more.
+    return pytest.approx(expected, abs=1e-3)
+
+
+class Recorder:
+    """A processor that notes when each job started and how many ran at once."""
+
+    def __init__(self, seconds: float = 0.0) -> None:
+        self.seconds = seconds
+        self.started: list[tuple[float, str]] = []
+        self.running = 0
+        self.max_running = 0
+
+    async def __call__(self, ctx: JobContext) -> dict[str, Any]:
+        self.started.append((anyio.current_time(), ctx.data.get("tag", ctx.job["id"])))
+        self.running += 1
+        self.max_running = max(self.max_running, self.running)
+        try:
+            await anyio.sleep(self.seconds)
+        finally:
+            self.running -= 1
+        return {"ok": ctx.data.get("tag")}
+
+
+class Blocker:
+    """A processor that runs until released (or cancelled)."""
+
+    def __init__(self) -> None:
+        self.entered = anyio.Event()
+        self.release = anyio.Event()
+        self.cancelled = False
+
+    async def __call__(self, ctx: JobContext) -> str:
+        self.entered.set()
+        try:
+            await self.release.wait()
+        except anyio.get_cancelled_exc_class():
+            self.cancelled = True
+            raise
+        return "released"
+
+
+@pytest.mark.trio
+async def test_a_queued_job_starts_when_woken_and_not_before(
+    tmp_path: Path, clock: trio.testing.MockClock
+) -> None:
+    rec = Recorder()
+    async with harness(tmp_path, processors={"noop": rec}) as h:
+        job = await h.add_job(wake=False)
+        # No polling interval: an hour of virtual time passes and nobody looks.
+        await trio.sleep(3600)
+        assert (await h.job(job["id"]))["status"] == "waiting"
+        h.rt.wake_scheduler()
+        done = await h.events.job(job["id"], "completed")
+        assert done["processed_on"] == h.rt.clock.now_ms()
+        assert done["result"] == {"ok": None} and done["attempts"] == 1
+
+
+@pytest.mark.trio
+async def test_a_new_job_starts_at_once(tmp_path: Path, clock: trio.testing.MockClock) -> None:
+    async with harness(tmp_path, processors={"noop": Recorder()}) as h:
+        job = await h.add_job()
+        done = await h.events.job(job["id"], "completed")
+        assert done["processed_on"] == job["created_at"]
+
+
+@pytest.mark.trio
+async def test_a_delayed_job_starts_when_due(tmp_path: Path, clock: trio.testing.MockClock) -> None:
+    rec = Recorder()
+    async with harness(tmp_path, processors={"noop": rec}) as h:
+        t0 = trio.current_time()
+        job = await h.add_job(delay_ms=5000)
+        assert job["status"] == "delayed"
+        # A job added meanwhile does not disturb the delayed one's due time.
+        await trio.sleep(2)
+        await h.add_job(data={"tag": "later"})
+        done = await h.events.job(job["id"], "completed")
+        assert done["processed_on"] == job["created_at"] + 5000
+        assert since(t0, [t for t, _ in rec.started]) == ms_exact([2.0, 5.0])
+
+
+@pytest.mark.trio
+async def test_concurrency_limit(tmp_path: Path, clock: trio.testing.MockClock) -> None:
+    rec = Recorder(seconds=1)
+    async with harness(tmp_path, processors={"noop": rec}, concurrency=3) as h:
+        t0 = trio.current_time()
+        jobs = [await h.add_job(data={"tag": str(i)}) for i in range(10)]
+        for job in jobs:
+            await h.events.job(job["id"], "completed")
+        assert rec.max_running == 3
+        # 10 one-second jobs, three at a time: four rounds.
+        assert trio.current_time() - t0 == pytest.approx(4.0)
+
+
+@pytest.mark.trio
+async def test_one_job_at_a_time_per_group_in_order(
+    tmp_path: Path, clock: trio.testing.MockClock
+) -> None:
+    rec = Recorder(seconds=1)
+    async with harness(tmp_path, processors={"noop": rec}, concurrency=8) as h:
+        t0 = trio.current_time()
+        jobs = []
+        for i in range(4):
+            for group in ("a", "b"):
+                jobs.append(await h.add_job(data={"tag": f"{group}{i}"}, group_key=group))
+        for job in jobs:
+            await h.events.job(job["id"], "completed")
+        by_group = {g: [(round(t - t0), tag) for t, tag in rec.started if tag[0] == g]
+                    for g in "ab"}
+        # Each group in its order, one per second; the groups side by side.
+        assert by_group == {g: [(i, f"{g}{i}") for i in range(4)] for g in "ab"}
+        assert rec.max_running == 2
+
+
+@pytest.mark.trio
+async def test_highest_priority_first_then_oldest(
+    tmp_path: Path, clock: trio.testing.MockClock
+) -> None:
+    rec = Recorder()
+    async with harness(tmp_path, processors={"noop": rec}, concurrency=1) as h:
+        await queue.set_paused(h.rt, True)
+        jobs = []
+        for tag, priority in (("low", 0), ("high", 5), ("mid", 1), ("high2", 5), ("low2", 0)):
+            jobs.append(await h.add_job(data={"tag": tag}, priority=priority))
+            await trio.sleep(0.001)
+        assert {j["status"] for j in jobs} == {"paused"}
+        await queue.set_paused(h.rt, False)
+        for job in jobs:
+            await h.events.job(job["id"], "completed")
+        assert [tag for _, tag in rec.started] == ["high", "high2", "mid", "low", "low2"]
+
+
+@pytest.mark.trio
+async def test_unknown_job_name_fails_clearly(tmp_path: Path, clock: trio.testing.MockClock) -> None:
+    async with harness(tmp_path, processors={}) as h:
+        job = await h.add_job("no_such_job")
+        failed = await h.events.job(job["id"], "failed")
+        assert failed["failure_reason"] == "no processor for job name 'no_such_job'"
+        assert failed["attempts"] == 1
+
+
+class Flaky:
+    """Raises the given errors in turn, then succeeds."""
+
+    def __init__(self, *errors: Exception) -> None:
+        self.errors = list(errors)
+        self.started: list[float] = []
+
+    async def __call__(self, ctx: JobContext) -> str:
+        self.started.append(trio.current_time())
+        if self.errors:
+            raise self.errors.pop(0)
+        return "fine"
+
+
+@pytest.mark.trio
+async def test_retries_back_off_exponentially(tmp_path: Path, clock: trio.testing.MockClock) -> None:
+    flaky = Flaky(ProviderError("boom", status=500), ProviderError("boom", status=502))
+    async with harness(tmp_path, processors={"noop": flaky}, backoff_base=1.5) as h:
+        t0 = trio.current_time()
+        job = await h.add_job(max_attempts=3)
+        done = await h.events.job(job["id"], "completed")
+        # Full jitter pinned to its maximum: 1.5 s, then 3 s.
+        assert starts(h, job) == [0, 1500, 4500]
+        assert since(t0, flaky.started) == ms_exact([0, 1.5, 4.5])
+        assert done["attempts"] == 3 and done["result"] == "fine"
+        statuses = [e.params["job"]["status"] for e in h.events.of("job.updated")]
+        assert statuses == ["active", "delayed", "active", "delayed", "active", "completed"]
+        delayed = [e.params["job"] for e in h.events.of("job.updated")
+                   if e.params["job"]["status"] == "delayed"]
+        assert delayed[0]["failure_reason"] == "provider: boom (HTTP 500)"
+        assert delayed[1]["run_at"] == job["created_at"] + 4500
+
+
+@pytest.mark.trio
+async def test_backoff_is_capped(tmp_path: Path, clock: trio.testing.MockClock) -> None:
+    flaky = Flaky(*(ProviderError("down") for _ in range(4)))
+    async with harness(tmp_path, processors={"noop": flaky}, backoff_base=2, backoff_cap=5) as h:
+        t0 = trio.current_time()
+        job = await h.add_job(max_attempts=5)
+        await h.events.job(job["id"], "completed")
+        assert starts(h, job) == [0, 2000, 6000, 11_000, 16_000]
+        assert since(t0, flaky.started) == ms_exact([0, 2, 6, 11, 16])
+
+
+@pytest.mark.trio
+async def test_retry_after_is_honoured(tmp_path: Path, clock: trio.testing.MockClock) -> None:
+    flaky = Flaky(ProviderRateLimited("slow down", status=429, retry_after=7))
+    async with harness(tmp_path, processors={"noop": flaky}) as h:
+        t0 = trio.current_time()
+        job = await h.add_job()
+        await h.events.job(job["id"], "completed")
+        assert starts(h, job) == [0, 7000]
+        assert since(t0, flaky.started) == ms_exact([0, 7])
+
+
+@pytest.mark.trio
+async def test_errors_that_cannot_succeed_fail_at_once(
+    tmp_path: Path, clock: trio.testing.MockClock
+) -> None:
+    flaky = Flaky(ProviderAuthError("bad key", status=401))
+    async with harness(tmp_path, processors={"noop": flaky}) as h:
+        job = await h.add_job(max_attempts=5)
+        failed = await h.events.job(job["id"], "failed")
+        assert failed["attempts"] == 1 and len(flaky.started) == 1
+        assert failed["failure_reason"] == "provider: bad key (HTTP 401)"
+
+
+@pytest.mark.trio
+async def test_attempts_run_out(tmp_path: Path, clock: trio.testing.MockClock) -> None:
+    flaky = Flaky(ProviderError("one"), RuntimeError("two"), ProviderError("three"))
+    async with harness(tmp_path, processors={"noop": flaky}) as h:
+        job = await h.add_job(max_attempts=2)
+        failed = await h.events.job(job["id"], "failed")
+        assert failed["attempts"] == 2
+        assert failed["failure_reason"] == "RuntimeError: two"
+
+
+@pytest.mark.anyio
+async def test_cancel_a_waiting_and_a_running_job(tmp_path: Path) -> None:
+    blocker = Blocker()
+    async with harness(tmp_path, processors={"noop": blocker}, concurrency=1) as h:
+        running = await h.add_job(group_key="g")
+        waiting = await h.add_job(group_key="g")
+        delayed = await h.add_job(delay_ms=60_000)
+        await blocker.entered.wait()
+        for job in (waiting, delayed):
+            cancelled = await queue.cancel(h.rt, job["id"])
+            assert (cancelled["status"], cancelled["failure_reason"]) == ("failed", "cancelled")
+        cancelled = await queue.cancel(h.rt, running["id"])
+        assert (cancelled["status"], cancelled["failure_reason"]) == ("failed", "cancelled")
+        assert blocker.cancelled and cancelled["attempts"] == 1
+        with pytest.raises(Conflict):
+            await queue.cancel(h.rt, running["id"])
+        # The slot is free again.
+        blocker.release.set()
+        after = await h.add_job(group_key="g")
+        assert (await h.events.job(after["id"], "completed"))["result"] == "released"
+
+
+@pytest.mark.anyio
+async def test_shutdown_requeues_running_jobs_without_losing_an_attempt(tmp_path: Path) -> None:
+    blocker = Blocker()
+    async with harness(tmp_path, processors={"noop": blocker}, scheduler=False) as h:
+        scheduler = await h.start_scheduler({"noop": blocker})
+        job = await h.add_job(max_attempts=1)
+        await blocker.entered.wait()
+        assert (await h.job(job["id"]))["attempts"] == 1
+        await h.stop_scheduler(scheduler)
+        assert blocker.cancelled
+        back = await h.job(job["id"])
+        assert (back["status"], back["attempts"], back["failure_reason"]) == ("waiting", 0, None)
+        # Restart: the job runs again, its one attempt intact.
+        blocker2 = Blocker()
+        blocker2.release.set()
+        await h.start_scheduler({"noop": blocker2})
+        done = await h.events.job(job["id"], "completed")
+        assert (done["attempts"], done["result"]) == (1, "released")
+
+
+@pytest.mark.trio
+async def test_drain_lets_running_jobs_finish_within_the_grace(
+    tmp_path: Path, clock: trio.testing.MockClock
+) -> None:
+    rec = Recorder(seconds=3)
+    async with harness(tmp_path, processors={"noop": rec}, scheduler=False) as h:
+        scheduler = await h.start_scheduler({"noop": rec})
+        quick = await h.add_job()
+        await h.events.job(quick["id"], "active")
+        await scheduler.drain(10)
+        assert (await h.job(quick["id"]))["status"] == "completed"
+        # Draining: a new job waits for the next start.
+        later = await h.add_job()
+        await trio.sleep(60)
+        assert (await h.job(later["id"]))["status"] == "waiting"
+        await h.stop_scheduler(scheduler)
+
+
+@pytest.mark.trio
+async def test_jobs_left_active_by_a_dead_daemon_are_taken_back(
+    tmp_path: Path, clock: trio.testing.MockClock
+) -> None:
+    rec = Recorder()
+    async with harness(tmp_path, processors={"noop": rec}, scheduler=False) as h:
+        job = await h.add_job()
+        claimed, _ = await queue.claim(h.rt, limit=1, now_ms=h.rt.clock.now_ms())
+        assert [j["attempts"] for j in claimed] == [1]
+        # The daemon "dies" here; a new scheduler starts on the same database.
+        await h.start_scheduler({"noop": rec})
+        done = await h.events.job(job["id"], "completed")
+        assert done["attempts"] == 1  # the interrupted attempt was given back
+
+
+@pytest.mark.trio
+async def test_pause_and_resume(tmp_path: Path, clock: trio.testing.MockClock) -> None:
+    rec = Recorder()
+    async with harness(tmp_path, processors={"noop": rec}) as h:
+        assert await queue.set_paused(h.rt, True) is True
+        job = await h.add_job()
+        assert job["status"] == "paused"
+        await trio.sleep(100)
+        assert rec.started == [] and (await h.job(job["id"]))["status"] == "paused"
+        assert await queue.set_paused(h.rt, False) is False
+        done = await h.events.job(job["id"], "completed")
+        assert done["processed_on"] == job["created_at"] + 100_000
+
+
+@pytest.mark.trio
+async def test_retry_a_failed_job(tmp_path: Path, clock: trio.testing.MockClock) -> None:
+    flaky = Flaky(ProviderAuthError("bad key", status=401))
+    async with harness(tmp_path, processors={"noop": flaky}) as h:
+        job = await h.add_job()
+        await h.events.job(job["id"], "failed")
+        again = await queue.retry(h.rt, job["id"])
+        assert (again["status"], again["attempts"], again["failure_reason"]) == ("waiting", 0, None)
+        done = await h.events.job(job["id"], "completed")
+        assert done["attempts"] == 1
+        with pytest.raises(Conflict):
+            await queue.retry(h.rt, job["id"])

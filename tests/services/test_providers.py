@@ -1,0 +1,151 @@
+"""Providers over a real database: defaults, secrets, soft delete, the built-in one."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import select
+
+from wizd.errors import Conflict, InvalidInput, NotFound
+from wizd.llm.base import ProviderConfig
+from wizd.services import agents, providers
+from wizd.services.runtime import Runtime
+from wizd.store.schema import llm_providers
+
+pytestmark = pytest.mark.anyio
+
+KEY = "sk-test-Zq81secretvalue"
+
+
+def defaults(provs: list[dict]) -> list[str]:
+    return [p["name"] for p in provs if p["is_default"]]
+
+
+async def test_fresh_database_has_the_builtin_offline_default(rt: Runtime) -> None:
+    [builtin] = await providers.list_providers(rt)
+    assert builtin["name"] == "offline" and builtin["type"] == "offline"
+    assert builtin["default_model"] == "offline-demo" and builtin["is_default"] is True
+    # Idempotent: a second start adds nothing.
+    await providers.ensure_builtin_provider(rt)
+    assert len(await providers.list_providers(rt)) == 1
+
+
+async def test_deleted_builtin_is_not_brought_back(rt: Runtime) -> None:
+    await providers.create(rt, name="real", type="openai", default_model="gpt-x")
+    await providers.delete(rt, "offline")
+    await providers.ensure_builtin_provider(rt)
+    assert [p["name"] for p in await providers.list_providers(rt)] == ["real"]
+    # ... and the remaining provider took over as the default.
+    assert defaults(await providers.list_providers(rt)) == ["real"]
+
+
+async def test_create_openai_defaults_url_and_hides_key(rt: Runtime) -> None:
+    p = await providers.create(rt, name="oa", type="openai", default_model="gpt-4o-mini",
+                               api_key=KEY)
+    assert p["base_url"] == "https://api.openai.com/v1"
+    assert p["has_api_key"] is True and p["api_key_env"] is None
+    assert p["is_default"] is False  # the built-in one stays default
+    everything = [p, await providers.get(rt, "oa"), await providers.list_providers(rt)]
+    assert KEY not in json.dumps(everything)
+    assert "api_key" not in p
+
+
+async def test_exactly_one_default(rt: Runtime) -> None:
+    await providers.create(rt, name="a", type="openai", default_model="m",
+                           base_url="http://127.0.0.1:9/v1/", is_default=True)
+    assert defaults(await providers.list_providers(rt)) == ["a"]
+    b = await providers.create(rt, name="b", type="offline", default_model="m")
+    assert defaults(await providers.list_providers(rt)) == ["a"]
+    assert (await providers.set_default(rt, b["id"]))["is_default"] is True
+    assert defaults(await providers.list_providers(rt)) == ["b"]
+    with pytest.raises(Conflict):
+        await providers.update_provider(rt, "b", is_default=False)
+    await providers.update_provider(rt, "a", is_default=True)
+    assert defaults(await providers.list_providers(rt)) == ["a"]
+    assert (await providers.get(rt, "a"))["base_url"] == "http://127.0.0.1:9/v1"
+
+
+async def test_first_provider_becomes_default_when_none_is_live(rt: Runtime) -> None:
+    other = await providers.create(rt, name="tmp", type="offline", default_model="m")
+    await providers.set_default(rt, other["id"])
+    await providers.delete(rt, "offline")
+    await providers.delete(rt, "tmp")
+    assert await providers.list_providers(rt) == []
+    fresh = await providers.create(rt, name="fresh", type="offline", default_model="m")
+    assert fresh["is_default"] is True
+
+
+@pytest.mark.parametrize(("kwargs", "field"), [
+    ({"type": "anthropic"}, "type"),
+    ({"name": "   "}, "name"),
+    ({"base_url": "ftp://x"}, "base_url"),
+    ({"api_key_env": "NOT VALID"}, "api_key_env"),
+    ({"api_key": "k", "api_key_env": "K"}, "api_key_env"),
+    ({"default_model": ""}, "default_model"),
+])
+async def test_create_refuses_bad_input(rt: Runtime, kwargs: dict, field: str) -> None:
+    args = {"name": "p", "type": "openai", "default_model": "m"} | kwargs
+    with pytest.raises(InvalidInput) as info:
+        await providers.create(rt, **args)
+    assert info.value.field == field
+
+
+async def test_duplicate_name_conflicts_until_deleted(rt: Runtime) -> None:
+    await providers.create(rt, name="dup", type="offline", default_model="m")
+    with pytest.raises(Conflict):
+        await providers.create(rt, name="dup", type="offline", default_model="m")
+    deleted = await providers.delete(rt, "dup")
+    assert deleted["deleted"] is True
+    with pytest.raises(NotFound):
+        await providers.get(rt, "dup")
+    await providers.create(rt, name="dup", type="offline", default_model="m")
+
+
+async def test_delete_refused_while_an_agent_uses_it(rt: Runtime) -> None:
+    p = await providers.create(rt, name="busy", type="offline", default_model="m")
+    await agents.create(rt, name="ann", role="r", backstory="", goal="", provider_id="busy")
+    await agents.deactivate(rt, "ann")
+    with pytest.raises(Conflict) as info:
+        await providers.delete(rt, p["id"])
+    assert info.value.data == {"agents": ["ann"]}
+    assert (await providers.get(rt, p["id"]))["name"] == "busy"
+
+
+async def test_update_switches_between_key_and_env(rt: Runtime) -> None:
+    await providers.create(rt, name="k", type="openai", default_model="m", api_key=KEY)
+    p = await providers.update_provider(rt, "k", api_key_env="WIZ_TEST_KEY")
+    assert (p["has_api_key"], p["api_key_env"]) == (False, "WIZ_TEST_KEY")
+    p = await providers.update_provider(rt, "k", api_key="other")
+    assert (p["has_api_key"], p["api_key_env"]) == (True, None)
+    p = await providers.update_provider(rt, "k", api_key="")
+    assert (p["has_api_key"], p["api_key_env"]) == (False, None)
+    p = await providers.update_provider(rt, "k", name="renamed", default_model="m2")
+    assert (p["name"], p["default_model"]) == ("renamed", "m2")
+    with pytest.raises(NotFound):
+        await providers.update_provider(rt, "k", name="again")
+
+
+async def test_provider_config_reads_key_or_env_at_call_time(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stored = await providers.create(rt, name="s", type="openai", default_model="m", api_key=KEY)
+    env = await providers.create(rt, name="e", type="openai", default_model="m",
+                                 base_url="http://127.0.0.1:1/v1", api_key_env="WIZ_TEST_KEY")
+    cfg = await rt.db.read(providers.provider_config, stored["id"])
+    assert isinstance(cfg, ProviderConfig)
+    assert (cfg.name, cfg.type, cfg.base_url, cfg.default_model, cfg.api_key) == (
+        "s", "openai", "https://api.openai.com/v1", "m", KEY)
+    assert KEY not in repr(cfg)
+    assert (await rt.db.read(providers.provider_config, env["id"])).api_key is None
+    monkeypatch.setenv("WIZ_TEST_KEY", "from-env")
+    assert (await rt.db.read(providers.provider_config, env["id"])).api_key == "from-env"
+    with pytest.raises(NotFound):
+        await rt.db.read(providers.provider_config, "nope")
+
+
+async def test_key_is_stored_for_the_llm_layer(rt: Runtime) -> None:
+    p = await providers.create(rt, name="s", type="openai", default_model="m", api_key=KEY)
+    stored = await rt.db.read(lambda c: c.execute(
+        select(llm_providers.c.api_key).where(llm_providers.c.id == p["id"])).scalar())
+    assert stored == KEY

@@ -1,0 +1,158 @@
+"""``wizctl service install|uninstall``: wizd as a systemd user service.
+
+``install`` writes ``wizd.service`` and ``wizd.socket`` (shipped in
+``wizctl/units/``) into ``$XDG_CONFIG_HOME/systemd/user/`` with ``ExecStart=``
+pointing at this installation's ``wizd``, reloads the user manager when one
+answers, and says how to start it: socket-activated or always-on. It only
+writes files and talks to ``systemctl``; wizd itself is never imported.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+UNITS = ("wizd.service", "wizd.socket")
+# The ExecStart= of the shipped unit (where `pip install --user` and pipx put
+# wizd); install replaces it with the wizd it finds.
+SHIPPED_EXEC = "ExecStart=%h/.local/bin/wizd"
+
+NEXT_STEPS = """\
+Next, start it one of two ways:
+  socket-activated (starts on the first connection):
+    systemctl --user enable --now wizd.socket
+  always-on (starts when you log in):
+    systemctl --user enable --now wizd.service
+Then: wizctl status; logs: journalctl --user -u wizd.service
+To keep it running while you are logged out: loginctl enable-linger $USER"""
+
+app = typer.Typer(help="Run wizd as a systemd user service.", no_args_is_help=True,
+                  rich_markup_mode=None, add_completion=False, pretty_exceptions_enable=False)
+
+
+def unit_dir() -> Path:
+    """Where systemd looks for the user's own units."""
+    xdg = os.environ.get("XDG_CONFIG_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".config") / "systemd" / "user"
+
+
+def find_wizd() -> Path | None:
+    """The ``wizd`` of this installation: next to the running Python, else on PATH."""
+    beside = Path(sys.executable).parent / "wizd"  # the venv's bin/, not the resolved python
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return beside.absolute()
+    found = shutil.which("wizd")
+    return Path(found).absolute() if found else None
+
+
+def exec_path(path: Path) -> str:
+    """``path`` as one word of a unit's ExecStart= (specifiers and variables escaped)."""
+    text = str(path).replace("\\", "\\\\").replace("%", "%%").replace("$", "$$")
+    if any(c.isspace() or c in "\"'" for c in text):
+        text = '"' + text.replace('"', '\\"') + '"'
+    return text
+
+
+def shipped_unit(name: str) -> str:
+    return resources.files(__package__).joinpath("units", name).read_text(encoding="utf-8")
+
+
+def unit_text(name: str, wizd: Path) -> str:
+    """The unit file ``name`` as installed for the executable ``wizd``."""
+    text = shipped_unit(name)
+    if name == "wizd.service":
+        if SHIPPED_EXEC not in text:
+            raise AssertionError(f"{name} has no {SHIPPED_EXEC} line to fill in")
+        text = text.replace(SHIPPED_EXEC, "ExecStart=" + exec_path(wizd))
+    return text
+
+
+def user_manager() -> str | None:
+    """None if ``systemctl --user`` reaches a user manager, else why not."""
+    systemctl = shutil.which("systemctl")
+    if systemctl is None:
+        return "systemctl is not installed"
+    try:
+        done = subprocess.run([systemctl, "--user", "show-environment"], capture_output=True,
+                              text=True, timeout=15, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"systemctl --user failed: {exc}"
+    if done.returncode != 0:
+        detail = done.stderr.strip().splitlines()
+        return "no systemd user manager answers" + (f" ({detail[-1]})" if detail else "")
+    return None
+
+
+def systemctl(*args: str) -> bool:
+    """Run ``systemctl --user ARGS``, echoing it; True if it succeeded."""
+    cmd = ["systemctl", "--user", *args]
+    typer.echo("$ " + " ".join(cmd))
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+    for line in (done.stdout + done.stderr).strip().splitlines():
+        typer.echo("  " + line)
+    return done.returncode == 0
+
+
+def _write(path: Path, text: str) -> str:
+    if path.is_file() and path.read_text(encoding="utf-8") == text:
+        return "unchanged"
+    existed = path.exists()
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.chmod(0o644)
+    tmp.replace(path)
+    return "updated" if existed else "wrote"
+
+
+Wizd = Annotated[Optional[Path], typer.Option(
+    "--wizd", help="The wizd executable to run (default: next to this Python, else on PATH).")]
+
+
+@app.command()
+def install(wizd: Wizd = None) -> None:
+    """Write wizd.service and wizd.socket for the user's systemd and reload it."""
+    exe = wizd.absolute() if wizd is not None else find_wizd()
+    if exe is None or not (exe.is_file() and os.access(exe, os.X_OK)):
+        typer.echo(f"wizctl: error: cannot find an executable wizd ({exe or 'not on PATH'}); "
+                   "pass --wizd PATH", err=True)
+        raise typer.Exit(1)
+    target = unit_dir()
+    target.mkdir(parents=True, exist_ok=True)
+    for name in UNITS:
+        what = _write(target / name, unit_text(name, exe))
+        typer.echo(f"{what} {target / name}")
+    typer.echo(f"ExecStart={exec_path(exe)}")
+    problem = user_manager()
+    if problem is None:
+        systemctl("daemon-reload")
+    else:
+        typer.echo(f"not reloading systemd: {problem}. The units are in place; in a session "
+                   "with a user manager run: systemctl --user daemon-reload")
+    typer.echo(NEXT_STEPS)
+
+
+@app.command()
+def uninstall() -> None:
+    """Stop and disable wizd's units, then remove them."""
+    target = unit_dir()
+    present = [name for name in UNITS if (target / name).exists()]
+    problem = user_manager()
+    if problem is None:
+        # Disabling a unit that is not loaded fails harmlessly; go on regardless.
+        systemctl("disable", "--now", *UNITS)
+    else:
+        typer.echo(f"not stopping anything through systemd: {problem}")
+    for name in present:
+        (target / name).unlink()
+        typer.echo(f"removed {target / name}")
+    if not present:
+        typer.echo(f"no wizd units in {target}")
+    if problem is None and present:
+        systemctl("daemon-reload")

@@ -1,0 +1,260 @@
+"""The job queue's operations: each one transaction, then its notifications.
+
+Generic: the queue moves jobs between statuses (see ``wizd.store.jobs``) and
+knows nothing of agents. What a transition means for one kind of job (a reply
+to store, an agent's status) is its completion handler's business
+(``wizd.jobs.completion``, routed by job name); the handler runs inside the
+same transaction, and the events it returns are published from
+``after_commit``, so they reach subscribers in commit order.
+
+Timestamps are read from ``rt.clock`` before each transaction: the clock
+belongs to the event loop, and transactions run in worker threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection
+
+from ..errors import Conflict, NotFound
+from ..events.hub import Event
+from ..services.runtime import Runtime
+from ..store import jobs as store
+from . import completion
+from .completion import Failure, Transition
+
+log = logging.getLogger(__name__)
+
+Job = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """What a processor gets: the runtime, the claimed job, and a way to report progress."""
+
+    rt: Runtime
+    job: Job
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return dict(self.job["data"])
+
+    async def progress(self, percent: int) -> None:
+        """Record progress (0-100) and tell subscribers. One write: call it sparingly."""
+        await progress(self.rt, self.job, percent)
+
+
+Processor = Callable[[JobContext], Awaitable[Any]]
+
+
+def _publisher(rt: Runtime) -> Callable[[list[Event]], None]:
+    def publish(events: list[Event]) -> None:
+        for event in events:
+            rt.hub.publish(event)
+
+    return publish
+
+
+def _publish_transition(rt: Runtime) -> Callable[[Transition | None], None]:
+    publish = _publisher(rt)
+
+    def after_commit(transition: Transition | None) -> None:
+        if transition is not None:
+            publish(transition.events)
+
+    return after_commit
+
+
+async def claim(
+    rt: Runtime,
+    *,
+    limit: int,
+    now_ms: int,
+    on_claimed: Callable[[list[Job]], None] | None = None,
+) -> tuple[list[Job], int | None]:
+    """Claim up to ``limit`` due jobs; see ``store.jobs.claim``.
+
+    ``on_claimed`` runs right after the commit, on the event loop, before any
+    other write: the scheduler registers the jobs there, so a cancel request
+    can never find a job active but unknown.
+    """
+
+    def tx(conn: Connection) -> tuple[list[Job], int | None]:
+        return store.claim(conn, now_ms=now_ms, limit=limit)
+
+    def after_commit(result: tuple[list[Job], int | None]) -> None:
+        claimed, _ = result
+        for job in claimed:
+            rt.hub.publish(completion.job_event(job))
+        if on_claimed is not None:
+            on_claimed(claimed)
+
+    return await rt.db.write(tx, after_commit=after_commit)
+
+
+async def progress(rt: Runtime, job: Job, percent: int) -> None:
+    """Record an active job's progress and publish ``job.updated``."""
+
+    now = rt.clock.now_ms()
+
+    def tx(conn: Connection) -> Transition | None:
+        updated = store.set_progress(conn, job["id"], percent, now)
+        return None if updated is None else Transition(updated, [completion.job_event(updated)])
+
+    await rt.db.write(tx, after_commit=_publish_transition(rt))
+
+
+async def succeed(rt: Runtime, job: Job, result: Any) -> Job | None:
+    """Complete an active job through its handler (one transaction); None if it was
+    no longer active."""
+    handler = completion.handler_for(job["name"])
+
+    now = rt.clock.now_ms()
+
+    def tx(conn: Connection) -> Transition | None:
+        return handler.succeeded(conn, job, result, now)
+
+    transition = await rt.db.write(tx, after_commit=_publish_transition(rt))
+    return None if transition is None else transition.job
+
+
+async def fail(
+    rt: Runtime, job: Job, failure: Failure, *, from_statuses: tuple[str, ...] = ("active",)
+) -> Job | None:
+    """Fail a job for good through its handler; None if its status was not in
+    ``from_statuses`` (it moved on meanwhile)."""
+    handler = completion.handler_for(job["name"])
+
+    now = rt.clock.now_ms()
+
+    def tx(conn: Connection) -> Transition | None:
+        return handler.failed(conn, job, failure, now, from_statuses)
+
+    transition = await rt.db.write(tx, after_commit=_publish_transition(rt))
+    return None if transition is None else transition.job
+
+
+async def retry_later(rt: Runtime, job: Job, reason: str, delay_s: float) -> Job | None:
+    """An attempt failed but another may succeed: the job waits ``delayed`` for
+    ``delay_s`` seconds (rounded up to the millisecond)."""
+    handler = completion.handler_for(job["name"])
+
+    now = rt.clock.now_ms()
+
+    def tx(conn: Connection) -> Transition | None:
+        # Round up, ignoring float noise (0.3 s is 300.00000000000006 ms).
+        run_at = now + max(math.ceil(delay_s * 1000 - 1e-6), 0)
+        updated = store.retry_later(conn, job["id"], reason, run_at, now)
+        if updated is None:
+            return None
+        return Transition(updated, [completion.job_event(updated), *handler.changed(conn, updated)])
+
+    transition = await rt.db.write(tx, after_commit=_publish_transition(rt))
+    return None if transition is None else transition.job
+
+
+async def requeue(rt: Runtime, job_ids: list[str]) -> list[Job]:
+    """Return interrupted active jobs to the queue without costing them an attempt."""
+
+    now = rt.clock.now_ms()
+
+    def tx(conn: Connection) -> list[Job]:
+        return store.requeue(conn, job_ids, now)
+
+    return await rt.db.write(tx)
+
+
+async def recover(rt: Runtime) -> list[Job]:
+    """At start: take back jobs a dead daemon left ``active``.
+
+    The attempt they were in is given back, as on a clean shutdown: the daemon
+    died, not the job (a reply stored before the crash committed together with
+    its job's completion, so no job here has one).
+    """
+
+    now = rt.clock.now_ms()
+
+    def tx(conn: Connection) -> list[Job]:
+        return store.requeue(conn, store.active_ids(conn), now)
+
+    recovered = await rt.db.write(tx)
+    if recovered:
+        log.info("took back %d job(s) left active by the previous run", len(recovered))
+    return recovered
+
+
+async def get(rt: Runtime, job_id: str) -> Job:
+    job = await rt.db.read(store.get, job_id)
+    if job is None:
+        raise NotFound("job", job_id)
+    return job
+
+
+async def list_jobs(rt: Runtime, *, status: str | None = None, limit: int = 50) -> list[Job]:
+    def q(conn: Connection) -> list[Job]:
+        return store.list_jobs(conn, status=status, limit=limit)
+
+    return await rt.db.read(q)
+
+
+async def retry(rt: Runtime, job_id: str) -> Job:
+    """Queue a failed job again with fresh attempts. Raises NotFound, Conflict."""
+
+    now = rt.clock.now_ms()
+
+    def tx(conn: Connection) -> Transition:
+        job = store.retry(conn, job_id, now)
+        handler = completion.handler_for(job["name"])
+        return Transition(job, [completion.job_event(job), *handler.changed(conn, job)])
+
+    transition = await rt.db.write(tx, after_commit=_publish_transition(rt))
+    rt.wake_scheduler()
+    return transition.job
+
+
+async def cancel(rt: Runtime, job_id: str) -> Job:
+    """Cancel a job that has not finished.
+
+    A queued one fails at once with failure_reason "cancelled"; a running one is
+    cancelled through its cancel scope and recorded the same way by its task.
+    Raises NotFound, or Conflict if it has finished already.
+    """
+    job = await get(rt, job_id)
+    if job["status"] in store.QUEUED:
+        failed = await fail(rt, job, Failure("cancelled", cancelled=True),
+                            from_statuses=store.QUEUED)
+        if failed is not None:
+            rt.wake_scheduler()  # younger jobs of its group may run now
+            return failed
+        job = await get(rt, job_id)  # claimed meanwhile: cancel it running
+    if job["status"] == "active":
+        cancel_running: Callable[[str], Awaitable[None]] | None = getattr(
+            rt, "cancel_running", None)
+        if cancel_running is None:
+            raise Conflict(f"job {job_id} is running and no scheduler can cancel it")
+        await cancel_running(job_id)
+        return await get(rt, job_id)
+    raise Conflict(f"job {job_id} is {job['status']}; only an unfinished job can be cancelled",
+                   status=job["status"])
+
+
+async def set_paused(rt: Runtime, paused: bool) -> bool:
+    """Pause (claim nothing new; running jobs finish) or resume the queue. Persisted."""
+
+    now = rt.clock.now_ms()
+
+    def tx(conn: Connection) -> bool:
+        return store.set_paused(conn, paused, now)
+
+    result = await rt.db.write(tx)
+    rt.wake_scheduler()
+    return result
+
+
+async def is_paused(rt: Runtime) -> bool:
+    return await rt.db.read(store.is_paused)

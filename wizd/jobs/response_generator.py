@@ -1,0 +1,63 @@
+"""The processor of ``response_generator`` jobs: one agent's reply to one message.
+
+It loads what the reply needs when the attempt starts (the agent, its
+provider with the secret resolved now, the conversation up to the trigger),
+streams the completion, publishing each piece as ``message.delta``, and hands
+the result to the completion handler, which stores it. Only the provider call
+runs under ``config.job_timeout``: a slow database is not the model's fault.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+from sqlalchemy import Connection
+
+from ..errors import ProviderTimeout
+from ..llm import providers
+from ..services import replies
+from .completion import ReplyResult, Skipped
+from .queue import JobContext
+
+NAME = "response_generator"
+
+# Progress is written once, when the first piece arrives: a write per token
+# would cost more than the reply itself.
+STREAMING_PROGRESS = 50
+
+
+async def process(ctx: JobContext) -> ReplyResult | Skipped:
+    """Generate the reply. Raises ProviderError subclasses (ProviderTimeout when
+    the provider takes longer than ``config.job_timeout``), NotFound if the
+    conversation or provider is gone."""
+    rt = ctx.rt
+    data = ctx.data
+
+    def load(conn: Connection) -> replies.ReplyInputs | replies.Skip:
+        return replies.load_inputs(conn, data, default_context=rt.config.context_messages)
+
+    inputs = await rt.db.read(load)
+    if isinstance(inputs, replies.Skip):
+        return Skipped(inputs.reason)
+
+    index = 0
+
+    async def on_delta(piece: str) -> None:
+        nonlocal index
+        params: dict[str, Any] = {
+            "job_id": ctx.job["id"], "conversation_id": inputs.conversation["id"],
+            "author_id": inputs.agent_user_id, "index": index, "delta": piece,
+        }
+        rt.publish("message.delta", params, conversation_id=inputs.conversation["id"])
+        index += 1
+        if index == 1:
+            await ctx.progress(STREAMING_PROGRESS)
+
+    timeout = rt.config.job_timeout
+    with anyio.move_on_after(timeout) as limit:
+        completion = await providers.complete(inputs.provider, inputs.request, on_delta)
+    if limit.cancelled_caught:
+        raise ProviderTimeout(f"no complete answer within {timeout:g} s",
+                              provider=inputs.provider.name)
+    return ReplyResult(inputs, completion)

@@ -1,0 +1,245 @@
+"""The scheduler: a task group (nursery) that runs queued jobs.
+
+    run()
+      ├── take back jobs a dead daemon left active
+      └── loop: claim what is due (up to the free capacity) ── start each job ──┐
+                sleep until woken (an enqueue, a job ending) or the next due    │
+          _run(job): processor in its own cancel scope ──> record the outcome <─┘
+                     (success / retry later with backoff / fail for good)
+
+- Wake on enqueue: ``rt.wake_scheduler()`` sets an event; there is no polling
+  interval. A delayed job starts when due: the loop sleeps until the earliest
+  ``run_at``, or less if woken.
+- At most ``config.concurrency`` jobs run at once (a CapacityLimiter); jobs of
+  one ``group_key`` run one at a time in order (the claim sees to it).
+- Each job runs in its own CancelScope, kept so ``job.cancel`` can cancel it.
+- On shutdown (the scheduler's scope is cancelled) running jobs are cancelled
+  and returned to the queue with the attempt they were in given back.
+- Processors are looked up by job name; an unknown name fails the job at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+
+from ..errors import WizError
+from ..services.runtime import Runtime
+from ..store import jobs as store
+from . import backoff, queue
+from .completion import Failure
+from .queue import Job, JobContext, Processor
+
+log = logging.getLogger(__name__)
+
+
+def default_processors() -> dict[str, Processor]:
+    """The job types wizd runs: job name -> processor."""
+    from . import response_generator
+
+    return {response_generator.NAME: response_generator.process}
+
+
+@dataclass(eq=False)
+class _Running:
+    job: Job
+    scope: anyio.CancelScope | None = None
+    cancel_requested: bool = False
+    done: anyio.Event = field(default_factory=anyio.Event)
+
+    def cancel(self) -> None:
+        self.cancel_requested = True
+        if self.scope is not None:
+            self.scope.cancel()
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    result: Any = None
+    error: Exception | None = None  # the attempt failed; retry or fail per backoff
+    failure: Failure | None = None  # failed for good, whatever the attempts left
+
+
+def describe(exc: BaseException) -> str:
+    """An exception as a job's failure_reason."""
+    if isinstance(exc, WizError):
+        return exc.message
+    return f"{type(exc).__name__}: {exc}"
+
+
+class Scheduler:
+    def __init__(
+        self,
+        rt: Runtime,
+        processors: Mapping[str, Processor] | None = None,
+        *,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.rt = rt
+        self.processors = dict(default_processors() if processors is None else processors)
+        # Injectable so tests can pin the jitter and assert exact virtual times.
+        self.rng = rng or random.Random()
+        self.policy = backoff.Policy(rt.config.backoff_base, rt.config.backoff_cap)
+        self.limiter = anyio.CapacityLimiter(rt.config.concurrency)
+        self.running: dict[str, _Running] = {}
+        # Cancel requests for jobs seen active but not registered yet.
+        self._doomed: dict[str, anyio.Event] = {}
+        self._interrupted: set[str] = set()
+        self._wakeup = anyio.Event()
+        self._draining = False
+
+    def wake(self) -> None:
+        """Look at the queue again now (a job was added, retried, or resumed)."""
+        self._wakeup.set()
+
+    async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Run jobs until cancelled; ``started`` once left-over active jobs are taken back.
+
+        Sets ``rt.wake_scheduler`` and ``rt.cancel_running`` for the services.
+        """
+        await queue.recover(self.rt)
+        self.rt.wake_scheduler = self.wake
+        # Runtime has no field for it yet: job.cancel finds it with getattr.
+        setattr(self.rt, "cancel_running", self.cancel)  # noqa: B010
+        try:
+            async with anyio.create_task_group() as tg:
+                task_status.started()
+                await self._loop(tg)
+        finally:
+            self.rt.wake_scheduler = lambda: None
+            setattr(self.rt, "cancel_running", None)  # noqa: B010
+            with anyio.CancelScope(shield=True):
+                await self._requeue_interrupted()
+
+    async def drain(self, grace: float) -> None:
+        """Start no new job, and wait up to ``grace`` seconds for running ones to end.
+
+        Whatever still runs afterwards is cancelled (and requeued) with the scheduler.
+        """
+        self._draining = True
+        with anyio.move_on_after(grace):
+            for entry in list(self.running.values()):
+                await entry.done.wait()
+
+    async def cancel(self, job_id: str) -> None:
+        """Cancel running job ``job_id`` and wait until its cancellation is recorded.
+
+        A job claimed but not registered yet is cancelled as soon as it is; a
+        job that is not active returns at once.
+        """
+        entry = self.running.get(job_id)
+        if entry is not None:
+            entry.cancel()
+            await entry.done.wait()
+            return
+        done = self._doomed.setdefault(job_id, anyio.Event())
+        job = await self.rt.db.read(store.get, job_id)
+        if job is None or job["status"] != "active":
+            self._doomed.pop(job_id, None)
+            return
+        await done.wait()
+
+    # -- internals -------------------------------------------------------------------
+
+    async def _loop(self, tg: anyio.abc.TaskGroup) -> None:
+        due_reached: int | None = None
+        while True:
+            self._wakeup = anyio.Event()  # before the claim: a wake during it is kept
+            free = 0 if self._draining else int(self.limiter.available_tokens)
+            next_due: int | None = None
+            if free > 0:
+                now = self.rt.clock.now_ms()
+                if due_reached is not None:
+                    # Woken at the due time: never let float rounding make the
+                    # clock read one millisecond early and spin.
+                    now = max(now, due_reached)
+                claimed, next_due = await queue.claim(self.rt, limit=free, now_ms=now,
+                                                      on_claimed=self._register)
+                for job in claimed:
+                    tg.start_soon(self._run, self.running[job["id"]], name=f"job {job['id']}")
+            deadline = math.inf if next_due is None else self.rt.clock.loop_time(next_due)
+            with anyio.move_on_at(deadline) as sleep:
+                await self._wakeup.wait()
+            due_reached = next_due if sleep.cancelled_caught else None
+
+    def _register(self, claimed: list[Job]) -> None:
+        # Runs right after the claim commits, on the event loop.
+        for job in claimed:
+            entry = _Running(job)
+            done = self._doomed.pop(job["id"], None)
+            if done is not None:
+                entry.done, entry.cancel_requested = done, True
+            self.limiter.acquire_on_behalf_of_nowait(entry)
+            self.running[job["id"]] = entry
+
+    async def _run(self, entry: _Running) -> None:
+        job = entry.job
+        try:
+            outcome = await self._execute(entry)
+            # The outcome is in hand: record it even if shutdown starts now.
+            with anyio.CancelScope(shield=True):
+                await self._record(job, outcome)
+        except anyio.get_cancelled_exc_class():
+            self._interrupted.add(job["id"])  # shutdown: requeued by run()
+            raise
+        except Exception:
+            log.exception("job %s: could not record its outcome; it stays active until "
+                          "the next start", job["id"])
+        finally:
+            self.running.pop(job["id"], None)
+            self.limiter.release_on_behalf_of(entry)
+            entry.done.set()
+            self.wake()
+
+    async def _execute(self, entry: _Running) -> _Outcome:
+        job = entry.job
+        processor = self.processors.get(job["name"])
+        if processor is None:
+            return _Outcome(failure=Failure(f"no processor for job name {job['name']!r}"))
+        with anyio.CancelScope() as scope:
+            entry.scope = scope
+            if entry.cancel_requested:
+                scope.cancel()
+            try:
+                return _Outcome(result=await processor(JobContext(self.rt, job)))
+            except Exception as exc:
+                return _Outcome(error=exc)
+        # Only our own scope's cancellation ends up here (job.cancel); a
+        # shutdown's propagates.
+        return _Outcome(failure=Failure("cancelled", cancelled=True))
+
+    async def _record(self, job: Job, outcome: _Outcome) -> None:
+        if outcome.failure is not None:
+            log.info("job %s (%s) failed: %s", job["id"], job["name"], outcome.failure.reason)
+            await queue.fail(self.rt, job, outcome.failure)
+            return
+        exc = outcome.error
+        if exc is None:
+            await queue.succeed(self.rt, job, outcome.result)
+            return
+        reason = describe(exc)
+        if not isinstance(exc, WizError):
+            log.error("job %s (%s) raised", job["id"], job["name"], exc_info=exc)
+        delay = backoff.retry_delay(exc, attempts=job["attempts"], max_attempts=job["max_attempts"],
+                                    policy=self.policy, rng=self.rng)
+        if delay is None:
+            log.warning("job %s (%s) failed for good after %d attempt(s): %s",
+                        job["id"], job["name"], job["attempts"], reason)
+            await queue.fail(self.rt, job, Failure(reason, exc))
+        else:
+            log.info("job %s (%s) attempt %d failed, retrying in %.3f s: %s",
+                     job["id"], job["name"], job["attempts"], delay, reason)
+            await queue.retry_later(self.rt, job, reason, delay)
+
+    async def _requeue_interrupted(self) -> None:
+        leftover = sorted(self._interrupted | set(self.running))
+        self._interrupted.clear()
+        if leftover:
+            requeued = await queue.requeue(self.rt, leftover)
+            log.info("returned %d running job(s) to the queue", len(requeued))

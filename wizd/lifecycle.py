@@ -1,0 +1,196 @@
+"""The daemon's life as its supervisor sees it: one instance, its socket, its health.
+
+``app.serve`` runs inside ``lifecycle(config)``::
+
+    with lifecycle(config) as life:          # locks; the socket systemd passed, if any
+        ...open the database...
+        listener = await life.open_listener()  # inherited, or created at config.socket
+        tg.start_soon(life.watchdog)           # WATCHDOG=1 while the event loop runs
+        await tg.start(server.run)
+        life.ready()                           # READY=1
+        tg.start_soon(life.report_status, rt)  # STATUS=<queue counts>
+        await stop.wait()
+        await life.stop_accepting()            # STOPPING=1; new clients are refused
+        ...let jobs finish or requeue them, cancel the rest...
+        await life.close()                     # (shielded) the socket file goes, if ours
+
+Stopping accepts no new connection but keeps the open ones, so that clients
+watching a reply finish during the shutdown grace period still see it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import anyio
+from anyio.abc import SocketListener, SocketStream
+
+from .config import Config
+from .lock import instance_locks
+from .rpc.server import open_listener
+from .services.runtime import Runtime
+from .store import jobs as job_queries
+from .systemd import InheritedSocket, Notifier, inherited_socket, watchdog_interval
+
+log = logging.getLogger(__name__)
+
+STATUS_EVERY = 5.0
+# Seconds systemd should wait for the last writes after the grace period.
+STOP_MARGIN = 15.0
+
+
+class GatedListener(SocketListener):
+    """A listener that can stop accepting while its server keeps serving open connections.
+
+    After ``stop_accepting`` the listening socket is closed (so a new client is
+    refused at once instead of waiting in the backlog) and ``accept`` waits
+    until the caller is cancelled.
+    """
+
+    def __init__(self, inner: SocketListener) -> None:
+        self._inner = inner
+        self._stopped = False
+        self._accepting: anyio.CancelScope | None = None
+
+    async def accept(self) -> SocketStream:
+        if not self._stopped:
+            with anyio.CancelScope() as scope:
+                self._accepting = scope
+                try:
+                    return await self._inner.accept()
+                except anyio.ClosedResourceError:
+                    if not self._stopped:
+                        raise
+                finally:
+                    self._accepting = None
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    async def stop_accepting(self) -> None:
+        self._stopped = True
+        if self._accepting is not None:
+            self._accepting.cancel()
+        await self._inner.aclose()
+
+    async def aclose(self) -> None:
+        self._stopped = True
+        await self._inner.aclose()
+
+    @property
+    def extra_attributes(self) -> Mapping[Any, Any]:
+        return self._inner.extra_attributes
+
+
+class Lifecycle:
+    """The instance locks are held, the notifier is open; see the module docstring."""
+
+    def __init__(self, config: Config, notifier: Notifier,
+                 inherited: InheritedSocket | None) -> None:
+        self.config = config
+        self.notifier = notifier
+        self.inherited = inherited
+        self.listener: GatedListener | None = None
+        self._status = ""
+
+    @property
+    def activated(self) -> bool:
+        """True when the service manager passed the socket (and owns its file)."""
+        return self.inherited is not None
+
+    async def open_listener(self) -> GatedListener:
+        """The inherited socket, or a new one at ``config.socket`` (a stale file is replaced).
+
+        Raises DaemonBusy if something else answers at the path.
+        """
+        if self.inherited is not None:
+            inner = await SocketListener.from_socket(self.inherited.sock)
+        else:
+            inner = await open_listener(self.config.socket)
+        self.listener = GatedListener(inner)
+        return self.listener
+
+    def ready(self) -> None:
+        self.notifier.ready(f"serving {self.config.socket}")
+
+    async def watchdog(self, environ: Mapping[str, str] | None = None) -> None:
+        """Send ``WATCHDOG=1`` at half of ``$WATCHDOG_USEC`` for as long as the loop runs."""
+        interval = watchdog_interval(os.environ if environ is None else environ)
+        if interval is None or not self.notifier.enabled:
+            return
+        log.debug("watchdog ping every %.3f s", interval)
+        while True:
+            self.notifier.watchdog()
+            await anyio.sleep(interval)
+
+    async def report_status(self, rt: Runtime, *, every: float = STATUS_EVERY) -> None:
+        """Keep ``systemctl status`` showing the queue counts (a cheap count query)."""
+        if not self.notifier.enabled:
+            return
+        while True:
+            counts = await rt.db.read(job_queries.count_by_status)
+            self._send_status(status_line(counts))
+            await anyio.sleep(every)
+
+    def _send_status(self, text: str) -> None:
+        if text != self._status:
+            self._status = text
+            self.notifier.status(text)
+
+    async def stop_accepting(self) -> None:
+        """``STOPPING=1``, refuse new connections, and remove the socket file if ours."""
+        grace = self.config.shutdown_grace
+        self.notifier.send(
+            "STOPPING=1",
+            "STATUS=stopping",
+            # Make systemd wait for the configured grace, whatever TimeoutStopSec says.
+            f"EXTEND_TIMEOUT_USEC={int((grace + STOP_MARGIN) * 1_000_000)}",
+        )
+        if self.listener is not None:
+            await self.listener.stop_accepting()
+        self._remove_socket_file()
+
+    async def close(self) -> None:
+        """Close the listener and remove the socket file we created (never an inherited one)."""
+        if self.listener is not None:
+            await self.listener.aclose()
+        elif self.inherited is not None:
+            self.inherited.sock.close()
+        self._remove_socket_file()
+
+    def _remove_socket_file(self) -> None:
+        if self.listener is not None and not self.activated:
+            self.config.socket.unlink(missing_ok=True)
+
+
+def status_line(counts: Mapping[str, int]) -> str:
+    """``serving: 2 active, 5 waiting, 1 delayed, 0 failed`` (what systemctl status shows)."""
+    order = ("active", "waiting", "delayed", "failed")
+    return "serving: " + ", ".join(f"{counts.get(k, 0)} {k}" for k in order)
+
+
+@contextlib.contextmanager
+def lifecycle(config: Config, environ: dict[str, str] | None = None) -> Iterator[Lifecycle]:
+    """Take the socket passed by the service manager (if any) and the instance locks.
+
+    Under socket activation the effective socket is the inherited one, so
+    ``life.config.socket`` names it. Raises DaemonBusy if another wizd holds
+    the database or the socket, WizError if the inherited socket is unusable.
+    """
+    inherited = inherited_socket(environ)
+    try:
+        if inherited is not None and inherited.path != config.socket:
+            log.info("socket %s from the service manager replaces %s",
+                     inherited.path, config.socket)
+            config = dataclasses.replace(config, socket=inherited.path)
+        with instance_locks(config.db, config.socket), \
+                Notifier.from_environ(environ) as notifier:
+            yield Lifecycle(config, notifier, inherited)
+    finally:
+        if inherited is not None:
+            inherited.sock.close()
+

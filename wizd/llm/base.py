@@ -1,0 +1,124 @@
+"""The values every provider speaks: requests, configuration, completions.
+
+A provider is an ``async def complete(provider, request, on_delta) -> Completion``
+that streams text pieces to ``on_delta`` and raises only ``ProviderError``
+subclasses. This module holds the shared types and the two pure helpers every
+HTTP provider needs: secret scrubbing and ``Retry-After`` parsing.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC
+from email.utils import parsedate_to_datetime
+
+__all__ = [
+    "ChatMessage",
+    "ChatRequest",
+    "Completion",
+    "OnDelta",
+    "ProviderConfig",
+    "parse_retry_after",
+    "scrub_secret",
+]
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    role: str  # "system" | "user" | "assistant"
+    content: str
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    model: str
+    messages: tuple[ChatMessage, ...]
+    temperature: float | None = None
+    max_tokens: int | None = None
+
+
+@dataclass(frozen=True)
+class ProviderConfig:
+    """One ``llm_providers`` row with its secret resolved, built right before a call.
+
+    ``api_key`` is left out of ``repr()`` (and so of ``str()``), but
+    ``dataclasses.asdict()`` would still include it: never serialise this object.
+    """
+
+    id: str
+    name: str
+    type: str
+    base_url: str | None
+    default_model: str
+    api_key: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class Completion:
+    content: str
+    model: str
+    finish_reason: str | None
+    usage: dict[str, int] | None  # prompt_tokens, completion_tokens, total_tokens
+
+
+OnDelta = Callable[[str], Awaitable[None]]
+
+
+# Tokens that look like API keys: OpenAI's "sk-..." (also as echoed truncated,
+# "sk-abc***wxyz") and anything following "Bearer ", up to a space or quote (a
+# final full stop belongs to the sentence).
+_KEY_LIKE = re.compile(r"(?:\bsk-|(?i:\bbearer)\s+)[^\s\"',;]*[^\s\"',;.]")
+REDACTED = "[redacted]"
+
+
+def scrub_secret(text: str, secret: str | None) -> str:
+    """``text`` with every occurrence of ``secret`` and every key-like token replaced.
+
+    Provider error messages sometimes echo the key they were given (OpenAI says
+    "Incorrect API key provided: sk-abc***wxyz"), so no provider text reaches an
+    exception before passing through here.
+    """
+    if secret:
+        text = text.replace(secret, REDACTED)
+    return _KEY_LIKE.sub(REDACTED, text)
+
+
+def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
+    """Seconds to wait as the server asked, or None when it did not say (or said nonsense).
+
+    Reads ``retry-after-ms`` (milliseconds, OpenAI's extension) first, then
+    ``Retry-After`` as delta-seconds or an HTTP-date (relative to ``now``, Unix
+    seconds, default the wall clock). Header names match case-insensitively; a
+    date in the past gives 0.
+    """
+    lowered = {name.lower(): value for name, value in headers.items()}
+    millis = _non_negative(lowered.get("retry-after-ms"))
+    if millis is not None:
+        return millis / 1000
+    value = lowered.get("retry-after")
+    if value is None:
+        return None
+    seconds = _non_negative(value)
+    if seconds is not None:
+        return seconds
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # "-0000" parses zone-less; HTTP dates are GMT anyway
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def _non_negative(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        number = float(value.strip())
+    except ValueError:
+        return None
+    # float() accepts "nan" and "inf"; a wait needs a finite, non-negative number.
+    return number if 0 <= number < float("inf") else None

@@ -1,0 +1,84 @@
+"""What an agent sees: its system prompt and the conversation, as chat messages.
+
+Pure functions, no I/O: the job processor loads the history and the agent, then
+calls ``build_context``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .base import ChatMessage
+
+__all__ = ["ContextMessage", "build_context", "system_prompt"]
+
+
+@dataclass(frozen=True)
+class ContextMessage:
+    """One stored message, with its stored LLM form (``llm_messages`` row) when it has one."""
+
+    author_id: str
+    author_name: str
+    content: str
+    kind: str  # "text" | "error"
+    llm_role: str | None = None
+    llm_content: str | None = None
+
+
+def system_prompt(name: str, role: str, backstory: str, goal: str) -> str:
+    """The system prompt of an agent, derived from its profile.
+
+    The first two lines (``You are NAME.`` / ``Your role: ROLE.``) are also what
+    the offline provider reads to introduce the agent; empty fields are left out.
+    """
+    lines = [f"You are {_sentence(name)}"]
+    if role.strip():
+        lines.append(f"Your role: {_sentence(role)}")
+    if backstory.strip():
+        lines.append(f"Your backstory: {_sentence(backstory)}")
+    if goal.strip():
+        lines.append(f"Your goal: {_sentence(goal)}")
+    lines.append(
+        "You are chatting with people, and maybe other agents, in a conversation."
+        " Stay in character and answer concisely."
+    )
+    return "\n".join(lines)
+
+
+def build_context(
+    *,
+    agent_user_id: str,
+    system_prompt: str,
+    history: Sequence[ContextMessage],
+    limit: int,
+) -> tuple[ChatMessage, ...]:
+    """The messages to send for the agent's reply.
+
+    ``history`` is the conversation up to and including the trigger, oldest
+    first. The result is the system prompt, then the last ``limit`` messages
+    that are not errors (errors are never shown to an LLM): the agent's own as
+    ``assistant``, everyone else's as ``user``. When more than two people
+    (agents included) wrote in the history, ``user`` messages are prefixed with
+    ``"Name: "`` so the model can tell them apart. A message's stored LLM form
+    (``llm_role``/``llm_content``) is used as is, in place of the derived one.
+    """
+    shown = [m for m in history if m.kind != "error"]
+    many_voices = len({m.author_id for m in shown}) > 2
+    window = shown[-limit:] if limit > 0 else []
+    messages = [ChatMessage("system", system_prompt)]
+    for message in window:
+        role = "assistant" if message.author_id == agent_user_id else "user"
+        content = message.content
+        if role == "user" and many_voices:
+            content = f"{message.author_name}: {content}"
+        if message.llm_content is not None:
+            content = message.llm_content
+        messages.append(ChatMessage(message.llm_role or role, content))
+    return tuple(messages)
+
+
+def _sentence(text: str) -> str:
+    """``text`` on one line, ending with exactly one full stop (unless it ends in ! or ?)."""
+    text = " ".join(text.split()).rstrip(".")
+    return text if text.endswith(("!", "?")) else text + "."

@@ -1,0 +1,94 @@
+"""The built-in "offline" provider type: a demo and test stand-in for a real LLM.
+
+It never touches the network and always gives the same answer to the same
+request, so wiz can be tried, and tested end to end, without any LLM at all.
+The reply says who the agent is (from the system prompt's ``You are NAME.`` and
+``Your role: ROLE.`` lines) and quotes the last user message, shortened::
+
+    [offline demo] I'm Ada (Researcher). You said: "hello there"
+
+It is streamed word by word through ``on_delta``, with a scheduler checkpoint
+between pieces (no real sleeping). ``model`` echoes ``request.model``,
+``finish_reason`` is ``"stop"``, and ``usage`` counts words.
+
+Test triggers, recognised as a separate word anywhere in the last user message:
+
+- ``/fail``: raises ``ProviderError`` (retryable), as a flaky server would.
+- ``/fail-auth``: raises ``ProviderAuthError`` (never retried).
+- ``/hang``: streams the first piece, then waits until cancelled (for timeout
+  and cancellation tests).
+"""
+
+from __future__ import annotations
+
+import re
+
+import anyio
+import anyio.lowlevel
+
+from ..errors import ProviderAuthError, ProviderError
+from .base import ChatRequest, Completion, OnDelta, ProviderConfig
+
+__all__ = ["complete", "reply_text"]
+
+LABEL = "[offline demo]"
+QUOTE_LIMIT = 80
+
+_TRIGGER = re.compile(r"(?<!\S)/(fail-auth|fail|hang)(?!\S)")
+_NAME = re.compile(r"^You are (.+?)\.?$", re.MULTILINE)
+_ROLE = re.compile(r"^Your role: (.+?)\.?$", re.MULTILINE)
+_PIECE = re.compile(r"\S+\s*")
+
+
+async def complete(provider: ProviderConfig, request: ChatRequest, on_delta: OnDelta) -> Completion:
+    """Stream the deterministic demo reply; raises on the ``/fail`` triggers (module docstring)."""
+    last_user = _last_content(request, "user")
+    trigger = _TRIGGER.search(last_user)
+    action = trigger.group(1) if trigger else None
+    if action == "fail":
+        raise ProviderError("offline demo failure requested with /fail", provider=provider.name)
+    if action == "fail-auth":
+        raise ProviderAuthError(
+            "offline demo auth failure requested with /fail-auth", provider=provider.name
+        )
+
+    text = reply_text(request)
+    pieces = _PIECE.findall(text)
+    for index, piece in enumerate(pieces):
+        if index:
+            await anyio.lowlevel.checkpoint()
+        await on_delta(piece)
+        if action == "hang":
+            await anyio.sleep_forever()
+    prompt_words = sum(len(m.content.split()) for m in request.messages)
+    return Completion(
+        content=text,
+        model=request.model,
+        finish_reason="stop",
+        usage={
+            "prompt_tokens": prompt_words,
+            "completion_tokens": len(pieces),
+            "total_tokens": prompt_words + len(pieces),
+        },
+    )
+
+
+def reply_text(request: ChatRequest) -> str:
+    """The whole reply ``complete`` would stream for ``request``."""
+    system = _last_content(request, "system")
+    name = _NAME.search(system)
+    role = _ROLE.search(system)
+    who = ""
+    if name:
+        who = f" I'm {name.group(1)}" + (f" ({role.group(1)})" if role else "") + "."
+    said = " ".join(_last_content(request, "user").split())
+    if len(said) > QUOTE_LIMIT:
+        said = said[: QUOTE_LIMIT - 1].rstrip() + "…"
+    return f'{LABEL}{who} You said: "{said}"'
+
+
+def _last_content(request: ChatRequest, role: str) -> str:
+    for message in reversed(request.messages):
+        if message.role == role:
+            return message.content
+    return ""

@@ -1,0 +1,345 @@
+"""The "openai" provider type: any server that speaks OpenAI's chat-completions protocol.
+
+Choices made here, so that callers need not know them:
+
+- Retries and time limits are the scheduler's job (it wraps the call in
+  ``anyio.fail_after``), so the SDK gets ``max_retries=0`` and ``timeout=None``.
+- A fresh client per call, closed on the way out even when cancelled: a call is
+  seconds long, and nothing outlives the job that made it.
+- The SDK's own ``AsyncStream`` breaks out of its chain of async generators at
+  ``data: [DONE]`` and leaves them suspended; under trio each one then raises a
+  ``ResourceWarning`` when garbage collected. So we take the raw streamed
+  response (``with_streaming_response``), parse the server-sent events here, and
+  always run the body to its end, or into a short deadline, so that every
+  generator finishes inside its own ``await``. Works the same on asyncio.
+- ``_translated`` is the one place where SDK and transport exceptions become
+  ``ProviderError`` subclasses. Provider text passes through ``scrub_secret``,
+  and the SDK exception is not chained: it holds the request (whose headers carry
+  the key) and may echo the key in its message.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from types import ModuleType
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+import openai
+
+from ..errors import (
+    ProviderAuthError,
+    ProviderBadRequest,
+    ProviderError,
+    ProviderProtocolError,
+    ProviderRateLimited,
+    ProviderTimeout,
+)
+from .base import ChatRequest, Completion, OnDelta, ProviderConfig, parse_retry_after, scrub_secret
+
+__all__ = ["complete"]
+
+# How long cleanup may wait for the rest of a body or for the client to close.
+DRAIN_SECONDS = 0.1
+CLOSE_SECONDS = 1.0
+
+USAGE_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens")
+
+
+def _optional_module(name: str) -> ModuleType | None:
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
+
+
+# The SDK speaks httpx2 from openai 3 on, httpx before. A body we read ourselves
+# raises that library's errors untranslated, so both libraries' are caught.
+_HTTP_LIBRARIES = [m for m in map(_optional_module, ("httpx2", "httpx")) if m is not None]
+_HTTP_TIMEOUTS: tuple[type[Exception], ...] = tuple(m.TimeoutException for m in _HTTP_LIBRARIES)
+_HTTP_FAILURES: tuple[type[Exception], ...] = tuple(m.RequestError for m in _HTTP_LIBRARIES)
+# A base URL that can never work: not worth a retry.
+_HTTP_BAD_URLS: tuple[type[Exception], ...] = tuple(
+    cls for m in _HTTP_LIBRARIES for cls in (m.InvalidURL, m.UnsupportedProtocol)
+)
+
+
+async def complete(provider: ProviderConfig, request: ChatRequest, on_delta: OnDelta) -> Completion:
+    """Stream one chat completion from ``provider``; see ``wizd.llm.providers.complete``.
+
+    Awaits ``on_delta`` for each non-empty text piece, in order, and returns the
+    whole reply. Raises only ``ProviderError`` subclasses (and whatever
+    ``on_delta`` raises, untouched).
+    """
+    with _translated(provider):
+        client = openai.AsyncOpenAI(
+            base_url=provider.base_url or None,  # empty means unset: the SDK's default
+            api_key=provider.api_key or "not-needed",
+            max_retries=0,
+            timeout=None,
+        )
+        try:
+            create = client.chat.completions.with_streaming_response.create
+            async with create(**_params(request)) as response:
+                lines = response.iter_lines()
+                content_type = response.headers.get("content-type", "")
+                return await _read_stream(provider, request, lines, on_delta, content_type)
+        finally:
+            # Shielded so a cancelled call still releases its sockets; bounded so
+            # a stuck close cannot hold the cancellation up for long.
+            with anyio.CancelScope(shield=True), anyio.move_on_after(CLOSE_SECONDS):
+                await client.close()
+
+
+def _params(request: ChatRequest) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        "model": request.model,
+        "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    if request.temperature is not None:
+        params["temperature"] = request.temperature
+    if request.max_tokens is not None:
+        params["max_tokens"] = request.max_tokens
+    return params
+
+
+# -- reading the stream ---------------------------------------------------------
+
+
+@dataclass
+class _Reply:
+    """What the stream has said so far."""
+
+    model: str
+    parts: list[str] = field(default_factory=list)
+    finish_reason: str | None = None
+    usage: dict[str, int] | None = None
+
+    def add(self, chunk: dict[str, Any]) -> str:
+        """Take in one ``chat.completion.chunk``; returns its text (may be empty)."""
+        if isinstance(chunk.get("model"), str) and chunk["model"]:
+            self.model = chunk["model"]
+        usage = chunk.get("usage")
+        if isinstance(usage, dict):
+            self.usage = {k: usage[k] for k in USAGE_KEYS if isinstance(usage.get(k), int)} or None
+        choices = chunk.get("choices") or []
+        if not isinstance(choices, list) or not all(isinstance(c, dict) for c in choices):
+            raise ValueError("'choices' is not a list of objects")
+        piece = ""
+        for choice in choices:
+            if choice.get("index", 0) != 0:
+                continue  # we ask for one choice; ignore any others
+            if choice.get("finish_reason"):
+                self.finish_reason = str(choice["finish_reason"])
+            delta = choice.get("delta")
+            content = delta.get("content") if isinstance(delta, dict) else None
+            if isinstance(content, str) and content:
+                self.parts.append(content)
+                piece += content
+        return piece
+
+
+async def _read_stream(
+    provider: ProviderConfig,
+    request: ChatRequest,
+    lines: AsyncIterator[str],
+    on_delta: OnDelta,
+    content_type: str,
+) -> Completion:
+    reply = _Reply(model=request.model)
+    events = _EventParser()
+    try:
+        async for line in lines:
+            data = events.feed(line)
+            if data == "[DONE]":
+                break
+            if data is not None and (piece := _take(provider, reply, data)):
+                await on_delta(piece)
+        else:
+            data = events.flush()  # a last event the server did not end with a blank line
+            if data is not None and data != "[DONE]" and (piece := _take(provider, reply, data)):
+                await on_delta(piece)
+    finally:
+        await _run_out(lines)
+    if not reply.parts and reply.finish_reason is None:
+        got = f" (content-type {content_type!r})" if "event-stream" not in content_type else ""
+        raise _protocol_error(provider, f"stream ended with no content and no finish reason{got}")
+    return Completion(
+        content="".join(reply.parts),
+        model=reply.model,
+        finish_reason=reply.finish_reason,
+        usage=reply.usage,
+    )
+
+
+class _EventParser:
+    """Server-sent events, line by line: ``feed`` returns an event's data when one completes."""
+
+    def __init__(self) -> None:
+        self._data: list[str] = []
+
+    def feed(self, line: str) -> str | None:
+        line = line.rstrip("\r\n")
+        if not line:
+            return self.flush()
+        if line.startswith(":"):
+            return None  # a comment, e.g. a keep-alive
+        name, _, value = line.partition(":")
+        if name == "data":
+            self._data.append(value[1:] if value.startswith(" ") else value)
+        return None  # "event", "id", "retry" do not matter for chat completions
+
+    def flush(self) -> str | None:
+        if not self._data:
+            return None
+        data, self._data = "\n".join(self._data), []
+        return data
+
+
+def _take(provider: ProviderConfig, reply: _Reply, data: str) -> str:
+    """Decode one event into ``reply``; returns its text piece (may be empty)."""
+    chunk = _decode(provider, data)
+    try:
+        return reply.add(chunk)
+    except ValueError as exc:
+        raise _protocol_error(provider, f"malformed chunk in stream: {exc}") from None
+
+
+def _decode(provider: ProviderConfig, data: str) -> dict[str, Any]:
+    """One event's JSON object; an ``{"error": ...}`` event becomes a ``ProviderError``."""
+    try:
+        chunk = json.loads(data)
+    except ValueError:
+        raise _protocol_error(provider, f"invalid JSON in stream: {data[:80]!r}") from None
+    if not isinstance(chunk, dict):
+        raise _protocol_error(provider, f"stream event is not an object: {data[:80]!r}")
+    if "error" in chunk:
+        message = _body_message(chunk["error"]) or "error event in stream"
+        raise ProviderError(_clean(provider, message), provider=provider.name)
+    return chunk
+
+
+async def _run_out(lines: AsyncIterator[str]) -> None:
+    """Read the rest of the body, or until a short deadline cancels the read.
+
+    Either way every generator between us and the socket finishes (an exception
+    raised inside them unwinds them all), so none is left for trio's garbage
+    collection hook to complain about.
+    """
+    with anyio.CancelScope(shield=True), anyio.move_on_after(DRAIN_SECONDS):
+        try:
+            async for _ in lines:
+                # Data already buffered never blocks; give the deadline a chance.
+                await anyio.lowlevel.checkpoint()
+        except Exception:
+            pass  # the outcome is already decided; a broken tail changes nothing
+
+
+# -- errors -------------------------------------------------------------------
+
+
+@contextmanager
+def _translated(provider: ProviderConfig) -> Iterator[None]:
+    """Turn SDK and transport exceptions raised inside the block into ``ProviderError``s."""
+    name = provider.name
+    try:
+        yield
+    except openai.APIStatusError as exc:
+        raise _status_error(provider, exc) from None
+    except openai.APITimeoutError:
+        raise ProviderTimeout("no answer in time", provider=name) from None
+    except openai.APIConnectionError as exc:
+        cause = _root_cause(exc)
+        if _in_chain(exc, _HTTP_BAD_URLS):
+            raise _bad_url(provider, cause) from None
+        where = provider.base_url or "the OpenAI API"
+        message = f"cannot reach {where}: {_describe(cause)}"
+        raise ProviderError(_clean(provider, message), provider=name) from None
+    except openai.OpenAIError as exc:
+        raise ProviderError(_clean(provider, str(exc)), provider=name) from None
+    except _HTTP_BAD_URLS as exc:
+        raise _bad_url(provider, exc) from None
+    except _HTTP_TIMEOUTS:
+        raise ProviderTimeout("no answer in time", provider=name) from None
+    except _HTTP_FAILURES as exc:
+        message = f"connection lost: {_describe(_root_cause(exc))}"
+        raise ProviderError(_clean(provider, message), provider=name) from None
+
+
+def _bad_url(provider: ProviderConfig, exc: BaseException) -> ProviderBadRequest:
+    message = f"unusable base URL {provider.base_url!r}: {_describe(exc)}"
+    return ProviderBadRequest(_clean(provider, message), provider=provider.name)
+
+
+def _status_error(provider: ProviderConfig, exc: openai.APIStatusError) -> ProviderError:
+    status = exc.status_code
+    message = _clean(provider, _body_message(exc.body) or _reason(status))
+    retry_after = parse_retry_after(exc.response.headers)
+    cls: type[ProviderError]
+    if status in (401, 403):
+        cls = ProviderAuthError
+    elif status == 429:
+        cls = ProviderRateLimited
+    elif status == 408:
+        cls = ProviderTimeout
+    elif 400 <= status < 500 and status not in (409, 425):
+        # 400, 404 (unknown model), 422 and the rest: asking again will not help.
+        cls = ProviderBadRequest
+    else:
+        cls = ProviderError
+    return cls(message, status=status, provider=provider.name, retry_after=retry_after)
+
+
+def _protocol_error(provider: ProviderConfig, message: str) -> ProviderProtocolError:
+    return ProviderProtocolError(_clean(provider, message), provider=provider.name)
+
+
+def _body_message(body: object) -> str | None:
+    """The human text of an OpenAI-shaped error body (``{"message": ...}``), or of a text body."""
+    if isinstance(body, dict):
+        if isinstance(body.get("error"), dict):
+            body = body["error"]
+        message = body.get("message") if isinstance(body, dict) else None
+        if isinstance(message, str) and message.strip():
+            return message.strip()
+        return None
+    if isinstance(body, str) and body.strip():
+        return body.strip()[:200]
+    return None
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    return exc
+
+
+def _in_chain(exc: BaseException | None, types: tuple[type[BaseException], ...]) -> bool:
+    while exc is not None:
+        if isinstance(exc, types):
+            return True
+        exc = exc.__cause__
+    return False
+
+
+def _describe(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
+
+
+def _reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "error"
+
+
+def _clean(provider: ProviderConfig, text: str) -> str:
+    return scrub_secret(text, provider.api_key)

@@ -1,0 +1,79 @@
+"""provider.*: LLM providers. Results never carry the API key, only ``has_api_key``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...services import providers
+from ..registry import registry
+from ..server import Call
+
+
+@registry.method("provider.create")
+async def provider_create(
+    call: Call,
+    name: str,
+    type: str,
+    default_model: str,
+    base_url: str | None = None,
+    api_key: str | None = None,
+    api_key_env: str | None = None,
+    is_default: bool | None = None,
+) -> dict[str, Any]:
+    """Create a provider (type "openai" or "offline"); the first one becomes the default.
+
+    ``base_url`` defaults to https://api.openai.com/v1 for "openai". Give the key
+    itself (``api_key``, stored, never returned) or the name of an environment
+    variable of the daemon holding it (``api_key_env``).
+    """
+    return await providers.create(
+        call.rt, name=name, type=type, default_model=default_model, base_url=base_url,
+        api_key=api_key, api_key_env=api_key_env, is_default=is_default,
+    )
+
+
+@registry.method("provider.list")
+async def provider_list(call: Call) -> dict[str, Any]:
+    """Every provider, oldest first."""
+    return {"providers": await providers.list_providers(call.rt)}
+
+
+@registry.method("provider.get")
+async def provider_get(call: Call, id: str) -> dict[str, Any]:
+    """One provider by id or name."""
+    return await providers.get(call.rt, id)
+
+
+@registry.method("provider.update")
+async def provider_update(
+    call: Call,
+    id: str,
+    name: str | None = None,
+    type: str | None = None,
+    base_url: str | None = None,
+    api_key: str | None = None,
+    api_key_env: str | None = None,
+    default_model: str | None = None,
+    is_default: bool | None = None,
+) -> dict[str, Any]:
+    """Change a provider (``id`` is its id or name); absent fields stay as they are.
+
+    ``api_key: ""`` or ``api_key_env: ""`` removes that setting; setting one
+    removes the other.
+    """
+    return await providers.update_provider(
+        call.rt, id, name=name, type=type, base_url=base_url, api_key=api_key,
+        api_key_env=api_key_env, default_model=default_model, is_default=is_default,
+    )
+
+
+@registry.method("provider.delete")
+async def provider_delete(call: Call, id: str) -> dict[str, Any]:
+    """Delete a provider (id or name) that no agent uses; conflict while one does."""
+    return await providers.delete(call.rt, id)
+
+
+@registry.method("provider.set_default")
+async def provider_set_default(call: Call, id: str) -> dict[str, Any]:
+    """Make a provider (id or name) the default for new agents."""
+    return await providers.set_default(call.rt, id)

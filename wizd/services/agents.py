@@ -1,0 +1,279 @@
+"""Agents: an LLM persona with a user of its own, so that it can author messages.
+
+An agent is referred to by id or by name; names are unique among agents that
+are not deleted. Its ``system_prompt`` is derived from name, role, backstory
+and goal, and rebuilt whenever one of them changes.
+
+Status: ``inactive`` is set by the user (an inactive agent is never
+triggered); otherwise an agent is ``busy`` while it has a waiting, delayed or
+active job and ``active`` when it has none (``refresh_status`` keeps this
+true; it runs inside the transaction that adds or finishes a job).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import Connection, exists, func, select, update
+
+from ..errors import Conflict, InvalidInput, NotFound
+from ..llm.context import system_prompt
+from ..store.jobs import PENDING
+from ..store.schema import agents, jobs, users
+from . import checks, providers
+from .runtime import Runtime, new_id
+from .users import insert_user
+
+log = logging.getLogger(__name__)
+
+STATUSES = ("active", "inactive", "busy")
+MAX_PROMPT_PART = 20_000
+
+_live = agents.c.deleted_at.is_(None)
+
+
+def public(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "user_id": row.user_id,
+        "name": row.name,
+        "role": row.role,
+        "backstory": row.backstory,
+        "goal": row.goal,
+        "system_prompt": row.system_prompt,
+        "provider_id": row.provider_id,
+        "model": row.model,
+        "temperature": row.temperature,
+        "max_tokens": row.max_tokens,
+        "status": row.status,
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
+    }
+
+
+def resolve(conn: Connection, ref: str) -> Any:
+    """The live agent whose id or name is ``ref``. Raises NotFound."""
+    for column in (agents.c.id, agents.c.name):
+        row = conn.execute(select(agents).where(_live, column == ref)).first()
+        if row is not None:
+            return row
+    raise NotFound("agent", ref)
+
+
+def by_user(conn: Connection, user_id: str) -> Any:
+    """The live agent behind user ``user_id``, or None (a human, or a deleted agent)."""
+    return conn.execute(select(agents).where(_live, agents.c.user_id == user_id)).first()
+
+
+def get_row(conn: Connection, agent_id: str) -> Any:
+    row = conn.execute(select(agents).where(agents.c.id == agent_id)).first()
+    if row is None:
+        raise NotFound("agent", agent_id)
+    return row
+
+
+def refresh_status(conn: Connection, agent_id: str) -> str | None:
+    """Recompute the agent's busy/active status inside the caller's transaction.
+
+    Busy iff the agent is not inactive and has a job in waiting, delayed or
+    active whose ``data.agent_id`` is the agent. Returns the new status if it
+    changed, else None (also for an inactive or unknown agent).
+    """
+    row = conn.execute(select(agents.c.status).where(agents.c.id == agent_id)).first()
+    if row is None or row.status == "inactive":
+        return None
+    pending = conn.execute(select(exists().where(
+        jobs.c.status.in_(PENDING),
+        func.json_extract(jobs.c.data, "$.agent_id") == agent_id,
+    ))).scalar()
+    status = "busy" if pending else "active"
+    if status == row.status:
+        return None
+    conn.execute(update(agents).where(agents.c.id == agent_id).values(status=status))
+    return status
+
+
+async def refresh(rt: Runtime, agent_id: str) -> str | None:
+    """``refresh_status`` in its own transaction, publishing ``agent.status`` on a change."""
+    status = await rt.db.write(refresh_status, agent_id)
+    if status is not None:
+        rt.publish("agent.status", {"agent_id": agent_id, "status": status})
+    return status
+
+
+def _check_name_free(conn: Connection, name: str, *, except_id: str | None = None) -> None:
+    found = conn.execute(select(agents.c.id).where(_live, agents.c.name == name)).scalar()
+    if found is not None and found != except_id:
+        raise Conflict(f"an agent named {name!r} already exists", name=name)
+
+
+def _check_tuning(temperature: float | None, max_tokens: int | None) -> None:
+    if temperature is not None:
+        checks.number_range("temperature", temperature, 0, 2)
+    if max_tokens is not None and max_tokens < 1:
+        raise InvalidInput("max_tokens", "must be at least 1")
+
+
+def _provider_id(conn: Connection, ref: str | None) -> str:
+    if ref is not None:
+        return str(providers.resolve(conn, ref).id)
+    found = providers.default_id(conn)
+    if found is None:
+        raise Conflict("there is no default provider: create one, or give provider_id")
+    return found
+
+
+async def create(
+    rt: Runtime,
+    *,
+    name: str,
+    role: str,
+    backstory: str,
+    goal: str,
+    provider_id: str | None = None,
+    model: str | None = None,
+    temperature: float | None = None,
+    max_tokens: int | None = None,
+) -> dict[str, Any]:
+    """Create an active agent and its user, on ``provider_id`` (id or name) or the default.
+
+    Raises InvalidInput, NotFound (no such provider) and Conflict (the name is
+    taken, or there is no default provider).
+    """
+    name = checks.name("name", name)
+    role = checks.name("role", role, max_len=MAX_PROMPT_PART)
+    backstory = checks.text("backstory", backstory, max_len=MAX_PROMPT_PART)
+    goal = checks.text("goal", goal, max_len=MAX_PROMPT_PART)
+    model = checks.name("model", model, max_len=200) if model is not None else None
+    _check_tuning(temperature, max_tokens)
+    prompt = system_prompt(name, role, backstory, goal)
+    now = rt.clock.now_ms()
+
+    def q(conn: Connection) -> dict[str, Any]:
+        _check_name_free(conn, name)
+        pid = _provider_id(conn, provider_id)
+        user_id = insert_user(conn, name=name, type="agent", now_ms=now)
+        agent_id = new_id()
+        conn.execute(agents.insert().values(
+            id=agent_id, user_id=user_id, name=name, role=role, backstory=backstory, goal=goal,
+            system_prompt=prompt, provider_id=pid, model=model, temperature=temperature,
+            max_tokens=max_tokens, status="active", created_at=now, updated_at=now,
+        ))
+        return public(get_row(conn, agent_id))
+
+    agent = await rt.db.write(q)
+    log.info("agent %s created", name)
+    return agent
+
+
+async def list_agents(rt: Runtime, *, status: str | None = None) -> list[dict[str, Any]]:
+    """Every live agent (of ``status`` if given), oldest first."""
+    if status is not None and status not in STATUSES:
+        raise InvalidInput("status", f"must be one of {', '.join(STATUSES)}")
+
+    def q(conn: Connection) -> list[dict[str, Any]]:
+        query = select(agents).where(_live).order_by(agents.c.created_at, agents.c.id)
+        if status is not None:
+            query = query.where(agents.c.status == status)
+        return [public(r) for r in conn.execute(query)]
+
+    return await rt.db.read(q)
+
+
+async def get(rt: Runtime, ref: str) -> dict[str, Any]:
+    """One live agent by id or name. Raises NotFound."""
+    return await rt.db.read(lambda conn: public(resolve(conn, ref)))
+
+
+async def update_agent(
+    rt: Runtime,
+    ref: str,
+    *,
+    name: str | None = None,
+    role: str | None = None,
+    backstory: str | None = None,
+    goal: str | None = None,
+    provider_id: str | None = None,
+    model: str | None = None,
+    temperature: float | None = None,
+    max_tokens: int | None = None,
+) -> dict[str, Any]:
+    """Change the given fields (None leaves one as it is; ``model=""`` goes back to
+    the provider's default model) and rebuild the system prompt.
+
+    Raises NotFound, InvalidInput, Conflict (the new name is taken).
+    """
+    changes: dict[str, Any] = {}
+    if name is not None:
+        changes["name"] = checks.name("name", name)
+    if role is not None:
+        changes["role"] = checks.name("role", role, max_len=MAX_PROMPT_PART)
+    if backstory is not None:
+        changes["backstory"] = checks.text("backstory", backstory, max_len=MAX_PROMPT_PART)
+    if goal is not None:
+        changes["goal"] = checks.text("goal", goal, max_len=MAX_PROMPT_PART)
+    if model is not None:
+        changes["model"] = checks.name("model", model, max_len=200) if model.strip() else None
+    _check_tuning(temperature, max_tokens)
+    if temperature is not None:
+        changes["temperature"] = temperature
+    if max_tokens is not None:
+        changes["max_tokens"] = max_tokens
+    now = rt.clock.now_ms()
+
+    def q(conn: Connection) -> dict[str, Any]:
+        row = resolve(conn, ref)
+        values = dict(changes)
+        if "name" in values:
+            _check_name_free(conn, values["name"], except_id=row.id)
+            conn.execute(update(users).where(users.c.id == row.user_id)
+                         .values(name=values["name"], updated_at=now))
+        if provider_id is not None:
+            values["provider_id"] = _provider_id(conn, provider_id)
+        merged = {k: values.get(k, getattr(row, k)) for k in ("name", "role", "backstory", "goal")}
+        values["system_prompt"] = system_prompt(
+            merged["name"], merged["role"], merged["backstory"], merged["goal"])
+        conn.execute(update(agents).where(agents.c.id == row.id).values(**values, updated_at=now))
+        return public(get_row(conn, row.id))
+
+    agent = await rt.db.write(q)
+    log.info("agent %s updated (%s)", agent["name"], ", ".join(sorted(changes)) or "no change")
+    return agent
+
+
+async def activate(rt: Runtime, ref: str) -> dict[str, Any]:
+    """Let the agent be triggered again; it is busy at once if jobs are pending for it.
+
+    Activating an active or busy agent changes nothing. Raises NotFound.
+    """
+    return await _set_active(rt, ref, active=True)
+
+
+async def deactivate(rt: Runtime, ref: str) -> dict[str, Any]:
+    """Mark the agent inactive: no new message triggers it. Jobs already queued
+    for it are left to the queue. Raises NotFound."""
+    return await _set_active(rt, ref, active=False)
+
+
+async def _set_active(rt: Runtime, ref: str, *, active: bool) -> dict[str, Any]:
+    now = rt.clock.now_ms()
+
+    def q(conn: Connection) -> tuple[dict[str, Any], bool]:
+        row = resolve(conn, ref)
+        if active and row.status == "inactive":
+            # Provisionally active; refresh_status makes it busy if it has work.
+            conn.execute(update(agents).where(agents.c.id == row.id)
+                         .values(status="active", updated_at=now))
+            refresh_status(conn, row.id)
+        elif not active and row.status != "inactive":
+            conn.execute(update(agents).where(agents.c.id == row.id)
+                         .values(status="inactive", updated_at=now))
+        after = get_row(conn, row.id)
+        return public(after), after.status != row.status
+
+    agent, changed = await rt.db.write(q)
+    if changed:
+        log.info("agent %s is now %s", agent["name"], agent["status"])
+        rt.publish("agent.status", {"agent_id": agent["id"], "status": agent["status"]})
+    return agent

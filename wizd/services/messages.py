@@ -1,0 +1,217 @@
+"""Messages: storing them, reading history by ``seq``, and triggering agents.
+
+``seq`` (an AUTOINCREMENT key) grows with every stored message across the
+daemon, so it is the cursor for history and for resuming a subscription.
+``message.created`` is published from the write's ``after_commit`` hook,
+under the write lock: subscribers see messages in ``seq`` order.
+
+Who answers a message from a human:
+- in a DM, every agent participant that is not inactive;
+- in a channel, every agent (not inactive) mentioned as ``@name``, the name
+  matched whole and case-insensitively (``@bob`` is not ``@bobby``; where two
+  names start at one ``@``, the longer one wins).
+A message written by an agent triggers no one, so agents never loop.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlalchemy import Connection, func, select
+
+from ..errors import Conflict, InvalidInput
+from ..events.hub import Event
+from ..store import jobs as job_queries
+from ..store.schema import agents, dm_participants, messages, users
+from . import agents as agent_service
+from . import conversations
+from .runtime import Runtime, new_id
+
+MAX_CONTENT = 100_000
+MAX_LIST = 1000
+DEFAULT_LIST = 50
+JOB_NAME = "response_generator"
+
+
+def public(row: Any) -> dict[str, Any]:
+    """A message row as the protocol shows it."""
+    return {
+        "id": row.id,
+        "seq": row.seq,
+        "conversation_id": row.source_id,
+        "source_type": row.source_type,
+        "source_id": row.source_id,
+        "author_id": row.author_id,
+        "content": row.content,
+        "kind": row.kind,
+        "reply_to": row.reply_to,
+        "created_at": row.created_at,
+    }
+
+
+def insert_message(
+    conn: Connection,
+    *,
+    conversation: dict[str, Any],
+    author_id: str,
+    content: str,
+    kind: str = "text",
+    reply_to: str | None = None,
+    now_ms: int,
+) -> dict[str, Any]:
+    """Store a message in ``conversation`` (a conversation dict: ``id``, ``type``)
+    inside the caller's transaction; returns its public dict, ``seq`` included.
+
+    A second reply by the same author to the same ``reply_to`` violates the
+    ``messages_one_reply`` unique index (IntegrityError): replies happen once.
+    """
+    message_id = new_id()
+    result = conn.execute(messages.insert().values(
+        id=message_id, source_type=conversation["type"], source_id=conversation["id"],
+        author_id=author_id, content=content, kind=kind, reply_to=reply_to,
+        created_at=now_ms, updated_at=now_ms,
+    ))
+    return {
+        "id": message_id,
+        "seq": int(result.inserted_primary_key[0]),
+        "conversation_id": conversation["id"],
+        "source_type": conversation["type"],
+        "source_id": conversation["id"],
+        "author_id": author_id,
+        "content": content,
+        "kind": kind,
+        "reply_to": reply_to,
+        "created_at": now_ms,
+    }
+
+
+def history_after(
+    conn: Connection, conversation_id: str | None, after_seq: int, limit: int
+) -> list[dict[str, Any]]:
+    """Up to ``limit`` messages with ``seq > after_seq``, in increasing seq, of one
+    conversation or (``conversation_id=None``) of all."""
+    query = (select(messages).where(messages.c.seq > after_seq, messages.c.deleted_at.is_(None))
+             .order_by(messages.c.seq).limit(limit))
+    if conversation_id is not None:
+        query = query.where(messages.c.source_id == conversation_id)
+    return [public(r) for r in conn.execute(query)]
+
+
+def newest(conn: Connection, conversation_id: str, limit: int) -> list[dict[str, Any]]:
+    """The newest ``limit`` messages of a conversation, in increasing seq."""
+    rows = conn.execute(select(messages).where(messages.c.source_id == conversation_id,
+                                               messages.c.deleted_at.is_(None))
+                        .order_by(messages.c.seq.desc()).limit(limit)).all()
+    return [public(r) for r in reversed(rows)]
+
+
+def max_seq(conn: Connection) -> int:
+    """The greatest stored seq (0 when there is no message)."""
+    return int(conn.execute(select(func.coalesce(func.max(messages.c.seq), 0))).scalar_one())
+
+
+def mentioned(content: str, names: list[str]) -> set[str]:
+    """The names among ``names`` that ``content`` mentions as ``@name``."""
+    longest: dict[int, str] = {}  # position of "@" -> the longest name mentioned there
+    for name in names:
+        pattern = re.compile(r"(?<![\w@])@" + re.escape(name) + r"(?!\w)", re.IGNORECASE)
+        for match in pattern.finditer(content):
+            current = longest.get(match.start())
+            if current is None or len(name) > len(current):
+                longest[match.start()] = name
+    return set(longest.values())
+
+
+def triggered_agents(
+    conn: Connection, conversation: dict[str, Any], author_id: str, content: str
+) -> list[Any]:
+    """The agent rows that must answer a message by ``author_id``, oldest first."""
+    author_type = conn.execute(select(users.c.type).where(users.c.id == author_id)).scalar()
+    if author_type != "human":
+        return []
+    live = (agents.c.deleted_at.is_(None), agents.c.status != "inactive",
+            agents.c.user_id != author_id)
+    if conversation["type"] == "dm":
+        query = select(agents).join(
+            dm_participants, dm_participants.c.user_id == agents.c.user_id
+        ).where(dm_participants.c.conversation_id == conversation["id"], *live)
+        return list(conn.execute(query.order_by(agents.c.created_at, agents.c.id)).all())
+    candidates = conn.execute(select(agents).where(*live)
+                              .order_by(agents.c.created_at, agents.c.id)).all()
+    names = mentioned(content, [row.name for row in candidates])
+    return [row for row in candidates if row.name in names]
+
+
+async def send(rt: Runtime, *, conversation_id: str, content: str) -> dict[str, Any]:
+    """Store a message from the local user and queue one reply job per agent it triggers.
+
+    All in one transaction: the message and its jobs exist together or not at
+    all. Returns ``{message, jobs: [job ids]}``. Raises InvalidInput (empty or
+    over 100 000 characters), NotFound (no such conversation), Conflict
+    (archived).
+    """
+    if not content.strip():
+        raise InvalidInput("content", "must not be empty")
+    if len(content) > MAX_CONTENT:
+        raise InvalidInput("content", f"longer than {MAX_CONTENT} characters")
+    author_id = rt.local_user_id
+    now = rt.clock.now_ms()
+
+    def q(conn: Connection) -> tuple[dict[str, Any], list[dict[str, Any]], list[tuple[str, str]]]:
+        conversation = conversations.find(conn, conversation_id)
+        if conversation["archived"]:
+            raise Conflict(f"the {conversation['type']} is archived", id=conversation_id)
+        message = insert_message(conn, conversation=conversation, author_id=author_id,
+                                 content=content, now_ms=now)
+        added: list[dict[str, Any]] = []
+        changed: list[tuple[str, str]] = []
+        for agent in triggered_agents(conn, conversation, author_id, content):
+            added.append(job_queries.add_job(
+                conn, name=JOB_NAME,
+                data={"conversation_id": conversation_id, "message_id": message["id"],
+                      "agent_id": agent.id},
+                now_ms=now, max_attempts=rt.config.max_attempts,
+                group_key=f"{conversation_id}:{agent.id}",
+            ))
+            status = agent_service.refresh_status(conn, agent.id)
+            if status is not None:
+                changed.append((agent.id, status))
+        return message, added, changed
+
+    def announce(result: tuple[dict[str, Any], Any, Any]) -> None:
+        message = result[0]
+        rt.hub.publish(Event("message.created", {"message": message},
+                             conversation_id=conversation_id, seq=message["seq"]))
+
+    message, added, changed = await rt.db.write(q, after_commit=announce)
+    for job in added:
+        rt.publish("job.updated", {"job": job}, conversation_id=conversation_id)
+    for agent_id, status in changed:
+        rt.publish("agent.status", {"agent_id": agent_id, "status": status},
+                   conversation_id=conversation_id)
+    if added:
+        rt.wake_scheduler()
+    return {"message": message, "jobs": [job["id"] for job in added]}
+
+
+async def list_messages(
+    rt: Runtime, *, conversation_id: str, after_seq: int | None = None, limit: int = DEFAULT_LIST
+) -> list[dict[str, Any]]:
+    """Messages of a conversation in increasing seq: without ``after_seq`` the newest
+    ``limit``, with it the first ``limit`` after that seq.
+
+    Raises InvalidInput (limit outside 1..1000, negative after_seq), NotFound.
+    """
+    if not 1 <= limit <= MAX_LIST:
+        raise InvalidInput("limit", f"must be between 1 and {MAX_LIST}")
+    if after_seq is not None and after_seq < 0:
+        raise InvalidInput("after_seq", "must not be negative")
+
+    def q(conn: Connection) -> list[dict[str, Any]]:
+        conversations.find(conn, conversation_id)
+        if after_seq is None:
+            return newest(conn, conversation_id, limit)
+        return history_after(conn, conversation_id, after_seq, limit)
+
+    return await rt.db.read(q)

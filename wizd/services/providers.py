@@ -1,0 +1,299 @@
+"""LLM providers: where agents send their requests, and with which key.
+
+Types: ``openai`` (any OpenAI-compatible endpoint) and ``offline`` (a local
+stand-in that needs no network, so a fresh install works unconfigured). A
+provider is referred to by id or by name. Exactly one live provider is the
+default at any time there is one; the first provider becomes it.
+
+The API key is a secret: it is stored, read by ``provider_config`` when a job
+runs, and never returned by any function here nor written to any log. A
+provider holds either a stored key or the name of an environment variable
+read at call time (``api_key_env``), not both.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from sqlalchemy import Connection, select, update
+
+from ..errors import Conflict, InvalidInput, NotFound
+from ..llm.base import ProviderConfig
+from ..store.schema import agents, llm_providers
+from . import checks
+from .runtime import Runtime, new_id
+
+log = logging.getLogger(__name__)
+
+TYPES = ("openai", "offline")
+OPENAI_URL = "https://api.openai.com/v1"
+BUILTIN = {"name": "offline", "type": "offline", "default_model": "offline-demo"}
+
+_live = llm_providers.c.deleted_at.is_(None)
+
+
+def public(row: Any) -> dict[str, Any]:
+    """A provider as clients see it: ``has_api_key`` instead of the key."""
+    return {
+        "id": row.id,
+        "name": row.name,
+        "type": row.type,
+        "base_url": row.base_url,
+        "default_model": row.default_model,
+        "is_default": bool(row.is_default),
+        "has_api_key": row.api_key is not None,
+        "api_key_env": row.api_key_env,
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
+    }
+
+
+def resolve(conn: Connection, ref: str) -> Any:
+    """The live provider whose id or name is ``ref``. Raises NotFound."""
+    for column in (llm_providers.c.id, llm_providers.c.name):
+        row = conn.execute(select(llm_providers).where(_live, column == ref)).first()
+        if row is not None:
+            return row
+    raise NotFound("provider", ref)
+
+
+def default_id(conn: Connection) -> str | None:
+    """The id of the default provider, if any provider is live."""
+    found = conn.execute(
+        select(llm_providers.c.id).where(_live, llm_providers.c.is_default == 1)
+    ).scalar()
+    return None if found is None else str(found)
+
+
+def provider_config(conn: Connection, provider_id: str) -> ProviderConfig:
+    """What the LLM layer needs to call provider ``provider_id``, key included.
+
+    The key is the stored one, or else the value of the environment variable
+    named by ``api_key_env`` read now (None when neither is set). Only the job
+    processor calls this; the result must not be logged or returned to clients.
+    Raises NotFound for an unknown or deleted provider.
+    """
+    row = conn.execute(select(llm_providers).where(_live, llm_providers.c.id == provider_id)).first()
+    if row is None:
+        raise NotFound("provider", provider_id)
+    key = row.api_key
+    if key is None and row.api_key_env:
+        key = os.environ.get(row.api_key_env) or None
+    return ProviderConfig(row.id, row.name, row.type, row.base_url, row.default_model, api_key=key)
+
+
+def _make_default(conn: Connection, provider_id: str, now: int) -> None:
+    conn.execute(update(llm_providers).where(llm_providers.c.id != provider_id,
+                                             llm_providers.c.is_default == 1)
+                 .values(is_default=0, updated_at=now))
+    conn.execute(update(llm_providers).where(llm_providers.c.id == provider_id)
+                 .values(is_default=1, updated_at=now))
+
+
+def _check_name_free(conn: Connection, name: str, *, except_id: str | None = None) -> None:
+    found = conn.execute(select(llm_providers.c.id).where(_live, llm_providers.c.name == name)).scalar()
+    if found is not None and found != except_id:
+        raise Conflict(f"a provider named {name!r} already exists", name=name)
+
+
+def _check_type(type: str) -> str:
+    if type not in TYPES:
+        raise InvalidInput("type", f"must be one of {', '.join(TYPES)}")
+    return type
+
+
+def _check_key(api_key: str | None, api_key_env: str | None) -> None:
+    if api_key and api_key_env:
+        raise InvalidInput("api_key_env", "give api_key or api_key_env, not both")
+    if api_key_env:
+        checks.env_name("api_key_env", api_key_env)
+
+
+def _get(conn: Connection, provider_id: str) -> dict[str, Any]:
+    return public(conn.execute(select(llm_providers).where(llm_providers.c.id == provider_id)).one())
+
+
+async def create(
+    rt: Runtime,
+    *,
+    name: str,
+    type: str,
+    default_model: str,
+    base_url: str | None = None,
+    api_key: str | None = None,
+    api_key_env: str | None = None,
+    is_default: bool | None = None,
+) -> dict[str, Any]:
+    """Create a provider; it becomes the default if asked or if it is the first.
+
+    Raises InvalidInput (bad type, name, URL or key settings) and Conflict (the
+    name is taken).
+    """
+    name = checks.name("name", name)
+    _check_type(type)
+    default_model = checks.name("default_model", default_model, max_len=200)
+    if base_url:
+        base_url = checks.base_url("base_url", base_url)
+    elif type == "openai":
+        base_url = OPENAI_URL
+    else:
+        base_url = None
+    _check_key(api_key, api_key_env)
+    now = rt.clock.now_ms()
+
+    def q(conn: Connection) -> dict[str, Any]:
+        _check_name_free(conn, name)
+        pid = new_id()
+        conn.execute(llm_providers.insert().values(
+            id=pid, name=name, type=type, base_url=base_url, api_key=api_key or None,
+            api_key_env=api_key_env or None, default_model=default_model, is_default=0,
+            created_at=now, updated_at=now,
+        ))
+        if is_default or default_id(conn) is None:
+            _make_default(conn, pid, now)
+        return _get(conn, pid)
+
+    provider = await rt.db.write(q)
+    log.info("provider %s created (type %s, default %s)", name, type, provider["is_default"])
+    return provider
+
+
+async def list_providers(rt: Runtime) -> list[dict[str, Any]]:
+    """Every live provider, oldest first."""
+    def q(conn: Connection) -> list[dict[str, Any]]:
+        rows = conn.execute(select(llm_providers).where(_live)
+                            .order_by(llm_providers.c.created_at, llm_providers.c.id))
+        return [public(r) for r in rows]
+
+    return await rt.db.read(q)
+
+
+async def get(rt: Runtime, ref: str) -> dict[str, Any]:
+    """One live provider by id or name. Raises NotFound."""
+    return await rt.db.read(lambda conn: public(resolve(conn, ref)))
+
+
+async def update_provider(
+    rt: Runtime,
+    ref: str,
+    *,
+    name: str | None = None,
+    type: str | None = None,
+    base_url: str | None = None,
+    api_key: str | None = None,
+    api_key_env: str | None = None,
+    default_model: str | None = None,
+    is_default: bool | None = None,
+) -> dict[str, Any]:
+    """Change the given fields (None leaves one as it is).
+
+    ``api_key=""`` or ``api_key_env=""`` removes that setting; setting one of the
+    two removes the other. ``is_default=False`` on the default provider is a
+    Conflict: make another one the default instead. Raises NotFound,
+    InvalidInput, Conflict.
+    """
+    changes: dict[str, Any] = {}
+    if name is not None:
+        changes["name"] = checks.name("name", name)
+    if type is not None:
+        changes["type"] = _check_type(type)
+    if base_url is not None:
+        changes["base_url"] = checks.base_url("base_url", base_url) if base_url else None
+    if default_model is not None:
+        changes["default_model"] = checks.name("default_model", default_model, max_len=200)
+    _check_key(api_key, api_key_env)
+    if api_key is not None:
+        changes["api_key"] = api_key or None
+        if api_key:
+            changes["api_key_env"] = None
+    if api_key_env is not None:
+        changes["api_key_env"] = api_key_env or None
+        if api_key_env:
+            changes["api_key"] = None
+    now = rt.clock.now_ms()
+
+    def q(conn: Connection) -> dict[str, Any]:
+        row = resolve(conn, ref)
+        if "name" in changes:
+            _check_name_free(conn, changes["name"], except_id=row.id)
+        if changes.get("type", row.type) == "openai" and not changes.get("base_url", row.base_url):
+            changes["base_url"] = OPENAI_URL
+        if is_default is False and row.is_default:
+            raise Conflict("the default provider stays default until another one is made "
+                           "default", provider=row.name)
+        if changes:
+            conn.execute(update(llm_providers).where(llm_providers.c.id == row.id)
+                         .values(**changes, updated_at=now))
+        if is_default:
+            _make_default(conn, row.id, now)
+        return _get(conn, row.id)
+
+    provider = await rt.db.write(q)
+    log.info("provider %s updated (%s)", provider["name"],
+             ", ".join(sorted(changes)) or "no change")  # field names only, never values
+    return provider
+
+
+async def set_default(rt: Runtime, ref: str) -> dict[str, Any]:
+    """Make ``ref`` the default provider (the one before it no longer is). Raises NotFound."""
+    return await update_provider(rt, ref, is_default=True)
+
+
+async def delete(rt: Runtime, ref: str) -> dict[str, Any]:
+    """Soft-delete a provider no agent uses; returns it with ``deleted: true``.
+
+    If it was the default, the oldest remaining provider becomes the default.
+    Raises NotFound, and Conflict while an agent (active or not) uses it.
+    """
+    now = rt.clock.now_ms()
+
+    def q(conn: Connection) -> dict[str, Any]:
+        row = resolve(conn, ref)
+        users_of = list(conn.execute(
+            select(agents.c.name).where(agents.c.provider_id == row.id,
+                                        agents.c.deleted_at.is_(None)).order_by(agents.c.name)
+        ).scalars())
+        if users_of:
+            raise Conflict(f"provider {row.name!r} is used by agents: {', '.join(users_of)}",
+                           agents=users_of)
+        conn.execute(update(llm_providers).where(llm_providers.c.id == row.id)
+                     .values(deleted_at=now, is_default=0, updated_at=now))
+        _repair_default(conn, now)
+        return _get(conn, row.id) | {"deleted": True}
+
+    provider = await rt.db.write(q)
+    log.info("provider %s deleted", provider["name"])
+    return provider
+
+
+def _repair_default(conn: Connection, now: int) -> None:
+    """Make the oldest live provider the default if none is."""
+    if default_id(conn) is not None:
+        return
+    oldest = conn.execute(select(llm_providers.c.id).where(_live)
+                          .order_by(llm_providers.c.created_at, llm_providers.c.id)).scalar()
+    if oldest is not None:
+        _make_default(conn, oldest, now)
+
+
+def _ensure_builtin(conn: Connection, now: int) -> bool:
+    # Only a database that never had a provider gets the built-in one, so a
+    # provider the user deleted or renamed is not brought back on each start.
+    created = conn.execute(select(llm_providers.c.id).limit(1)).first() is None
+    if created:
+        conn.execute(llm_providers.insert().values(
+            id=new_id(), **BUILTIN, is_default=1, created_at=now, updated_at=now))
+    _repair_default(conn, now)
+    return created
+
+
+async def ensure_builtin_provider(rt: Runtime) -> None:
+    """On first start, create the default ``offline`` provider; idempotent.
+
+    Also makes sure that exactly one live provider is the default when any is
+    live (a database written by hand or by an old version may have none).
+    """
+    if await rt.db.write(_ensure_builtin, rt.clock.now_ms()):
+        log.info("created the built-in provider %r (type offline)", BUILTIN["name"])
