@@ -208,8 +208,10 @@ def rpc(path: Path, method: str, **params: Any) -> Any:
     return reply["result"]
 
 
-async def send_messages(path: Path, conversation: str, messages: int) -> float:
-    """message.send ``messages`` times, WINDOW in flight; returns the first send time."""
+async def send_messages(path: Path, conversation: str, messages: int,
+                        rate: float | None = None) -> float:
+    """message.send ``messages`` times, WINDOW in flight (or paced at ``rate`` per
+    second); returns the first send time."""
     stream = await trio.open_unix_socket(str(path))
     window = trio.Semaphore(WINDOW)
     first = time.monotonic()
@@ -227,14 +229,30 @@ async def send_messages(path: Path, conversation: str, messages: int) -> float:
                 got += 1
                 window.release()
 
+    start_at = trio.current_time()
     async with stream, trio.open_nursery() as nursery:
         nursery.start_soon(responses)
         for i in range(messages):
             await window.acquire()
+            if rate:
+                await trio.sleep_until(start_at + i / rate)
             await stream.send_all(json.dumps({
                 "jsonrpc": "2.0", "id": i, "method": "message.send",
                 "params": {"conversation_id": conversation, "content": content(i)}}).encode()
                 + b"\n")
+    return first
+
+
+async def produce(path: Path, messages: int, rate: float | None = None) -> float:
+    """The floor's input: ``messages`` notification lines (paced at ``rate``)."""
+    stream = await trio.open_unix_socket(str(path))
+    first = time.monotonic()
+    start_at = trio.current_time()
+    async with stream:
+        for i in range(messages):
+            if rate:
+                await trio.sleep_until(start_at + i / rate)
+            await stream.send_all(floor_line(i))
     return first
 
 
@@ -261,54 +279,74 @@ def stop(proc: subprocess.Popen[Any]) -> None:
     proc.wait(timeout=30)
 
 
-def run_wiz(base: Path, messages: int, subscribers: int) -> dict[str, Any]:
+def run_wiz(base: Path, messages: int, subscribers: int, paced: int, rate: float) -> dict[str, Any]:
+    """Full speed, then paced; figures of both, and wizd's CPU cost per delivery."""
     proc, sock = start_wizd(base)
     try:
         project = rpc(sock, "project.create", name="bench")
-        conversation = rpc(sock, "channel.create", project_id=project["id"], name="fanout")["id"]
-        # The input ceiling: message.send alone, on a second channel.
-        other = rpc(sock, "channel.create", project_id=project["id"], name="alone")["id"]
-        start = trio.run(send_messages, sock, other, messages)
-        send_rate = messages / (time.monotonic() - start)
-        receivers = Receivers(sock, subscribers, messages, conversation)
-        first = trio.run(send_messages, sock, conversation, messages)
-        sent = time.monotonic()
+
+        def channel(name: str) -> str:
+            return str(rpc(sock, "channel.create", project_id=project["id"], name=name)["id"])
+
+        # message.send with nobody subscribed: the input's own cost.
+        alone = min(messages, 2000)
+        cpu0 = _cpu_s(proc.pid)
+        start = trio.run(send_messages, sock, channel("alone"), alone)
+        send_rate = alone / (time.monotonic() - start)
+        send_cpu = (_cpu_s(proc.pid) - cpu0) / alone
+        full = channel("fanout")
+        receivers = Receivers(sock, subscribers, messages, full)
+        cpu0 = _cpu_s(proc.pid)
+        first = trio.run(send_messages, sock, full, messages)
         res = receivers.result()
+        fanout_cpu = _cpu_s(proc.pid) - cpu0 - send_cpu * messages
         rss = _rss_mib(proc.pid)
+        slow = channel("paced")
+        receivers = Receivers(sock, subscribers, paced, slow)
+        trio.run(send_messages, sock, slow, paced, rate)
+        calm = receivers.result()
     finally:
         stop(proc)
     res.update(rate=res["deliveries"] / (res["last"] - first), send_rate=send_rate,
-               send_phase_rate=messages / (sent - first), rss_mib=rss)
+               send_cpu_ms=1000 * send_cpu, fanout_cpu_us=1e6 * fanout_cpu / res["deliveries"],
+               rss_mib=rss, paced_p50_ms=calm["p50_ms"], paced_p99_ms=calm["p99_ms"],
+               errors=res["errors"] + calm["errors"])
     return res
 
 
-def run_floor(base: Path, messages: int, subscribers: int) -> dict[str, Any]:
-    sock = base / "floor.sock"
-    proc = subprocess.Popen([sys.executable, __file__, "_floor", str(sock), str(subscribers)])
-    try:
-        deadline = time.monotonic() + 10
-        while not sock.exists():
-            assert time.monotonic() < deadline and proc.poll() is None, "floor did not start"
-            time.sleep(0.01)
-        receivers = Receivers(sock, subscribers, messages, None)
+def run_floor(base: Path, messages: int, subscribers: int, paced: int,
+              rate: float) -> dict[str, Any]:
+    def once(count: int, pace: float | None) -> dict[str, Any]:
+        sock = base / "floor.sock"
+        sock.unlink(missing_ok=True)
+        proc = subprocess.Popen([sys.executable, __file__, "_floor", str(sock), str(subscribers)])
+        try:
+            deadline = time.monotonic() + 10
+            while not sock.exists():
+                assert time.monotonic() < deadline and proc.poll() is None, "no floor server"
+                time.sleep(0.01)
+            receivers = Receivers(sock, subscribers, count, None)
+            first = trio.run(produce, sock, count, pace)
+            res = receivers.result()
+            proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        res["rate"] = res["deliveries"] / (res["last"] - first)
+        return res
 
-        async def produce() -> float:
-            stream = await trio.open_unix_socket(str(sock))
-            first = time.monotonic()
-            async with stream:
-                for i in range(messages):
-                    await stream.send_all(floor_line(i))
-            return first
-
-        first = trio.run(produce)
-        res = receivers.result()
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    res["rate"] = res["deliveries"] / (res["last"] - first)
+    res = once(messages, None)
+    calm = once(paced, rate)
+    res.update(paced_p50_ms=calm["p50_ms"], paced_p99_ms=calm["p99_ms"],
+               errors=res["errors"] + calm["errors"])
     return res
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _rss_mib(pid: int) -> float:
@@ -330,38 +368,47 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--subscribers", type=int, default=50)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--paced", type=int, default=500,
+                        help="messages of the paced (latency) phase")
+    parser.add_argument("--rate", type=float, default=100.0,
+                        help="messages per second in the paced phase")
     args = parser.parse_args()
     wiz: list[dict[str, Any]] = []
     floor: list[dict[str, Any]] = []
     for run in range(args.runs):
         base = Path(tempfile.mkdtemp(prefix="wiz-fanout-"))
         try:
-            floor.append(run_floor(base, args.messages, args.subscribers))
-            wiz.append(run_wiz(base, args.messages, args.subscribers))
+            floor.append(run_floor(base, args.messages, args.subscribers, args.paced, args.rate))
+            wiz.append(run_wiz(base, args.messages, args.subscribers, args.paced, args.rate))
         finally:
             shutil.rmtree(base, ignore_errors=True)
         w, f = wiz[-1], floor[-1]
-        print(f"run {run + 1}: wiz {w['rate']:,.0f} deliveries/s (p99 {w['p99_ms']:.0f} ms), "
-              f"floor {f['rate']:,.0f} deliveries/s (p99 {f['p99_ms']:.0f} ms), "
-              f"message.send alone {w['send_rate']:,.0f}/s"
-              + (f"  ERRORS {w['errors'] + f['errors']}" if w["errors"] or f["errors"] else ""),
-              flush=True)
+        print(f"run {run + 1}: wiz {w['rate']:,.0f} deliveries/s, floor {f['rate']:,.0f}; "
+              f"message.send alone {w['send_rate']:,.0f}/s; wizd CPU "
+              f"{w['send_cpu_ms']:.2f} ms per message.send + {w['fanout_cpu_us']:.1f} us "
+              "per delivery" + (f"  ERRORS {w['errors'] + f['errors']}"
+                                if w["errors"] or f["errors"] else ""), flush=True)
 
     def med(rows: list[dict[str, Any]], key: str) -> float:
         return statistics.median(r[key] for r in rows)
 
-    ratio = med(wiz, "rate") / med(floor, "rate")
-    print(f"\n{args.messages:,} messages x {args.subscribers} subscribers, "
-          f"median of {args.runs} runs, {os.cpu_count()} CPUs")
-    print(f"  wiz:   {med(wiz, 'rate'):>10,.0f} deliveries/s   send->receipt p50 "
-          f"{med(wiz, 'p50_ms'):.0f} ms p99 {med(wiz, 'p99_ms'):.0f} ms, commit->receipt p99 "
-          f"{med(wiz, 'commit_p99_ms'):.0f} ms, wizd RSS {med(wiz, 'rss_mib'):.0f} MiB")
-    print(f"  floor: {med(floor, 'rate'):>10,.0f} deliveries/s   send->receipt p50 "
-          f"{med(floor, 'p50_ms'):.0f} ms p99 {med(floor, 'p99_ms'):.0f} ms")
-    print(f"  wiz message.send alone: {med(wiz, 'send_rate'):,.0f} msg/s "
-          f"(x{args.subscribers} = {med(wiz, 'send_rate') * args.subscribers:,.0f} deliveries/s "
-          f"if fan-out cost nothing); during fan-out {med(wiz, 'send_phase_rate'):,.0f} msg/s")
-    print(f"  wiz / floor: {ratio:.0%} (target: at least 50%)")
+    n, s = args.messages, args.subscribers
+    print(f"\n{n:,} messages x {s} subscribers; medians of {args.runs} runs "
+          f"on {os.cpu_count()} CPUs")
+    for name, rows in (("wiz", wiz), ("floor", floor)):
+        print(f"  {name:5} {med(rows, 'rate'):>9,.0f} deliveries/s; send->receipt at full "
+              f"speed p50 {med(rows, 'p50_ms'):.0f} ms p99 {med(rows, 'p99_ms'):.0f} ms; "
+              f"paced at {args.rate:.0f} msg/s p50 {med(rows, 'paced_p50_ms'):.1f} ms "
+              f"p99 {med(rows, 'paced_p99_ms'):.1f} ms")
+    print(f"  wiz commit->receipt p99 at full speed: {med(wiz, 'commit_p99_ms'):.0f} ms "
+          f"(created_at, taken before the write lock); wizd RSS {med(wiz, 'rss_mib'):.0f} MiB")
+    send_rate, per_send = med(wiz, "send_rate"), med(wiz, "send_cpu_ms")
+    per_delivery = med(wiz, "fanout_cpu_us")
+    print(f"  wizd CPU: {per_send:.2f} ms per message.send, {per_delivery:.1f} us per delivery;"
+          f" message.send alone {send_rate:,.0f} msg/s, so at most "
+          f"{1000 / (per_send + s * per_delivery / 1000) * s:,.0f} deliveries/s on one core"
+          f" (and {1e6 / per_delivery:,.0f}/s if storing were free)")
+    print(f"  wiz / floor: {med(wiz, 'rate') / med(floor, 'rate'):.0%} (target: at least 50%)")
 
 
 if __name__ == "__main__":

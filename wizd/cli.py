@@ -18,12 +18,15 @@ app = typer.Typer(add_completion=False, no_args_is_help=False, pretty_exceptions
                   help="wizd: the local daemon for talking to LLM agents.")
 log = logging.getLogger("wizd")
 
-Socket = Annotated[Optional[Path], typer.Option("--socket", help="Unix socket path (env WIZ_SOCKET)")]
+Socket = Annotated[Optional[Path], typer.Option(
+    "--socket", help="Unix socket path (env WIZ_SOCKET; default $XDG_RUNTIME_DIR/wiz/wizd.sock)")]
 Db = Annotated[Optional[Path], typer.Option("--db", help="SQLite database path (env WIZ_DB)")]
-Level = Annotated[Optional[str], typer.Option("--log-level", help="debug, info, warning, error")]
+Level = Annotated[Optional[str], typer.Option(
+    "--log-level", help="debug, info, warning, error (env WIZ_LOG_LEVEL; default info)")]
 Backend = Annotated[Optional[str], typer.Option("--backend", help="trio (default) or asyncio")]
 ConfigFile = Annotated[Optional[Path], typer.Option(
-    "--config", help="config.toml to read (env WIZ_CONFIG; default $XDG_CONFIG_HOME/wiz/config.toml)")]
+    "--config",
+    help="config.toml to read (env WIZ_CONFIG; default $XDG_CONFIG_HOME/wiz/config.toml)")]
 Concurrency = Annotated[Optional[int], typer.Option(
     "--concurrency", help="jobs running at once (env WIZ_CONCURRENCY; default 8)")]
 JobTimeout = Annotated[Optional[float], typer.Option(

@@ -14,8 +14,9 @@
         ...let jobs finish or requeue them, cancel the rest...
         await life.close()                     # (shielded) the socket file goes, if ours
 
-Stopping accepts no new connection but keeps the open ones, so that clients
-watching a reply finish during the shutdown grace period still see it.
+Stopping accepts no new connection but keeps serving the open ones until the
+grace period is over; then they are closed (a client resumes its
+subscriptions with ``after_seq`` after the restart).
 """
 
 from __future__ import annotations

@@ -1,9 +1,17 @@
 """An in-process wizd for job tests: a real Runtime over a real SQLite file, the
 event hub recorded, and schedulers that can be started and stopped (a restart
-without a new process)."""
+without a new process).
+
+Virtual time: under pytest-trio's ``autojump_clock``, the harness replaces the
+clock's autojump with one that also waits for database calls. Queries run in
+worker threads, which trio cannot see: to its autojump, a task waiting for a
+query is idle, so it would jump to the next deadline (a job's timeout, say)
+while the query runs.
+"""
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -34,6 +42,69 @@ class MaxRandom(random.Random):
 
     def uniform(self, a: float, b: float) -> float:
         return b
+
+
+class TrackedDatabase(Database):
+    """A Database that knows whether a query is in flight (for the clock below)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.in_flight = 0
+
+    def _enter(self) -> None:
+        self.in_flight += 1
+
+    def _leave(self) -> None:
+        self.in_flight -= 1
+
+    async def read(self, fn: Callable[..., Any], *args: Any) -> Any:
+        self._enter()
+        try:
+            return await super().read(fn, *args)
+        finally:
+            self._leave()
+
+    async def write(self, fn: Callable[..., Any], *args: Any,
+                    after_commit: Callable[[Any], None] | None = None) -> Any:
+        self._enter()
+        try:
+            return await super().write(fn, *args, after_commit=after_commit)
+        finally:
+            self._leave()
+
+
+def _autojump_clock() -> Any:
+    """The running MockClock if it autojumps (pytest-trio's ``autojump_clock``)."""
+    if sniffio.current_async_library() != "trio":
+        return None
+    import trio
+    import trio.testing
+
+    clock = trio.lowlevel.current_clock()
+    if isinstance(clock, trio.testing.MockClock) and clock.autojump_threshold == 0:
+        return clock
+    return None
+
+
+async def _autojump(clock: Any, db: TrackedDatabase) -> None:
+    """MockClock's autojump (threshold 0), except while a worker thread is busy:
+    a database call, or any other (the OpenAI SDK looks up the platform in one)."""
+    import trio
+    import trio.testing
+
+    threads = trio.to_thread.current_default_thread_limiter()
+    while True:
+        await trio.testing.wait_all_tasks_blocked()
+        if db.in_flight or threads.borrowed_tokens:
+            # A thread will wake someone: give it a moment of real time.
+            await trio.testing.wait_all_tasks_blocked(0.0005)
+            continue
+        jump = trio.lowlevel.current_statistics().seconds_to_next_deadline
+        if 0 < jump < math.inf:
+            clock.jump(jump)
+        elif jump == math.inf:
+            # Nothing is scheduled: look again after a moment rather than spin.
+            await trio.testing.wait_all_tasks_blocked(0.01)
 
 
 class EventLog:
@@ -190,13 +261,17 @@ async def harness(
     """A runtime as wizd builds it (local user, built-in provider), its events
     recorded, and (unless ``scheduler=False``) a running scheduler."""
     config = config_for(tmp_path, **settings)
-    db = Database(config.db)
+    db = TrackedDatabase(config.db)
     await db.open()
     rt = Runtime(config=config, db=db, hub=Hub(100_000), clock=QueueClock())
     try:
         await users.ensure_local_user(rt)
         await providers.ensure_builtin_provider(rt)
         async with anyio.create_task_group() as tg:
+            clock = _autojump_clock()
+            if clock is not None:
+                clock.autojump_threshold = math.inf  # ours below takes over
+                tg.start_soon(_autojump, clock, db)
             log = EventLog(rt)
             await tg.start(log.run)
             h = Harness(rt, log, tg)

@@ -1,7 +1,8 @@
 """The scheduler with generic processors, over a real SQLite file.
 
-Timing tests run on trio's MockClock (virtual time; see conftest.py) and assert
-exact virtual times: a job's ``processed_on`` and the clock are both driven by it.
+Timing tests run on pytest-trio's ``autojump_clock`` (virtual time; the harness
+makes its autojump wait for database threads) and assert exact virtual times:
+a job's ``processed_on`` and the clock are both driven by it.
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ class Blocker:
 
 @pytest.mark.trio
 async def test_a_queued_job_starts_when_woken_and_not_before(
-    tmp_path: Path, clock: trio.testing.MockClock
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
     rec = Recorder()
     async with harness(tmp_path, processors={"noop": rec}) as h:
@@ -95,7 +96,7 @@ async def test_a_queued_job_starts_when_woken_and_not_before(
 
 
 @pytest.mark.trio
-async def test_a_new_job_starts_at_once(tmp_path: Path, clock: trio.testing.MockClock) -> None:
+async def test_a_new_job_starts_at_once(tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
     async with harness(tmp_path, processors={"noop": Recorder()}) as h:
         job = await h.add_job()
         done = await h.events.job(job["id"], "completed")
@@ -103,7 +104,7 @@ async def test_a_new_job_starts_at_once(tmp_path: Path, clock: trio.testing.Mock
 
 
 @pytest.mark.trio
-async def test_a_delayed_job_starts_when_due(tmp_path: Path, clock: trio.testing.MockClock) -> None:
+async def test_a_delayed_job_starts_when_due(tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
     rec = Recorder()
     async with harness(tmp_path, processors={"noop": rec}) as h:
         t0 = trio.current_time()
@@ -118,7 +119,7 @@ async def test_a_delayed_job_starts_when_due(tmp_path: Path, clock: trio.testing
 
 
 @pytest.mark.trio
-async def test_concurrency_limit(tmp_path: Path, clock: trio.testing.MockClock) -> None:
+async def test_concurrency_limit(tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
     rec = Recorder(seconds=1)
     async with harness(tmp_path, processors={"noop": rec}, concurrency=3) as h:
         t0 = trio.current_time()
@@ -132,7 +133,7 @@ async def test_concurrency_limit(tmp_path: Path, clock: trio.testing.MockClock) 
 
 @pytest.mark.trio
 async def test_one_job_at_a_time_per_group_in_order(
-    tmp_path: Path, clock: trio.testing.MockClock
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
     rec = Recorder(seconds=1)
     async with harness(tmp_path, processors={"noop": rec}, concurrency=8) as h:
@@ -152,7 +153,7 @@ async def test_one_job_at_a_time_per_group_in_order(
 
 @pytest.mark.trio
 async def test_highest_priority_first_then_oldest(
-    tmp_path: Path, clock: trio.testing.MockClock
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
     rec = Recorder()
     async with harness(tmp_path, processors={"noop": rec}, concurrency=1) as h:
@@ -169,7 +170,7 @@ async def test_highest_priority_first_then_oldest(
 
 
 @pytest.mark.trio
-async def test_unknown_job_name_fails_clearly(tmp_path: Path, clock: trio.testing.MockClock) -> None:
+async def test_unknown_job_name_fails_clearly(tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
     async with harness(tmp_path, processors={}) as h:
         job = await h.add_job("no_such_job")
         failed = await h.events.job(job["id"], "failed")
@@ -192,7 +193,7 @@ class Flaky:
 
 
 @pytest.mark.trio
-async def test_retries_back_off_exponentially(tmp_path: Path, clock: trio.testing.MockClock) -> None:
+async def test_retries_back_off_exponentially(tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
     flaky = Flaky(ProviderError("boom", status=500), ProviderError("boom", status=502))
     async with harness(tmp_path, processors={"noop": flaky}, backoff_base=1.5) as h:
         t0 = trio.current_time()
@@ -211,7 +212,7 @@ async def test_retries_back_off_exponentially(tmp_path: Path, clock: trio.testin
 
 
 @pytest.mark.trio
-async def test_backoff_is_capped(tmp_path: Path, clock: trio.testing.MockClock) -> None:
+async def test_backoff_is_capped(tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
     flaky = Flaky(*(ProviderError("down") for _ in range(4)))
     async with harness(tmp_path, processors={"noop": flaky}, backoff_base=2, backoff_cap=5) as h:
         t0 = trio.current_time()
@@ -222,7 +223,7 @@ async def test_backoff_is_capped(tmp_path: Path, clock: trio.testing.MockClock) 
 
 
 @pytest.mark.trio
-async def test_retry_after_is_honoured(tmp_path: Path, clock: trio.testing.MockClock) -> None:
+async def test_retry_after_is_honoured(tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
     flaky = Flaky(ProviderRateLimited("slow down", status=429, retry_after=7))
     async with harness(tmp_path, processors={"noop": flaky}) as h:
         t0 = trio.current_time()
@@ -234,7 +235,7 @@ async def test_retry_after_is_honoured(tmp_path: Path, clock: trio.testing.MockC
 
 @pytest.mark.trio
 async def test_errors_that_cannot_succeed_fail_at_once(
-    tmp_path: Path, clock: trio.testing.MockClock
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
     flaky = Flaky(ProviderAuthError("bad key", status=401))
     async with harness(tmp_path, processors={"noop": flaky}) as h:
@@ -245,7 +246,7 @@ async def test_errors_that_cannot_succeed_fail_at_once(
 
 
 @pytest.mark.trio
-async def test_attempts_run_out(tmp_path: Path, clock: trio.testing.MockClock) -> None:
+async def test_attempts_run_out(tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
     flaky = Flaky(ProviderError("one"), RuntimeError("two"), ProviderError("three"))
     async with harness(tmp_path, processors={"noop": flaky}) as h:
         job = await h.add_job(max_attempts=2)
@@ -298,7 +299,7 @@ async def test_shutdown_requeues_running_jobs_without_losing_an_attempt(tmp_path
 
 @pytest.mark.trio
 async def test_drain_lets_running_jobs_finish_within_the_grace(
-    tmp_path: Path, clock: trio.testing.MockClock
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
     rec = Recorder(seconds=3)
     async with harness(tmp_path, processors={"noop": rec}, scheduler=False) as h:
@@ -316,7 +317,7 @@ async def test_drain_lets_running_jobs_finish_within_the_grace(
 
 @pytest.mark.trio
 async def test_jobs_left_active_by_a_dead_daemon_are_taken_back(
-    tmp_path: Path, clock: trio.testing.MockClock
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
     rec = Recorder()
     async with harness(tmp_path, processors={"noop": rec}, scheduler=False) as h:
@@ -330,7 +331,7 @@ async def test_jobs_left_active_by_a_dead_daemon_are_taken_back(
 
 
 @pytest.mark.trio
-async def test_pause_and_resume(tmp_path: Path, clock: trio.testing.MockClock) -> None:
+async def test_pause_and_resume(tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
     rec = Recorder()
     async with harness(tmp_path, processors={"noop": rec}) as h:
         assert await queue.set_paused(h.rt, True) is True
@@ -344,7 +345,7 @@ async def test_pause_and_resume(tmp_path: Path, clock: trio.testing.MockClock) -
 
 
 @pytest.mark.trio
-async def test_retry_a_failed_job(tmp_path: Path, clock: trio.testing.MockClock) -> None:
+async def test_retry_a_failed_job(tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
     flaky = Flaky(ProviderAuthError("bad key", status=401))
     async with harness(tmp_path, processors={"noop": flaky}) as h:
         job = await h.add_job()

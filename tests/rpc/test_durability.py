@@ -10,8 +10,6 @@ import sqlite3
 import threading
 from pathlib import Path
 
-import pytest
-
 from tests.rpc.shared import private_wizd
 from tests.support.daemon import Conn
 from wizd.store import schema
@@ -188,9 +186,9 @@ def test_migrated_schema_matches_schema_py(tmp_path: Path) -> None:
             migrate(stepwise, upto=version)
         other = sqlite3.connect(stepwise)
         try:
-            dump = sorted(json.dumps(r) for r in conn.execute("SELECT type, name, sql FROM sqlite_master"))
-            assert sorted(json.dumps(r) for r in other.execute(
-                "SELECT type, name, sql FROM sqlite_master")) == dump
+            query = "SELECT type, name, sql FROM sqlite_master"
+            assert sorted(json.dumps(r) for r in other.execute(query)) == sorted(
+                json.dumps(r) for r in conn.execute(query))
         finally:
             other.close()
     finally:

@@ -164,10 +164,11 @@ def _ask(socket_path: Path) -> str:
             s.connect(str(socket_path))
         except PermissionError:
             return "permission denied"
-        s.sendall(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "user.me"}).encode() + b"\n")
-        try:
+        try:  # the daemon may hang up before the request is even written
+            s.sendall(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "user.me"}).encode()
+                      + b"\n")
             data = s.recv(65536)
-        except ConnectionResetError:
+        except (BrokenPipeError, ConnectionResetError):
             data = b""
         return "answered " + data.decode() if data else "closed"
 

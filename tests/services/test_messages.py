@@ -32,7 +32,8 @@ def job_rows(conn):  # type: ignore[no-untyped-def]
 
 
 async def test_dm_message_triggers_each_active_agent_once(rt: Runtime) -> None:
-    ada, bob, cy = await agent(rt, "ada"), await agent(rt, "bob"), await agent(rt, "cy")
+    ada, bob = await agent(rt, "ada"), await agent(rt, "bob")
+    await agent(rt, "cy")
     await agents.deactivate(rt, "cy")
     dm = await conversations.create_dm(rt, participants=["ada", "bob", "cy"])
     woken = []
@@ -41,7 +42,8 @@ async def test_dm_message_triggers_each_active_agent_once(rt: Runtime) -> None:
         sent = await messages.send(rt, conversation_id=dm["id"], content="hello all")
         events = drain(sub)
     msg = sent["message"]
-    assert (msg["conversation_id"], msg["source_type"], msg["source_id"]) == (dm["id"], "dm", dm["id"])
+    assert (msg["conversation_id"], msg["source_type"], msg["source_id"]) == (
+        dm["id"], "dm", dm["id"])
     assert (msg["author_id"], msg["content"], msg["kind"], msg["reply_to"]) == (
         rt.local_user_id, "hello all", "text", None)
     rows = await rt.db.read(job_rows)
@@ -172,7 +174,8 @@ async def test_history_windows_and_seq(rt: Runtime) -> None:
     everything = await rt.db.read(messages.history_after, None, 0, 100)
     assert [m["seq"] for m in everything] == list(range(1, 15))
     assert await rt.db.read(messages.max_seq) == 14
-    assert contents(await rt.db.read(messages.history_after, other["id"], seqs[5], 10)) == ["o5", "o6"]
+    after = await rt.db.read(messages.history_after, other["id"], seqs[5], 10)
+    assert contents(after) == ["o5", "o6"]
 
 
 async def test_concurrent_sends_are_announced_in_seq_order(rt: Runtime) -> None:

@@ -82,6 +82,7 @@ class Reply:
     - ``delay``: seconds (``anyio.sleep``) before answering; ``chunk_delay``
       between streamed chunks.
     - ``malformed``: stream an event that is not valid JSON instead of the chunks.
+    - ``model``: the model the answer names (default: the one requested).
     - ``finish_reason``: ``None`` sends no finishing chunk; ``done=False`` sends
       no ``[DONE]``; ``stall=True`` sends the chunks, then hangs like ``hang``;
       ``cut=True`` sends the chunks, then closes the connection mid-body.

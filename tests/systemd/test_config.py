@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -95,7 +96,7 @@ def test_wizd_config_shows_the_effective_values(tmp_path: Path) -> None:
     assert shown["shutdown_grace"] == 5.0  # file over default
     assert shown["context_messages"] == 7
     assert shown["max_attempts"] == 3  # default
-    assert set(shown) == {f.name for f in config.fields(config.Config)}
+    assert set(shown) == {f.name for f in dataclasses.fields(config.Config)}
 
 
 def test_wizd_refuses_a_bad_setting_in_one_line() -> None:

@@ -14,7 +14,8 @@ from wizd import logs
 
 
 def record(level: int, msg: str, exc_info: object = None) -> logging.LogRecord:
-    return logging.LogRecord("wizd.test", level, __file__, 1, msg, (), exc_info)  # type: ignore[arg-type]
+    return logging.LogRecord("wizd.test", level, __file__, 1, msg, (),
+                             exc_info)  # type: ignore[arg-type]
 
 
 def test_journal_lines_carry_the_syslog_priority() -> None:

@@ -38,6 +38,12 @@ log = logging.getLogger(__name__)
 HISTORY_PAGE = 500
 # Live events written in one socket send, at most.
 MAX_BATCH = 256
+# Under load, a subscription writes at most once per this many seconds: events
+# that arrive meanwhile go out together. An idle subscription's first event goes
+# out at once. Each write is a system call and wakes the client, and with tens
+# of subscribers one write per event per subscriber costs the daemon more than
+# storing the message did.
+COALESCE = 0.02
 
 # (after_seq, limit) -> the scope's stored messages with seq > after_seq, in
 # increasing seq, at most ``limit``.
@@ -179,11 +185,14 @@ class Feed:
         """Live events, in order, several per socket write when they queue up."""
         receive = self.sub.receive
         covered = self.sub.last_seq
+        last_write = -COALESCE
         while True:
             try:
                 event = await receive.receive()
             except (anyio.EndOfStream, anyio.ClosedResourceError):
                 return
+            if anyio.current_time() - last_write < COALESCE:
+                await anyio.sleep_until(last_write + COALESCE)
             lines: list[bytes] = []
             top = covered
             ended = False
@@ -208,6 +217,7 @@ class Feed:
                     break
             if lines and not await self._send(b"".join(lines)):
                 return
+            last_write = anyio.current_time()
             covered = self.sub.last_seq = top
             if ended:
                 return

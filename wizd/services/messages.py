@@ -72,9 +72,11 @@ def insert_message(
         author_id=author_id, content=content, kind=kind, reply_to=reply_to,
         created_at=now_ms, updated_at=now_ms,
     ))
+    key = result.inserted_primary_key
+    assert key is not None  # a one-row insert always reports its key
     return {
         "id": message_id,
-        "seq": int(result.inserted_primary_key[0]),
+        "seq": int(key[0]),
         "conversation_id": conversation["id"],
         "source_type": conversation["type"],
         "source_id": conversation["id"],

@@ -43,7 +43,9 @@ def resolve(conn: Connection, ref: str) -> Any:
     raise NotFound("project", ref)
 
 
-async def create_project(rt: Runtime, *, name: str, description: str | None = None) -> dict[str, Any]:
+async def create_project(
+    rt: Runtime, *, name: str, description: str | None = None
+) -> dict[str, Any]:
     """A new project. Raises InvalidInput, Conflict (the name is taken)."""
     name = checks.name("name", name)
     if description is not None:

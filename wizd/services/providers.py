@@ -75,7 +75,8 @@ def provider_config(conn: Connection, provider_id: str) -> ProviderConfig:
     processor calls this; the result must not be logged or returned to clients.
     Raises NotFound for an unknown or deleted provider.
     """
-    row = conn.execute(select(llm_providers).where(_live, llm_providers.c.id == provider_id)).first()
+    row = conn.execute(select(llm_providers)
+                       .where(_live, llm_providers.c.id == provider_id)).first()
     if row is None:
         raise NotFound("provider", provider_id)
     key = row.api_key
@@ -93,7 +94,8 @@ def _make_default(conn: Connection, provider_id: str, now: int) -> None:
 
 
 def _check_name_free(conn: Connection, name: str, *, except_id: str | None = None) -> None:
-    found = conn.execute(select(llm_providers.c.id).where(_live, llm_providers.c.name == name)).scalar()
+    found = conn.execute(select(llm_providers.c.id)
+                         .where(_live, llm_providers.c.name == name)).scalar()
     if found is not None and found != except_id:
         raise Conflict(f"a provider named {name!r} already exists", name=name)
 
@@ -112,7 +114,8 @@ def _check_key(api_key: str | None, api_key_env: str | None) -> None:
 
 
 def _get(conn: Connection, provider_id: str) -> dict[str, Any]:
-    return public(conn.execute(select(llm_providers).where(llm_providers.c.id == provider_id)).one())
+    row = conn.execute(select(llm_providers).where(llm_providers.c.id == provider_id)).one()
+    return public(row)
 
 
 async def create(
@@ -216,16 +219,17 @@ async def update_provider(
 
     def q(conn: Connection) -> dict[str, Any]:
         row = resolve(conn, ref)
-        if "name" in changes:
-            _check_name_free(conn, changes["name"], except_id=row.id)
-        if changes.get("type", row.type) == "openai" and not changes.get("base_url", row.base_url):
-            changes["base_url"] = OPENAI_URL
+        values = dict(changes)
+        if "name" in values:
+            _check_name_free(conn, values["name"], except_id=row.id)
+        if values.get("type", row.type) == "openai" and not values.get("base_url", row.base_url):
+            values["base_url"] = OPENAI_URL
         if is_default is False and row.is_default:
             raise Conflict("the default provider stays default until another one is made "
                            "default", provider=row.name)
-        if changes:
+        if values:
             conn.execute(update(llm_providers).where(llm_providers.c.id == row.id)
-                         .values(**changes, updated_at=now))
+                         .values(**values, updated_at=now))
         if is_default:
             _make_default(conn, row.id, now)
         return _get(conn, row.id)

@@ -74,7 +74,9 @@ async def agent_update(
 
 
 @registry.method("agent.activate")
-async def agent_activate(call: Call, id: str | None = None, name: str | None = None) -> dict[str, Any]:
+async def agent_activate(
+    call: Call, id: str | None = None, name: str | None = None
+) -> dict[str, Any]:
     """Let an agent (by ``id`` or ``name``) be triggered by messages again."""
     return await agents.activate(call.rt, _ref(id, name))
 
