@@ -16,7 +16,7 @@ from typing import Any, TextIO
 
 from .client import Client
 from .follow import Follower, await_replies, newest_seq
-from .render import View, clean, dump_json
+from .render import View, clean
 from .resolve import Lookup
 
 HISTORY_LINES = 10
@@ -100,10 +100,9 @@ def run(connect: Callable[[], Client], agent_ref: str, *, json: bool = False,
                 result = follower.call("message.send", conversation_id=conv["id"], content=line)
                 replies, _ = await_replies(follower, lookup, None if json else view, result,
                                            timeout=None, err=err, others=True)
-                if json:
+                if json:  # one line per reply, shaped like tail --json
                     for msg in replies:
-                        out.write(dump_json(msg) + "\n")
-                    out.flush()
+                        view.message(msg)
         finally:
             view.close()
             save()

@@ -81,13 +81,9 @@ def _state(ctx: typer.Context) -> State:
     return obj
 
 
-def _out(text: str) -> None:
-    sys.stdout.write(text + "\n")
-
-
 def _emit(result: Any, as_json: bool, human: Callable[[Any], str]) -> None:
     """Print ``result`` as JSON for scripts, else as ``human(result)``."""
-    _out(render.pretty_json(result) if as_json else human(result))
+    sys.stdout.write((render.pretty_json(result) if as_json else human(result)) + "\n")
 
 
 def _color() -> bool:
@@ -96,6 +92,21 @@ def _color() -> bool:
 
 def _status_style(column: int) -> Callable[[int, Any], str | None]:
     return lambda i, v: render.STATUS_COLORS.get(v) if i == column else None
+
+
+def _by_ref(sub: typer.Typer, name: str, method: str, kind: str, help: str,
+            human: Callable[[State], Callable[[Any], str]]) -> None:
+    """Register ``<noun> NAME REF``: resolve REF as a ``kind``, call ``method(id=...)``,
+    print ``human(state)(result)``."""
+    def command(ctx: typer.Context,
+                ref: str = typer.Argument(..., metavar=kind.upper(), help="Name, id or id prefix."),
+                json: bool = typer.Option(False, "--json", help="Print the raw result as JSON."),
+                ) -> None:
+        st = _state(ctx)
+        ident = st.lookup.job_id(ref) if kind == "job" else getattr(st.lookup, kind)(ref)["id"]
+        _emit(st.call(method, id=ident), json, human(st))
+    command.__doc__ = help
+    sub.command(name)(command)
 
 
 @app.callback()
@@ -124,7 +135,8 @@ def status(ctx: typer.Context, json: Json = False) -> None:
     def human(r: dict[str, Any]) -> str:
         queue = r.get("queue") or {}
         return render.fields([
-            ("wizd", f"{r.get('version')} (pid {r.get('pid')}, up {_duration(r.get('uptime_ms'))})"),
+            ("wizd", f"{r.get('version')} (pid {r.get('pid')}, "
+                     f"up {_duration(r.get('uptime_ms'))})"),
             ("socket", r.get("socket")), ("database", r.get("db")),
             ("queue", ", ".join(f"{k} {v}" for k, v in queue.items()) or "-"),
         ], color=_color())
@@ -142,9 +154,15 @@ def _api_key(value: str | None) -> str | None:
     return sys.stdin.readline().strip()
 
 
+def _key(p: dict[str, Any]) -> str:
+    """How a provider gets its key (never the key itself)."""
+    if p.get("has_api_key"):
+        return "stored"
+    return f"${p['api_key_env']}" if p.get("api_key_env") else "none"
+
+
 def _provider_table(providers: list[dict[str, Any]]) -> str:
-    rows = [(p.get("name"), p.get("type"), p.get("default_model"), p.get("base_url"),
-             "yes" if p.get("has_api_key") else (f"${p['api_key_env']}" if p.get("api_key_env") else "no"),
+    rows = [(p.get("name"), p.get("type"), p.get("default_model"), p.get("base_url"), _key(p),
              "*" if p.get("is_default") else "", render.short_id(p.get("id"))) for p in providers]
     return render.table(("name", "type", "model", "base url", "key", "default", "id"), rows,
                         color=_color())
@@ -152,7 +170,7 @@ def _provider_table(providers: list[dict[str, Any]]) -> str:
 
 def _provider_line(verb: str) -> Callable[[dict[str, Any]], str]:
     return lambda p: (f"{verb} provider {p.get('name')} ({render.short_id(p.get('id'))})"
-                      + (", the default" if p.get("is_default") else ""))
+                      + (", the default one" if p.get("is_default") else ""))
 
 
 @provider_app.command("add")
@@ -160,8 +178,8 @@ def provider_add(
     ctx: typer.Context, name: str,
     type: Annotated[Literal["openai", "offline"], typer.Option("--type")] = "openai",
     base_url: Annotated[str | None, typer.Option(help="e.g. http://localhost:11434/v1")] = None,
-    api_key_env: Annotated[str | None, typer.Option(metavar="VAR",
-                                                    help="Read the key from this variable.")] = None,
+    api_key_env: Annotated[str | None, typer.Option(
+        metavar="VAR", help="Read the key from this environment variable (of wizd).")] = None,
     api_key: Annotated[str | None, typer.Option(help="The key; '-' to type it hidden.")] = None,
     model: Annotated[str, typer.Option(help="The default model.")] = ...,  # type: ignore[assignment]
     default: Annotated[bool, typer.Option("--default", help="Make it the default.")] = False,
@@ -199,26 +217,17 @@ def provider_update(
     _emit(result, json, _provider_line("updated"))
 
 
-@provider_app.command("rm")
-def provider_rm(ctx: typer.Context, provider: str, json: Json = False) -> None:
-    """Delete a provider."""
-    st = _state(ctx)
-    result = st.call("provider.delete", id=st.lookup.provider(provider)["id"])
-    _emit(result, json, _provider_line("deleted"))
-
-
-@provider_app.command("default")
-def provider_default(ctx: typer.Context, provider: str, json: Json = False) -> None:
-    """Make a provider the default for new agents."""
-    st = _state(ctx)
-    result = st.call("provider.set_default", id=st.lookup.provider(provider)["id"])
-    _emit(result, json, _provider_line("default is now"))
+_by_ref(provider_app, "rm", "provider.delete", "provider", "Delete a provider.",
+        lambda st: _provider_line("deleted"))
+_by_ref(provider_app, "default", "provider.set_default", "provider",
+        "Make a provider the default for new agents.", lambda st: _provider_line("set"))
 
 
 # -- agents ----------------------------------------------------------------------
 
 def _agent_line(verb: str) -> Callable[[dict[str, Any]], str]:
-    return lambda a: f"{verb} agent {a.get('name')} ({render.short_id(a.get('id'))}), {a.get('status')}"
+    return lambda a: (f"{verb} agent {a.get('name')} ({render.short_id(a.get('id'))}), "
+                      f"{a.get('status')}")
 
 
 def _agent_fields(st: State, a: dict[str, Any]) -> str:
@@ -264,14 +273,6 @@ def agent_list(ctx: typer.Context, json: Json = False) -> None:
     _emit(st.call("agent.list"), json, human)
 
 
-@agent_app.command("show")
-def agent_show(ctx: typer.Context, agent: str, json: Json = False) -> None:
-    """Show one agent."""
-    st = _state(ctx)
-    result = st.call("agent.get", id=st.lookup.agent(agent)["id"])
-    _emit(result, json, lambda a: _agent_fields(st, a))
-
-
 @agent_app.command("update")
 def agent_update(
     ctx: typer.Context, agent: str,
@@ -295,19 +296,12 @@ def agent_update(
     _emit(result, json, _agent_line("updated"))
 
 
-@agent_app.command("activate")
-def agent_activate(ctx: typer.Context, agent: str, json: Json = False) -> None:
-    """Let an agent reply again."""
-    st = _state(ctx)
-    _emit(st.call("agent.activate", id=st.lookup.agent(agent)["id"]), json, _agent_line("activated"))
-
-
-@agent_app.command("deactivate")
-def agent_deactivate(ctx: typer.Context, agent: str, json: Json = False) -> None:
-    """Stop an agent from replying."""
-    st = _state(ctx)
-    _emit(st.call("agent.deactivate", id=st.lookup.agent(agent)["id"]), json,
-          _agent_line("deactivated"))
+_by_ref(agent_app, "show", "agent.get", "agent", "Show one agent.",
+        lambda st: lambda a: _agent_fields(st, a))
+_by_ref(agent_app, "activate", "agent.activate", "agent", "Let an agent reply again.",
+        lambda st: _agent_line("activated"))
+_by_ref(agent_app, "deactivate", "agent.deactivate", "agent", "Stop an agent from replying.",
+        lambda st: _agent_line("deactivated"))
 
 
 # -- conversations ---------------------------------------------------------------
@@ -341,11 +335,11 @@ def dm_list(ctx: typer.Context,
 
     def human(r: dict[str, Any]) -> str:
         me = st.lookup.me().get("id")
-        rows = [(st.lookup.conversation_label(c),
+        rows = [(st.lookup.conversation_label(c) + (" (archived)" if c.get("archived_at") else ""),
                  ", ".join(st.lookup.user_name(u) for u in c.get("participants", ()) if u != me),
-                 render.when(c.get("created_at")), "archived" if c.get("archived_at") else "",
-                 render.short_id(c.get("id"))) for c in r["conversations"]]
-        return render.table(("name", "with", "created", "", "id"), rows, color=_color())
+                 render.when(c.get("created_at")), render.short_id(c.get("id")))
+                for c in r["conversations"]]
+        return render.table(("name", "with", "created", "id"), rows, color=_color())
     _emit(st.call("dm.list", include_archived=all or None), json, human)
 
 
@@ -385,12 +379,8 @@ def dm_rm(ctx: typer.Context, conversation: str, participant: str, json: Json = 
     _dm_change(ctx, "dm.remove_participant", conversation, participant, json, "updated")
 
 
-@dm_app.command("archive")
-def dm_archive(ctx: typer.Context, conversation: str, json: Json = False) -> None:
-    """Archive a DM."""
-    st = _state(ctx)
-    result = st.call("dm.archive", id=st.lookup.conversation(conversation)["id"])
-    _emit(result, json, _conv_line(st, "archived"))
+_by_ref(dm_app, "archive", "dm.archive", "conversation", "Archive a DM (its history stays).",
+        lambda st: _conv_line(st, "archived"))
 
 
 @project_app.command("create")
@@ -399,7 +389,8 @@ def project_create(ctx: typer.Context, name: str,
                    json: Json = False) -> None:
     """Create a project."""
     result = _state(ctx).call("project.create", name=name, description=description)
-    _emit(result, json, lambda p: f"created project {p.get('name')} ({render.short_id(p.get('id'))})")
+    _emit(result, json,
+          lambda p: f"created project {p.get('name')} ({render.short_id(p.get('id'))})")
 
 
 @project_app.command("list")
@@ -437,9 +428,10 @@ def channel_list(ctx: typer.Context, project: str, json: Json = False) -> None:
 
 @app.command()
 def send(ctx: typer.Context,
-         conversation: Annotated[str, typer.Argument(help="DM, agent, #channel or project/channel.")],
+         conversation: Annotated[str, typer.Argument(
+             help="A DM, an agent you have a DM with, #channel or project/channel.")],
          text: str,
-         wait: Annotated[bool, typer.Option("--wait", help="Wait for and print the replies.")] = False,
+         wait: Annotated[bool, typer.Option("--wait", help="Print the agents' replies.")] = False,
          timeout: Annotated[float, typer.Option(help="Seconds to wait with --wait.")] = 300.0,
          json: Json = False) -> None:
     """Send a message; with --wait, print the agents' replies."""
@@ -450,7 +442,7 @@ def send(ctx: typer.Context,
 
 @app.command()
 def log(ctx: typer.Context, conversation: str,
-        n: Annotated[int, typer.Option("-n", help="How many messages.")] = 20,
+        n: Annotated[int, typer.Option("-n", min=1, help="How many messages.")] = 20,
         json: Json = False) -> None:
     """Print the last messages of a conversation."""
     st = _state(ctx)
@@ -463,7 +455,7 @@ def log(ctx: typer.Context, conversation: str,
 
 @app.command()
 def tail(ctx: typer.Context, conversation: str,
-         n: Annotated[int, typer.Option("-n", help="How many messages first.")] = 10,
+         n: Annotated[int, typer.Option("-n", min=0, help="How many messages first.")] = 10,
          follow_: Annotated[bool, typer.Option("-f", "--follow", help="Keep following.")] = False,
          json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
          ) -> None:
@@ -505,7 +497,7 @@ def _job_fields(j: dict[str, Any]) -> str:
 @app.command()
 def jobs(ctx: typer.Context,
          status: Annotated[str | None, typer.Option(help="Only jobs in this status.")] = None,
-         n: Annotated[int | None, typer.Option("-n", help="At most this many.")] = None,
+         n: Annotated[int | None, typer.Option("-n", min=1, help="At most this many.")] = None,
          json: Json = False) -> None:
     """List jobs of the queue."""
     def human(r: dict[str, Any]) -> str:
@@ -518,17 +510,10 @@ def jobs(ctx: typer.Context,
     _emit(_state(ctx).call("job.list", status=status, limit=n), json, human)
 
 
-def _job_command(method: str, help: str) -> None:
-    def command(ctx: typer.Context, job: str, json: Json = False) -> None:
-        st = _state(ctx)
-        _emit(st.call(method, id=st.lookup.job_id(job)), json, _job_fields)
-    command.__doc__ = help
-    job_app.command(method.split(".")[1].replace("get", "show"))(command)
-
-
-_job_command("job.get", "Show one job (by id or id prefix).")
-_job_command("job.retry", "Run a failed job again.")
-_job_command("job.cancel", "Cancel a waiting, delayed or active job.")
+_by_ref(job_app, "show", "job.get", "job", "Show one job.", lambda st: _job_fields)
+_by_ref(job_app, "retry", "job.retry", "job", "Run a failed job again.", lambda st: _job_fields)
+_by_ref(job_app, "cancel", "job.cancel", "job", "Cancel a job that has not finished.",
+        lambda st: _job_fields)
 
 
 @queue_app.command("pause")

@@ -284,7 +284,7 @@ class View:
         if self.json:
             self._line(dump_json({"method": "message.created", "params": {"message": msg}}))
             return
-        self.settle(msg)
+        self.settle(msg, redraw=False)  # _line redraws what still streams
         if self.bare:
             self._line(clean(msg.get("content", "")))
             return
@@ -292,13 +292,13 @@ class View:
         author = self.lookup.user_name(msg.get("author_id"))
         self._line(message_line(msg, author, color=self.color, where=where))
 
-    def settle(self, msg: dict[str, Any]) -> None:
+    def settle(self, msg: dict[str, Any], *, redraw: bool = True) -> None:
         """Forget the stream that produced ``msg`` (the oldest of its author there)."""
         for key, st in list(self.streams.items()):
             if (st.author_id == msg.get("author_id")
                     and st.conversation_id == msg.get("conversation_id")):
                 del self.streams[key]
-                if self.area is not None:
+                if self.area is not None and redraw:
                     self.area.clear()
                     self._redraw()
                 return

@@ -36,7 +36,8 @@ def pick(kind: str, ref: str, items: Sequence[dict[str, Any]], *,
     """
     found = find(kind, ref, items, prefix=prefix)
     if found is None:
-        raise ResolveError(f"no {kind} named {ref!r}" + (" or with that id prefix" if prefix else ""))
+        extra = " or with that id prefix" if prefix else ""
+        raise ResolveError(f"no {kind} named {ref!r}{extra}")
     return found
 
 
@@ -140,15 +141,16 @@ class Lookup:
     def dm_with(self, agent: dict[str, Any]) -> dict[str, Any] | None:
         """The DM between the local user and exactly ``agent`` (the oldest if several),
         else None. Archived DMs do not count."""
-        want = {self.me()["id"], agent["user_id"]}
-        dms = [c for c in self.dms() if not archived(c) and set(c.get("participants", ())) == want]
-        dms.sort(key=lambda c: (c.get("created_at") or 0, str(c.get("id"))))
-        return dms[0] if dms else None
+        return self._oldest_dm_with({self.me()["id"], agent["user_id"]})
+
+    def _oldest_dm_with(self, users: set[Any]) -> dict[str, Any] | None:
+        dms = [c for c in self.dms() if not archived(c) and set(c.get("participants", ())) == users]
+        return min(dms, key=lambda c: (c.get("created_at") or 0, str(c.get("id"))), default=None)
 
     def conversation(self, ref: str) -> dict[str, Any]:
         """The conversation ``ref`` names: ``#channel``, ``project/channel``, a DM's id
-        or name, the name of an agent with whom a DM exists, or an id prefix of a DM
-        or channel. Raises ResolveError."""
+        or name, the name of an agent with whom a DM exists, ``@alice,bob`` (the DM
+        with exactly them), or an id prefix of a DM or channel. Raises ResolveError."""
         if ref.startswith("#"):
             return pick("channel", ref[1:], self.channels(), prefix=False)
         if "/" in ref:
@@ -156,10 +158,12 @@ class Lookup:
             project = self.project(proj_ref)
             chans = [c for c in self.channels() if c.get("project_id") == project["id"]]
             return pick(f"channel of {project.get('name')}", chan_ref, chans)
+        if ref.startswith("@"):
+            return self._dm_of(ref)
         dms = self.dms()
-        for dm in dms:
-            if str(dm.get("id")) == ref:
-                return dm
+        for conv in dms:
+            if str(conv.get("id")) == ref:
+                return conv
         live = [d for d in dms if not archived(d)]
         named = [d for d in live if d.get("name") == ref]
         if len(named) == 1:
@@ -169,9 +173,9 @@ class Lookup:
                                + ", ".join(_label(d) for d in named))
         agent = find("agent", ref, self.agents(), prefix=False)
         if agent is not None:
-            dm = self.dm_with(agent)
-            if dm is not None:
-                return dm
+            with_agent = self.dm_with(agent)
+            if with_agent is not None:
+                return with_agent
         everything = dms + self.channels()
         hit = find("conversation", ref, everything)
         if hit is not None:
@@ -181,6 +185,15 @@ class Lookup:
                                f"start one with `wizctl dm new {agent.get('name')}`")
         raise ResolveError(f"no conversation matches {ref!r} (use a DM name, the name of an "
                            "agent you have a DM with, #channel, project/channel or an id prefix)")
+
+    def _dm_of(self, ref: str) -> dict[str, Any]:
+        """``@alice`` or ``@alice,bob``: the DM of the local user with exactly these
+        (the oldest if several) — how ``conversation_label`` shows an unnamed DM."""
+        want = {self.me()["id"], *(self.participant(n) for n in ref[1:].split(",") if n)}
+        found = self._oldest_dm_with(want)
+        if found is None:
+            raise ResolveError(f"you have no DM with exactly {ref[1:]}")
+        return found
 
     def job_id(self, ref: str) -> str:
         """The full id of the job ``ref`` names (an id or a unique id prefix)."""

@@ -1,6 +1,7 @@
 """The root task group: store, scheduler, RPC server, in that order.
 
     serve(config)
+      lifecycle(config)          instance locks, the socket systemd passed, sd_notify
       ├── Database.open()        migrations, WAL
       ├── users.ensure_local_user
       ├── Scheduler.run          (tg.start: ready once jobs left active are taken back)

@@ -96,6 +96,7 @@ class Lifecycle:
         self.notifier = notifier
         self.inherited = inherited
         self.listener: GatedListener | None = None
+        self._phase = "serving"
         self._status = ""
 
     @property
@@ -118,9 +119,9 @@ class Lifecycle:
     def ready(self) -> None:
         self.notifier.ready(f"serving {self.config.socket}")
 
-    async def watchdog(self, environ: Mapping[str, str] | None = None) -> None:
+    async def watchdog(self) -> None:
         """Send ``WATCHDOG=1`` at half of ``$WATCHDOG_USEC`` for as long as the loop runs."""
-        interval = watchdog_interval(os.environ if environ is None else environ)
+        interval = watchdog_interval(os.environ)
         if interval is None or not self.notifier.enabled:
             return
         log.debug("watchdog ping every %.3f s", interval)
@@ -134,7 +135,7 @@ class Lifecycle:
             return
         while True:
             counts = await rt.db.read(job_queries.count_by_status)
-            self._send_status(status_line(counts))
+            self._send_status(status_line(self._phase, counts))
             await anyio.sleep(every)
 
     def _send_status(self, text: str) -> None:
@@ -145,6 +146,7 @@ class Lifecycle:
     async def stop_accepting(self) -> None:
         """``STOPPING=1``, refuse new connections, and remove the socket file if ours."""
         grace = self.config.shutdown_grace
+        self._phase = "stopping"
         self.notifier.send(
             "STOPPING=1",
             "STATUS=stopping",
@@ -168,28 +170,28 @@ class Lifecycle:
             self.config.socket.unlink(missing_ok=True)
 
 
-def status_line(counts: Mapping[str, int]) -> str:
+def status_line(phase: str, counts: Mapping[str, int]) -> str:
     """``serving: 2 active, 5 waiting, 1 delayed, 0 failed`` (what systemctl status shows)."""
     order = ("active", "waiting", "delayed", "failed")
-    return "serving: " + ", ".join(f"{counts.get(k, 0)} {k}" for k in order)
+    return f"{phase}: " + ", ".join(f"{counts.get(k, 0)} {k}" for k in order)
 
 
 @contextlib.contextmanager
-def lifecycle(config: Config, environ: dict[str, str] | None = None) -> Iterator[Lifecycle]:
+def lifecycle(config: Config) -> Iterator[Lifecycle]:
     """Take the socket passed by the service manager (if any) and the instance locks.
 
     Under socket activation the effective socket is the inherited one, so
     ``life.config.socket`` names it. Raises DaemonBusy if another wizd holds
     the database or the socket, WizError if the inherited socket is unusable.
     """
-    inherited = inherited_socket(environ)
+    inherited = inherited_socket()
     try:
         if inherited is not None and inherited.path != config.socket:
             log.info("socket %s from the service manager replaces %s",
                      inherited.path, config.socket)
             config = dataclasses.replace(config, socket=inherited.path)
         with instance_locks(config.db, config.socket), \
-                Notifier.from_environ(environ) as notifier:
+                Notifier.from_environ() as notifier:
             yield Lifecycle(config, notifier, inherited)
     finally:
         if inherited is not None:

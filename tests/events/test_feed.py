@@ -108,7 +108,7 @@ async def test_history_then_live_exactly_once_in_order() -> None:
         await anyio.wait_all_tasks_blocked()
         assert client.nothing_sent(), "a notification went out before the response"
         feed.ready.set()
-        seqs = []
+        seqs: list[int] = []
         while not seqs or seqs[-1] < split + 10:
             note = await client.note()
             assert note["method"] == "message.created"
@@ -195,18 +195,19 @@ async def test_a_client_that_never_reads_costs_others_nothing() -> None:
             tg.start_soon(feed.run)
             feed.ready.set()
         received: list[int] = []
+        all_received = anyio.Event()
 
         async def read_fast() -> None:
             while len(received) < total:
                 received.append((await fast.note())["params"]["message"]["seq"])
+            all_received.set()
 
         tg.start_soon(read_fast)
         for seq in range(1, total + 1):
             hub.publish(created(seq, content=big))
             await anyio.lowlevel.checkpoint()  # the publisher yields, never waits
         with anyio.fail_after(10):
-            while len(received) < total:
-                await anyio.sleep(0.001)
+            await all_received.wait()
         assert received == list(range(1, total + 1))
         assert slow_sub.lagged and not fast_sub.lagged
         # The slow client finally reads: an unbroken prefix, then the lagged note.
@@ -219,3 +220,4 @@ async def test_a_client_that_never_reads_costs_others_nothing() -> None:
         assert seqs == list(range(1, len(seqs) + 1)) and len(seqs) < total
         assert note["params"]["last_seq"] == len(seqs)
         hub.detach(fast_sub)
+

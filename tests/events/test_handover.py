@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from tests.events.helpers import channel, newest_seq, send_many, stored_after
-from tests.support.daemon import Wizd
 
 WRITERS = 4
 LIVE_BEFORE_STOP = 250  # live messages each subscription sees while the storm goes on

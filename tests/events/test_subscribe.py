@@ -123,3 +123,15 @@ def test_a_hundred_subscribers_each_receive_every_message(wizd: Wizd) -> None:
             got = [c.notification("message.created")["params"] for _ in sent]
             assert {g["subscription"] for g in got} == {sub}
             assert [g["message"] for g in got] == sent
+
+
+def test_one_connection_holds_a_bounded_number_of_subscriptions(wizd: Wizd) -> None:
+    from wizd.rpc.methods.events import MAX_PER_CONNECTION
+
+    with wizd.connect() as c:
+        subs = [c.call("events.subscribe")["subscription"] for _ in range(MAX_PER_CONNECTION)]
+        with pytest.raises(RpcFailure) as err:
+            c.call("events.subscribe")
+        assert err.value.code == -32002
+        c.call("events.unsubscribe", subscription=subs[0])
+        c.call("events.subscribe")  # room again

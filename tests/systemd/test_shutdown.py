@@ -56,9 +56,10 @@ def test_sigterm_mid_job_requeues_it_and_the_reply_comes_once_after_restart(wizd
         assert len(srv.requests) == 2
 
 
-def test_the_grace_period_lets_a_running_job_finish(
-        wizd_factory: type[Wizd]) -> None:
-    w = wizd_factory(extra_args=["--shutdown-grace", "20"]).start()
+@pytest.mark.parametrize("backend", ["trio", "asyncio"])
+def test_the_grace_period_lets_a_running_job_finish(wizd_factory: type[Wizd],
+                                                    backend: str) -> None:
+    w = wizd_factory(extra_args=["--shutdown-grace", "20", "--backend", backend]).start()
     with openai_server_in_thread() as srv:
         srv.enqueue(Reply(text="finished in time", delay=2.0))
         with w.connect() as c:

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from test_ctl_fakewizd import Fail, FakeWizd, fake  # noqa: F401  (fixture)
+from test_ctl_fakewizd import Fail, FakeWizd, running
 
 from wizctl.client import (
     NOT_FOUND,
@@ -24,6 +24,12 @@ from wizctl.client import (
     RpcTimeout,
     default_socket_path,
 )
+
+
+@pytest.fixture
+def fake(tmp_path: Path) -> Iterator[FakeWizd]:
+    with running(tmp_path / "wizd.sock") as server:
+        yield server
 
 
 def test_call_returns_the_result_and_sends_params_by_name(fake: FakeWizd) -> None:
@@ -62,7 +68,8 @@ def test_invalid_params_description_names_the_field() -> None:
     assert err.describe() == "Invalid params (limit: must be positive)"
     assert str(err) == err.describe()
     # data that repeats the message adds nothing
-    assert RpcError(-32001, "agent not found: x", {"kind": "agent"}).describe() == "agent not found: x"
+    err = RpcError(-32001, "agent not found: x", {"kind": "agent"})
+    assert err.describe() == "agent not found: x"
 
 
 def test_notifications_before_a_response_are_kept_in_order(fake: FakeWizd) -> None:
@@ -163,7 +170,7 @@ def test_replies_split_across_reads_are_reassembled(tmp_path: Path) -> None:
 
     def script(conn: socket.socket) -> None:
         conn.recv(1000)
-        data = ('{"jsonrpc":"2.0","id":1,"result":"%s"}\n' % big).encode()
+        data = ('{"jsonrpc":"2.0","id":1,"result":"' + big + '"}\n').encode()
         for i in range(0, len(data), 7777):
             conn.sendall(data[i:i + 7777])
             time.sleep(0.001)

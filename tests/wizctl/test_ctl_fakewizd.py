@@ -12,7 +12,8 @@ import json
 import socket
 import socketserver
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -117,11 +118,20 @@ class FakeWizd:
         self.path.unlink(missing_ok=True)
 
 
+@contextmanager
+def running(path: Path) -> Iterator[FakeWizd]:
+    """A started FakeWizd at ``path``, stopped at the end (for each module's fixture)."""
+    server = FakeWizd(path).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture
-def fake(tmp_path: Path) -> Any:
-    server = FakeWizd(tmp_path / "wizd.sock").start()
-    yield server
-    server.stop()
+def fake(tmp_path: Path) -> Iterator[FakeWizd]:
+    with running(tmp_path / "wizd.sock") as server:
+        yield server
 
 
 def test_the_fake_answers_and_records(fake: FakeWizd) -> None:

@@ -4,10 +4,12 @@ duplicates, and ``send --wait``. Against the scripted socket server."""
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
-from test_ctl_fakewizd import FakeWizd, Peer, fake  # noqa: F401  (fixture)
+from test_ctl_fakewizd import FakeWizd, Peer, running
 
 from wizctl import follow
 from wizctl.client import Client
@@ -15,6 +17,12 @@ from wizctl.client import Client
 ME = {"id": "u-me", "name": "me"}
 ALICE = {"id": "a-1", "user_id": "u-alice", "name": "alice"}
 DM = {"id": "dm-1", "type": "dm", "name": None, "participants": ["u-me", "u-alice"]}
+
+
+@pytest.fixture
+def fake(tmp_path: Path) -> Iterator[FakeWizd]:
+    with running(tmp_path / "wizd.sock") as server:
+        yield server
 
 
 def msg(seq: int, content: str = "", author: str = "u-alice", **extra: Any) -> dict[str, Any]:
@@ -185,7 +193,8 @@ def delta(index: int, text: str) -> tuple[str, dict[str, Any]]:
 
 
 def test_send_wait_subscribes_first_and_prints_the_reply(fake: FakeWizd) -> None:
-    wait_setup(fake, [msg(4, "Hi there", reply_to="m3")], ["j1"], [delta(0, "Hi"), delta(1, " there")])
+    wait_setup(fake, [msg(4, "Hi there", reply_to="m3")], ["j1"],
+               [delta(0, "Hi"), delta(1, " there")])
     out, err = io.StringIO(), io.StringIO()
     code = follow.send(lambda: Client(fake.path), "alice", "hello", wait=True, timeout=5,
                        json=False, out=out, err=err)
@@ -197,7 +206,8 @@ def test_send_wait_subscribes_first_and_prints_the_reply(fake: FakeWizd) -> None
 
 
 def test_send_wait_streams_on_a_terminal(fake: FakeWizd) -> None:
-    wait_setup(fake, [msg(4, "Hi there", reply_to="m3")], ["j1"], [delta(0, "Hi"), delta(1, " there")])
+    wait_setup(fake, [msg(4, "Hi there", reply_to="m3")], ["j1"],
+               [delta(0, "Hi"), delta(1, " there")])
 
     class Tty(io.StringIO):
         def isatty(self) -> bool:
@@ -273,3 +283,47 @@ def test_send_without_wait_does_not_subscribe(fake: FakeWizd) -> None:
                        json=False, out=out) == 0
     assert fake.calls("events.subscribe") == []
     assert out.getvalue() == "sent m3 to @alice; 1 agent will reply\n"
+
+
+# -- which messages answer which jobs (pure) -------------------------------------
+
+def test_replies_match_by_reply_to_and_author() -> None:
+    state = follow.Replies("m3", ["j1", "j2"], agent_user={"a-1": "u-alice"}.get)
+    assert state.on_job({"id": "j1", "status": "waiting", "data": {"agent_id": "a-1"}}) == []
+    assert state.on_message(msg(4, "unrelated")) is None
+    assert state.on_message(msg(5, "from bob", author="u-bob", reply_to="m3")) == [
+        msg(5, "from bob", author="u-bob", reply_to="m3")]
+    assert not state.done  # j2 (agent unknown) took bob's reply; j1 waits for alice
+    state.on_message(msg(6, "from alice", reply_to="m3"))
+    assert state.done and set(state.answers) == {"j1", "j2"}
+
+
+def test_an_error_without_reply_to_answers_the_failed_job_of_its_agent() -> None:
+    state = follow.Replies("m3", ["j1"], agent_user={"a-1": "u-alice"}.get)
+    state.on_job({"id": "j1", "status": "active", "data": {"agent_id": "a-1"}})
+    error = msg(7, "could not reply", kind="error")
+    assert state.on_message(error) == []  # held until the job is known to have failed
+    assert not state.done
+    assert state.on_job({"id": "j1", "status": "failed", "data": {"agent_id": "a-1"}}) == [error]
+    assert state.done
+
+
+def test_a_failed_job_waits_for_its_error_message() -> None:
+    state = follow.Replies("m3", ["j1"], agent_user=lambda a: None)
+    assert state.on_delta({"job_id": "j1", "author_id": "u-alice"})
+    assert not state.on_delta({"job_id": "other", "author_id": "u-alice"})
+    assert state.on_job({"id": "j1", "status": "failed"}) == []
+    assert state.unanswered() == [{"id": "j1", "status": "failed"}]
+    error = msg(8, "nope", kind="error")
+    assert state.on_message(error) == [error] and state.done
+
+
+def test_send_wait_with_wizd_style_error_message(fake: FakeWizd) -> None:
+    job = {"id": "j1", "status": "failed", "data": {"agent_id": "a-1"}, "failure_reason": "x"}
+    wait_setup(fake, [msg(4, "Agent alice could not reply", kind="error")], ["j1"],
+               [("job.updated", {"job": job})])
+    out, err = io.StringIO(), io.StringIO()
+    code = follow.send(lambda: Client(fake.path), "alice", "hello", wait=True, timeout=5,
+                       json=False, out=out, err=err)
+    assert (code, out.getvalue()) == (1, "")
+    assert err.getvalue() == "wizctl: alice: Agent alice could not reply\n"

@@ -7,13 +7,16 @@ import io
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
-from test_ctl_fakewizd import Fail, FakeWizd, fake  # noqa: F401  (fixture)
+from test_ctl_fakewizd import Fail, FakeWizd, running
 
 from wizctl.main import main
 
+Capsys = pytest.CaptureFixture[str]
 ME = {"id": "u-me", "name": "me", "type": "human"}
 USERS = [ME, {"id": "u-alice", "name": "alice", "type": "agent"}]
 PROVIDER = {"id": "p-123456789", "name": "local", "type": "openai", "base_url": "http://x/v1",
@@ -21,6 +24,12 @@ PROVIDER = {"id": "p-123456789", "name": "local", "type": "openai", "base_url": 
 ALICE = {"id": "a-123456789", "user_id": "u-alice", "name": "alice", "role": "tester",
          "backstory": "b", "goal": "g", "system_prompt": "s", "provider_id": "p-123456789",
          "model": None, "status": "active", "created_at": 1_700_000_000_000}
+
+
+@pytest.fixture
+def fake(tmp_path: Path) -> Iterator[FakeWizd]:
+    with running(tmp_path / "wizd.sock") as server:
+        yield server
 
 
 @pytest.fixture
@@ -40,7 +49,7 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-def test_status_json_is_the_raw_result(wiz: FakeWizd, capsys: pytest.CaptureFixture[str]) -> None:
+def test_status_json_is_the_raw_result(wiz: FakeWizd, capsys: Capsys) -> None:
     status = {"version": "0.1", "pid": 42, "uptime_ms": 3_723_000, "db": "/d", "socket": "/s",
               "queue": {"waiting": 1, "active": 0}}
     wiz.on("daemon.status", status)
@@ -67,7 +76,7 @@ def test_daemon_not_running_is_one_line_and_exit_1(
     assert "systemctl --user start wizd" in err
 
 
-def test_rpc_error_is_one_line(wiz: FakeWizd, capsys: pytest.CaptureFixture[str]) -> None:
+def test_rpc_error_is_one_line(wiz: FakeWizd, capsys: Capsys) -> None:
     def conflict(params: dict, peer: object) -> None:
         raise Fail(-32002, "agent name already taken: alice", {"name": "alice"})
     wiz.on("agent.create", fn=conflict)
@@ -76,12 +85,12 @@ def test_rpc_error_is_one_line(wiz: FakeWizd, capsys: pytest.CaptureFixture[str]
     assert (code, err) == (1, "wizctl: error: agent name already taken: alice\n")
 
 
-def test_resolve_error_is_one_line(wiz: FakeWizd, capsys: pytest.CaptureFixture[str]) -> None:
+def test_resolve_error_is_one_line(wiz: FakeWizd, capsys: Capsys) -> None:
     code, _, err = run(capsys, "agent", "show", "nobody")
     assert (code, err) == (1, "wizctl: error: no agent named 'nobody' or with that id prefix\n")
 
 
-def test_connection_lost_is_one_line(wiz: FakeWizd, capsys: pytest.CaptureFixture[str]) -> None:
+def test_connection_lost_is_one_line(wiz: FakeWizd, capsys: Capsys) -> None:
     def die(params: dict, peer: Any) -> None:
         peer.close()
         raise Fail(0, "never sent")
@@ -146,13 +155,13 @@ def test_provider_add_reads_a_hidden_key_from_stdin(
                                              "is_default": True}]
 
 
-def test_provider_list_never_shows_a_key(wiz: FakeWizd, capsys: pytest.CaptureFixture[str]) -> None:
+def test_provider_list_never_shows_a_key(wiz: FakeWizd, capsys: Capsys) -> None:
     code, out, _ = run(capsys, "provider", "list")
-    assert out.splitlines()[1].split() == ["local", "openai", "m", "http://x/v1", "no", "*",
+    assert out.splitlines()[1].split() == ["local", "openai", "m", "http://x/v1", "none", "*",
                                            "p-123456"]
 
 
-def test_dm_new_resolves_names_to_user_ids(wiz: FakeWizd, capsys: pytest.CaptureFixture[str]) -> None:
+def test_dm_new_resolves_names_to_user_ids(wiz: FakeWizd, capsys: Capsys) -> None:
     wiz.on("dm.create", fn=lambda p, peer: {"id": "dm-1", "type": "dm", "name": p.get("name"),
                                             "participants": ["u-me", *p["participants"]]})
     code, out, _ = run(capsys, "dm", "new", "alice")
@@ -160,7 +169,7 @@ def test_dm_new_resolves_names_to_user_ids(wiz: FakeWizd, capsys: pytest.Capture
     assert wiz.calls("dm.create") == [{"participants": ["u-alice"]}]
 
 
-def test_jobs_table_and_job_show_by_prefix(wiz: FakeWizd, capsys: pytest.CaptureFixture[str]) -> None:
+def test_jobs_table_and_job_show_by_prefix(wiz: FakeWizd, capsys: Capsys) -> None:
     job = {"id": "j-abcdef123", "name": "response_generator", "status": "failed", "priority": 0,
            "progress": 0, "attempts": 3, "max_attempts": 3, "failure_reason": "HTTP 500",
            "created_at": 1_700_000_000_000, "processed_on": None, "finished_on": None}
@@ -178,7 +187,7 @@ def test_jobs_table_and_job_show_by_prefix(wiz: FakeWizd, capsys: pytest.Capture
     assert code == 0 and "failure:  HTTP 500" in out
 
 
-def test_log_json_is_the_raw_message_list(wiz: FakeWizd, capsys: pytest.CaptureFixture[str]) -> None:
+def test_log_json_is_the_raw_message_list(wiz: FakeWizd, capsys: Capsys) -> None:
     wiz.on("dm.list", {"conversations": [{"id": "dm-1", "type": "dm", "name": None,
                                           "participants": ["u-me", "u-alice"]}]})
     wiz.on("message.list", {"messages": [{"id": "m1", "seq": 1, "content": "hi"}]})
@@ -187,7 +196,7 @@ def test_log_json_is_the_raw_message_list(wiz: FakeWizd, capsys: pytest.CaptureF
     assert wiz.calls("message.list") == [{"conversation_id": "dm-1", "limit": 3}]
 
 
-def test_send_wait_timeout_exits_2(wiz: FakeWizd, capsys: pytest.CaptureFixture[str]) -> None:
+def test_send_wait_timeout_exits_2(wiz: FakeWizd, capsys: Capsys) -> None:
     wiz.on("dm.list", {"conversations": [{"id": "dm-1", "type": "dm", "name": None,
                                           "participants": ["u-me", "u-alice"]}]})
     wiz.on("message.list", {"messages": []})

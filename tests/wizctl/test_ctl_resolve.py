@@ -17,10 +17,12 @@ AGENTS = [{"id": "a1f0", "user_id": "u-alice", "name": "alice"},
           {"id": "a1f9", "user_id": "u-bob", "name": "bob"},
           {"id": "b777", "user_id": "u-carol", "name": "carol"}]
 DMS = [
-    {"id": "d-100", "type": "dm", "name": None, "participants": ["u-me", "u-alice"], "created_at": 5},
+    {"id": "d-100", "type": "dm", "name": None, "participants": ["u-me", "u-alice"],
+     "created_at": 5},
     {"id": "d-200", "type": "dm", "name": "team", "participants": ["u-me", "u-alice", "u-bob"],
      "created_at": 6},
-    {"id": "d-300", "type": "dm", "name": None, "participants": ["u-me", "u-alice"], "created_at": 9},
+    {"id": "d-300", "type": "dm", "name": None, "participants": ["u-me", "u-alice"],
+     "created_at": 9},
     {"id": "e-400", "type": "dm", "name": None, "participants": ["u-me", "u-bob"], "created_at": 1,
      "archived_at": 7},
 ]
@@ -170,3 +172,10 @@ def test_unknown_user_refetches_once(lookup: Lookup) -> None:
     lookup.user_name("u-new")
     methods = [m for m, _ in lookup.call.calls]  # type: ignore[attr-defined]
     assert methods.count("user.list") == 2
+
+
+def test_conversation_by_label(lookup: Lookup) -> None:
+    assert lookup.conversation("@alice")["id"] == "d-100"
+    assert lookup.conversation("@bob,alice")["id"] == "d-200"
+    with pytest.raises(ResolveError, match="no DM with exactly bob"):
+        lookup.conversation("@bob")  # that one is archived

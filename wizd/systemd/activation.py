@@ -85,8 +85,10 @@ def inherited_socket(environ: MutableMapping[str, str] | None = None) -> Inherit
             f"inherited fd {fd} ({name}) is not a listening Unix stream socket "
             "(wizd.socket needs ListenStream=<path>)"
         )
-    # The manager passes it inheritable (that is how we got it); ours stays with us.
+    # The manager passes it inheritable and blocking; ours stays with us, and a
+    # blocking accept() would stall the event loop.
     sock.set_inheritable(False)
+    sock.setblocking(False)
     address = sock.getsockname()
     path = Path(address if isinstance(address, str) else os.fsdecode(address))
     log.info("serving the socket passed by the service manager: %s (%s)", path, name)

@@ -1,0 +1,117 @@
+"""500 conversations at once against a slow model: the scheduler's concurrency.
+
+    .venv/bin/python bench/concurrency_500.py [--conversations 500] [--concurrency 50]
+        [--delay 1.0] [--runs 3] [--backend trio|asyncio] [--cheap-tls]
+
+A real ``wizd`` (``WIZ_CONCURRENCY``) and a scripted OpenAI-compatible server on
+127.0.0.1 that answers every request after ``delay`` seconds. One agent, one DM
+per conversation, one message sent in each (pipelined on one connection), then
+the clock runs until the 500th reply's ``message.created`` arrives.
+
+The floor is ``ceil(conversations / concurrency) * delay`` (10 s for the
+defaults); the target is under 11 s.
+
+``--cheap-tls`` points the daemon's ``SSL_CERT_DIR`` at an empty folder (and
+unsets ``SSL_CERT_FILE``). The
+"openai" provider builds a new client, and so a new SSL context that loads the
+whole CA bundle (about 20 ms, on the event loop), for every request, even to an
+http:// URL; the flag takes that cost out, to show what the scheduler itself
+does. (The fix belongs in the provider: one SSL context for all its clients.) Each run prints its time and the most
+requests the server saw at once; the table shows the median of the runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.support.daemon import Wizd  # noqa: E402
+from tests.support.openai_server import (  # noqa: E402
+    RecordedRequest,
+    Reply,
+    ThreadedOpenAIServer,
+    echo,
+    openai_server_in_thread,
+)
+
+
+def one_run(base: Path, server: ThreadedOpenAIServer, args: argparse.Namespace) -> tuple[float, int]:
+    env = {"WIZ_CONCURRENCY": str(args.concurrency)}
+    if args.cheap_tls:
+        empty = base / "no-certs"
+        empty.mkdir(parents=True, exist_ok=True)
+        env.update(SSL_CERT_FILE="", SSL_CERT_DIR=str(empty))
+    w = Wizd(base, extra_args=["--log-level", "warning", "--backend", args.backend], env=env)
+    w.start()
+    try:
+        provider = w.call("provider.create", name="slow", type="openai", default_model="gpt-test",
+                          base_url=server.base_url)
+        agent = w.call("agent.create", name="ada", role="r", backstory="b", goal="g",
+                       provider_id=provider["id"])
+        with w.connect() as conn:
+            dms = [conn.call("dm.create", participants=[agent["id"]])["id"]
+                   for _ in range(args.conversations)]
+            conn.call("events.subscribe")
+            before = len(server.requests)
+            start = time.perf_counter()
+            for i, dm in enumerate(dms):
+                conn.send({"jsonrpc": "2.0", "id": f"send-{i}", "method": "message.send",
+                           "params": {"conversation_id": dm, "content": f"question {i}"}})
+            replies = 0
+            while replies < args.conversations:
+                msg: dict[str, Any] = conn.read()
+                if "error" in msg:
+                    raise RuntimeError(json.dumps(msg))
+                if (msg.get("method") == "message.created"
+                        and msg["params"]["message"]["author_id"] == agent["user_id"]):
+                    replies += 1
+            elapsed = time.perf_counter() - start
+        assert len(server.requests) - before == args.conversations
+        return elapsed, server.max_concurrent
+    finally:
+        w.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--conversations", type=int, default=500)
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--delay", type=float, default=1.0)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--backend", default="trio", choices=["trio", "asyncio"])
+    parser.add_argument("--cheap-tls", action="store_true",
+                        help="take the provider's per-request CA bundle load out")
+    args = parser.parse_args()
+
+    def slow(request: RecordedRequest) -> Reply:
+        reply = echo(request)
+        reply.delay = args.delay
+        return reply
+
+    floor = math.ceil(args.conversations / args.concurrency) * args.delay
+    times = []
+    with tempfile.TemporaryDirectory() as tmp, openai_server_in_thread(default=slow) as server:
+        for run in range(args.runs):
+            server.server.max_concurrent = 0
+            elapsed, peak = one_run(Path(tmp) / f"run-{run}", server, args)
+            times.append(elapsed)
+            print(f"run {run + 1}: {elapsed:6.2f} s, at most {peak} requests at once", flush=True)
+    print(f"\n{args.conversations} conversations, model answering in {args.delay:g} s, "
+          f"concurrency {args.concurrency}, wizd on {args.backend}"
+          f"{', cheap TLS setup' if args.cheap_tls else ''}")
+    print(f"floor {floor:.1f} s; median of {args.runs} runs: {statistics.median(times):.2f} s "
+          f"(min {min(times):.2f}, max {max(times):.2f})")
+
+
+if __name__ == "__main__":
+    main()

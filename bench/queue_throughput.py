@@ -1,0 +1,163 @@
+"""Queue throughput: no-op jobs per second, enqueue to complete, wizd's queue
+against huey's SqliteHuey, in the same run and at the same SQLite durability.
+
+    .venv/bin/python bench/queue_throughput.py [--jobs 3000] [--runs 3]
+        [--workers 8] [--synchronous NORMAL|FULL] [--backend trio|asyncio]
+
+Both sides: one SQLite file in WAL mode with the same ``synchronous``; one
+producer adding jobs one transaction each (as ``message.send`` does) while the
+consumers run; ``workers`` jobs at a time; the clock runs from the first
+enqueue to the last job finished.
+
+- wizd: the real Scheduler (wake on enqueue, claim, run, complete with a
+  result row) over the real Database runner, in process.
+- huey: SqliteHuey with a thread consumer of ``workers`` workers, polling
+  every millisecond when idle (its default is 100 ms, backing off to 10 s),
+  periodic tasks off. Its ``synchronous`` is set to match (huey's ``fsync``
+  flag knows only FULL and OFF).
+
+Each run prints both rates; the table shows the median of the runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def run_wizd(path: Path, jobs: int, workers: int, synchronous: str, backend: str) -> float:
+    """Jobs per second through wizd's queue."""
+    import anyio
+    from sqlalchemy import Connection
+
+    from wizd.config import Config
+    from wizd.events.hub import Hub
+    from wizd.jobs.queue import JobContext
+    from wizd.jobs.scheduler import Scheduler
+    from wizd.services.runtime import QueueClock, Runtime
+    from wizd.store import jobs as store
+    from wizd.store.database import Database
+
+    async def noop(ctx: JobContext) -> None:
+        return None
+
+    async def main() -> float:
+        config = Config(db=path, concurrency=workers, synchronous=synchronous, backend=backend)
+        db = Database(path, synchronous=synchronous)
+        await db.open()
+        rt = Runtime(config=config, db=db, hub=Hub(jobs * 4), clock=QueueClock())
+        sub = rt.hub.create(None)
+        rt.hub.attach(sub, 0)
+        try:
+            async with anyio.create_task_group() as tg:
+                await tg.start(Scheduler(rt, {"noop": noop}).run)
+                start = time.perf_counter()
+
+                async def produce() -> None:
+                    for _ in range(jobs):
+                        now = rt.clock.now_ms()
+
+                        def add(conn: Connection, now: int = now) -> Any:
+                            return store.add_job(conn, name="noop", data={}, now_ms=now,
+                                                 max_attempts=3)
+
+                        await db.write(add)
+                        rt.wake_scheduler()
+
+                tg.start_soon(produce)
+                done = 0
+                async for event in sub.receive:
+                    if event.method == "job.updated" and event.params["job"]["status"] == "completed":
+                        done += 1
+                        if done == jobs:
+                            break
+                elapsed = time.perf_counter() - start
+                tg.cancel_scope.cancel()
+        finally:
+            rt.hub.detach(sub)
+            sub.receive.close()
+            await db.close()
+        return jobs / elapsed
+
+    return anyio.run(main, backend=backend)
+
+
+def run_huey(path: Path, jobs: int, workers: int, synchronous: str) -> float:
+    """Jobs per second through huey's SqliteHuey."""
+    from huey import SqliteHuey
+    from huey.storage import SqliteStorage
+
+    class Storage(SqliteStorage):
+        def _create_connection(self) -> Any:
+            conn = super()._create_connection()
+            conn.execute(f"pragma synchronous={synchronous}")
+            return conn
+
+    huey = SqliteHuey("bench", filename=str(path), storage_class=Storage)
+    finished = threading.Event()
+    count = [0]
+    lock = threading.Lock()
+
+    @huey.task()
+    def noop() -> None:
+        with lock:
+            count[0] += 1
+            if count[0] == jobs:
+                finished.set()
+
+    consumer = huey.create_consumer(workers=workers, periodic=False, initial_delay=0.001,
+                                    backoff=1.0, max_delay=0.001, check_worker_health=False)
+    consumer.start()
+    try:
+        start = time.perf_counter()
+        for _ in range(jobs):
+            noop()
+        finished.wait()
+        elapsed = time.perf_counter() - start
+    finally:
+        consumer.stop(graceful=True)
+        huey.storage.close()
+    return jobs / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--jobs", type=int, default=3000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--synchronous", default="NORMAL", choices=["NORMAL", "FULL"])
+    parser.add_argument("--backend", default="trio", choices=["trio", "asyncio"])
+    args = parser.parse_args()
+    logging.disable(logging.INFO)  # huey logs every task
+
+    wizd_rates, huey_rates = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for run in range(args.runs):
+            w = run_wizd(Path(tmp) / f"wiz-{run}.db", args.jobs, args.workers,
+                         args.synchronous, args.backend)
+            h = run_huey(Path(tmp) / f"huey-{run}.db", args.jobs, args.workers, args.synchronous)
+            wizd_rates.append(w)
+            huey_rates.append(h)
+            print(f"run {run + 1}: wizd {w:8.0f} jobs/s   huey {h:8.0f} jobs/s   "
+                  f"ratio {w / h:.2f}", flush=True)
+    w, h = statistics.median(wizd_rates), statistics.median(huey_rates)
+    print(f"\n{args.jobs} no-op jobs, {args.workers} at a time, WAL + synchronous="
+          f"{args.synchronous}, wizd on {args.backend}, median of {args.runs} runs")
+    print(f"{'queue':<10}{'jobs/s':>10}")
+    print(f"{'wizd':<10}{w:>10.0f}")
+    print(f"{'huey':<10}{h:>10.0f}")
+    print(f"wizd / huey: {w / h:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
