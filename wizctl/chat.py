@@ -1,7 +1,7 @@
 """``wizctl chat AGENT``: an interactive DM with one agent.
 
 Uses the DM between the local user and exactly that agent (created on first
-use), shows its last messages, then reads lines (with readline history kept in
+use), shows its last messages (on a terminal), then reads lines (with readline history kept in
 ``$XDG_STATE_HOME/wiz/chat_history``) and prints each reply as it streams.
 Ctrl-D leaves (exit 0).
 """
@@ -77,12 +77,13 @@ def run(connect: Callable[[], Client], agent_ref: str, *, json: bool = False,
         agent = lookup.agent(agent_ref)
         conv = open_dm(follower, lookup, agent)
         view = View(lookup, out=out, json=json)
-        recent = follower.call("message.list", conversation_id=conv["id"],
-                               limit=HISTORY_LINES)["messages"]
-        for msg in recent:
-            view.message(msg)
         follower.conversation_id = conv["id"]
-        follower.last_seq = recent[-1]["seq"] if recent else newest_seq(follower.call, conv["id"])
+        if interactive:  # some context for a person; a script wants only the replies
+            recent = follower.call("message.list", conversation_id=conv["id"],
+                                   limit=HISTORY_LINES)["messages"]
+            for msg in recent:
+                view.message(msg)
+        follower.last_seq = newest_seq(follower.call, conv["id"])
         follower.start()
         save = _readline_history(history_file()) if interactive else (lambda: None)
         prompt = f"{clean(lookup.me().get('name') or 'you')}> " if interactive else ""

@@ -2,20 +2,36 @@
 
 from __future__ import annotations
 
+import importlib
+import sys
 from collections.abc import Awaitable, Callable
+from typing import cast
+
+import anyio
+import anyio.to_thread
 
 from ..errors import ProviderBadRequest
-from . import offline, openai_provider
 from .base import ChatRequest, Completion, OnDelta, ProviderConfig
 
 __all__ = ["complete", "known_types"]
 
 Complete = Callable[[ProviderConfig, ChatRequest, OnDelta], Awaitable[Completion]]
 
-_IMPLEMENTATIONS: dict[str, Complete] = {
-    "openai": openai_provider.complete,
-    "offline": offline.complete,
+# Provider type -> the module implementing it. Imported on first use: the
+# openai SDK takes about a second to import, which every daemon start (and a
+# socket-activated client's first call) would otherwise wait for.
+_IMPLEMENTATIONS: dict[str, str] = {
+    "openai": "openai_provider",
+    "offline": "offline",
 }
+
+
+async def _implementation(provider_type: str) -> Complete:
+    name = f"{__package__}.{_IMPLEMENTATIONS[provider_type]}"
+    module = sys.modules.get(name)
+    if module is None:  # the first import runs in a thread, off the event loop
+        module = await anyio.to_thread.run_sync(importlib.import_module, name)
+    return cast(Complete, module.complete)
 
 
 def known_types() -> tuple[str, ...]:
@@ -44,7 +60,7 @@ async def complete(provider: ProviderConfig, request: ChatRequest, on_delta: OnD
     caller wraps the call in ``anyio.fail_after`` and decides about retrying.
     """
     try:
-        implementation = _IMPLEMENTATIONS[provider.type]
+        implementation = await _implementation(provider.type)
     except KeyError:
         raise ProviderBadRequest(
             f"unknown provider type {provider.type!r} (known: {', '.join(known_types())})",
