@@ -14,11 +14,14 @@ JSON lines (a ``message.created`` notification with the same content size).
   copies each to its S clients (one task and one memory channel per client,
   writing what has queued in one send: a careful bare server, not a naive one).
 
-Figures: deliveries/s = N*S / (last receipt - first send); latency = receipt
-time - send time (the content carries the send time, CLOCK_MONOTONIC is shared
-by the processes); for wiz also commit-to-receipt (created_at, ms, against the
-wall clock). Also wiz's message.send rate with no subscriber: N*S times it is
-the most deliveries/s wiz could make if fan-out were free. Medians over runs.
+Figures: deliveries/s = N*S / (last receipt - first send) at full speed;
+latency = receipt time - send time (the content carries the send time;
+CLOCK_MONOTONIC is shared by the processes), at full speed (mostly queueing)
+and in a paced phase (``--paced`` messages at ``--rate`` per second, the
+latency a person would see); for wiz also commit-to-receipt (created_at, ms).
+And wizd's CPU time (from /proc) per message.send with nobody subscribed and
+per delivery beyond that, which tells the input's cost from the fan-out's.
+Medians over runs.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@
 connection it reconnects with exponential backoff and resubscribes with
 ``after_seq`` = the last message it handed out, and it drops
 ``message.created`` it has already handed out, so a reader sees every stored
-message exactly once, in order. ``View`` turns notifications into output.
+message exactly once, in order. The commands below print what it hands out
+through ``render.View``.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ class Follower:
     """A subscription (one conversation, or everything) that outlives reconnects.
 
     ``connect()`` returns a new connected Client. ``after_seq``: stored messages
-    after this seq are replayed first (None: live only, until the first message).
+    after this seq are replayed first. With None (``events``, which cannot know
+    the newest seq of everything) it is live only until the first message is
+    seen, so a reconnect before that may miss messages stored meanwhile.
     ``client`` may be given to reuse an open connection.
     """
 
@@ -103,12 +106,12 @@ class Follower:
             self.on_reconnect("lost the connection to wizd; reconnecting")
         delay = FIRST_DELAY
         while True:
+            pause = delay
             if deadline is not None:
-                left = deadline - time.monotonic()
-                if left <= 0:
+                pause = min(delay, deadline - time.monotonic())
+                if pause <= 0:
                     return False
-                delay = min(delay, left)
-            self.sleep(delay)
+            self.sleep(pause)
             try:
                 self.client = self.connect()
                 self._subscribe()

@@ -43,12 +43,15 @@ STATUS_COLORS = {
 }
 
 
-def use_color(stream: TextIO) -> bool:
-    """Whether to colour what goes to ``stream``: a terminal, NO_COLOR unset, TERM not dumb."""
-    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
-        return False
+def is_terminal(stream: TextIO) -> bool:
+    """Whether ``stream`` is a terminal that understands cursor movement."""
     isatty = getattr(stream, "isatty", None)
-    return bool(isatty and isatty())
+    return bool(isatty and isatty()) and os.environ.get("TERM") != "dumb"
+
+
+def use_color(stream: TextIO) -> bool:
+    """Whether to colour what goes to ``stream``: a terminal, and NO_COLOR unset."""
+    return is_terminal(stream) and not os.environ.get("NO_COLOR")
 
 
 def paint(text: str, style: str | None, color: bool) -> str:
@@ -270,7 +273,8 @@ class View:
         self.out = out or sys.stdout
         self.lookup = lookup
         self.json = json
-        self.live = (not json and use_color(self.out)) if live is None else live
+        # Streaming in place needs a terminal, not colour: NO_COLOR keeps it.
+        self.live = (not json and is_terminal(self.out)) if live is None else live
         self.color = use_color(self.out) if color is None else color
         self.where = where
         self.everything = everything
@@ -317,6 +321,8 @@ class View:
             self._line(self._event_line(note))
 
     def delta(self, p: dict[str, Any]) -> None:
+        """Add a ``message.delta`` piece to its job's stream and show it (live mode;
+        ``everything`` mode when not live prints each piece as a line)."""
         key = p.get("job_id")
         stream = self.streams.get(key)
         index = p.get("index")

@@ -88,25 +88,24 @@ class Lookup:
 
     # -- lists ---------------------------------------------------------------
     def me(self) -> dict[str, Any]:
-        return self._get("me", lambda: self.call("user.me"))  # type: ignore[no-any-return]
+        return self._get("me", lambda: self.call("user.me"))
 
     def users(self) -> list[dict[str, Any]]:
-        return self._get("users", lambda: self.call("user.list")["users"])  # type: ignore[no-any-return]
+        return self._get("users", lambda: self.call("user.list")["users"])
 
     def agents(self) -> list[dict[str, Any]]:
-        return self._get("agents", lambda: self.call("agent.list")["agents"])  # type: ignore[no-any-return]
+        return self._get("agents", lambda: self.call("agent.list")["agents"])
 
     def providers(self) -> list[dict[str, Any]]:
-        return self._get("providers",  # type: ignore[no-any-return]
-                         lambda: self.call("provider.list")["providers"])
+        return self._get("providers", lambda: self.call("provider.list")["providers"])
 
     def dms(self) -> list[dict[str, Any]]:
         # Archived ones too: an exact id still names them; names and agents skip them.
-        return self._get("dms",  # type: ignore[no-any-return]
+        return self._get("dms",
                          lambda: self.call("dm.list", include_archived=True)["conversations"])
 
     def projects(self) -> list[dict[str, Any]]:
-        return self._get("projects", lambda: self.call("project.list")["projects"])  # type: ignore[no-any-return]
+        return self._get("projects", lambda: self.call("project.list")["projects"])
 
     def channels(self) -> list[dict[str, Any]]:
         """Every channel of every project; each carries ``_label`` = ``project/name``."""
@@ -116,7 +115,7 @@ class Lookup:
                 for ch in self.call("channel.list", project_id=project["id"])["conversations"]:
                     out.append({**ch, "_label": f"{project.get('name')}/{ch.get('name')}"})
             return out
-        return self._get("channels", fetch)  # type: ignore[no-any-return]
+        return self._get("channels", fetch)
 
     # -- resolution ------------------------------------------------------------
     def agent(self, ref: str) -> dict[str, Any]:

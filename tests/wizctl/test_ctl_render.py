@@ -68,6 +68,9 @@ def test_use_color_needs_a_tty_and_no_no_color(monkeypatch: pytest.MonkeyPatch) 
     assert render.use_color(io.StringIO()) is False
     monkeypatch.setenv("NO_COLOR", "1")
     assert render.use_color(Tty()) is False
+    assert render.View(FakeNames(), out=Tty()).live is True  # no colour, still streaming
+    monkeypatch.setenv("TERM", "dumb")
+    assert render.is_terminal(Tty()) is False
 
 
 def test_message_line_has_time_name_and_content() -> None:

@@ -22,8 +22,11 @@ from .queue import JobContext
 
 NAME = "response_generator"
 
-# Progress is written once, when the first piece arrives: a write per token
-# would cost more than the reply itself.
+# Progress is a database write that every other job's completion queues
+# behind, so it is written only for a stream that is still going after
+# PROGRESS_AFTER seconds, once: a short reply goes from 0 to 100 in one step
+# (its deltas already show it streaming), a long one shows that it is alive.
+PROGRESS_AFTER = 2.0
 STREAMING_PROGRESS = 50
 
 
@@ -42,16 +45,19 @@ async def process(ctx: JobContext) -> ReplyResult | Skipped:
         return Skipped(inputs.reason)
 
     index = 0
+    started = anyio.current_time()
+    progress_written = False
 
     async def on_delta(piece: str) -> None:
-        nonlocal index
+        nonlocal index, progress_written
         params: dict[str, Any] = {
             "job_id": ctx.job["id"], "conversation_id": inputs.conversation["id"],
             "author_id": inputs.agent_user_id, "index": index, "delta": piece,
         }
         rt.publish("message.delta", params, conversation_id=inputs.conversation["id"])
         index += 1
-        if index == 1:
+        if not progress_written and anyio.current_time() - started >= PROGRESS_AFTER:
+            progress_written = True
             await ctx.progress(STREAMING_PROGRESS)
 
     timeout = rt.config.job_timeout

@@ -10,6 +10,10 @@ transaction, so a job's transition can commit together with its side effects
 (the reply it produced, the agent's status). Functions that move a job from a
 given status check that status in the UPDATE itself and report whether they
 did, so a lost race (a cancel against a claim) never corrupts a row.
+
+The hot paths (add, claim, finish) are plain SQL with ``RETURNING``: one
+statement per step, and none of the per-call statement building that costs
+more than the query itself here.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import json
 import uuid
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, select, text, update
+from sqlalchemy import Connection, bindparam, func, select, text
 
 from ..errors import Conflict, InvalidInput, NotFound
 from .schema import jobs, queue_state
@@ -89,19 +93,25 @@ def add_job(
     opts = {"priority": priority, "delay_ms": delay_ms, "max_attempts": max_attempts,
             "group_key": group_key}
     status = "delayed" if delay_ms > 0 else ready_status(conn)
-    conn.execute(
-        jobs.insert().values(
-            id=job_id, name=name, data=json.dumps(data), opts=json.dumps(opts),
-            priority=priority, status=status, progress=0,
-            attempts=0, max_attempts=max(max_attempts, 1), created_at=now_ms, updated_at=now_ms,
-            run_at=now_ms + max(delay_ms, 0), group_key=group_key,
-        )
-    )
-    return require(conn, job_id)
+    row = conn.execute(_INSERT, {
+        "id": job_id, "name": name, "data": json.dumps(data), "opts": json.dumps(opts),
+        "priority": priority, "status": status, "max_attempts": max(max_attempts, 1),
+        "now": now_ms, "run_at": now_ms + max(delay_ms, 0), "group_key": group_key,
+    }).one()
+    return public(row)
+
+
+_INSERT = text(
+    "INSERT INTO jobs (id, name, data, opts, priority, status, progress, attempts, max_attempts,"
+    " created_at, updated_at, run_at, group_key)"
+    " VALUES (:id, :name, :data, :opts, :priority, :status, 0, 0, :max_attempts,"
+    " :now, :now, :run_at, :group_key) RETURNING *"
+)
+_GET = text("SELECT * FROM jobs WHERE id = :id")
 
 
 def get(conn: Connection, job_id: str) -> dict[str, Any] | None:
-    row = conn.execute(select(jobs).where(jobs.c.id == job_id)).first()
+    row = conn.execute(_GET, {"id": job_id}).first()
     return None if row is None else public(row)
 
 
@@ -135,8 +145,11 @@ def list_jobs(conn: Connection, *, status: str | None = None, limit: int = 50) -
 # -- the queue-wide pause ---------------------------------------------------------
 
 
+_PAUSED = text("SELECT value FROM queue_state WHERE key = 'paused'")
+
+
 def is_paused(conn: Connection) -> bool:
-    value = conn.execute(select(queue_state.c.value).where(queue_state.c.key == "paused")).scalar()
+    value = conn.execute(_PAUSED).scalar()
     return bool(json.loads(value)) if value is not None else False
 
 
@@ -150,12 +163,15 @@ def set_paused(conn: Connection, paused: bool, now_ms: int) -> bool:
 
     Running jobs are not touched: they finish. Returns the new state.
     """
+    # queue_state (migration 3) holds queue-wide settings by key.
+    assert queue_state.name == "queue_state"
     conn.execute(text(
         "INSERT INTO queue_state (key, value, updated_at) VALUES ('paused', :v, :now) "
         "ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at"
     ), {"v": json.dumps(paused), "now": now_ms})
     old, new = ("waiting", "paused") if paused else ("paused", "waiting")
-    conn.execute(update(jobs).where(jobs.c.status == old).values(status=new, updated_at=now_ms))
+    conn.execute(text("UPDATE jobs SET status = :new, updated_at = :now WHERE status = :old"),
+                 {"old": old, "new": new, "now": now_ms})
     return paused
 
 
@@ -163,19 +179,25 @@ def set_paused(conn: Connection, paused: bool, now_ms: int) -> bool:
 
 # The oldest pending job of a group blocks the younger ones, and an active one
 # blocks all: jobs of one group run one at a time, in the order they were added
-# (a job waiting for its retry keeps its younger siblings waiting too).
-_CLAIMABLE = text("""
-SELECT j.id FROM jobs AS j
-WHERE j.status IN ('waiting', 'delayed') AND j.run_at <= :now
-  AND (j.group_key IS NULL OR NOT EXISTS (
-      SELECT 1 FROM jobs AS o
-      WHERE o.group_key = j.group_key AND o.rowid != j.rowid
-        AND (o.status = 'active'
-             OR (o.status IN ('waiting', 'delayed', 'paused')
-                 AND (o.created_at < j.created_at
-                      OR (o.created_at = j.created_at AND o.rowid < j.rowid))))))
-ORDER BY j.priority DESC, j.run_at, j.created_at, j.rowid
-LIMIT :limit
+# (a job waiting for its retry keeps its younger siblings waiting too). So the
+# subquery yields at most one job per group, and the UPDATE claims what it
+# yields in one statement (SQLite evaluates the uncorrelated IN list first).
+_CLAIM = text("""
+UPDATE jobs SET status = 'active', attempts = attempts + 1, progress = 0,
+                processed_on = :now, updated_at = :now
+WHERE id IN (
+  SELECT j.id FROM jobs AS j
+  WHERE j.status IN ('waiting', 'delayed') AND j.run_at <= :now
+    AND (j.group_key IS NULL OR NOT EXISTS (
+        SELECT 1 FROM jobs AS o
+        WHERE o.group_key = j.group_key AND o.rowid != j.rowid
+          AND (o.status = 'active'
+               OR (o.status IN ('waiting', 'delayed', 'paused')
+                   AND (o.created_at < j.created_at
+                        OR (o.created_at = j.created_at AND o.rowid < j.rowid))))))
+  ORDER BY j.priority DESC, j.run_at, j.created_at, j.rowid
+  LIMIT :limit)
+RETURNING *
 """)
 
 _NEXT_DUE = text(
@@ -187,22 +209,17 @@ def claim(conn: Connection, *, now_ms: int, limit: int) -> tuple[list[dict[str, 
     """Mark up to ``limit`` due jobs active (attempts counted now) and return them,
     with the earliest future ``run_at`` of the rest (None if none: sleep until woken).
 
-    Highest priority number first, then the oldest (run_at, created_at, rowid).
+    Highest priority number first, then the oldest (run_at, created_at).
     Nothing is claimed while the queue is paused.
     """
     if is_paused(conn):
         return [], None
-    ids: list[str] = []
+    claimed: list[dict[str, Any]] = []
     if limit > 0:
-        ids = list(conn.execute(_CLAIMABLE, {"now": now_ms, "limit": limit}).scalars())
-    if ids:
-        conn.execute(
-            update(jobs).where(jobs.c.id.in_(bindparam("ids", expanding=True)))
-            .values(status="active", attempts=jobs.c.attempts + 1, progress=0,
-                    processed_on=now_ms, updated_at=now_ms),
-            {"ids": ids},
-        )
-    claimed = [require(conn, job_id) for job_id in ids]
+        rows = conn.execute(_CLAIM, {"now": now_ms, "limit": limit}).all()
+        claimed = [public(row) for row in rows]
+        # RETURNING comes in no promised order.
+        claimed.sort(key=lambda j: (-j["priority"], j["run_at"], j["created_at"]))
     next_due = conn.execute(_NEXT_DUE, {"now": now_ms}).scalar()
     return claimed, next_due
 
@@ -210,27 +227,37 @@ def claim(conn: Connection, *, now_ms: int, limit: int) -> tuple[list[dict[str, 
 # -- transitions -------------------------------------------------------------------
 
 
-def _move(conn: Connection, job_id: str, from_statuses: tuple[str, ...], **values: Any) -> bool:
-    result = conn.execute(
-        update(jobs).where(jobs.c.id == job_id, jobs.c.status.in_(from_statuses)).values(**values)
-    )
-    return bool(result.rowcount)
+def _move(
+    conn: Connection, job_id: str, from_statuses: tuple[str, ...], **values: Any
+) -> dict[str, Any] | None:
+    """Set ``values`` on the job if its status is one of ``from_statuses``;
+    the job as it is now, or None if it was not moved."""
+    sql = _MOVES.get((from_statuses, tuple(values)))
+    if sql is None:
+        assignments = ", ".join(f"{name} = :v_{name}" for name in values)
+        sql = text(f"UPDATE jobs SET {assignments} WHERE id = :job_id AND status IN :from_ "
+                   "RETURNING *").bindparams(bindparam("from_", expanding=True))
+        _MOVES[(from_statuses, tuple(values))] = sql
+    params = {f"v_{name}": value for name, value in values.items()}
+    row = conn.execute(sql, {"job_id": job_id, "from_": list(from_statuses), **params}).first()
+    return None if row is None else public(row)
+
+
+# The UPDATE statements of _move, built once per shape (a handful exist).
+_MOVES: dict[tuple[tuple[str, ...], tuple[str, ...]], Any] = {}
 
 
 def set_progress(conn: Connection, job_id: str, progress: int, now_ms: int) -> dict[str, Any] | None:
     """Record progress (clamped to 0-100) of an active job; None if it is not active."""
     value = min(max(int(progress), 0), 100)
-    if not _move(conn, job_id, ("active",), progress=value, updated_at=now_ms):
-        return None
-    return require(conn, job_id)
+    return _move(conn, job_id, ("active",), progress=value, updated_at=now_ms)
 
 
 def complete(conn: Connection, job_id: str, result: Any, now_ms: int) -> dict[str, Any] | None:
     """Mark an active job completed with ``result`` (JSON); None if it was not active."""
-    done = _move(conn, job_id, ("active",), status="completed", progress=100,
+    return _move(conn, job_id, ("active",), status="completed", progress=100,
                  result=json.dumps(result), failure_reason=None,
                  finished_on=now_ms, updated_at=now_ms)
-    return require(conn, job_id) if done else None
 
 
 def fail(
@@ -242,9 +269,8 @@ def fail(
     from_statuses: tuple[str, ...] = ("active",),
 ) -> dict[str, Any] | None:
     """Mark the job failed for good; None if its status was not one of ``from_statuses``."""
-    done = _move(conn, job_id, from_statuses, status="failed", failure_reason=reason,
+    return _move(conn, job_id, from_statuses, status="failed", failure_reason=reason,
                  finished_on=now_ms, updated_at=now_ms)
-    return require(conn, job_id) if done else None
 
 
 def retry_later(
@@ -254,9 +280,8 @@ def retry_later(
 
     ``failure_reason`` keeps the last error meanwhile. None if it was not active.
     """
-    done = _move(conn, job_id, ("active",), status="delayed", failure_reason=reason,
+    return _move(conn, job_id, ("active",), status="delayed", failure_reason=reason,
                  run_at=run_at_ms, progress=0, updated_at=now_ms)
-    return require(conn, job_id) if done else None
 
 
 def requeue(conn: Connection, job_ids: list[str], now_ms: int) -> list[dict[str, Any]]:
@@ -268,15 +293,15 @@ def requeue(conn: Connection, job_ids: list[str], now_ms: int) -> list[dict[str,
     """
     if not job_ids:
         return []
-    conn.execute(
-        update(jobs)
-        .where(jobs.c.id.in_(bindparam("ids", expanding=True)), jobs.c.status == "active")
-        .values(status=ready_status(conn), progress=0, updated_at=now_ms,
-                attempts=func.max(jobs.c.attempts - 1, 0)),
-        {"ids": job_ids},
-    )
+    conn.execute(_REQUEUE, {"ids": job_ids, "status": ready_status(conn), "now": now_ms})
     found = (get(conn, job_id) for job_id in job_ids)
     return [job for job in found if job is not None]
+
+
+_REQUEUE = text(
+    "UPDATE jobs SET status = :status, progress = 0, updated_at = :now,"
+    " attempts = max(attempts - 1, 0) WHERE id IN :ids AND status = 'active'"
+).bindparams(bindparam("ids", expanding=True))
 
 
 def active_ids(conn: Connection) -> list[str]:
@@ -289,9 +314,10 @@ def retry(conn: Connection, job_id: str, now_ms: int) -> dict[str, Any]:
     Raises NotFound, or Conflict if the job has not failed.
     """
     job = require(conn, job_id)
-    if not _move(conn, job_id, ("failed",), status=ready_status(conn), attempts=0, progress=0,
-                 failure_reason=None, result=None, finished_on=None, processed_on=None,
-                 run_at=now_ms, updated_at=now_ms):
+    again = _move(conn, job_id, ("failed",), status=ready_status(conn), attempts=0, progress=0,
+                  failure_reason=None, result=None, finished_on=None, processed_on=None,
+                  run_at=now_ms, updated_at=now_ms)
+    if again is None:
         raise Conflict(f"job {job_id} is {job['status']}; only a failed job can be retried",
                        status=job["status"])
-    return require(conn, job_id)
+    return again
