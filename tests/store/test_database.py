@@ -116,3 +116,54 @@ async def test_cancelled_caller_does_not_lose_a_started_write(tmp_path: Path) ->
         assert await db.read(names) == ["after", "kept"]
     finally:
         await db.close()
+
+
+async def test_group_commit_isolates_a_failing_writer(tmp_path: Path) -> None:
+    """Writers queued together share a commit; one failing rolls back only itself."""
+    db = await opened(tmp_path / "wiz.db")
+    outcomes: dict[int, object] = {}
+    committed: list[str] = []
+
+    def insert(conn: Connection, i: int) -> str:
+        add_user(conn, f"u{i:02}")
+        if i == 7:
+            raise ValueError("writer 7 fails after its insert")
+        return f"u{i:02}"
+
+    async def writer(i: int) -> None:
+        try:
+            outcomes[i] = await db.write(insert, i, after_commit=committed.append)
+        except ValueError as exc:
+            outcomes[i] = exc
+
+    try:
+        async with anyio.create_task_group() as tg:
+            for i in range(30):
+                tg.start_soon(writer, i)
+        assert isinstance(outcomes.pop(7), ValueError)
+        assert outcomes == {i: f"u{i:02}" for i in range(30) if i != 7}
+        stored = await db.read(names)
+        assert stored == sorted(f"u{i:02}" for i in range(30) if i != 7)
+        # after_commit saw exactly the committed writes, each once.
+        assert sorted(committed) == stored
+    finally:
+        await db.close()
+
+
+async def test_writes_take_the_write_lock_at_begin(tmp_path: Path) -> None:
+    """Another connection holding SQLite's write lock makes our write wait, then succeed."""
+    import sqlite3
+
+    db = await opened(tmp_path / "wiz.db")
+    other = sqlite3.connect(tmp_path / "wiz.db", isolation_level=None, check_same_thread=False)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(db.write, add_user, "waited")
+            await anyio.sleep(0.2)
+            assert await db.read(names) == []
+            other.execute("COMMIT")
+        assert await db.read(names) == ["waited"]
+    finally:
+        other.close()
+        await db.close()

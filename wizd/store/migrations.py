@@ -184,6 +184,7 @@ def migrate(path: Path, *, upto: int = LATEST) -> tuple[int, int]:
     """
     conn = sqlite3.connect(path, isolation_level=None)
     try:
+        conn.execute("PRAGMA busy_timeout=5000")
         try:
             before = schema_version(conn)
         except sqlite3.DatabaseError as exc:
@@ -194,6 +195,9 @@ def migrate(path: Path, *, upto: int = LATEST) -> tuple[int, int]:
                 f"({LATEST}); upgrade wiz, or point --db at another file. "
                 "The database was left untouched."
             )
+        # WAL is a property of the file: set it once here, before the daemon's
+        # connections open, since switching needs an exclusive lock.
+        conn.execute("PRAGMA journal_mode=WAL")
         has_data = before > 0
         for version in range(before, upto):
             if has_data and version == before:
