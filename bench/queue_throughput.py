@@ -2,12 +2,15 @@
 against huey's SqliteHuey, in the same run and at the same SQLite durability.
 
     .venv/bin/python bench/queue_throughput.py [--jobs 3000] [--runs 3]
-        [--workers 8] [--synchronous NORMAL|FULL] [--backend trio|asyncio]
+        [--workers 8] [--producers 1,8] [--synchronous NORMAL|FULL] [--backend trio|asyncio]
 
-Both sides: one SQLite file in WAL mode with the same ``synchronous``; one
-producer adding jobs one transaction each (as ``message.send`` does) while the
-consumers run; ``workers`` jobs at a time; the clock runs from the first
-enqueue to the last job finished.
+Both sides: one SQLite file in WAL mode with the same ``synchronous``;
+``producers`` producers (tasks for wizd, threads for huey) adding jobs one
+transaction each (as ``message.send`` does) while the consumers run; ``workers``
+jobs at a time; the clock runs from the first enqueue to the last job finished.
+With one producer the figure is the latency of one enqueue commit (each waits
+for the last); with several, concurrent writes share commits in wizd's
+database runner (group commit), as many clients sending at once would.
 
 - wizd: the real Scheduler (wake on enqueue, claim, run, complete with a
   result row) over the real Database runner, in process.
@@ -35,7 +38,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-def run_wizd(path: Path, jobs: int, workers: int, synchronous: str, backend: str) -> float:
+def run_wizd(path: Path, jobs: int, workers: int, producers: int, synchronous: str,
+             backend: str) -> float:
     """Jobs per second through wizd's queue."""
     import anyio
     from sqlalchemy import Connection
@@ -63,8 +67,8 @@ def run_wizd(path: Path, jobs: int, workers: int, synchronous: str, backend: str
                 await tg.start(Scheduler(rt, {"noop": noop}).run)
                 start = time.perf_counter()
 
-                async def produce() -> None:
-                    for _ in range(jobs):
+                async def produce(count: int) -> None:
+                    for _ in range(count):
                         now = rt.clock.now_ms()
 
                         def add(conn: Connection, now: int = now) -> Any:
@@ -74,10 +78,12 @@ def run_wizd(path: Path, jobs: int, workers: int, synchronous: str, backend: str
                         await db.write(add)
                         rt.wake_scheduler()
 
-                tg.start_soon(produce)
+                for share in _shares(jobs, producers):
+                    tg.start_soon(produce, share)
                 done = 0
                 async for event in sub.receive:
-                    if event.method == "job.updated" and event.params["job"]["status"] == "completed":
+                    job = event.params.get("job") or {}
+                    if event.method == "job.updated" and job.get("status") == "completed":
                         done += 1
                         if done == jobs:
                             break
@@ -92,7 +98,11 @@ def run_wizd(path: Path, jobs: int, workers: int, synchronous: str, backend: str
     return anyio.run(main, backend=backend)
 
 
-def run_huey(path: Path, jobs: int, workers: int, synchronous: str) -> float:
+def _shares(jobs: int, producers: int) -> list[int]:
+    return [jobs // producers + (1 if i < jobs % producers else 0) for i in range(producers)]
+
+
+def run_huey(path: Path, jobs: int, workers: int, producers: int, synchronous: str) -> float:
     """Jobs per second through huey's SqliteHuey."""
     from huey import SqliteHuey
     from huey.storage import SqliteStorage
@@ -119,11 +129,19 @@ def run_huey(path: Path, jobs: int, workers: int, synchronous: str) -> float:
                                     backoff=1.0, max_delay=0.001, check_worker_health=False)
     consumer.start()
     try:
+        def produce(count: int) -> None:
+            for _ in range(count):
+                noop()
+
+        threads = [threading.Thread(target=produce, args=(share,))
+                   for share in _shares(jobs, producers)]
         start = time.perf_counter()
-        for _ in range(jobs):
-            noop()
+        for thread in threads:
+            thread.start()
         finished.wait()
         elapsed = time.perf_counter() - start
+        for thread in threads:
+            thread.join()
     finally:
         consumer.stop(graceful=True)
         huey.storage.close()
@@ -135,28 +153,33 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=3000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--producers", default="1,8",
+                        help="comma-separated producer counts to measure")
     parser.add_argument("--synchronous", default="NORMAL", choices=["NORMAL", "FULL"])
     parser.add_argument("--backend", default="trio", choices=["trio", "asyncio"])
     args = parser.parse_args()
     logging.disable(logging.INFO)  # huey logs every task
+    counts = [int(p) for p in args.producers.split(",")]
 
-    wizd_rates, huey_rates = [], []
+    rates: dict[tuple[str, int], list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for run in range(args.runs):
-            w = run_wizd(Path(tmp) / f"wiz-{run}.db", args.jobs, args.workers,
-                         args.synchronous, args.backend)
-            h = run_huey(Path(tmp) / f"huey-{run}.db", args.jobs, args.workers, args.synchronous)
-            wizd_rates.append(w)
-            huey_rates.append(h)
-            print(f"run {run + 1}: wizd {w:8.0f} jobs/s   huey {h:8.0f} jobs/s   "
-                  f"ratio {w / h:.2f}", flush=True)
-    w, h = statistics.median(wizd_rates), statistics.median(huey_rates)
+            for producers in counts:
+                w = run_wizd(Path(tmp) / f"wiz-{run}-{producers}.db", args.jobs, args.workers,
+                             producers, args.synchronous, args.backend)
+                h = run_huey(Path(tmp) / f"huey-{run}-{producers}.db", args.jobs, args.workers,
+                             producers, args.synchronous)
+                rates.setdefault(("wizd", producers), []).append(w)
+                rates.setdefault(("huey", producers), []).append(h)
+                print(f"run {run + 1}, {producers} producer(s): wizd {w:7.0f} jobs/s   "
+                      f"huey {h:7.0f} jobs/s   ratio {w / h:.2f}", flush=True)
     print(f"\n{args.jobs} no-op jobs, {args.workers} at a time, WAL + synchronous="
-          f"{args.synchronous}, wizd on {args.backend}, median of {args.runs} runs")
-    print(f"{'queue':<10}{'jobs/s':>10}")
-    print(f"{'wizd':<10}{w:>10.0f}")
-    print(f"{'huey':<10}{h:>10.0f}")
-    print(f"wizd / huey: {w / h:.2f}x")
+          f"{args.synchronous}, wizd on {args.backend}; median jobs/s of {args.runs} runs")
+    print(f"{'producers':>10}{'wizd':>10}{'huey':>10}{'wizd/huey':>11}")
+    for producers in counts:
+        w = statistics.median(rates[("wizd", producers)])
+        h = statistics.median(rates[("huey", producers)])
+        print(f"{producers:>10}{w:>10.0f}{h:>10.0f}{w / h:>10.2f}x")
 
 
 if __name__ == "__main__":

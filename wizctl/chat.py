@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from .client import Client
-from .follow import Follower, await_replies, newest_seq
+from .follow import Follower, newest_seq
 from .render import View, clean
+from .replies import await_replies
 from .resolve import Lookup
 
 HISTORY_LINES = 10

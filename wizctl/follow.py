@@ -1,11 +1,11 @@
-"""Following conversations as they happen: ``tail -f``, ``events`` and ``send --wait``.
+"""Following conversations as they happen: ``tail -f`` and ``events``.
 
 ``Follower`` owns a subscription that survives the daemon: on a lost
 connection it reconnects with exponential backoff and resubscribes with
 ``after_seq`` = the last message it handed out, and it drops
 ``message.created`` it has already handed out, so a reader sees every stored
 message exactly once, in order. The commands below print what it hands out
-through ``render.View``.
+through ``render.View``; ``wizctl.replies`` waits on one for ``send --wait``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from . import render
 from .client import Client, ConnectionLost, Notification, RpcError, WizClientError
 from .render import View
 from .resolve import Lookup
@@ -28,10 +27,11 @@ class Follower:
     """A subscription (one conversation, or everything) that outlives reconnects.
 
     ``connect()`` returns a new connected Client. ``after_seq``: stored messages
-    after this seq are replayed first. With None (``events``, which cannot know
-    the newest seq of everything) it is live only until the first message is
-    seen, so a reconnect before that may miss messages stored meanwhile.
-    ``client`` may be given to reuse an open connection.
+    after this seq are replayed first. With None it is live only until the
+    first message is seen, so a reconnect before that may miss messages stored
+    meanwhile: give the newest seq of the scope (``newest_seq``, or
+    ``daemon_last_seq`` for everything) to resume exactly. ``client`` may be
+    given to reuse an open connection.
     """
 
     def __init__(self, connect: Callable[[], Client], *, conversation_id: str | None = None,
@@ -142,7 +142,15 @@ def newest_seq(call: Callable[..., Any], conversation_id: str) -> int:
     return int(msgs[-1]["seq"]) if msgs else 0
 
 
-def _notice(err: TextIO) -> Callable[[str], None]:
+def daemon_last_seq(call: Callable[..., Any]) -> int | None:
+    """The newest stored seq across the daemon (``daemon.status``'s ``last_seq``);
+    None from a wizd too old to say."""
+    last = call("daemon.status").get("last_seq")
+    return last if isinstance(last, int) and not isinstance(last, bool) else None
+
+
+def notice(err: TextIO) -> Callable[[str], None]:
+    """An ``on_reconnect`` that tells the person on ``err`` (``wizctl: ...``)."""
     def say(text: str) -> None:
         err.write(f"wizctl: {text}\n")
         err.flush()
@@ -154,7 +162,7 @@ def tail(connect: Callable[[], Client], ref: str, *, limit: int, follow: bool, j
     """Print the last ``limit`` messages of a conversation; with ``follow``, keep
     printing new ones (and streaming replies on a terminal) until Ctrl-C (exit 0)."""
     out, err = out or sys.stdout, err or sys.stderr
-    follower = Follower(connect, client=connect(), on_reconnect=_notice(err))
+    follower = Follower(connect, client=connect(), on_reconnect=notice(err))
     lookup = Lookup(follower.call)
     view = View(lookup, out=out, json=json)
     try:
@@ -182,209 +190,19 @@ def tail(connect: Callable[[], Client], ref: str, *, limit: int, follow: bool, j
 
 def events(connect: Callable[[], Client], *, json: bool, out: TextIO | None = None,
            err: TextIO | None = None) -> int:
-    """Print every notification of every conversation until interrupted."""
+    """Print every notification of every conversation until interrupted.
+
+    Starts after the newest stored message, so a reconnect resumes exactly
+    where it left off even before the first message arrives."""
     out, err = out or sys.stdout, err or sys.stderr
-    follower = Follower(connect, on_reconnect=_notice(err)).start()
+    follower = Follower(connect, client=connect(), on_reconnect=notice(err))
     view = View(Lookup(follower.call), out=out, json=json, where=True, everything=True)
     try:
+        follower.last_seq = daemon_last_seq(follower.call)
+        follower.start()
         for note in follower:
             view.notification(note)
     finally:
         view.close()
         follower.close()
     return 0
-
-
-class WaitTimeout(WizClientError):
-    """No reply arrived in time (``send --wait`` exits 2)."""
-
-
-# A job that ended (completed, or failed for good) stored its reply or its
-# error message just before saying so; this long we still wait for that message.
-_SETTLE = 2.0
-
-
-def send(connect: Callable[[], Client], ref: str, text: str, *, wait: bool,
-         timeout: float, json: bool, out: TextIO | None = None,
-         err: TextIO | None = None) -> int:
-    """Send ``text``; with ``wait``, print the replies of the jobs it triggered.
-
-    Returns 0, or 1 if a reply is an error (printed to ``err``) or a job failed
-    without one. Raises WaitTimeout after ``timeout`` seconds without every reply.
-    """
-    out, err = out or sys.stdout, err or sys.stderr
-    follower = Follower(connect, client=connect(), on_reconnect=_notice(err))
-    lookup = Lookup(follower.call)
-    try:
-        conv = lookup.conversation(ref)
-        if wait:
-            # Subscribe first: a fast reply must not slip between send and subscribe.
-            follower.conversation_id = conv["id"]
-            follower.last_seq = newest_seq(follower.call, conv["id"])
-            follower.start()
-        result = follower.call("message.send", conversation_id=conv["id"], content=text)
-        if not wait:
-            line = render.pretty_json(result) if json else _sent_line(lookup, conv, result)
-            out.write(line + "\n")
-            return 0
-        view = None if json else View(lookup, out=out, bare=len(result.get("jobs") or ()) == 1)
-        try:
-            replies, ok = await_replies(follower, lookup, view, result, timeout=timeout, err=err)
-        finally:
-            if view is not None:
-                view.close()
-    finally:
-        follower.close()
-    if json:
-        out.write(render.pretty_json({**result, "replies": replies}) + "\n")
-    return 0 if ok else 1
-
-
-def _sent_line(lookup: Lookup, conv: dict[str, Any], result: dict[str, Any]) -> str:
-    n = len(result.get("jobs") or ())
-    sent = result.get("message") or {}
-    return (f"sent {render.short_id(sent.get('id'))} to {lookup.conversation_label(conv)}"
-            + (f"; {n} agent{'s' if n != 1 else ''} will reply" if n else ""))
-
-
-class Replies:
-    """Which messages answer the jobs that one ``message.send`` triggered.
-
-    A reply is a message whose ``reply_to`` is the sent message. wizd stores the
-    error message of a job that failed for good without ``reply_to`` (the
-    (trigger, agent) slot stays free for a retry), so an error message from a
-    job's agent answers that job once ``job.updated`` says it failed. A job's
-    agent is learnt from its ``job.updated`` data or its deltas.
-    """
-
-    def __init__(self, sent_id: Any, jobs: list[Any],
-                 agent_user: Callable[[Any], Any]) -> None:
-        self.sent_id = sent_id
-        self.users: dict[Any, Any] = {j: None for j in jobs}
-        self.answers: dict[Any, dict[str, Any]] = {}
-        self.ended: dict[Any, dict[str, Any]] = {}
-        self._errors: dict[Any, dict[str, Any]] = {}  # author -> unclaimed error message
-        self._agent_user = agent_user
-
-    @property
-    def done(self) -> bool:
-        return len(self.answers) == len(self.users)
-
-    def _open(self) -> list[Any]:
-        return [j for j in self.users if j not in self.answers]
-
-    def on_message(self, msg: dict[str, Any]) -> list[dict[str, Any]] | None:
-        """The replies ``msg`` completes (maybe none); None if it is not about our jobs."""
-        author = msg.get("author_id")
-        if self.sent_id is not None and msg.get("reply_to") == self.sent_id:
-            open_jobs = self._open()
-            mine = [j for j in open_jobs if self.users[j] == author] or \
-                   [j for j in open_jobs if self.users[j] is None]
-            if mine:
-                self.users[mine[0]] = author
-                self.answers[mine[0]] = msg
-            return [msg]
-        if msg.get("kind") == "error" and not msg.get("reply_to") and \
-                author in {self.users[j] for j in self._open()}:
-            self._errors[author] = msg
-            return self._claim()
-        return None
-
-    def on_delta(self, params: dict[str, Any]) -> bool:
-        """Whether a delta belongs to one of our jobs (noting its author)."""
-        job = params.get("job_id")
-        if job not in self.users:
-            return False
-        self.users[job] = self.users[job] or params.get("author_id")
-        return True
-
-    def on_job(self, job: dict[str, Any]) -> list[dict[str, Any]]:
-        """The error replies a job update completes."""
-        jid = job.get("id")
-        if jid not in self.users:
-            return []
-        agent_id = (job.get("data") or {}).get("agent_id")
-        if self.users[jid] is None and agent_id is not None:
-            self.users[jid] = self._agent_user(agent_id)
-        if job.get("status") in ("completed", "failed"):
-            self.ended[jid] = job
-        return self._claim()
-
-    def _claim(self) -> list[dict[str, Any]]:
-        out = []
-        for jid in self._open():
-            failed = (self.ended.get(jid) or {}).get("status") == "failed"
-            if failed and self.users[jid] in self._errors:
-                self.answers[jid] = self._errors.pop(self.users[jid])
-                out.append(self.answers[jid])
-        return out
-
-    def unanswered(self) -> list[dict[str, Any]]:
-        """The jobs that ended without a reply (as the daemon last described them)."""
-        return [self.ended[j] for j in self._open() if j in self.ended]
-
-
-def await_replies(follower: Follower, lookup: Lookup, view: View | None,
-                  result: dict[str, Any], *, timeout: float | None, err: TextIO,
-                  others: bool = False) -> tuple[list[dict[str, Any]], bool]:
-    """Wait for the replies to the message ``result`` (of message.send) reports,
-    one per job it lists, showing them in ``view`` (deltas included) as they come.
-
-    Error replies go to ``err``. ``others``: also show other new messages of the
-    conversation (not the sent one). Returns (replies, ok): ok is False if a reply
-    is an error or a job ended without one. Raises WaitTimeout.
-    """
-    sent_id = (result.get("message") or {}).get("id")
-    jobs = list(result.get("jobs") or ())
-    if not jobs:
-        err.write("wizctl: no agent was triggered, so no reply will come (in a channel, "
-                  "mention one as @name; in a DM, are its agents active?)\n")
-        return [], True
-
-    def agent_user(agent_id: Any) -> Any:
-        return next((a.get("user_id") for a in lookup.agents() if a.get("id") == agent_id), None)
-
-    state = Replies(sent_id, jobs, agent_user)
-    replies: list[dict[str, Any]] = []
-    deadline = None if timeout is None else time.monotonic() + timeout
-    settle_by: float | None = None
-    while not state.done:
-        if settle_by is None and len(state.ended) == len(jobs):
-            settle_by = time.monotonic() + _SETTLE
-        until = min((t for t in (deadline, settle_by) if t is not None), default=None)
-        note = follower.next(None if until is None else max(until - time.monotonic(), 0))
-        if note is None:
-            if settle_by is not None and time.monotonic() >= settle_by:
-                _report_ended(state.unanswered(), err)
-                return replies, False
-            raise WaitTimeout(f"no reply within {timeout:g} s; it will still be stored "
-                              "(see `wizctl tail`)")
-        p = note.params
-        got: list[dict[str, Any]] | None = []
-        if note.method == "message.created":
-            msg = p.get("message") or {}
-            got = state.on_message(msg)
-            if got is None and others and view is not None and msg.get("id") != sent_id:
-                view.message(msg)
-        elif note.method == "message.delta":
-            if state.on_delta(p) and view is not None:
-                view.delta(p)
-        elif note.method == "job.updated":
-            got = state.on_job(p.get("job") or {})
-        for msg in got or ():
-            replies.append(msg)
-            if msg.get("kind") == "error":
-                if view is not None:
-                    view.settle(msg)
-                who = lookup.user_name(msg.get("author_id"))
-                err.write(f"wizctl: {who}: {render.clean(msg.get('content'))}\n")
-            elif view is not None:
-                view.message(msg)
-    return replies, all(r.get("kind") != "error" for r in replies)
-
-
-def _report_ended(jobs: list[dict[str, Any]], err: TextIO) -> None:
-    """Say why these jobs ended without a reply."""
-    for job in jobs:
-        reason = render.one_line(job.get("failure_reason") or "no reply was stored", 300)
-        err.write(f"wizctl: job {render.short_id(job.get('id'))} {job.get('status')}: {reason}\n")

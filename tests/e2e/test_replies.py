@@ -4,6 +4,7 @@ OpenAI-compatible HTTP server on a thread, through kills and restarts."""
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -193,3 +194,26 @@ def test_a_rejected_key_is_reported_once_in_plain_words(
         "error", "Agent ada could not reply: the provider rejected the API key (HTTP 401).")
     assert daemon.call("agent.get", id=agent["id"])["status"] == "active"
     assert SECRET not in repr(job_rows(daemon.db)) and SECRET not in daemon.log_text()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kill_after", [0.0, 0.015, 0.03, 0.06])
+def test_kill_9_at_any_moment_of_a_reply_leaves_exactly_one(
+    daemon: Wizd, srv: ThreadedOpenAIServer, kill_after: float
+) -> None:
+    """The server answers 20 ms after the request, so the kill lands before,
+    during or after the reply's completion transaction. The pause only spreads
+    the moment of the kill; the outcome must be the same at any moment."""
+    agent, dm = setup_dm(daemon, srv)
+    srv.enqueue(Reply(text="only once", delay=0.02))
+    [job_id] = daemon.call("message.send", conversation_id=dm, content="hello")["jobs"]
+    srv.wait_for_requests(1)
+    time.sleep(kill_after)
+    daemon.kill()
+    daemon.start()
+    with subscribed(daemon, dm) as conn:
+        wait_job(conn, job_id, "completed")
+    replies = replies_in(daemon, dm, agent)
+    assert len(replies) == 1 and replies[0]["kind"] == "text"
+    [(_, status, *_)] = job_rows(daemon.db)
+    assert status == "completed"

@@ -115,7 +115,9 @@ class EventLog:
         self.events: list[Event] = []
         self._changed = anyio.Event()
 
-    async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
         sub = self.rt.hub.create(None)
         self.rt.hub.attach(sub, 0)
         task_status.started()

@@ -61,6 +61,7 @@ def test_retry_after_wins_over_the_computed_delay() -> None:
 
 def test_no_delay_when_attempts_are_used_up_or_the_error_is_final() -> None:
     rng = random.Random(0)
-    assert retry_delay(ProviderError("x"), attempts=3, max_attempts=3, policy=POLICY, rng=rng) is None
+    assert retry_delay(ProviderError("x"), attempts=3, max_attempts=3, policy=POLICY,
+                       rng=rng) is None
     assert retry_delay(ProviderAuthError("x", status=401), attempts=1, max_attempts=3,
                        policy=POLICY, rng=rng) is None

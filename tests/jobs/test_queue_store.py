@@ -128,7 +128,7 @@ async def test_the_pause_survives_a_restart(tmp_path: Path) -> None:
     try:
         waiting = await db.write(lambda c: add(c, 1)["id"])
         await db.write(lambda c: store.set_paused(c, True, 2))
-        assert (await db.read(store.get, waiting))["status"] == "paused"
+        assert (await db.read(store.require, waiting))["status"] == "paused"
     finally:
         await db.close()
     db = await opened(path)

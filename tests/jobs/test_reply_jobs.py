@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy.exc
 import trio
 import trio.testing
+from trio.testing import MockClock
 
 from tests.support.openai_server import RecordedRequest, Reply, echo, openai_server
 from wizd.jobs import queue
@@ -68,7 +69,8 @@ async def test_reply_with_the_conversation_as_context(tmp_path: Path) -> None:
         assert done["result"]["message_id"] == reply["id"]
         assert done["result"]["model"] == "gpt-test"
         assert done["result"]["finish_reason"] == "stop"
-        assert set(done["result"]["usage"]) == {"prompt_tokens", "completion_tokens", "total_tokens"}
+        assert set(done["result"]["usage"]) == {
+            "prompt_tokens", "completion_tokens", "total_tokens"}
         assert await h.llm_messages() == {trigger["id"]: ("user", "hello there"),
                                           reply["id"]: ("assistant", "Hello, I am Ada.")}
 
@@ -109,7 +111,7 @@ async def test_the_offline_provider_answers_without_a_network(tmp_path: Path) ->
 
 
 @pytest.mark.trio
-async def test_500_500_then_success(tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+async def test_500_500_then_success(tmp_path: Path, autojump_clock: MockClock) -> None:
     script = Script(Reply(status=500), Reply(status=500), Reply(text="third time lucky"))
     async with openai_server(default=script) as srv, harness(tmp_path) as h:
         ada, dm = await one_agent(h, srv.base_url)
@@ -127,7 +129,7 @@ async def test_500_500_then_success(tmp_path: Path, autojump_clock: trio.testing
 
 @pytest.mark.trio
 async def test_429_waits_as_long_as_retry_after_says(
-    tmp_path: Path, autojump_clock: trio.testing.MockClock
+    tmp_path: Path, autojump_clock: MockClock
 ) -> None:
     script = Script(Reply(status=429, headers={"Retry-After": "7"}), Reply(text="ok now"))
     async with openai_server(default=script) as srv, harness(tmp_path) as h:
@@ -167,7 +169,7 @@ async def test_401_fails_at_once_with_an_error_message(tmp_path: Path) -> None:
 
 @pytest.mark.trio
 async def test_a_hanging_server_times_out_and_the_job_is_retried(
-    tmp_path: Path, autojump_clock: trio.testing.MockClock
+    tmp_path: Path, autojump_clock: MockClock
 ) -> None:
     script = Script(Reply(hang=True), Reply(text="awake"))
     async with openai_server(default=script) as srv, harness(tmp_path, job_timeout=30) as h:
@@ -185,7 +187,7 @@ async def test_a_hanging_server_times_out_and_the_job_is_retried(
 
 @pytest.mark.trio
 async def test_malformed_sse_fails_clearly_and_job_retry_runs_it_again(
-    tmp_path: Path, autojump_clock: trio.testing.MockClock
+    tmp_path: Path, autojump_clock: MockClock
 ) -> None:
     script = Script(Reply(malformed=True), Reply(malformed=True))
     async with openai_server(default=script) as srv, harness(tmp_path, max_attempts=2) as h:
@@ -210,7 +212,7 @@ async def test_malformed_sse_fails_clearly_and_job_retry_runs_it_again(
 
 @pytest.mark.trio
 async def test_fifty_conversations_at_once_within_the_concurrency_limit(
-    tmp_path: Path, autojump_clock: trio.testing.MockClock
+    tmp_path: Path, autojump_clock: MockClock
 ) -> None:
     def slow_echo(request: RecordedRequest) -> Reply:
         reply = echo(request)
@@ -239,7 +241,7 @@ async def test_fifty_conversations_at_once_within_the_concurrency_limit(
 
 @pytest.mark.trio
 async def test_replies_in_one_conversation_come_in_order(
-    tmp_path: Path, autojump_clock: trio.testing.MockClock
+    tmp_path: Path, autojump_clock: MockClock
 ) -> None:
     def slow_echo(request: RecordedRequest) -> Reply:
         reply = echo(request)
@@ -280,7 +282,8 @@ async def test_a_second_run_never_replies_twice(tmp_path: Path) -> None:
         await h.start_scheduler()
         done = await h.events.wait_for(
             lambda e: e.method == "job.updated" and e.params["job"]["id"] == job_id
-            and e.params["job"]["status"] == "completed" and e.params["job"]["result"].get("duplicate"))
+            and e.params["job"]["status"] == "completed"
+            and e.params["job"]["result"].get("duplicate"))
         assert len(srv.requests) == 2
         msgs = await h.messages(dm)
         assert [m["author_id"] for m in msgs] == [h.rt.local_user_id, ada["user_id"]]

@@ -14,6 +14,7 @@ import anyio
 import pytest
 import trio
 import trio.testing
+from trio.testing import MockClock
 
 from wizd.errors import Conflict, ProviderAuthError, ProviderError, ProviderRateLimited
 from wizd.jobs import queue
@@ -51,7 +52,7 @@ class Recorder:
         self.max_running = 0
 
     async def __call__(self, ctx: JobContext) -> dict[str, Any]:
-        self.started.append((anyio.current_time(), ctx.data.get("tag", ctx.job["id"])))
+        self.started.append((anyio.current_time(), str(ctx.data.get("tag", ctx.job["id"]))))
         self.running += 1
         self.max_running = max(self.max_running, self.running)
         try:
@@ -81,7 +82,7 @@ class Blocker:
 
 @pytest.mark.trio
 async def test_a_queued_job_starts_when_woken_and_not_before(
-    tmp_path: Path, autojump_clock: trio.testing.MockClock
+    tmp_path: Path, autojump_clock: MockClock
 ) -> None:
     rec = Recorder()
     async with harness(tmp_path, processors={"noop": rec}) as h:
@@ -96,7 +97,7 @@ async def test_a_queued_job_starts_when_woken_and_not_before(
 
 
 @pytest.mark.trio
-async def test_a_new_job_starts_at_once(tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+async def test_a_new_job_starts_at_once(tmp_path: Path, autojump_clock: MockClock) -> None:
     async with harness(tmp_path, processors={"noop": Recorder()}) as h:
         job = await h.add_job()
         done = await h.events.job(job["id"], "completed")
@@ -104,7 +105,7 @@ async def test_a_new_job_starts_at_once(tmp_path: Path, autojump_clock: trio.tes
 
 
 @pytest.mark.trio
-async def test_a_delayed_job_starts_when_due(tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+async def test_a_delayed_job_starts_when_due(tmp_path: Path, autojump_clock: MockClock) -> None:
     rec = Recorder()
     async with harness(tmp_path, processors={"noop": rec}) as h:
         t0 = trio.current_time()
@@ -119,7 +120,7 @@ async def test_a_delayed_job_starts_when_due(tmp_path: Path, autojump_clock: tri
 
 
 @pytest.mark.trio
-async def test_concurrency_limit(tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+async def test_concurrency_limit(tmp_path: Path, autojump_clock: MockClock) -> None:
     rec = Recorder(seconds=1)
     async with harness(tmp_path, processors={"noop": rec}, concurrency=3) as h:
         t0 = trio.current_time()
@@ -133,7 +134,7 @@ async def test_concurrency_limit(tmp_path: Path, autojump_clock: trio.testing.Mo
 
 @pytest.mark.trio
 async def test_one_job_at_a_time_per_group_in_order(
-    tmp_path: Path, autojump_clock: trio.testing.MockClock
+    tmp_path: Path, autojump_clock: MockClock
 ) -> None:
     rec = Recorder(seconds=1)
     async with harness(tmp_path, processors={"noop": rec}, concurrency=8) as h:
@@ -153,7 +154,7 @@ async def test_one_job_at_a_time_per_group_in_order(
 
 @pytest.mark.trio
 async def test_highest_priority_first_then_oldest(
-    tmp_path: Path, autojump_clock: trio.testing.MockClock
+    tmp_path: Path, autojump_clock: MockClock
 ) -> None:
     rec = Recorder()
     async with harness(tmp_path, processors={"noop": rec}, concurrency=1) as h:
@@ -170,7 +171,7 @@ async def test_highest_priority_first_then_oldest(
 
 
 @pytest.mark.trio
-async def test_unknown_job_name_fails_clearly(tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+async def test_unknown_job_name_fails_clearly(tmp_path: Path, autojump_clock: MockClock) -> None:
     async with harness(tmp_path, processors={}) as h:
         job = await h.add_job("no_such_job")
         failed = await h.events.job(job["id"], "failed")
@@ -193,7 +194,7 @@ class Flaky:
 
 
 @pytest.mark.trio
-async def test_retries_back_off_exponentially(tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+async def test_retries_back_off_exponentially(tmp_path: Path, autojump_clock: MockClock) -> None:
     flaky = Flaky(ProviderError("boom", status=500), ProviderError("boom", status=502))
     async with harness(tmp_path, processors={"noop": flaky}, backoff_base=1.5) as h:
         t0 = trio.current_time()
@@ -212,7 +213,7 @@ async def test_retries_back_off_exponentially(tmp_path: Path, autojump_clock: tr
 
 
 @pytest.mark.trio
-async def test_backoff_is_capped(tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+async def test_backoff_is_capped(tmp_path: Path, autojump_clock: MockClock) -> None:
     flaky = Flaky(*(ProviderError("down") for _ in range(4)))
     async with harness(tmp_path, processors={"noop": flaky}, backoff_base=2, backoff_cap=5) as h:
         t0 = trio.current_time()
@@ -223,7 +224,7 @@ async def test_backoff_is_capped(tmp_path: Path, autojump_clock: trio.testing.Mo
 
 
 @pytest.mark.trio
-async def test_retry_after_is_honoured(tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+async def test_retry_after_is_honoured(tmp_path: Path, autojump_clock: MockClock) -> None:
     flaky = Flaky(ProviderRateLimited("slow down", status=429, retry_after=7))
     async with harness(tmp_path, processors={"noop": flaky}) as h:
         t0 = trio.current_time()
@@ -235,7 +236,7 @@ async def test_retry_after_is_honoured(tmp_path: Path, autojump_clock: trio.test
 
 @pytest.mark.trio
 async def test_errors_that_cannot_succeed_fail_at_once(
-    tmp_path: Path, autojump_clock: trio.testing.MockClock
+    tmp_path: Path, autojump_clock: MockClock
 ) -> None:
     flaky = Flaky(ProviderAuthError("bad key", status=401))
     async with harness(tmp_path, processors={"noop": flaky}) as h:
@@ -246,7 +247,7 @@ async def test_errors_that_cannot_succeed_fail_at_once(
 
 
 @pytest.mark.trio
-async def test_attempts_run_out(tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+async def test_attempts_run_out(tmp_path: Path, autojump_clock: MockClock) -> None:
     flaky = Flaky(ProviderError("one"), RuntimeError("two"), ProviderError("three"))
     async with harness(tmp_path, processors={"noop": flaky}) as h:
         job = await h.add_job(max_attempts=2)
@@ -299,7 +300,7 @@ async def test_shutdown_requeues_running_jobs_without_losing_an_attempt(tmp_path
 
 @pytest.mark.trio
 async def test_drain_lets_running_jobs_finish_within_the_grace(
-    tmp_path: Path, autojump_clock: trio.testing.MockClock
+    tmp_path: Path, autojump_clock: MockClock
 ) -> None:
     rec = Recorder(seconds=3)
     async with harness(tmp_path, processors={"noop": rec}, scheduler=False) as h:
@@ -317,7 +318,7 @@ async def test_drain_lets_running_jobs_finish_within_the_grace(
 
 @pytest.mark.trio
 async def test_jobs_left_active_by_a_dead_daemon_are_taken_back(
-    tmp_path: Path, autojump_clock: trio.testing.MockClock
+    tmp_path: Path, autojump_clock: MockClock
 ) -> None:
     rec = Recorder()
     async with harness(tmp_path, processors={"noop": rec}, scheduler=False) as h:
@@ -331,7 +332,7 @@ async def test_jobs_left_active_by_a_dead_daemon_are_taken_back(
 
 
 @pytest.mark.trio
-async def test_pause_and_resume(tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+async def test_pause_and_resume(tmp_path: Path, autojump_clock: MockClock) -> None:
     rec = Recorder()
     async with harness(tmp_path, processors={"noop": rec}) as h:
         assert await queue.set_paused(h.rt, True) is True
@@ -345,7 +346,7 @@ async def test_pause_and_resume(tmp_path: Path, autojump_clock: trio.testing.Moc
 
 
 @pytest.mark.trio
-async def test_retry_a_failed_job(tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+async def test_retry_a_failed_job(tmp_path: Path, autojump_clock: MockClock) -> None:
     flaky = Flaky(ProviderAuthError("bad key", status=401))
     async with harness(tmp_path, processors={"noop": flaky}) as h:
         job = await h.add_job()

@@ -3,24 +3,18 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from test_ctl_fakewizd import FakeWizd, Peer, running
 
+from tests.wizctl.fakewizd import FakeWizd, Peer
 from wizctl import chat
 from wizctl.client import Client
 
 ME = {"id": "u-me", "name": "me"}
 ALICE = {"id": "a-1", "user_id": "u-alice", "name": "alice"}
 
-
-@pytest.fixture
-def fake(tmp_path: Path) -> Iterator[FakeWizd]:
-    with running(tmp_path / "wizd.sock") as server:
-        yield server
 
 
 def script(fake: FakeWizd, dms: list[dict[str, Any]]) -> None:

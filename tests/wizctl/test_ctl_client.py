@@ -11,8 +11,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from test_ctl_fakewizd import Fail, FakeWizd, running
 
+from tests.wizctl.fakewizd import Fail, FakeWizd
 from wizctl.client import (
     NOT_FOUND,
     Client,
@@ -24,12 +24,6 @@ from wizctl.client import (
     RpcTimeout,
     default_socket_path,
 )
-
-
-@pytest.fixture
-def fake(tmp_path: Path) -> Iterator[FakeWizd]:
-    with running(tmp_path / "wizd.sock") as server:
-        yield server
 
 
 def test_call_returns_the_result_and_sends_params_by_name(fake: FakeWizd) -> None:

@@ -7,13 +7,11 @@ import io
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from test_ctl_fakewizd import Fail, FakeWizd, running
 
+from tests.wizctl.fakewizd import Fail, FakeWizd
 from wizctl.main import main
 
 Capsys = pytest.CaptureFixture[str]
@@ -25,11 +23,6 @@ ALICE = {"id": "a-123456789", "user_id": "u-alice", "name": "alice", "role": "te
          "backstory": "b", "goal": "g", "system_prompt": "s", "provider_id": "p-123456789",
          "model": None, "status": "active", "created_at": 1_700_000_000_000}
 
-
-@pytest.fixture
-def fake(tmp_path: Path) -> Iterator[FakeWizd]:
-    with running(tmp_path / "wizd.sock") as server:
-        yield server
 
 
 @pytest.fixture
@@ -101,11 +94,11 @@ def test_connection_lost_is_one_line(wiz: FakeWizd, capsys: Capsys) -> None:
 
 def test_ctrl_c_exits_130(wiz: FakeWizd, capsys: pytest.CaptureFixture[str],
                          monkeypatch: pytest.MonkeyPatch) -> None:
-    import wizctl.main
+    from wizctl.commands.base import State
 
     def interrupted(self: object, method: str, **params: Any) -> Any:
         raise KeyboardInterrupt
-    monkeypatch.setattr(wizctl.main.State, "call", interrupted)
+    monkeypatch.setattr(State, "call", interrupted)
     code, _, err = run(capsys, "status")
     assert code == 130 and "Traceback" not in err
 
@@ -204,6 +197,37 @@ def test_send_wait_timeout_exits_2(wiz: FakeWizd, capsys: Capsys) -> None:
     wiz.on("message.send", {"message": {"id": "m1", "seq": 1}, "jobs": ["j1"]})
     code, _, err = run(capsys, "send", "alice", "hi", "--wait", "--timeout", "0.1")
     assert code == 2 and err.startswith("wizctl: error: no reply within 0.1 s")
+
+
+def dm_with_alice(wiz: FakeWizd) -> None:
+    wiz.on("dm.list", {"conversations": [{"id": "dm-1", "type": "dm", "name": None,
+                                          "participants": ["u-me", "u-alice"]}]})
+    wiz.on("message.send", fn=lambda p, peer: {
+        "message": {"id": "m1", "seq": 1, "content": p["content"]}, "jobs": []})
+
+
+@pytest.mark.parametrize(("stdin", "sent"), [
+    ("hi\n", "hi"),
+    ("two\nlines\n\n", "two\nlines"),  # inner newlines kept, final ones dropped
+    ("no newline", "no newline"),
+])
+def test_send_dash_reads_the_text_from_stdin(wiz: FakeWizd, capsys: Capsys,
+                                             monkeypatch: pytest.MonkeyPatch, stdin: str,
+                                             sent: str) -> None:
+    dm_with_alice(wiz)
+    monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+    code, out, _ = run(capsys, "send", "alice", "-")
+    assert (code, out) == (0, "sent m1 to @alice\n")
+    assert wiz.calls("message.send") == [{"conversation_id": "dm-1", "content": sent}]
+
+
+def test_send_dash_with_nothing_on_stdin_is_a_usage_error(
+        wiz: FakeWizd, capsys: Capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    dm_with_alice(wiz)
+    monkeypatch.setattr(sys, "stdin", io.StringIO("\n"))
+    code, _, err = run(capsys, "send", "alice", "-")
+    assert code == 2 and "nothing to send: stdin was empty" in err
+    assert wiz.calls("message.send") == []
 
 
 def test_wizctl_imports_nothing_heavy() -> None:

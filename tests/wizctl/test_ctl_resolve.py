@@ -16,7 +16,7 @@ USERS = [ME, {"id": "u-alice", "name": "alice", "type": "agent"},
 AGENTS = [{"id": "a1f0", "user_id": "u-alice", "name": "alice"},
           {"id": "a1f9", "user_id": "u-bob", "name": "bob"},
           {"id": "b777", "user_id": "u-carol", "name": "carol"}]
-DMS = [
+DMS: list[dict[str, Any]] = [
     {"id": "d-100", "type": "dm", "name": None, "participants": ["u-me", "u-alice"],
      "created_at": 5},
     {"id": "d-200", "type": "dm", "name": "team", "participants": ["u-me", "u-alice", "u-bob"],

@@ -132,7 +132,8 @@ class ReplyHandler(Handler):
             log.info("job %s: agent %s had already replied to %s; not replying again",
                      job["id"], data["agent_id"], inputs.trigger_id)
         done = store.complete(conn, job["id"], outcome, now_ms)
-        assert done is not None, "checked active above, under the write lock"
+        if done is None:  # cannot happen: checked above, and writes are serialised
+            raise RuntimeError(f"job {job['id']} stopped being active mid-transaction")
         events = [] if reply is None else [_message_event(reply)]
         return self._finish(conn, done, events)
 

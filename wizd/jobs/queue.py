@@ -99,7 +99,6 @@ async def claim(
 
 async def progress(rt: Runtime, job: Job, percent: int) -> None:
     """Record an active job's progress and publish ``job.updated``."""
-
     now = rt.clock.now_ms()
 
     def tx(conn: Connection) -> Transition | None:
@@ -113,7 +112,6 @@ async def succeed(rt: Runtime, job: Job, result: Any) -> Job | None:
     """Complete an active job through its handler (one transaction); None if it was
     no longer active."""
     handler = completion.handler_for(job["name"])
-
     now = rt.clock.now_ms()
 
     def tx(conn: Connection) -> Transition | None:
@@ -129,7 +127,6 @@ async def fail(
     """Fail a job for good through its handler; None if its status was not in
     ``from_statuses`` (it moved on meanwhile)."""
     handler = completion.handler_for(job["name"])
-
     now = rt.clock.now_ms()
 
     def tx(conn: Connection) -> Transition | None:
@@ -143,7 +140,6 @@ async def retry_later(rt: Runtime, job: Job, reason: str, delay_s: float) -> Job
     """An attempt failed but another may succeed: the job waits ``delayed`` for
     ``delay_s`` seconds (rounded up to the millisecond)."""
     handler = completion.handler_for(job["name"])
-
     now = rt.clock.now_ms()
 
     def tx(conn: Connection) -> Transition | None:
@@ -160,7 +156,6 @@ async def retry_later(rt: Runtime, job: Job, reason: str, delay_s: float) -> Job
 
 async def requeue(rt: Runtime, job_ids: list[str]) -> list[Job]:
     """Return interrupted active jobs to the queue without costing them an attempt."""
-
     now = rt.clock.now_ms()
 
     def tx(conn: Connection) -> list[Job]:
@@ -176,7 +171,6 @@ async def recover(rt: Runtime) -> list[Job]:
     died, not the job (a reply stored before the crash committed together with
     its job's completion, so no job here has one).
     """
-
     now = rt.clock.now_ms()
 
     def tx(conn: Connection) -> list[Job]:
@@ -204,7 +198,6 @@ async def list_jobs(rt: Runtime, *, status: str | None = None, limit: int = 50) 
 
 async def retry(rt: Runtime, job_id: str) -> Job:
     """Queue a failed job again with fresh attempts. Raises NotFound, Conflict."""
-
     now = rt.clock.now_ms()
 
     def tx(conn: Connection) -> Transition:
@@ -245,7 +238,6 @@ async def cancel(rt: Runtime, job_id: str) -> Job:
 
 async def set_paused(rt: Runtime, paused: bool) -> bool:
     """Pause (claim nothing new; running jobs finish) or resume the queue. Persisted."""
-
     now = rt.clock.now_ms()
 
     def tx(conn: Connection) -> bool:

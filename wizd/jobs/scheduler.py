@@ -98,7 +98,9 @@ class Scheduler:
         """Look at the queue again now (a job was added, retried, or resumed)."""
         self._wakeup.set()
 
-    async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
         """Run jobs until cancelled; ``started`` once left-over active jobs are taken back.
 
         Sets ``rt.wake_scheduler`` and ``rt.cancel_running`` for the services.

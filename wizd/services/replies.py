@@ -52,7 +52,9 @@ class Skip:
     reason: str
 
 
-def load_inputs(conn: Connection, data: dict[str, Any], *, default_context: int) -> ReplyInputs | Skip:
+def load_inputs(
+    conn: Connection, data: dict[str, Any], *, default_context: int
+) -> ReplyInputs | Skip:
     """The agent, its provider (secret resolved now), and the context up to and
     including the trigger message.
 
@@ -122,7 +124,9 @@ def existing_reply(conn: Connection, trigger_id: str, author_id: str) -> str | N
     return None if found is None else str(found)
 
 
-def _add_llm_message(conn: Connection, message_id: str, role: str, content: str, now_ms: int) -> None:
+def _add_llm_message(
+    conn: Connection, message_id: str, role: str, content: str, now_ms: int
+) -> None:
     conn.execute(llm_messages.insert().values(
         id=new_id(), message_id=message_id, role=role, content=content,
         created_at=now_ms, updated_at=now_ms))

@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, func, select, text
 
 from ..errors import Conflict, InvalidInput, NotFound
-from .schema import jobs, queue_state
+from .schema import jobs
 
 STATUSES = ("waiting", "active", "delayed", "failed", "completed", "paused")
 # A job that has not finished yet: it keeps its agent busy.
@@ -33,6 +33,7 @@ PENDING = ("waiting", "delayed", "paused", "active")
 # Not started, not finished: may be cancelled without touching a running task.
 QUEUED = ("waiting", "delayed", "paused")
 FINISHED = ("completed", "failed")
+MAX_LIST = 1000
 
 # Keys that must never appear in job data, at any depth: data holds references.
 _SECRET_KEYS = frozenset({"api_key", "apikey", "secret", "password", "token", "authorization"})
@@ -92,20 +93,23 @@ def add_job(
     job_id = str(uuid.uuid4())
     opts = {"priority": priority, "delay_ms": delay_ms, "max_attempts": max_attempts,
             "group_key": group_key}
-    status = "delayed" if delay_ms > 0 else ready_status(conn)
     row = conn.execute(_INSERT, {
         "id": job_id, "name": name, "data": json.dumps(data), "opts": json.dumps(opts),
-        "priority": priority, "status": status, "max_attempts": max(max_attempts, 1),
+        "priority": priority, "delayed": delay_ms > 0, "max_attempts": max(max_attempts, 1),
         "now": now_ms, "run_at": now_ms + max(delay_ms, 0), "group_key": group_key,
     }).one()
     return public(row)
 
 
+# The queue-wide pause, as an SQL condition (the value is JSON).
+_QUEUE_PAUSED = "EXISTS (SELECT 1 FROM queue_state WHERE key = 'paused' AND value = 'true')"
+
 _INSERT = text(
     "INSERT INTO jobs (id, name, data, opts, priority, status, progress, attempts, max_attempts,"
     " created_at, updated_at, run_at, group_key)"
-    " VALUES (:id, :name, :data, :opts, :priority, :status, 0, 0, :max_attempts,"
-    " :now, :now, :run_at, :group_key) RETURNING *"
+    " VALUES (:id, :name, :data, :opts, :priority,"
+    f" CASE WHEN :delayed THEN 'delayed' WHEN {_QUEUE_PAUSED} THEN 'paused' ELSE 'waiting' END,"
+    " 0, 0, :max_attempts, :now, :now, :run_at, :group_key) RETURNING *"
 )
 _GET = text("SELECT * FROM jobs WHERE id = :id")
 
@@ -130,12 +134,14 @@ def count_by_status(conn: Connection) -> dict[str, int]:
     return counts
 
 
-def list_jobs(conn: Connection, *, status: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+def list_jobs(
+    conn: Connection, *, status: str | None = None, limit: int = 50
+) -> list[dict[str, Any]]:
     """The newest ``limit`` jobs (of ``status`` if given), newest first."""
     if status is not None and status not in STATUSES:
         raise InvalidInput("status", f"must be one of {', '.join(STATUSES)}")
-    if limit < 1:
-        raise InvalidInput("limit", "must be at least 1")
+    if not 1 <= limit <= MAX_LIST:
+        raise InvalidInput("limit", f"must be between 1 and {MAX_LIST}")
     query = select(jobs).order_by(jobs.c.created_at.desc(), text("jobs.rowid DESC")).limit(limit)
     if status is not None:
         query = query.where(jobs.c.status == status)
@@ -163,8 +169,6 @@ def set_paused(conn: Connection, paused: bool, now_ms: int) -> bool:
 
     Running jobs are not touched: they finish. Returns the new state.
     """
-    # queue_state (migration 3) holds queue-wide settings by key.
-    assert queue_state.name == "queue_state"
     conn.execute(text(
         "INSERT INTO queue_state (key, value, updated_at) VALUES ('paused', :v, :now) "
         "ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at"
@@ -182,10 +186,10 @@ def set_paused(conn: Connection, paused: bool, now_ms: int) -> bool:
 # (a job waiting for its retry keeps its younger siblings waiting too). So the
 # subquery yields at most one job per group, and the UPDATE claims what it
 # yields in one statement (SQLite evaluates the uncorrelated IN list first).
-_CLAIM = text("""
+_CLAIM = text(f"""
 UPDATE jobs SET status = 'active', attempts = attempts + 1, progress = 0,
                 processed_on = :now, updated_at = :now
-WHERE id IN (
+WHERE NOT {_QUEUE_PAUSED} AND id IN (
   SELECT j.id FROM jobs AS j
   WHERE j.status IN ('waiting', 'delayed') AND j.run_at <= :now
     AND (j.group_key IS NULL OR NOT EXISTS (
@@ -207,19 +211,23 @@ _NEXT_DUE = text(
 
 def claim(conn: Connection, *, now_ms: int, limit: int) -> tuple[list[dict[str, Any]], int | None]:
     """Mark up to ``limit`` due jobs active (attempts counted now) and return them,
-    with the earliest future ``run_at`` of the rest (None if none: sleep until woken).
+    with the earliest future ``run_at`` of the rest: None if there is none, if
+    the queue is paused, or if ``limit`` jobs were claimed (no room for more:
+    the caller looks again when one ends).
 
     Highest priority number first, then the oldest (run_at, created_at).
     Nothing is claimed while the queue is paused.
     """
-    if is_paused(conn):
-        return [], None
     claimed: list[dict[str, Any]] = []
     if limit > 0:
         rows = conn.execute(_CLAIM, {"now": now_ms, "limit": limit}).all()
         claimed = [public(row) for row in rows]
         # RETURNING comes in no promised order.
         claimed.sort(key=lambda j: (-j["priority"], j["run_at"], j["created_at"]))
+        if len(claimed) == limit:
+            return claimed, None  # no room left: the next look comes when a job ends
+    if is_paused(conn):
+        return claimed, None
     next_due = conn.execute(_NEXT_DUE, {"now": now_ms}).scalar()
     return claimed, next_due
 
@@ -247,7 +255,9 @@ def _move(
 _MOVES: dict[tuple[tuple[str, ...], tuple[str, ...]], Any] = {}
 
 
-def set_progress(conn: Connection, job_id: str, progress: int, now_ms: int) -> dict[str, Any] | None:
+def set_progress(
+    conn: Connection, job_id: str, progress: int, now_ms: int
+) -> dict[str, Any] | None:
     """Record progress (clamped to 0-100) of an active job; None if it is not active."""
     value = min(max(int(progress), 0), 100)
     return _move(conn, job_id, ("active",), progress=value, updated_at=now_ms)

@@ -6,7 +6,9 @@ import os
 from typing import Any
 
 import anyio
+from sqlalchemy import Connection
 
+from ...services import messages
 from ...store import jobs as job_queries
 from ...version import VERSION
 from ..openrpc import document
@@ -14,11 +16,15 @@ from ..registry import registry
 from ..server import Call
 
 
+def _counts_and_last_seq(conn: Connection) -> tuple[dict[str, int], int]:
+    return job_queries.count_by_status(conn), messages.max_seq(conn)
+
+
 @registry.method("daemon.status")
 async def daemon_status(call: Call) -> dict[str, Any]:
     """The daemon's version, pid, uptime, paths, queue counts and effective settings."""
     rt = call.rt
-    counts = await rt.db.read(job_queries.count_by_status)
+    counts, last_seq = await rt.db.read(_counts_and_last_seq)
     return {
         "version": VERSION,
         "pid": os.getpid(),
@@ -26,6 +32,8 @@ async def daemon_status(call: Call) -> dict[str, Any]:
         "db": str(rt.config.db),
         "socket": str(rt.config.socket),
         "queue": counts,
+        # The newest stored message: where a client following everything resumes.
+        "last_seq": last_seq,
         "subscriptions": len(rt.hub),
         "config": rt.config.public(),
     }

@@ -1,0 +1,57 @@
+"""``wizctl jobs``, ``wizctl job ...`` and ``wizctl queue ...``: the job queue."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from .. import render
+from .base import Json, by_ref, color, emit, state, status_style, sub_app
+
+job_app = sub_app("One job of the queue.")
+queue_app = sub_app("The job queue as a whole.")
+
+
+def _fields(j: dict[str, Any]) -> str:
+    return render.fields([
+        ("id", j.get("id")), ("name", j.get("name")), ("status", j.get("status")),
+        ("priority", j.get("priority")), ("progress", f"{j.get('progress', 0)}%"),
+        ("attempts", f"{j.get('attempts')}/{j.get('max_attempts')}"),
+        ("failure", j.get("failure_reason")), ("created", render.when(j.get("created_at"))),
+        ("started", render.when(j.get("processed_on"))),
+        ("finished", render.when(j.get("finished_on"))),
+    ], color=color())
+
+
+def jobs(ctx: typer.Context,
+         status: Annotated[str | None, typer.Option(help="Only jobs in this status.")] = None,
+         n: Annotated[int | None, typer.Option("-n", min=1, help="At most this many.")] = None,
+         json: Json = False) -> None:
+    """List jobs of the queue."""
+    def human(r: dict[str, Any]) -> str:
+        rows = [(render.short_id(j.get("id")), j.get("name"), j.get("status"),
+                 f"{j.get('attempts')}/{j.get('max_attempts')}", f"{j.get('progress', 0)}%",
+                 render.when(j.get("created_at")), render.one_line(j.get("failure_reason"), 50))
+                for j in r["jobs"]]
+        return render.table(("id", "name", "status", "tries", "done", "created", "failure"),
+                            rows, color=color(), styles=status_style(2))
+    emit(state(ctx).call("job.list", status=status, limit=n), json, human)
+
+
+by_ref(job_app, "show", "job.get", "job", "Show one job.", lambda st: _fields)
+by_ref(job_app, "retry", "job.retry", "job", "Run a failed job again.", lambda st: _fields)
+by_ref(job_app, "cancel", "job.cancel", "job", "Cancel a job that has not finished.",
+       lambda st: _fields)
+
+
+@queue_app.command("pause")
+def queue_pause(ctx: typer.Context, json: Json = False) -> None:
+    """Stop starting jobs (running ones finish)."""
+    emit(state(ctx).call("queue.pause"), json, lambda r: "queue paused")
+
+
+@queue_app.command("resume")
+def queue_resume(ctx: typer.Context, json: Json = False) -> None:
+    """Start jobs again."""
+    emit(state(ctx).call("queue.resume"), json, lambda r: "queue resumed")

@@ -1,0 +1,95 @@
+"""``wizctl provider ...``: LLM providers (OpenAI-compatible endpoints).
+
+A provider's key is never printed: only how it gets one (stored, ``$VAR``, none).
+"""
+
+from __future__ import annotations
+
+import getpass
+import sys
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
+
+import typer
+
+from .. import render
+from .base import Json, by_ref, color, emit, state, sub_app
+
+app = sub_app("LLM providers (OpenAI-compatible endpoints).")
+
+
+def read_key(value: str | None) -> str | None:
+    """``-`` means: ask (hidden) on a terminal, else read one line from stdin."""
+    if value != "-":
+        return value
+    if sys.stdin.isatty():
+        return getpass.getpass("API key: ")
+    return sys.stdin.readline().strip()
+
+
+def _key(p: dict[str, Any]) -> str:
+    """How a provider gets its key (never the key itself)."""
+    if p.get("has_api_key"):
+        return "stored"
+    return f"${p['api_key_env']}" if p.get("api_key_env") else "none"
+
+
+def _table(providers: list[dict[str, Any]]) -> str:
+    rows = [(p.get("name"), p.get("type"), p.get("default_model"), p.get("base_url"), _key(p),
+             "*" if p.get("is_default") else "", render.short_id(p.get("id"))) for p in providers]
+    return render.table(("name", "type", "model", "base url", "key", "default", "id"), rows,
+                        color=color())
+
+
+def _line(verb: str) -> Callable[[dict[str, Any]], str]:
+    return lambda p: (f"{verb} provider {p.get('name')} ({render.short_id(p.get('id'))})"
+                      + (", the default one" if p.get("is_default") else ""))
+
+
+@app.command("add")
+def add(
+    ctx: typer.Context, name: str,
+    type: Annotated[Literal["openai", "offline"], typer.Option("--type")] = "openai",
+    base_url: Annotated[str | None, typer.Option(help="e.g. http://localhost:11434/v1")] = None,
+    api_key_env: Annotated[str | None, typer.Option(
+        metavar="VAR", help="Read the key from this environment variable (of wizd).")] = None,
+    api_key: Annotated[str | None, typer.Option(help="The key; '-' to type it hidden.")] = None,
+    model: Annotated[str, typer.Option(help="The default model.")] = ...,  # type: ignore[assignment]
+    default: Annotated[bool, typer.Option("--default", help="Make it the default.")] = False,
+    json: Json = False,
+) -> None:
+    """Add an LLM provider."""
+    result = state(ctx).call("provider.create", name=name, type=type, base_url=base_url,
+                             api_key=read_key(api_key), api_key_env=api_key_env,
+                             default_model=model, is_default=default or None)
+    emit(result, json, _line("added"))
+
+
+@app.command("list")
+def list_(ctx: typer.Context, json: Json = False) -> None:
+    """List providers."""
+    emit(state(ctx).call("provider.list"), json, lambda r: _table(r["providers"]))
+
+
+@app.command("update")
+def update(
+    ctx: typer.Context, provider: str,
+    name: Annotated[str | None, typer.Option(help="A new name.")] = None,
+    base_url: Annotated[str | None, typer.Option()] = None,
+    api_key_env: Annotated[str | None, typer.Option(metavar="VAR")] = None,
+    api_key: Annotated[str | None, typer.Option(help="'-' to type it hidden.")] = None,
+    model: Annotated[str | None, typer.Option(help="The default model.")] = None,
+    json: Json = False,
+) -> None:
+    """Change a provider."""
+    st = state(ctx)
+    pid = st.lookup.provider(provider)["id"]
+    result = st.call("provider.update", id=pid, name=name, base_url=base_url,
+                     api_key=read_key(api_key), api_key_env=api_key_env, default_model=model)
+    emit(result, json, _line("updated"))
+
+
+by_ref(app, "rm", "provider.delete", "provider", "Delete a provider.",
+       lambda st: _line("deleted"))
+by_ref(app, "default", "provider.set_default", "provider",
+       "Make a provider the default for new agents.", lambda st: _line("set"))
