@@ -195,16 +195,19 @@ async def test_malformed_sse_fails_clearly_and_job_retry_runs_it_again(
         [job_id] = await h.send(dm, "hello")
         failed = await h.events.job(job_id, "failed")
         assert failed["attempts"] == 2
-        error = (await h.messages(dm))[-1]
-        assert (error["kind"], error["content"]) == (
-            "error", "Agent ada could not reply: the provider's answer could not be understood.")
+        trigger, error = await h.messages(dm)
+        assert (error["kind"], error["content"], error["reply_to"]) == (
+            "error", "Agent ada could not reply: the provider's answer could not be understood.",
+            trigger["id"])
         assert await h.agent_status(ada["id"]) == "active"
         retried = await queue.retry(h.rt, job_id)
         assert (retried["status"], retried["attempts"]) == ("waiting", 0)
         await h.events.job(job_id, "completed")
+        # The error message points at the trigger too, and does not stop the real reply.
+        assert [(m["kind"], m["reply_to"]) for m in await h.messages(dm)] == [
+            ("text", None), ("error", trigger["id"]), ("text", trigger["id"])]
         reply = (await h.messages(dm))[-1]
-        assert (reply["kind"], reply["content"], reply["reply_to"]) == (
-            "text", "echo: hello", (await h.messages(dm))[0]["id"])
+        assert reply["content"] == "echo: hello"
         assert len(srv.requests) == 3
         assert [e.params["status"] for e in h.events.of("agent.status")] == [
             "busy", "active", "busy", "active"]

@@ -226,8 +226,7 @@ async def cancel(rt: Runtime, job_id: str) -> Job:
             return failed
         job = await get(rt, job_id)  # claimed meanwhile: cancel it running
     if job["status"] == "active":
-        cancel_running: Callable[[str], Awaitable[None]] | None = getattr(
-            rt, "cancel_running", None)
+        cancel_running = rt.cancel_running
         if cancel_running is None:
             raise Conflict(f"job {job_id} is running and no scheduler can cancel it")
         await cancel_running(job_id)

@@ -107,15 +107,14 @@ class Scheduler:
         """
         await queue.recover(self.rt)
         self.rt.wake_scheduler = self.wake
-        # Runtime has no field for it yet: job.cancel finds it with getattr.
-        setattr(self.rt, "cancel_running", self.cancel)  # noqa: B010
+        self.rt.cancel_running = self.cancel
         try:
             async with anyio.create_task_group() as tg:
                 task_status.started()
                 await self._loop(tg)
         finally:
             self.rt.wake_scheduler = lambda: None
-            setattr(self.rt, "cancel_running", None)  # noqa: B010
+            self.rt.cancel_running = None
             with anyio.CancelScope(shield=True):
                 await self._requeue_interrupted()
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import ssl
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -70,6 +71,29 @@ _HTTP_BAD_URLS: tuple[type[Exception], ...] = tuple(
 )
 
 
+# The SDK's own HTTP client class (httpx2 from openai 3 on, httpx before).
+_HTTP_CLIENT = getattr(openai, "DefaultAsyncHttpx2Client", None) or openai.DefaultAsyncHttpxClient
+
+# One TLS context for every call. Left to itself, each client loads the whole
+# CA bundle again: ~20 ms of CPU on the event loop per reply.
+_TLS_CONTEXT: ssl.SSLContext | None = None
+
+
+def _tls_context() -> ssl.SSLContext:
+    """Build (once, in a worker thread) the context verifying against certifi's CAs,
+    as the SDK's default client does."""
+    global _TLS_CONTEXT
+    if _TLS_CONTEXT is None:
+        try:
+            import certifi
+
+            cafile: str | None = certifi.where()
+        except ImportError:
+            cafile = None
+        _TLS_CONTEXT = ssl.create_default_context(cafile=cafile)
+    return _TLS_CONTEXT
+
+
 async def complete(provider: ProviderConfig, request: ChatRequest, on_delta: OnDelta) -> Completion:
     """Stream one chat completion from ``provider``; see ``wizd.llm.providers.complete``.
 
@@ -78,11 +102,13 @@ async def complete(provider: ProviderConfig, request: ChatRequest, on_delta: OnD
     ``on_delta`` raises, untouched).
     """
     with _translated(provider):
+        tls = _TLS_CONTEXT or await anyio.to_thread.run_sync(_tls_context)
         client = openai.AsyncOpenAI(
             base_url=provider.base_url or None,  # empty means unset: the SDK's default
             api_key=provider.api_key or "not-needed",
             max_retries=0,
             timeout=None,
+            http_client=_HTTP_CLIENT(verify=tls),
         )
         try:
             create = client.chat.completions.with_streaming_response.create

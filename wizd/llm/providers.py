@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import sys
 from collections.abc import Awaitable, Callable
 from typing import cast
 
@@ -26,17 +25,26 @@ _IMPLEMENTATIONS: dict[str, str] = {
 }
 
 
-async def _implementation(provider_type: str) -> Complete:
-    name = f"{__package__}.{_IMPLEMENTATIONS[provider_type]}"
-    module = sys.modules.get(name)
-    if module is None:  # the first import runs in a thread, off the event loop
-        module = await anyio.to_thread.run_sync(importlib.import_module, name)
-    return cast(Complete, module.complete)
+_LOADED: dict[str, Complete] = {}
 
 
 def known_types() -> tuple[str, ...]:
     """The provider types ``complete`` accepts, e.g. for validating ``provider.create``."""
     return tuple(_IMPLEMENTATIONS)
+
+
+async def _implementation(provider_type: str) -> Complete:
+    module_name = _IMPLEMENTATIONS[provider_type]  # KeyError: unknown type
+    implementation = _LOADED.get(provider_type)
+    if implementation is None:
+        # First use: import in a worker thread, off the event loop. The import
+        # system's own lock makes concurrent first calls wait for the finished
+        # module (reading sys.modules directly could see a half-imported one).
+        module = await anyio.to_thread.run_sync(
+            importlib.import_module, f"{__package__}.{module_name}"
+        )
+        implementation = _LOADED[provider_type] = cast(Complete, module.complete)
+    return implementation
 
 
 async def complete(provider: ProviderConfig, request: ChatRequest, on_delta: OnDelta) -> Completion:

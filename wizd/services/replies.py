@@ -120,7 +120,8 @@ def _history(
 def existing_reply(conn: Connection, trigger_id: str, author_id: str) -> str | None:
     """The id of ``author_id``'s reply to ``trigger_id``, if it exists."""
     found = conn.execute(select(messages.c.id).where(
-        messages.c.reply_to == trigger_id, messages.c.author_id == author_id)).scalar()
+        messages.c.reply_to == trigger_id, messages.c.author_id == author_id,
+        messages.c.kind == "text")).scalar()
     return None if found is None else str(found)
 
 
@@ -170,13 +171,14 @@ def agent_name(conn: Connection, agent_id: str) -> str | None:
 
 
 def store_error(
-    conn: Connection, *, conversation_id: str, agent_id: str, content: str, now_ms: int
+    conn: Connection, *, conversation_id: str, agent_id: str, trigger_id: str, content: str,
+    now_ms: int,
 ) -> dict[str, Any] | None:
-    """Store an error message (``kind: "error"``) from the agent; None if the agent
-    or the conversation no longer exists.
+    """Store an error message (``kind: "error"``, ``reply_to`` = the trigger) from the
+    agent; None if the agent or the conversation no longer exists.
 
-    It does not set ``reply_to``: the (trigger, agent) slot stays free for the
-    real reply, should the job be retried.
+    The one-reply index covers text replies only, so a retried job can still
+    store the real reply after this.
     """
     agent = conn.execute(select(agents.c.user_id).where(agents.c.id == agent_id)).first()
     if agent is None:
@@ -186,4 +188,4 @@ def store_error(
     except NotFound:
         return None
     return insert_message(conn, conversation=conversation, author_id=agent.user_id,
-                          content=content, kind="error", now_ms=now_ms)
+                          content=content, kind="error", reply_to=trigger_id, now_ms=now_ms)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import anyio
@@ -52,6 +52,9 @@ class Runtime:
     started_at: float = field(default_factory=anyio.current_time)
     # Set by the scheduler when it starts; waking it is a no-op before that.
     wake_scheduler: Callable[[], None] = lambda: None
+    # Set by the scheduler while it runs: cancel a running job and wait until
+    # its cancellation is recorded.
+    cancel_running: Callable[[str], Awaitable[None]] | None = None
     local_user_id: str = ""
 
     def publish(self, method: str, params: dict, *, conversation_id: str | None = None) -> None:

@@ -137,13 +137,15 @@ CREATE INDEX jobs_status ON jobs (status);
 """
 
 # Agent replies: the scheduler's due time and ordering key, and the constraint
-# that makes a second reply to the same trigger by the same author impossible.
+# that makes a second reply to the same trigger by the same author impossible
+# (error messages also point at their trigger, and may precede a real reply
+# after a retry).
 _V2 = """
 ALTER TABLE jobs ADD COLUMN run_at INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE jobs ADD COLUMN group_key TEXT;
 CREATE INDEX jobs_claim ON jobs (status, priority DESC, run_at, created_at);
 CREATE UNIQUE INDEX messages_one_reply ON messages (reply_to, author_id)
-    WHERE reply_to IS NOT NULL;
+    WHERE reply_to IS NOT NULL AND kind = 'text';
 """
 
 # The job queue: a queue-wide pause that survives restarts, and an index for
