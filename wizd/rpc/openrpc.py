@@ -54,3 +54,45 @@ def document(registry: Registry, version: str) -> dict[str, Any]:
         "methods": methods,
         "x-notifications": NOTIFICATIONS,
     }
+
+
+def _type_of(schema: dict[str, Any]) -> str:
+    if "anyOf" in schema:
+        return " | ".join(_type_of(s) for s in schema["anyOf"] if s.get("type") != "null")
+    if schema.get("type") == "array":
+        return f"{_type_of(schema.get('items', {}))}[]"
+    return str(schema.get("type", "any"))
+
+
+def methods_markdown(registry: Registry) -> str:
+    """The methods table of docs/protocol.md, generated like ``rpc.discover``."""
+    rows = ["| method | params | what it does |", "| --- | --- | --- |"]
+    for entry in document(registry, "")["methods"]:
+        params = ", ".join(
+            f"`{p['name']}{'' if p['required'] else '?'}`: {_type_of(p['schema'])}"
+            for p in entry["params"]
+        ) or "—"
+        rows.append(f"| `{entry['name']}` | {params} | {entry['summary']} |")
+    return "\n".join(rows) + "\n"
+
+
+BEGIN = "<!-- methods:begin (generated: python -m wizd.rpc.openrpc docs/protocol.md) -->"
+END = "<!-- methods:end -->"
+
+
+def _update_doc(path: str) -> None:
+    from pathlib import Path
+
+    from .methods import registry as live
+
+    doc = Path(path)
+    text = doc.read_text()
+    head, _, rest = text.partition(BEGIN)
+    _, _, tail = rest.partition(END)
+    doc.write_text(f"{head}{BEGIN}\n{methods_markdown(live)}{END}{tail}")
+
+
+if __name__ == "__main__":
+    import sys
+
+    _update_doc(sys.argv[1])
