@@ -15,7 +15,7 @@ import subprocess
 import sys
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -111,7 +111,7 @@ def _write(path: Path, text: str) -> str:
     return "updated" if existed else "wrote"
 
 
-Wizd = Annotated[Optional[Path], typer.Option(
+Wizd = Annotated[Path | None, typer.Option(
     "--wizd", help="The wizd executable to run (default: next to this Python, else on PATH).")]
 
 

@@ -21,8 +21,8 @@ import anyio
 from .config import Config
 from .events.hub import Hub
 from .jobs.scheduler import Scheduler
-from .rpc.methods import registry
 from .lifecycle import Lifecycle, lifecycle
+from .rpc.methods import registry
 from .rpc.server import RpcServer
 from .services import providers, users
 from .services.runtime import QueueClock, Runtime

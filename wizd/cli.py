@@ -6,7 +6,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -18,20 +18,20 @@ app = typer.Typer(add_completion=False, no_args_is_help=False, pretty_exceptions
                   help="wizd: the local daemon for talking to LLM agents.")
 log = logging.getLogger("wizd")
 
-Socket = Annotated[Optional[Path], typer.Option(
+Socket = Annotated[Path | None, typer.Option(
     "--socket", help="Unix socket path (env WIZ_SOCKET; default $XDG_RUNTIME_DIR/wiz/wizd.sock)")]
-Db = Annotated[Optional[Path], typer.Option("--db", help="SQLite database path (env WIZ_DB)")]
-Level = Annotated[Optional[str], typer.Option(
+Db = Annotated[Path | None, typer.Option("--db", help="SQLite database path (env WIZ_DB)")]
+Level = Annotated[str | None, typer.Option(
     "--log-level", help="debug, info, warning, error (env WIZ_LOG_LEVEL; default info)")]
-Backend = Annotated[Optional[str], typer.Option("--backend", help="trio (default) or asyncio")]
-ConfigFile = Annotated[Optional[Path], typer.Option(
+Backend = Annotated[str | None, typer.Option("--backend", help="trio (default) or asyncio")]
+ConfigFile = Annotated[Path | None, typer.Option(
     "--config",
     help="config.toml to read (env WIZ_CONFIG; default $XDG_CONFIG_HOME/wiz/config.toml)")]
-Concurrency = Annotated[Optional[int], typer.Option(
+Concurrency = Annotated[int | None, typer.Option(
     "--concurrency", help="jobs running at once (env WIZ_CONCURRENCY; default 8)")]
-JobTimeout = Annotated[Optional[float], typer.Option(
+JobTimeout = Annotated[float | None, typer.Option(
     "--job-timeout", help="seconds one job attempt may take (env WIZ_JOB_TIMEOUT; default 120)")]
-ShutdownGrace = Annotated[Optional[float], typer.Option(
+ShutdownGrace = Annotated[float | None, typer.Option(
     "--shutdown-grace",
     help="seconds running jobs may take to finish on SIGTERM before they are requeued "
          "(env WIZ_SHUTDOWN_GRACE; default 0)")]

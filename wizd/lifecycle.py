@@ -25,11 +25,12 @@ import contextlib
 import dataclasses
 import logging
 import os
+import socket
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 import anyio
-from anyio.abc import SocketListener, SocketStream
+from anyio.abc import SocketAttribute, SocketListener, SocketStream
 
 from .config import Config
 from .lock import instance_locks
@@ -81,6 +82,10 @@ class GatedListener(SocketListener):
     async def aclose(self) -> None:
         self._stopped = True
         await self._inner.aclose()
+
+    @property
+    def _raw_socket(self) -> socket.socket:
+        return self._inner.extra(SocketAttribute.raw_socket)
 
     @property
     def extra_attributes(self) -> Mapping[Any, Any]:

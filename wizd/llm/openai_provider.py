@@ -102,7 +102,8 @@ async def complete(provider: ProviderConfig, request: ChatRequest, on_delta: OnD
     ``on_delta`` raises, untouched).
     """
     with _translated(provider):
-        tls = _TLS_CONTEXT or await anyio.to_thread.run_sync(_tls_context)
+        tls = _TLS_CONTEXT if _TLS_CONTEXT is not None else await anyio.to_thread.run_sync(
+            _tls_context)
         client = openai.AsyncOpenAI(
             base_url=provider.base_url or None,  # empty means unset: the SDK's default
             api_key=provider.api_key or "not-needed",
