@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from .client import Client
-from .follow import Follower, newest_seq
+from .follow import Follower, newest_seq, notice
 from .render import View, clean
 from .replies import await_replies
 from .resolve import Lookup
@@ -69,15 +69,14 @@ def run(connect: Callable[[], Client], agent_ref: str, *, json: bool = False,
     stdin, out, err = stdin or sys.stdin, out or sys.stdout, err or sys.stderr
     interactive = stdin.isatty() and out.isatty()
 
-    def notice(text: str) -> None:
-        err.write(f"wizctl: {text}\n")
-
-    follower = Follower(connect, client=connect(), on_reconnect=notice)
+    views: list[View] = []
+    follower = Follower(connect, client=connect(), on_reconnect=notice(err, views))
     lookup = Lookup(follower.call)
     try:
         agent = lookup.agent(agent_ref)
         conv = open_dm(follower, lookup, agent)
         view = View(lookup, out=out, json=json)
+        views.append(view)
         follower.conversation_id = conv["id"]
         if interactive:  # some context for a person; a script wants only the replies
             recent = follower.call("message.list", conversation_id=conv["id"],

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 from .client import Client, ConnectionLost, Notification, RpcError, WizClientError
@@ -149,11 +149,19 @@ def daemon_last_seq(call: Callable[..., Any]) -> int | None:
     return last if isinstance(last, int) and not isinstance(last, bool) else None
 
 
-def notice(err: TextIO) -> Callable[[str], None]:
-    """An ``on_reconnect`` that tells the person on ``err`` (``wizctl: ...``)."""
+def notice(err: TextIO, views: Sequence[View] = ()) -> Callable[[str], None]:
+    """An ``on_reconnect`` that tells the person on ``err`` (``wizctl: ...``).
+
+    ``views`` (filled in once they exist) get their streaming lines cleared
+    first and redrawn after, so the notice never lands in the middle of a reply.
+    """
     def say(text: str) -> None:
-        err.write(f"wizctl: {text}\n")
-        err.flush()
+        line = f"wizctl: {text}"
+        if views:
+            views[0].aside(err, line)
+        else:
+            err.write(line + "\n")
+            err.flush()
     return say
 
 
@@ -162,9 +170,11 @@ def tail(connect: Callable[[], Client], ref: str, *, limit: int, follow: bool, j
     """Print the last ``limit`` messages of a conversation; with ``follow``, keep
     printing new ones (and streaming replies on a terminal) until Ctrl-C (exit 0)."""
     out, err = out or sys.stdout, err or sys.stderr
-    follower = Follower(connect, client=connect(), on_reconnect=notice(err))
+    views: list[View] = []
+    follower = Follower(connect, client=connect(), on_reconnect=notice(err, views))
     lookup = Lookup(follower.call)
     view = View(lookup, out=out, json=json)
+    views.append(view)
     try:
         conv = lookup.conversation(ref)
         msgs = (follower.call("message.list", conversation_id=conv["id"], limit=limit)["messages"]
@@ -195,8 +205,10 @@ def events(connect: Callable[[], Client], *, json: bool, out: TextIO | None = No
     Starts after the newest stored message, so a reconnect resumes exactly
     where it left off even before the first message arrives."""
     out, err = out or sys.stdout, err or sys.stderr
-    follower = Follower(connect, client=connect(), on_reconnect=notice(err))
+    views: list[View] = []
+    follower = Follower(connect, client=connect(), on_reconnect=notice(err, views))
     view = View(Lookup(follower.call), out=out, json=json, where=True, everything=True)
+    views.append(view)
     try:
         follower.last_seq = daemon_last_seq(follower.call)
         follower.start()

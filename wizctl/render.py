@@ -347,6 +347,18 @@ class View:
         self.streams.clear()
 
     # -- output --------------------------------------------------------------
+    def aside(self, stream: TextIO, text: str) -> None:
+        """Write a line on another stream (stderr) without garbling a reply that is
+        streaming on this terminal: clear the live area, write, redraw it."""
+        if self.area is not None:
+            self.area.clear()
+            self.out.flush()
+        stream.write(text + "\n")
+        stream.flush()
+        if self.area is not None:
+            self._redraw()
+            self.out.flush()
+
     def _line(self, text: str) -> None:
         if self.area is not None:
             self.area.clear()

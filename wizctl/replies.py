@@ -38,7 +38,8 @@ def send(connect: Callable[[], Client], ref: str, text: str, *, wait: bool,
     without one. Raises WaitTimeout after ``timeout`` seconds without every reply.
     """
     out, err = out or sys.stdout, err or sys.stderr
-    follower = Follower(connect, client=connect(), on_reconnect=notice(err))
+    views: list[View] = []
+    follower = Follower(connect, client=connect(), on_reconnect=notice(err, views))
     lookup = Lookup(follower.call)
     try:
         conv = lookup.conversation(ref)
@@ -53,6 +54,7 @@ def send(connect: Callable[[], Client], ref: str, text: str, *, wait: bool,
             out.write(line + "\n")
             return 0
         view = None if json else View(lookup, out=out, bare=len(result.get("jobs") or ()) == 1)
+        views.extend([view] if view is not None else [])
         try:
             replies, ok = await_replies(follower, lookup, view, result, timeout=timeout, err=err)
         finally:

@@ -227,9 +227,6 @@ def test_send_wait_streams_on_a_terminal(wizd: Wizd, srv: ThreadedOpenAIServer) 
     assert send.out == f"Hello world{CLEAR}Hello world\r\n"
 
 
-@pytest.mark.xfail(strict=True, reason="wizctl writes its reconnect notice to stderr over a "
-                   "streaming reply's live line on the same terminal, so the notice is glued "
-                   "to the unfinished reply and that line is never erased")
 def test_a_reconnect_notice_does_not_garble_a_streaming_reply(
         wizd: Wizd, srv: ThreadedOpenAIServer) -> None:
     _, dm = streaming_agent(wizd, srv)
