@@ -169,7 +169,7 @@ class RpcServer:
                 except _BROKEN:
                     break
                 if line.strip():
-                    requests.start_soon(self._answer, conn, line)
+                    requests.start_soon(self._answer, conn, line, name="rpc call")
 
     async def _answer(self, conn: ClientConnection, line: bytes) -> None:
         call = Call(self.rt, conn)

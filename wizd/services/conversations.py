@@ -12,23 +12,45 @@ archived conversation keeps its history and accepts no new message.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, delete, literal_column, select, update
+from sqlalchemy import Connection, delete, select, update
 
 from ..errors import Conflict, InvalidInput, NotFound
-from ..store.schema import dm_conversations, dm_participants, project_channels, users
+from ..store.database import raw
+from ..store.schema import dm_conversations, dm_participants, users
 from . import agents, checks
 from .runtime import Runtime, new_id
 
 
 def participants(conn: Connection, conversation_id: str) -> list[str]:
     """User ids of a DM, in the order they joined."""
-    return list(conn.execute(
-        select(dm_participants.c.user_id)
-        .where(dm_participants.c.conversation_id == conversation_id)
-        .order_by(dm_participants.c.created_at, literal_column("rowid"))
-    ).scalars())
+    return [row[0] for row in raw(conn).execute(_PARTICIPANTS, (conversation_id,))]
+
+
+# message.send looks its conversation up every time: plain SQL (see database.raw).
+_PARTICIPANTS = ("SELECT user_id FROM dm_participants WHERE conversation_id = ?"
+                 " ORDER BY created_at, rowid")
+_FIND_DM = "SELECT id, name, archived_at, created_at, updated_at FROM dm_conversations WHERE id = ?"
+_FIND_CHANNEL = ("SELECT id, name, project_id, archived_at, created_at, updated_at"
+                 " FROM project_channels WHERE id = ?")
+
+
+class _DmRow(NamedTuple):
+    id: str
+    name: str | None
+    archived_at: int | None
+    created_at: int
+    updated_at: int
+
+
+class _ChannelRow(NamedTuple):
+    id: str
+    name: str
+    project_id: str
+    archived_at: int | None
+    created_at: int
+    updated_at: int
 
 
 def dm_public(conn: Connection, row: Any) -> dict[str, Any]:
@@ -61,14 +83,13 @@ def channel_public(row: Any) -> dict[str, Any]:
 
 def find(conn: Connection, conversation_id: str) -> dict[str, Any]:
     """The DM or channel with this id, archived or not. Raises NotFound."""
-    row = conn.execute(select(dm_conversations)
-                       .where(dm_conversations.c.id == conversation_id)).first()
-    if row is not None:
-        return dm_public(conn, row)
-    row = conn.execute(select(project_channels)
-                       .where(project_channels.c.id == conversation_id)).first()
-    if row is not None:
-        return channel_public(row)
+    db = raw(conn)
+    found = db.execute(_FIND_DM, (conversation_id,)).fetchone()
+    if found is not None:
+        return dm_public(conn, _DmRow(*found))
+    found = db.execute(_FIND_CHANNEL, (conversation_id,)).fetchone()
+    if found is not None:
+        return channel_public(_ChannelRow(*found))
     raise NotFound("conversation", conversation_id)
 
 

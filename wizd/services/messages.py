@@ -16,14 +16,17 @@ A message written by an agent triggers no one, so agents never loop.
 from __future__ import annotations
 
 import re
-from typing import Any
+import sqlite3
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, func, select
+from sqlalchemy.exc import IntegrityError
 
 from ..errors import Conflict, InvalidInput
 from ..events.hub import Event
 from ..store import jobs as job_queries
-from ..store.schema import agents, dm_participants, messages, users
+from ..store.database import quick, raw
+from ..store.schema import messages
 from . import agents as agent_service
 from . import conversations
 from .runtime import Runtime, new_id
@@ -67,16 +70,15 @@ def insert_message(
     ``messages_one_reply`` unique index (IntegrityError): replies happen once.
     """
     message_id = new_id()
-    result = conn.execute(messages.insert().values(
-        id=message_id, source_type=conversation["type"], source_id=conversation["id"],
-        author_id=author_id, content=content, kind=kind, reply_to=reply_to,
-        created_at=now_ms, updated_at=now_ms,
-    ))
-    key = result.inserted_primary_key
-    assert key is not None  # a one-row insert always reports its key
+    values = (message_id, conversation["type"], conversation["id"], author_id, content, kind,
+              reply_to, now_ms, now_ms)
+    try:
+        seq = raw(conn).execute(_INSERT, values).lastrowid
+    except sqlite3.IntegrityError as exc:  # as SQLAlchemy would raise it
+        raise IntegrityError(_INSERT, values, exc) from exc
     return {
         "id": message_id,
-        "seq": int(key[0]),
+        "seq": int(seq),
         "conversation_id": conversation["id"],
         "source_type": conversation["type"],
         "source_id": conversation["id"],
@@ -86,6 +88,10 @@ def insert_message(
         "reply_to": reply_to,
         "created_at": now_ms,
     }
+
+
+_INSERT = ("INSERT INTO messages (id, source_type, source_id, author_id, content, kind, reply_to,"
+           " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
 
 
 def history_after(
@@ -128,21 +134,34 @@ def mentioned(content: str, names: list[str]) -> set[str]:
 def triggered_agents(
     conn: Connection, conversation: dict[str, Any], author_id: str, content: str
 ) -> list[Any]:
-    """The agent rows that must answer a message by ``author_id``, oldest first."""
-    author_type = conn.execute(select(users.c.type).where(users.c.id == author_id)).scalar()
-    if author_type != "human":
+    """The agents (``id``, ``name``) that must answer a message by ``author_id``,
+    oldest first."""
+    db = raw(conn)
+    author = db.execute(_AUTHOR_TYPE, (author_id,)).fetchone()
+    if author is None or author[0] != "human":
         return []
-    live = (agents.c.deleted_at.is_(None), agents.c.status != "inactive",
-            agents.c.user_id != author_id)
     if conversation["type"] == "dm":
-        query = select(agents).join(
-            dm_participants, dm_participants.c.user_id == agents.c.user_id
-        ).where(dm_participants.c.conversation_id == conversation["id"], *live)
-        return list(conn.execute(query.order_by(agents.c.created_at, agents.c.id)).all())
-    candidates = conn.execute(select(agents).where(*live)
-                              .order_by(agents.c.created_at, agents.c.id)).all()
-    names = mentioned(content, [row.name for row in candidates])
-    return [row for row in candidates if row.name in names]
+        return [_Agent(*row) for row in db.execute(_DM_AGENTS, (conversation["id"], author_id))]
+    if "@" not in content:  # mentions nobody
+        return []
+    candidates = [_Agent(*row) for row in db.execute(_LIVE_AGENTS, (author_id,))]
+    names = mentioned(content, [agent.name for agent in candidates])
+    return [agent for agent in candidates if agent.name in names]
+
+
+class _Agent(NamedTuple):
+    """What triggering needs of an agent row."""
+
+    id: str
+    name: str
+
+
+_AUTHOR_TYPE = "SELECT type FROM users WHERE id = ?"
+_LIVE = "a.deleted_at IS NULL AND a.status != 'inactive' AND a.user_id != ?"
+_DM_AGENTS = ("SELECT a.id, a.name FROM agents AS a JOIN dm_participants AS p"
+              f" ON p.user_id = a.user_id WHERE p.conversation_id = ? AND {_LIVE}"
+              " ORDER BY a.created_at, a.id")
+_LIVE_AGENTS = f"SELECT a.id, a.name FROM agents AS a WHERE {_LIVE} ORDER BY a.created_at, a.id"
 
 
 async def send(rt: Runtime, *, conversation_id: str, content: str) -> dict[str, Any]:
@@ -160,6 +179,7 @@ async def send(rt: Runtime, *, conversation_id: str, content: str) -> dict[str, 
     author_id = rt.local_user_id
     now = rt.clock.now_ms()
 
+    @quick
     def q(conn: Connection) -> tuple[dict[str, Any], list[dict[str, Any]], list[tuple[str, str]]]:
         conversation = conversations.find(conn, conversation_id)
         if conversation["archived"]:

@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, func, select, text
 
 from ..errors import Conflict, InvalidInput, NotFound
+from .database import raw
 from .schema import jobs
 
 STATUSES = ("waiting", "active", "delayed", "failed", "completed", "paused")
@@ -57,6 +58,32 @@ def public(row: Any) -> dict[str, Any]:
         "finished_on": row.finished_on,
         "run_at": row.run_at,
         "group_key": row.group_key,
+    }
+
+
+# The columns in the order public() reads them from a raw (DB-API) row.
+_COLUMNS = ("id, name, data, status, priority, progress, attempts, max_attempts, failure_reason,"
+            " result, created_at, processed_on, finished_on, run_at, group_key")
+
+
+def _public_raw(row: tuple[Any, ...]) -> dict[str, Any]:
+    """public() of a raw row selected as ``_COLUMNS``."""
+    return {
+        "id": row[0],
+        "name": row[1],
+        "data": json.loads(row[2]),
+        "status": row[3],
+        "priority": row[4],
+        "progress": row[5],
+        "attempts": row[6],
+        "max_attempts": row[7],
+        "failure_reason": row[8],
+        "result": json.loads(row[9]) if row[9] else None,
+        "created_at": row[10],
+        "processed_on": row[11],
+        "finished_on": row[12],
+        "run_at": row[13],
+        "group_key": row[14],
     }
 
 
@@ -93,30 +120,30 @@ def add_job(
     job_id = str(uuid.uuid4())
     opts = {"priority": priority, "delay_ms": delay_ms, "max_attempts": max_attempts,
             "group_key": group_key}
-    row = conn.execute(_INSERT, {
+    row = raw(conn).execute(_INSERT, {
         "id": job_id, "name": name, "data": json.dumps(data), "opts": json.dumps(opts),
         "priority": priority, "delayed": delay_ms > 0, "max_attempts": max(max_attempts, 1),
         "now": now_ms, "run_at": now_ms + max(delay_ms, 0), "group_key": group_key,
-    }).one()
-    return public(row)
+    }).fetchone()
+    return _public_raw(row)
 
 
 # The queue-wide pause, as an SQL condition (the value is JSON).
 _QUEUE_PAUSED = "EXISTS (SELECT 1 FROM queue_state WHERE key = 'paused' AND value = 'true')"
 
-_INSERT = text(
+_INSERT = (
     "INSERT INTO jobs (id, name, data, opts, priority, status, progress, attempts, max_attempts,"
     " created_at, updated_at, run_at, group_key)"
     " VALUES (:id, :name, :data, :opts, :priority,"
     f" CASE WHEN :delayed THEN 'delayed' WHEN {_QUEUE_PAUSED} THEN 'paused' ELSE 'waiting' END,"
-    " 0, 0, :max_attempts, :now, :now, :run_at, :group_key) RETURNING *"
+    " 0, 0, :max_attempts, :now, :now, :run_at, :group_key) RETURNING " + _COLUMNS
 )
-_GET = text("SELECT * FROM jobs WHERE id = :id")
+_GET = f"SELECT {_COLUMNS} FROM jobs WHERE id = :id"
 
 
 def get(conn: Connection, job_id: str) -> dict[str, Any] | None:
-    row = conn.execute(_GET, {"id": job_id}).first()
-    return None if row is None else public(row)
+    row = raw(conn).execute(_GET, {"id": job_id}).fetchone()
+    return None if row is None else _public_raw(row)
 
 
 def require(conn: Connection, job_id: str) -> dict[str, Any]:
@@ -151,12 +178,12 @@ def list_jobs(
 # -- the queue-wide pause ---------------------------------------------------------
 
 
-_PAUSED = text("SELECT value FROM queue_state WHERE key = 'paused'")
+_PAUSED = "SELECT value FROM queue_state WHERE key = 'paused'"
 
 
 def is_paused(conn: Connection) -> bool:
-    value = conn.execute(_PAUSED).scalar()
-    return bool(json.loads(value)) if value is not None else False
+    row = raw(conn).execute(_PAUSED).fetchone()
+    return bool(json.loads(row[0])) if row is not None else False
 
 
 def ready_status(conn: Connection) -> str:
@@ -186,7 +213,7 @@ def set_paused(conn: Connection, paused: bool, now_ms: int) -> bool:
 # (a job waiting for its retry keeps its younger siblings waiting too). So the
 # subquery yields at most one job per group, and the UPDATE claims what it
 # yields in one statement (SQLite evaluates the uncorrelated IN list first).
-_CLAIM = text(f"""
+_CLAIM = f"""
 UPDATE jobs SET status = 'active', attempts = attempts + 1, progress = 0,
                 processed_on = :now, updated_at = :now
 WHERE NOT {_QUEUE_PAUSED} AND id IN (
@@ -201,10 +228,10 @@ WHERE NOT {_QUEUE_PAUSED} AND id IN (
                         OR (o.created_at = j.created_at AND o.rowid < j.rowid))))))
   ORDER BY j.priority DESC, j.run_at, j.created_at, j.rowid
   LIMIT :limit)
-RETURNING *
-""")
+RETURNING {_COLUMNS}
+"""
 
-_NEXT_DUE = text(
+_NEXT_DUE = (
     "SELECT MIN(run_at) FROM jobs WHERE status IN ('waiting', 'delayed') AND run_at > :now"
 )
 
@@ -220,15 +247,15 @@ def claim(conn: Connection, *, now_ms: int, limit: int) -> tuple[list[dict[str, 
     """
     claimed: list[dict[str, Any]] = []
     if limit > 0:
-        rows = conn.execute(_CLAIM, {"now": now_ms, "limit": limit}).all()
-        claimed = [public(row) for row in rows]
+        rows = raw(conn).execute(_CLAIM, {"now": now_ms, "limit": limit}).fetchall()
+        claimed = [_public_raw(row) for row in rows]
         # RETURNING comes in no promised order.
         claimed.sort(key=lambda j: (-j["priority"], j["run_at"], j["created_at"]))
         if len(claimed) == limit:
             return claimed, None  # no room left: the next look comes when a job ends
     if is_paused(conn):
         return claimed, None
-    next_due = conn.execute(_NEXT_DUE, {"now": now_ms}).scalar()
+    next_due = raw(conn).execute(_NEXT_DUE, {"now": now_ms}).fetchone()[0]
     return claimed, next_due
 
 
@@ -240,19 +267,22 @@ def _move(
 ) -> dict[str, Any] | None:
     """Set ``values`` on the job if its status is one of ``from_statuses``;
     the job as it is now, or None if it was not moved."""
-    sql = _MOVES.get((from_statuses, tuple(values)))
+    key = (from_statuses, tuple(values))
+    sql = _MOVES.get(key)
     if sql is None:
         assignments = ", ".join(f"{name} = :v_{name}" for name in values)
-        sql = text(f"UPDATE jobs SET {assignments} WHERE id = :job_id AND status IN :from_ "
-                   "RETURNING *").bindparams(bindparam("from_", expanding=True))
-        _MOVES[(from_statuses, tuple(values))] = sql
+        statuses = ", ".join(f":from_{i}" for i in range(len(from_statuses)))
+        sql = _MOVES[key] = (f"UPDATE jobs SET {assignments} WHERE id = :job_id"
+                             f" AND status IN ({statuses}) RETURNING {_COLUMNS}")
     params = {f"v_{name}": value for name, value in values.items()}
-    row = conn.execute(sql, {"job_id": job_id, "from_": list(from_statuses), **params}).first()
-    return None if row is None else public(row)
+    params.update({f"from_{i}": status for i, status in enumerate(from_statuses)})
+    params["job_id"] = job_id
+    row = raw(conn).execute(sql, params).fetchone()
+    return None if row is None else _public_raw(row)
 
 
 # The UPDATE statements of _move, built once per shape (a handful exist).
-_MOVES: dict[tuple[tuple[str, ...], tuple[str, ...]], Any] = {}
+_MOVES: dict[tuple[tuple[str, ...], tuple[str, ...]], str] = {}
 
 
 def set_progress(
