@@ -13,9 +13,7 @@ for the last); with several, concurrent writes share commits in wizd's
 database runner (group commit), as many clients sending at once would.
 
 - wizd: the real Scheduler (wake on enqueue, claim, run, complete with a
-  result row) over the real Database runner, in process. The producer's
-  transaction is marked ``quick`` (see ``wizd.store.database``), as
-  ``message.send``'s is.
+  result row) over the real Database runner, in process.
 - huey: SqliteHuey with a thread consumer of ``workers`` workers, polling
   every millisecond when idle (its default is 100 ms, backing off to 10 s),
   periodic tasks off. Its ``synchronous`` is set to match (huey's ``fsync``
@@ -52,7 +50,7 @@ def run_wizd(path: Path, jobs: int, workers: int, producers: int, synchronous: s
     from wizd.jobs.scheduler import Scheduler
     from wizd.services.runtime import QueueClock, Runtime
     from wizd.store import jobs as store
-    from wizd.store.database import Database, quick
+    from wizd.store.database import Database
 
     async def noop(ctx: JobContext) -> None:
         return None
@@ -73,7 +71,6 @@ def run_wizd(path: Path, jobs: int, workers: int, producers: int, synchronous: s
                     for _ in range(count):
                         now = rt.clock.now_ms()
 
-                        @quick  # as message.send's transaction is
                         def add(conn: Connection, now: int = now) -> Any:
                             return store.add_job(conn, name="noop", data={}, now_ms=now,
                                                  max_attempts=3)

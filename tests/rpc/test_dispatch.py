@@ -153,3 +153,46 @@ async def test_batch_of_notifications_gets_nothing() -> None:
 async def test_empty_batch_is_invalid() -> None:
     resp = await run("[]")
     assert resp["error"]["code"] == -32600
+
+
+REQUEST_SHAPES: list[Any] = [
+    {"jsonrpc": "2.0", "method": "m"},
+    {"jsonrpc": "2.0", "method": "m", "id": 1},
+    {"jsonrpc": "2.0", "method": "m", "id": "x", "params": {}},
+    {"jsonrpc": "2.0", "method": "m", "id": None, "params": []},
+    {"jsonrpc": "2.0", "method": "m", "id": 1.5},
+    {"jsonrpc": "2.0", "method": "m", "id": True},
+    {"jsonrpc": "2.0", "method": "m", "id": {}},
+    {"jsonrpc": "2.0", "method": "m", "params": 3},
+    {"jsonrpc": "2.0", "method": "m", "params": "x"},
+    {"jsonrpc": "2.0", "method": "m", "extra": 1},
+    {"jsonrpc": "2.0", "method": 5},
+    {"jsonrpc": "2.0"},
+    {"jsonrpc": "1.0", "method": "m"},
+    {"jsonrpc": 2.0, "method": "m"},
+    {"method": "m"},
+    [],
+    [{"jsonrpc": "2.0", "method": "m"}],
+    [{"jsonrpc": "2.0", "method": "m"}, {"jsonrpc": "2.0"}],
+    [1],
+    "text",
+    42,
+    None,
+]
+
+
+@pytest.mark.parametrize("value", REQUEST_SHAPES)
+def test_request_check_agrees_with_jsonrpcservers_schema(value: Any) -> None:
+    """The hand-written request check gives jsonrpcserver's (jsonschema) verdict."""
+    from jsonrpcserver.main import default_validator
+
+    from wizd.rpc.dispatch import validate_jsonrpc
+
+    def verdict(check: Any) -> bool:
+        try:
+            check(value)
+        except Exception:
+            return False
+        return True
+
+    assert verdict(validate_jsonrpc) == verdict(default_validator)

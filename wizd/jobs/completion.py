@@ -153,7 +153,8 @@ class ReplyHandler(Handler):
         verb = "did not reply" if failure.cancelled else "could not reply"
         error = replies.store_error(
             conn, conversation_id=data["conversation_id"], agent_id=data["agent_id"],
-            trigger_id=data["message_id"], content=f"Agent {name} {verb}: {plain_reason(failure)}.", now_ms=now_ms,
+            trigger_id=data["message_id"], now_ms=now_ms,
+            content=f"Agent {name} {verb}: {plain_reason(failure)}.",
         )
         return self._finish(conn, done, [] if error is None else [_message_event(error)])
 

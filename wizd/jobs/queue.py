@@ -25,7 +25,6 @@ from ..errors import Conflict, NotFound
 from ..events.hub import Event
 from ..services.runtime import Runtime
 from ..store import jobs as store
-from ..store.database import quick
 from . import completion
 from .completion import Failure, Transition
 
@@ -85,7 +84,6 @@ async def claim(
     can never find a job active but unknown.
     """
 
-    @quick
     def tx(conn: Connection) -> tuple[list[Job], int | None]:
         return store.claim(conn, now_ms=now_ms, limit=limit)
 
@@ -103,7 +101,6 @@ async def progress(rt: Runtime, job: Job, percent: int) -> None:
     """Record an active job's progress and publish ``job.updated``."""
     now = rt.clock.now_ms()
 
-    @quick
     def tx(conn: Connection) -> Transition | None:
         updated = store.set_progress(conn, job["id"], percent, now)
         return None if updated is None else Transition(updated, [completion.job_event(updated)])
@@ -117,7 +114,6 @@ async def succeed(rt: Runtime, job: Job, result: Any) -> Job | None:
     handler = completion.handler_for(job["name"])
     now = rt.clock.now_ms()
 
-    @quick
     def tx(conn: Connection) -> Transition | None:
         return handler.succeeded(conn, job, result, now)
 
@@ -133,7 +129,6 @@ async def fail(
     handler = completion.handler_for(job["name"])
     now = rt.clock.now_ms()
 
-    @quick
     def tx(conn: Connection) -> Transition | None:
         return handler.failed(conn, job, failure, now, from_statuses)
 
@@ -147,7 +142,6 @@ async def retry_later(rt: Runtime, job: Job, reason: str, delay_s: float) -> Job
     handler = completion.handler_for(job["name"])
     now = rt.clock.now_ms()
 
-    @quick
     def tx(conn: Connection) -> Transition | None:
         # Round up, ignoring float noise (0.3 s is 300.00000000000006 ms).
         run_at = now + max(math.ceil(delay_s * 1000 - 1e-6), 0)

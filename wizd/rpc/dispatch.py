@@ -70,7 +70,7 @@ async def _call(spec: MethodSpec, request: Request, call: Any) -> Result:
 
 
 async def _dispatch_one(registry: Registry, call: Any, request: Request) -> tuple[Request, Result]:
-    found = get_method(registry.methods, request.method)
+    found = get_method(registry.methods, request.method)  # type: ignore[arg-type]
     if isinstance(found, Left):
         return request, found
     return request, await _call(found._value, request, call)
@@ -108,7 +108,7 @@ def validate_jsonrpc(request: Any) -> None:
 
 async def dispatch_parsed(registry: Registry, call: Any, deserialized: Any) -> Any:
     """Dispatch an already-parsed JSON value; returns the serialisable response or None."""
-    checked = validate_request(validate_jsonrpc, deserialized)
+    checked = validate_request(validate_jsonrpc, deserialized)  # type: ignore[arg-type]
     if isinstance(checked, Left):
         return to_serializable(checked)
     requests = [create_request(r) for r in make_list(deserialized)]
@@ -123,16 +123,15 @@ async def dispatch_parsed(registry: Registry, call: Any, deserialized: Any) -> A
         async with anyio.create_task_group() as tg:
             for index, request in enumerate(requests):
                 tg.start_soon(run, index, request)
-    responses = [
-        to_response(req, res) for req, res in filter(not_notification, results)  # type: ignore[arg-type]
-    ]
+    answered = [pair for pair in results if pair is not None and not_notification(pair)]
+    responses = [to_response(req, res) for req, res in answered]
     response = extract_list(isinstance(deserialized, list), responses)
-    return None if response is None else to_serializable(response)
+    return None if response is None else to_serializable(response)  # type: ignore[arg-type]
 
 
 async def dispatch(registry: Registry, call: Any, line: bytes | str) -> bytes | None:
     """Handle one framed line; returns the response line (with ``\\n``) or None."""
-    parsed = deserialize_request(json.loads, line)
+    parsed = deserialize_request(json.loads, line)  # type: ignore[arg-type]  # bytes are fine
     if isinstance(parsed, Left):
         body = to_serializable(parsed)
     else:

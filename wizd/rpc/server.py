@@ -117,7 +117,9 @@ class RpcServer:
         self.max_line = rt.config.max_line_bytes
         self.connections: set[ClientConnection] = set()
 
-    async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
         """Serve until cancelled. ``started`` once the listener accepts."""
         async with anyio.create_task_group() as tg:
             task_status.started()

@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from ..errors import Conflict, InvalidInput
 from ..events.hub import Event
 from ..store import jobs as job_queries
-from ..store.database import quick, raw
+from ..store.database import raw
 from ..store.schema import messages
 from . import agents as agent_service
 from . import conversations
@@ -179,7 +179,6 @@ async def send(rt: Runtime, *, conversation_id: str, content: str) -> dict[str, 
     author_id = rt.local_user_id
     now = rt.clock.now_ms()
 
-    @quick
     def q(conn: Connection) -> tuple[dict[str, Any], list[dict[str, Any]], list[tuple[str, str]]]:
         conversation = conversations.find(conn, conversation_id)
         if conversation["archived"]:

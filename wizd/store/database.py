@@ -1,25 +1,22 @@
 """The database runner: queries are plain sync functions over a SQLAlchemy
 ``Connection``; this module runs them off the event loop on either backend.
 
-One sync engine (pysqlite) on both backends: each call runs in a worker thread
-through ``anyio.to_thread.run_sync``. Connections are opened once and kept:
-one for writes, and up to ``READERS`` for reads, so no call pays for a pool
-checkout and its reset.
+- trio: a sync engine (pysqlite); each call runs in a worker thread through
+  ``anyio.to_thread.run_sync``. (SQLAlchemy's asyncio extension does not run
+  on trio.)
+- asyncio: an async engine over aiosqlite, whose own thread does the blocking
+  work; the same sync query functions run through ``AsyncConnection.run_sync``.
+
+Connections are opened once and kept: one for writes, and up to ``READERS``
+for reads, so no call pays for a pool checkout and its reset.
 
 Writes are serialised, so commits happen in a single order. Code that must
 act in that order (publishing events, whose ``seq`` must reach subscribers in
 increasing order) passes ``after_commit``, which runs after the commit and
 before the next writer starts.
 
-A write marked ``quick`` (a few indexed statements, nothing else that can
-wait) runs on the event loop's own thread instead, as long as a commit needs
-no fsync (``synchronous`` below FULL): there, the hop to a worker thread and
-back costs more than the transaction. It never waits for SQLite's lock on
-the loop (it falls back to a worker thread if another process holds it), and
-checkpoints, which do fsync, run in a worker thread.
-
 Hot queries may bypass SQLAlchemy's statement machinery with ``raw(conn)``
-(the sqlite3 connection under ``conn``, in the same transaction): here a
+(the DB-API connection under ``conn``, in the same transaction): here a
 statement costs ~3 us that way and ~30 us through ``Connection.execute``.
 """
 
@@ -27,15 +24,14 @@ from __future__ import annotations
 
 import logging
 import os
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
-import anyio.lowlevel
 import anyio.to_thread
+import sniffio
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.pool import NullPool
 
@@ -51,8 +47,7 @@ MAX_BATCH = 256
 BUSY_TIMEOUT_MS = 5000
 # The WAL is checkpointed when its file grows past this size (1000 pages of
 # 4 KiB, as SQLite's own automatic checkpoint, which is off on the write
-# connection: it would run inside a commit, on the event loop for a quick
-# write, and take 10-25 ms here for its fsyncs), and is cut back to it after.
+# connection so that no commit pays for one), and is cut back to it after.
 WAL_LIMIT = 4 * 1024 * 1024
 
 
@@ -64,27 +59,16 @@ def _prepare_file(path: Path) -> None:
     os.chmod(path, 0o600)
 
 
-def raw(conn: Connection) -> sqlite3.Connection:
-    """The sqlite3 connection under ``conn``, inside the same transaction.
+def raw(conn: Connection) -> Any:
+    """The DB-API connection under ``conn``, inside the same transaction: the
+    sqlite3 connection (trio), or SQLAlchemy's sync-looking adapter of the
+    aiosqlite one (asyncio, inside ``run_sync``).
 
     For hot statements: plain DB-API calls skip SQLAlchemy's per-statement
     work (compilation cache look-ups, result metadata), ten times the cost of
     a small indexed query here.
     """
-    return conn.connection.driver_connection  # type: ignore[return-value]
-
-
-def quick(fn: Callable[..., T]) -> Callable[..., T]:
-    """Mark a write function as quick: a few indexed statements, no I/O of its
-    own and nothing else that can block. ``Database.write`` may run it on the
-    event loop's thread (see the module docstring). Returns ``fn``."""
-    fn.wiz_quick = True  # type: ignore[attr-defined]
-    return fn
-
-
-def _is_locked(exc: BaseException) -> bool:
-    orig = getattr(exc, "orig", exc)
-    return isinstance(orig, sqlite3.OperationalError) and "locked" in str(orig)
+    return conn.connection.dbapi_connection
 
 
 def _on_begin(conn: Connection) -> None:
@@ -94,26 +78,68 @@ def _on_begin(conn: Connection) -> None:
     raw(conn).execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+class _Threads:
+    """trio: sync connections, each call in a worker thread."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    async def connect(self) -> Any:
+        return await anyio.to_thread.run_sync(self.engine.connect)
+
+    async def run(self, conn: Any, fn: Callable[..., T], *args: Any) -> T:
+        return await anyio.to_thread.run_sync(fn, conn, *args)
+
+    async def close(self, conn: Any) -> None:
+        await anyio.to_thread.run_sync(conn.close)
+
+    async def dispose(self) -> None:
+        await anyio.to_thread.run_sync(self.engine.dispose)
+
+
+class _Aiosqlite:
+    """asyncio: aiosqlite connections; sync query functions through ``run_sync``."""
+
+    def __init__(self, url: str, on_connect: Callable[..., None]) -> None:
+        from sqlalchemy.ext.asyncio import create_async_engine
+
+        self.engine = create_async_engine(url, poolclass=NullPool)
+        event.listen(self.engine.sync_engine, "connect", on_connect)
+        event.listen(self.engine.sync_engine, "begin", _on_begin)
+
+    async def connect(self) -> Any:
+        return await self.engine.connect()
+
+    async def run(self, conn: Any, fn: Callable[..., T], *args: Any) -> T:
+        return await conn.run_sync(fn, *args)  # type: ignore[no-any-return]
+
+    async def close(self, conn: Any) -> None:
+        await conn.close()
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
 class Database:
     """One SQLite file, opened for the life of the daemon."""
 
     def __init__(self, path: Path, *, synchronous: str = "NORMAL") -> None:
         self.path = Path(path)
         self.synchronous = synchronous.upper()
-        self._engine: Engine | None = None
-        self._writer: Connection | None = None
+        self._driver: _Threads | _Aiosqlite | None = None
+        self._writer: Any = None
         self._write_lock = anyio.Lock()
         self._queued: list[_Write] = []
         self._readers = anyio.CapacityLimiter(READERS)
-        self._idle_readers: list[Connection] = []
-        self._inline = False  # set by open()
+        self._idle_readers: list[Any] = []
         self._wal = f"{self.path}-wal"
         self.schema_before = 0
         self.schema_after = 0
 
     def _on_connect(self, dbapi_conn: Any, _record: Any) -> None:
-        # Let SQLAlchemy, not the sqlite3 module, decide where transactions
-        # begin (SQLAlchemy's recipe for pysqlite): writes can BEGIN IMMEDIATE.
+        # Let SQLAlchemy, not the driver, decide where transactions begin
+        # (SQLAlchemy's recipe for pysqlite and aiosqlite): writes can
+        # BEGIN IMMEDIATE, and SAVEPOINTs work.
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
         # busy_timeout first: the other pragmas may need a lock too.
@@ -124,7 +150,7 @@ class Database:
         cur.close()
 
     async def open(self) -> None:
-        """Create or upgrade the database and open the engine.
+        """Create or upgrade the database and open its connections.
 
         Raises SchemaError if the file is newer than this wizd or not a database.
         """
@@ -132,65 +158,50 @@ class Database:
         self.schema_before, self.schema_after = await anyio.to_thread.run_sync(
             migrate, self.path
         )
-        # The connections are held by this object, not by the pool: it only
-        # opens them (every one gets the pragmas above).
-        engine = create_engine(f"sqlite:///{self.path}", poolclass=NullPool)
-        event.listen(engine, "connect", self._on_connect)
-        event.listen(engine, "begin", _on_begin)
-        self._engine = engine
-        self._writer = await anyio.to_thread.run_sync(self._connect, True)
-        # A commit that needs no fsync may run on the event loop (see quick).
-        self._inline = self.synchronous not in ("FULL", "EXTRA", "2", "3")
+        # The connections are held by this object, not by a pool.
+        if sniffio.current_async_library() == "asyncio":
+            self._driver = _Aiosqlite(f"sqlite+aiosqlite:///{self.path}", self._on_connect)
+        else:
+            engine = create_engine(f"sqlite:///{self.path}", poolclass=NullPool)
+            event.listen(engine, "connect", self._on_connect)
+            event.listen(engine, "begin", _on_begin)
+            self._driver = _Threads(engine)
+        self._writer = await self._open_writer()
 
-    def _connect(self, write: bool = False) -> Connection:
-        assert self._engine is not None, "the database is not open"
-        conn = self._engine.connect()
-        if not write:
-            return conn
-        # Checkpoints are run by _checkpoint, in a worker thread; on the loop
-        # the write connection never waits for a lock (see _run_inline).
-        raw(conn).execute("PRAGMA wal_autocheckpoint=0")
-        raw(conn).execute(f"PRAGMA journal_size_limit={WAL_LIMIT}")
-        raw(conn).execute("PRAGMA busy_timeout=0")
-        return conn.execution_options(wiz_write=True)
+    async def _open_writer(self) -> Any:
+        assert self._driver is not None, "the database is not open"
+        conn = await self._driver.connect()
+        await self._driver.run(conn, _prepare_writer)
+        return conn
 
     async def close(self) -> None:
-        if self._engine is None:
+        driver, self._driver = self._driver, None
+        if driver is None:
             return
-        engine, self._engine = self._engine, None
         with anyio.CancelScope(shield=True):
             async with self._write_lock, _AllTokens(self._readers):
                 conns = [c for c in [self._writer, *self._idle_readers] if c is not None]
                 self._writer, self._idle_readers = None, []
-
-                def dispose() -> None:
-                    for conn in conns:
-                        conn.close()
-                    engine.dispose()
-
-                await anyio.to_thread.run_sync(dispose)
+                for conn in conns:
+                    await driver.close(conn)
+                await driver.dispose()
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(conn, *args)`` in a read transaction and return its result."""
+        driver = self._driver
+        assert driver is not None, "the database is not open"
         async with self._readers:
-            conn = self._idle_readers.pop() if self._idle_readers else None
-
-            def run() -> T:
-                nonlocal conn
-                if conn is None:
-                    conn = self._connect()
-                try:
-                    with conn.begin():  # rolled back or committed: nothing to keep
-                        return fn(conn, *args)
-                except BaseException:
-                    conn = _checked(conn)
-                    raise
-
+            conn = self._idle_readers.pop() if self._idle_readers else await driver.connect()
             try:
-                return await anyio.to_thread.run_sync(run)
+                result = await driver.run(conn, _in_transaction, fn, *args)
+            except BaseException:
+                with anyio.CancelScope(shield=True):
+                    conn = await self._checked(conn)
+                raise
             finally:
                 if conn is not None:
                     self._idle_readers.append(conn)
+        return result
 
     async def write(
         self,
@@ -201,10 +212,10 @@ class Database:
         """Run ``fn(conn, *args)`` in a write transaction, commit, and return its result.
 
         Writers that queue up while a commit is under way are committed together
-        (group commit): one thread hop and one commit for the lot, each in its
-        own SAVEPOINT so that one failing ``fn`` rolls back only its own work and
-        raises only in its own caller. ``after_commit`` hooks then run in queue
-        order, before any later writer commits.
+        (group commit): one hop off the loop and one commit for the lot, each in
+        its own SAVEPOINT so that one failing ``fn`` rolls back only its own work
+        and raises only in its own caller. ``after_commit`` hooks then run in
+        queue order, before any later writer commits.
 
         A write, once queued, always finishes (it is shielded from cancellation):
         a cancelled caller never leaves a half-applied change or a lost commit.
@@ -222,11 +233,14 @@ class Database:
         return req.result  # type: ignore[no-any-return]
 
     async def _commit(self, batch: list[_Write]) -> None:
+        driver = self._driver
+        assert driver is not None, "the database is not open"
         try:
-            if not (self._inline and all(getattr(r.fn, "wiz_quick", False) for r in batch)
-                    and self._run_inline(batch)):
-                await anyio.to_thread.run_sync(self._run_batch, batch, BUSY_TIMEOUT_MS)
+            if self._writer is None:
+                self._writer = await self._open_writer()
+            await driver.run(self._writer, _run_batch, batch)
         except Exception as exc:  # the commit itself failed: nothing of the batch is stored
+            self._writer = await self._checked(self._writer)
             for req in batch:
                 req.error = req.error or exc
         for req in batch:
@@ -252,56 +266,49 @@ class Database:
     async def _checkpoint(self) -> None:
         # PASSIVE: copies what it can without waiting for readers; writers
         # wait meanwhile (the caller holds the write lock).
-        def run() -> None:
-            if self._writer is not None:
-                raw(self._writer).execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-
+        assert self._driver is not None
         try:
-            await anyio.to_thread.run_sync(run)
+            if self._writer is not None:
+                await self._driver.run(self._writer, _checkpoint)
         except Exception:
             log.exception("WAL checkpoint failed; retried after the next commit")
 
-    def _run_inline(self, batch: list[_Write]) -> bool:
-        """The batch, on this thread; False (nothing done) if SQLite's write lock
-        is held by another connection: the caller runs it in a worker thread."""
+    async def _checked(self, conn: Any) -> Any:
+        """After a call failed: ``conn`` if it is still usable, else None (closed)."""
+        if conn is None or self._driver is None:
+            return None
         try:
-            self._run_batch(batch)
-        except _Locked:
-            return False
-        return True
-
-    def _run_batch(self, batch: list[_Write], busy_timeout_ms: int = 0) -> None:
-        """One write transaction (BEGIN IMMEDIATE) for the whole batch."""
-        conn = self._writer
-        if conn is None:
-            conn = self._writer = self._connect(write=True)
+            if await self._driver.run(conn, _usable):
+                return conn
+        except Exception:
+            log.exception("database connection unusable after an error; reopening")
         try:
-            if busy_timeout_ms:
-                raw(conn).execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
-            try:
-                _run_batch(conn, batch, waited=busy_timeout_ms > 0)
-            finally:
-                if busy_timeout_ms:
-                    raw(conn).execute("PRAGMA busy_timeout=0")
-        except BaseException:
-            self._writer = _checked(conn)
-            raise
+            await self._driver.close(conn)
+        except Exception:
+            pass
+        return None
 
 
-def _checked(conn: Connection) -> Connection | None:
-    """After a call failed: ``conn`` if it is still usable, else None (closed)."""
-    try:
-        if conn.in_transaction():
-            conn.rollback()
-        if not conn.invalidated and not conn.closed:
-            return conn
-    except Exception:
-        log.exception("database connection unusable after an error; reopening")
-    try:
-        conn.close()
-    except Exception:
-        pass
-    return None
+def _prepare_writer(conn: Connection) -> None:
+    db = raw(conn)
+    # Checkpoints are run by Database._checkpoint, never inside a commit.
+    db.execute("PRAGMA wal_autocheckpoint=0")
+    db.execute(f"PRAGMA journal_size_limit={WAL_LIMIT}")
+
+
+def _in_transaction(conn: Connection, fn: Callable[..., T], *args: Any) -> T:
+    with conn.begin():  # a read: rolled back or committed, nothing to keep
+        return fn(conn, *args)
+
+
+def _checkpoint(conn: Connection) -> None:
+    raw(conn).execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+
+def _usable(conn: Connection) -> bool:
+    if conn.in_transaction():
+        conn.rollback()
+    return not conn.invalidated and not conn.closed
 
 
 class _AllTokens:
@@ -330,18 +337,10 @@ class _Write:
     done: bool = False
 
 
-class _Locked(Exception):
-    """BEGIN IMMEDIATE found SQLite's write lock taken (and did not wait)."""
-
-
-def _run_batch(conn: Connection, batch: list[_Write], *, waited: bool) -> None:
-    try:
-        transaction = conn.begin()
-    except Exception as exc:
-        if not waited and _is_locked(exc):
-            raise _Locked() from exc
-        raise
-    with transaction:
+def _run_batch(conn: Connection, batch: list[_Write]) -> None:
+    """One write transaction (BEGIN IMMEDIATE) for the whole batch."""
+    conn = conn.execution_options(wiz_write=True)
+    with conn.begin():
         if len(batch) == 1:
             req = batch[0]
             req.result = req.fn(conn, *req.args)  # raises: the transaction rolls back

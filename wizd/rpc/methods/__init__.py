@@ -1,14 +1,16 @@
 """Importing this package registers every RPC method with ``registry``."""
 
-from . import daemon  # noqa: F401
-from . import agents  # noqa: F401
-from . import dms  # noqa: F401
-from . import events  # noqa: F401
-from . import jobs  # noqa: F401
-from . import messages  # noqa: F401
-from . import projects  # noqa: F401
-from . import providers  # noqa: F401
-from . import users  # noqa: F401
 from ..registry import registry
+from . import (
+    agents,  # noqa: F401
+    daemon,  # noqa: F401
+    dms,  # noqa: F401
+    events,  # noqa: F401
+    jobs,  # noqa: F401
+    messages,  # noqa: F401
+    projects,  # noqa: F401
+    providers,  # noqa: F401
+    users,  # noqa: F401
+)
 
 __all__ = ["registry"]
