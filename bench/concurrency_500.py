@@ -1,7 +1,7 @@
 """500 conversations at once against a slow model: the scheduler's concurrency.
 
     .venv/bin/python bench/concurrency_500.py [--conversations 500] [--concurrency 50]
-        [--delay 1.0] [--runs 3] [--backend trio|asyncio] [--cheap-tls]
+        [--delay 1.0] [--runs 3] [--backend trio|asyncio]
 
 A real ``wizd`` (``WIZ_CONCURRENCY``) and a scripted OpenAI-compatible server on
 127.0.0.1 that answers every request after ``delay`` seconds. One agent, one DM
@@ -11,13 +11,6 @@ per conversation; after one warm-up reply, one message is sent in each
 
 The floor is ``ceil(conversations / concurrency) * delay`` (10 s for the
 defaults); the target is under 11 s.
-
-``--cheap-tls`` points the daemon's ``SSL_CERT_DIR`` at an empty folder (and
-unsets ``SSL_CERT_FILE``). The
-"openai" provider builds a new client, and so a new SSL context that loads the
-whole CA bundle (about 20 ms, on the event loop), for every request, even to an
-http:// URL; the flag takes that cost out, to show what the scheduler itself
-does. (The fix belongs in the provider: one SSL context for all its clients.)
 
 Each run prints its time and the most
 requests the server saw at once; the table shows the median of the runs.
@@ -52,10 +45,6 @@ def one_run(
     base: Path, server: ThreadedOpenAIServer, args: argparse.Namespace
 ) -> tuple[float, int]:
     env = {"WIZ_CONCURRENCY": str(args.concurrency)}
-    if args.cheap_tls:
-        empty = base / "no-certs"
-        empty.mkdir(parents=True, exist_ok=True)
-        env.update(SSL_CERT_FILE="", SSL_CERT_DIR=str(empty))
     w = Wizd(base, extra_args=["--log-level", "warning", "--backend", args.backend], env=env)
     w.start()
     try:
@@ -107,8 +96,6 @@ def main() -> None:
     parser.add_argument("--delay", type=float, default=1.0)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--backend", default="trio", choices=["trio", "asyncio"])
-    parser.add_argument("--cheap-tls", action="store_true",
-                        help="take the provider's per-request CA bundle load out")
     args = parser.parse_args()
 
     def slow(request: RecordedRequest) -> Reply:
@@ -125,8 +112,7 @@ def main() -> None:
             times.append(elapsed)
             print(f"run {run + 1}: {elapsed:6.2f} s, at most {peak} requests at once", flush=True)
     print(f"\n{args.conversations} conversations, model answering in {args.delay:g} s, "
-          f"concurrency {args.concurrency}, wizd on {args.backend}"
-          f"{', cheap TLS setup' if args.cheap_tls else ''}")
+          f"concurrency {args.concurrency}, wizd on {args.backend}")
     print(f"floor {floor:.1f} s; median of {args.runs} runs: {statistics.median(times):.2f} s "
           f"(min {min(times):.2f}, max {max(times):.2f})")
 

@@ -72,6 +72,7 @@ async def _serve(life: Lifecycle, stop: anyio.Event) -> None:
     finally:
         with anyio.CancelScope(shield=True):
             await life.close()
+            await rt.llm_clients.aclose()
             await db.close()
         log.info("wizd stopped")
 

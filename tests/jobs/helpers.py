@@ -283,4 +283,5 @@ async def harness(
             tg.cancel_scope.cancel()
     finally:
         with anyio.CancelScope(shield=True):
+            await rt.llm_clients.aclose()
             await db.close()

@@ -379,3 +379,31 @@ async def test_concurrent_calls_each_get_their_own_answer() -> None:
             for text in ("one", "two", "three"):
                 tg.start_soon(ask, text, results)
     assert results == {"one": "echo: one", "two": "echo: two", "three": "echo: three"}
+
+
+@pytest.mark.anyio
+async def test_a_client_cache_reuses_one_client_per_provider() -> None:
+    """With a ClientCache, calls to one provider share a client (and its connections);
+    another key gets its own, and the cache closes them all."""
+    from wizd.llm.clients import ClientCache
+    from wizd.llm.providers import complete
+
+    clients = ClientCache()
+    async with openai_server() as srv:
+        provider = ProviderConfig("p", "test", "openai", srv.base_url, "gpt-test", api_key="k1")
+        other = ProviderConfig("q", "test2", "openai", srv.base_url, "gpt-test", api_key="k2")
+        request = ChatRequest("gpt-test", (ChatMessage("user", "hi"),))
+
+        async def sink(piece: str) -> None:
+            pass
+
+        try:
+            for p in (provider, provider, other):
+                assert (await complete(p, request, sink, clients)).content
+            assert len(clients._clients) == 2
+            assert "k1" not in repr(list(clients._clients))  # keys are digests, not secrets
+            assert [r.headers["authorization"] for r in srv.requests] == [
+                "Bearer k1", "Bearer k1", "Bearer k2"]
+        finally:
+            await clients.aclose()
+        assert clients._clients == {}

@@ -62,7 +62,8 @@ async def process(ctx: JobContext) -> ReplyResult | Skipped:
 
     timeout = rt.config.job_timeout
     with anyio.move_on_after(timeout) as limit:
-        completion = await providers.complete(inputs.provider, inputs.request, on_delta)
+        completion = await providers.complete(inputs.provider, inputs.request, on_delta,
+                                              rt.llm_clients)
     if limit.cancelled_caught:
         raise ProviderTimeout(f"no complete answer within {timeout:g} s",
                               provider=inputs.provider.name)

@@ -40,7 +40,9 @@ _ROLE = re.compile(r"^Your role: (.+?)\.?$", re.MULTILINE)
 _PIECE = re.compile(r"\S+\s*")
 
 
-async def complete(provider: ProviderConfig, request: ChatRequest, on_delta: OnDelta) -> Completion:
+async def complete(
+    provider: ProviderConfig, request: ChatRequest, on_delta: OnDelta, clients: object = None
+) -> Completion:
     """Stream the deterministic demo reply; raises on the ``/fail`` triggers (module docstring)."""
     last_user = _last_content(request, "user")
     trigger = _TRIGGER.search(last_user)

@@ -43,6 +43,7 @@ from ..errors import (
     ProviderTimeout,
 )
 from .base import ChatRequest, Completion, OnDelta, ProviderConfig, parse_retry_after, scrub_secret
+from .clients import ClientCache
 
 __all__ = ["complete"]
 
@@ -94,23 +95,35 @@ def _tls_context() -> ssl.SSLContext:
     return _TLS_CONTEXT
 
 
-async def complete(provider: ProviderConfig, request: ChatRequest, on_delta: OnDelta) -> Completion:
+async def complete(
+    provider: ProviderConfig,
+    request: ChatRequest,
+    on_delta: OnDelta,
+    clients: ClientCache | None = None,
+) -> Completion:
     """Stream one chat completion from ``provider``; see ``wizd.llm.providers.complete``.
 
     Awaits ``on_delta`` for each non-empty text piece, in order, and returns the
     whole reply. Raises only ``ProviderError`` subclasses (and whatever
-    ``on_delta`` raises, untouched).
+    ``on_delta`` raises, untouched). With ``clients``, the HTTP client (and its
+    kept-alive connections) is shared with other calls to the same provider;
+    without, one is made for this call and closed after it.
     """
     with _translated(provider):
         tls = _TLS_CONTEXT if _TLS_CONTEXT is not None else await anyio.to_thread.run_sync(
             _tls_context)
-        client = openai.AsyncOpenAI(
-            base_url=provider.base_url or None,  # empty means unset: the SDK's default
-            api_key=provider.api_key or "not-needed",
-            max_retries=0,
-            timeout=None,
-            http_client=_HTTP_CLIENT(verify=tls),
-        )
+
+        def make() -> openai.AsyncOpenAI:
+            return openai.AsyncOpenAI(
+                base_url=provider.base_url or None,  # empty means unset: the SDK's default
+                api_key=provider.api_key or "not-needed",
+                max_retries=0,
+                timeout=None,
+                http_client=_HTTP_CLIENT(verify=tls),
+            )
+
+        client = make() if clients is None else clients.get(
+            provider.base_url, provider.api_key, make)
         try:
             create = client.chat.completions.with_streaming_response.create
             async with create(**_params(request)) as response:
@@ -118,10 +131,11 @@ async def complete(provider: ProviderConfig, request: ChatRequest, on_delta: OnD
                 content_type = response.headers.get("content-type", "")
                 return await _read_stream(provider, request, lines, on_delta, content_type)
         finally:
-            # Shielded so a cancelled call still releases its sockets; bounded so
-            # a stuck close cannot hold the cancellation up for long.
-            with anyio.CancelScope(shield=True), anyio.move_on_after(CLOSE_SECONDS):
-                await client.close()
+            if clients is None:
+                # Shielded so a cancelled call still releases its sockets; bounded
+                # so a stuck close cannot hold the cancellation up for long.
+                with anyio.CancelScope(shield=True), anyio.move_on_after(CLOSE_SECONDS):
+                    await client.close()
 
 
 def _params(request: ChatRequest) -> dict[str, Any]:

@@ -11,10 +11,13 @@ import anyio.to_thread
 
 from ..errors import ProviderBadRequest
 from .base import ChatRequest, Completion, OnDelta, ProviderConfig
+from .clients import ClientCache
 
 __all__ = ["complete", "known_types"]
 
-Complete = Callable[[ProviderConfig, ChatRequest, OnDelta], Awaitable[Completion]]
+Complete = Callable[
+    [ProviderConfig, ChatRequest, OnDelta, ClientCache | None], Awaitable[Completion]
+]
 
 # Provider type -> the module implementing it. Imported on first use: the
 # openai SDK takes about a second to import, which every daemon start (and a
@@ -47,7 +50,12 @@ async def _implementation(provider_type: str) -> Complete:
     return implementation
 
 
-async def complete(provider: ProviderConfig, request: ChatRequest, on_delta: OnDelta) -> Completion:
+async def complete(
+    provider: ProviderConfig,
+    request: ChatRequest,
+    on_delta: OnDelta,
+    clients: ClientCache | None = None,
+) -> Completion:
     """Stream a chat completion; awaits ``on_delta(piece)`` for every non-empty text piece,
     in order, and returns the whole reply.
 
@@ -74,4 +82,4 @@ async def complete(provider: ProviderConfig, request: ChatRequest, on_delta: OnD
             f"unknown provider type {provider.type!r} (known: {', '.join(known_types())})",
             provider=provider.name,
         ) from None
-    return await implementation(provider, request, on_delta)
+    return await implementation(provider, request, on_delta, clients)

@@ -16,6 +16,7 @@ import anyio
 
 from ..config import Config
 from ..events.hub import Event, Hub
+from ..llm.clients import ClientCache
 from ..store.database import Database
 
 
@@ -56,6 +57,8 @@ class Runtime:
     # its cancellation is recorded.
     cancel_running: Callable[[str], Awaitable[None]] | None = None
     local_user_id: str = ""
+    # HTTP clients of the LLM providers, kept alive between replies.
+    llm_clients: ClientCache = field(default_factory=ClientCache)
 
     def publish(self, method: str, params: dict, *, conversation_id: str | None = None) -> None:
         """Publish a non-message event (job.updated, agent.status, message.delta)."""
