@@ -223,6 +223,8 @@ class Scheduler:
         exc = outcome.error
         if exc is None:
             await queue.succeed(self.rt, job, outcome.result)
+            log.debug("job %s (%s) completed after %d attempt(s)",
+                      job["id"], job["name"], job["attempts"])
             return
         reason = describe(exc)
         if not isinstance(exc, WizError):
