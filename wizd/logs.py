@@ -73,5 +73,6 @@ def setup(level: str) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # Libraries log every HTTP request at INFO; an operator wants ours.
-    for noisy in ("httpx", "httpcore", "httpx2", "httpcore2", "openai", "jsonrpcserver"):
+    for noisy in ("httpx", "httpcore", "httpx2", "httpcore2", "openai", "jsonrpcserver",
+                  "aiosqlite"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
