@@ -23,10 +23,12 @@ def srv() -> Iterator[ThreadedOpenAIServer]:
         yield server
 
 
-@pytest.fixture
-def daemon(tmp_path: Path) -> Iterator[Wizd]:
+@pytest.fixture(params=["trio", "asyncio"])
+def daemon(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Wizd]:
+    """A wizd on each backend (asyncio runs the database through aiosqlite)."""
     # Fast retries, so a retry in these tests costs milliseconds.
-    w = Wizd(tmp_path / "wizd", env={"WIZ_BACKOFF_BASE": "0.01", "WIZ_BACKOFF_CAP": "0.05"})
+    w = Wizd(tmp_path / "wizd", env={"WIZ_BACKOFF_BASE": "0.01", "WIZ_BACKOFF_CAP": "0.05",
+                                     "WIZ_BACKEND": request.param})
     try:
         yield w.start()
     finally:
