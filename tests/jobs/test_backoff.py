@@ -59,6 +59,16 @@ def test_retry_after_wins_over_the_computed_delay() -> None:
                        rng=random.Random(0)) == 90
 
 
+def test_an_absurd_retry_after_is_capped() -> None:
+    """A provider's Retry-After of 1e17 s would overflow the job's run_at and keep the
+    agent busy for ever; it is honoured up to MAX_RETRY_AFTER."""
+    from wizd.jobs.backoff import MAX_RETRY_AFTER
+
+    exc = ProviderRateLimited("slow down", status=429, retry_after=1e17)
+    assert retry_delay(exc, attempts=1, max_attempts=3, policy=POLICY,
+                       rng=random.Random(0)) == MAX_RETRY_AFTER
+
+
 def test_no_delay_when_attempts_are_used_up_or_the_error_is_final() -> None:
     rng = random.Random(0)
     assert retry_delay(ProviderError("x"), attempts=3, max_attempts=3, policy=POLICY,

@@ -14,6 +14,7 @@ import anyio
 import pytest
 import trio
 import trio.testing
+from sqlalchemy import Connection, text
 from trio.testing import MockClock
 
 from wizd.errors import Conflict, ProviderAuthError, ProviderError, ProviderRateLimited
@@ -276,6 +277,24 @@ async def test_cancel_a_waiting_and_a_running_job(tmp_path: Path) -> None:
         blocker.release.set()
         after = await h.add_job(group_key="g")
         assert (await h.events.job(after["id"], "completed"))["result"] == "released"
+
+
+@pytest.mark.anyio
+async def test_cancel_of_a_job_active_in_the_database_but_run_by_nobody(tmp_path: Path) -> None:
+    """A job left active with no task running it (its outcome could not be
+    recorded) is failed by job.cancel at once instead of hanging the call."""
+    async with harness(tmp_path, processors={"noop": Blocker()}) as h:
+        await queue.set_paused(h.rt, True)  # nobody claims the job
+        job = await h.add_job()
+
+        def orphan(conn: Connection) -> None:
+            conn.execute(text("UPDATE jobs SET status = 'active', attempts = 1 WHERE id = :id"),
+                         {"id": job["id"]})
+
+        await h.rt.db.write(orphan)
+        with anyio.fail_after(10):
+            cancelled = await queue.cancel(h.rt, job["id"])
+        assert (cancelled["status"], cancelled["failure_reason"]) == ("failed", "cancelled")
 
 
 @pytest.mark.anyio

@@ -167,3 +167,23 @@ async def test_writes_take_the_write_lock_at_begin(tmp_path: Path) -> None:
     finally:
         other.close()
         await db.close()
+
+
+async def test_a_database_error_does_not_carry_the_statements_values(tmp_path: Path) -> None:
+    """Errors get logged; the values of the failed statement (an API key, say) must
+    not be in their text."""
+    db = await opened(tmp_path / "wiz.db")
+    secret = "sk-never-in-an-error-5521"
+
+    def duplicate(conn: Connection) -> None:
+        for _ in range(2):
+            conn.execute(users.insert().values(id="same", name=secret, type="human",
+                                               created_at=1, updated_at=1))
+
+    try:
+        with pytest.raises(Exception) as caught:
+            await db.write(duplicate)
+        assert "UNIQUE" in str(caught.value)
+        assert secret not in str(caught.value)
+    finally:
+        await db.close()

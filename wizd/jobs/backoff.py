@@ -40,6 +40,10 @@ def is_retryable(exc: BaseException) -> bool:
     return not isinstance(exc, WizError)
 
 
+# The longest wait a provider's Retry-After can impose on one retry, in seconds.
+MAX_RETRY_AFTER = 600.0
+
+
 def retry_delay(
     exc: BaseException,
     *,
@@ -56,5 +60,7 @@ def retry_delay(
         return None
     retry_after = getattr(exc, "retry_after", None)
     if retry_after is not None:
-        return max(float(retry_after), 0.0)
+        # Honoured, within reason: a provider's "Retry-After: 1e17" must not park
+        # the job (and keep its agent busy) for ever, nor overflow a timestamp.
+        return min(max(float(retry_after), 0.0), MAX_RETRY_AFTER)
     return rng.uniform(0.0, window(attempts, policy))

@@ -38,6 +38,9 @@ from .queue import Job, JobContext, Processor
 
 log = logging.getLogger(__name__)
 
+# Seconds before the scheduler claims again after the database failed a claim.
+CLAIM_RETRY = 1.0
+
 
 def default_processors() -> dict[str, Processor]:
     """The job types wizd runs: job name -> processor."""
@@ -64,6 +67,10 @@ class _Outcome:
     result: Any = None
     error: Exception | None = None  # the attempt failed; retry or fail per backoff
     failure: Failure | None = None  # failed for good, whatever the attempts left
+
+
+def _nothing(conn: Any) -> None:
+    return None
 
 
 def describe(exc: BaseException) -> str:
@@ -144,7 +151,16 @@ class Scheduler:
         if job is None or job["status"] != "active":
             self._doomed.pop(job_id, None)
             return
-        await done.wait()
+        # A claim committed before that read has registered its job once the
+        # hooks of every earlier commit have run: an empty write waits for that.
+        await self.rt.db.write(_nothing)
+        if job_id not in self._doomed:  # registered meanwhile: cancelled as it starts
+            await done.wait()
+            return
+        # Active in the database, yet run by nobody here (its outcome could not
+        # be recorded): fail it now rather than wait for a start that never comes.
+        self._doomed.pop(job_id, None)
+        await queue.fail(self.rt, job, Failure("cancelled", cancelled=True))
 
     # -- internals -------------------------------------------------------------------
 
@@ -160,8 +176,14 @@ class Scheduler:
                     # Woken at the due time: never let float rounding make the
                     # clock read one millisecond early and spin.
                     now = max(now, due_reached)
-                claimed, next_due = await queue.claim(self.rt, limit=free, now_ms=now,
-                                                      on_claimed=self._register)
+                try:
+                    claimed, next_due = await queue.claim(self.rt, limit=free, now_ms=now,
+                                                          on_claimed=self._register)
+                except Exception:
+                    # A database that is locked or failing must not stop the
+                    # daemon: try again shortly (or when woken).
+                    log.exception("could not claim jobs; retrying in %g s", CLAIM_RETRY)
+                    claimed, next_due = [], self.rt.clock.now_ms() + int(CLAIM_RETRY * 1000)
                 for job in claimed:
                     tg.start_soon(self._run, self.running[job["id"]], name=f"job {job['id']}")
             deadline = math.inf if next_due is None else self.rt.clock.loop_time(next_due)

@@ -140,8 +140,16 @@ async def dispatch(registry: Registry, call: Any, line: bytes | str) -> bytes | 
 
 
 def encode(message: Any) -> bytes:
-    """One message as a framed line. Compact separators; UTF-8, not ASCII escapes."""
-    return json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+    """One message as a framed line. Compact separators; UTF-8, not ASCII escapes.
+
+    A lone surrogate (JSON allows ``"\\ud800"``; UTF-8 does not) that a client
+    sent, and that an error message repeats, goes out escaped as ``\\ud800``.
+    """
+    text = json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+    try:
+        return text.encode() + b"\n"
+    except UnicodeEncodeError:
+        return json.dumps(message, separators=(",", ":")).encode() + b"\n"
 
 
 def error_line(code: int, message: str, data: Any = None, id: Any = None) -> bytes:

@@ -34,6 +34,11 @@ class MethodSpec:
 
     def validate(self, params: dict[str, Any]) -> dict[str, Any]:
         """The params as the function wants them. Raises InvalidInput naming the field."""
+        bad = _unencodable(params, "")
+        if bad is not None:
+            # JSON can spell a lone surrogate ("\\ud800"); UTF-8, SQLite and
+            # every client's terminal cannot hold one.
+            raise InvalidInput(bad or "params", "is not valid Unicode (a lone surrogate)")
         try:
             model = self.params.model_validate(params)
         except pydantic.ValidationError as exc:
@@ -44,6 +49,23 @@ class MethodSpec:
                 problem = "unknown parameter"
             raise InvalidInput(field, problem) from None
         return {name: getattr(model, name) for name in self.params.model_fields}
+
+
+def _unencodable(value: Any, path: str) -> str | None:
+    """The path of the first string in ``value`` that UTF-8 cannot encode, or None."""
+    if isinstance(value, str):
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return path
+        return None
+    items: Any = value.items() if isinstance(value, dict) else (
+        enumerate(value) if isinstance(value, list) else ())
+    for key, item in items:
+        found = _unencodable(item, f"{path}.{key}" if path else str(key))
+        if found is not None:
+            return found
+    return None
 
 
 def _params_model(name: str, func: Handler) -> type[pydantic.BaseModel]:

@@ -32,6 +32,7 @@ from .registry import Registry
 log = logging.getLogger(__name__)
 
 _BROKEN = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
+MAX_IN_FLIGHT = 64
 
 
 @dataclass(eq=False)
@@ -158,6 +159,10 @@ class RpcServer:
 
     async def _read_requests(self, conn: ClientConnection) -> None:
         reader = BufferedByteReceiveStream(conn.stream)
+        # Requests of one connection in flight at once: past this, reading
+        # waits, so a client that sends without reading its answers holds a
+        # bounded amount of the daemon's memory.
+        in_flight = anyio.Semaphore(MAX_IN_FLIGHT)
         async with anyio.create_task_group() as requests:
             while not conn.closed:
                 try:
@@ -171,12 +176,24 @@ class RpcServer:
                 except _BROKEN:
                     break
                 if line.strip():
-                    requests.start_soon(self._answer, conn, line, name="rpc call")
+                    await in_flight.acquire()
+                    requests.start_soon(self._answer, conn, line, in_flight, name="rpc call")
 
-    async def _answer(self, conn: ClientConnection, line: bytes) -> None:
-        call = Call(self.rt, conn)
-        response = await dispatch(self.registry, call, line)
-        if response is not None:
-            await conn.send_line(response)
-        for hook in call.after_response:
-            hook()
+    async def _answer(
+        self, conn: ClientConnection, line: bytes, in_flight: anyio.Semaphore
+    ) -> None:
+        try:
+            call = Call(self.rt, conn)
+            response = await dispatch(self.registry, call, line)
+            if response is not None:
+                await conn.send_line(response)
+            for hook in call.after_response:
+                hook()
+        except Exception:
+            # A bug of ours must cost this connection at most, never the daemon.
+            log.exception("%s: unexpected error answering a request; closing", conn.peer)
+            conn.closed = True
+            with anyio.CancelScope(shield=True):
+                await conn.stream.aclose()
+        finally:
+            in_flight.release()

@@ -201,16 +201,18 @@ async def send(rt: Runtime, *, conversation_id: str, content: str) -> dict[str, 
         return message, added, changed
 
     def announce(result: tuple[dict[str, Any], Any, Any]) -> None:
-        message = result[0]
+        # Everything from the commit's hook: a claim of these jobs committed
+        # right after this one publishes "active" after our "waiting", never before.
+        message, added, changed = result
         rt.hub.publish(Event("message.created", {"message": message},
                              conversation_id=conversation_id, seq=message["seq"]))
+        for job in added:
+            rt.publish("job.updated", {"job": job}, conversation_id=conversation_id)
+        for agent_id, status in changed:
+            rt.publish("agent.status", {"agent_id": agent_id, "status": status},
+                       conversation_id=conversation_id)
 
-    message, added, changed = await rt.db.write(q, after_commit=announce)
-    for job in added:
-        rt.publish("job.updated", {"job": job}, conversation_id=conversation_id)
-    for agent_id, status in changed:
-        rt.publish("agent.status", {"agent_id": agent_id, "status": status},
-                   conversation_id=conversation_id)
+    message, added, _changed = await rt.db.write(q, after_commit=announce)
     if added:
         rt.wake_scheduler()
     return {"message": message, "jobs": [job["id"] for job in added]}

@@ -48,6 +48,10 @@ BUSY_TIMEOUT_MS = 5000
 # The WAL is checkpointed when its file grows past this size (1000 pages of
 # 4 KiB, as SQLite's own automatic checkpoint, which is off on the write
 # connection so that no commit pays for one), and is cut back to it after.
+#
+# Engines are made with hide_parameters: a database error's text would
+# otherwise carry the statement's values (a provider's API key among them)
+# into the log.
 WAL_LIMIT = 4 * 1024 * 1024
 
 
@@ -103,7 +107,7 @@ class _Aiosqlite:
     def __init__(self, url: str, on_connect: Callable[..., None]) -> None:
         from sqlalchemy.ext.asyncio import create_async_engine
 
-        self.engine = create_async_engine(url, poolclass=NullPool)
+        self.engine = create_async_engine(url, poolclass=NullPool, hide_parameters=True)
         event.listen(self.engine.sync_engine, "connect", on_connect)
         event.listen(self.engine.sync_engine, "begin", _on_begin)
 
@@ -162,7 +166,8 @@ class Database:
         if sniffio.current_async_library() == "asyncio":
             self._driver = _Aiosqlite(f"sqlite+aiosqlite:///{self.path}", self._on_connect)
         else:
-            engine = create_engine(f"sqlite:///{self.path}", poolclass=NullPool)
+            engine = create_engine(f"sqlite:///{self.path}", poolclass=NullPool,
+                                   hide_parameters=True)
             event.listen(engine, "connect", self._on_connect)
             event.listen(engine, "begin", _on_begin)
             self._driver = _Threads(engine)
