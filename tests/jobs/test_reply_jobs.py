@@ -213,15 +213,17 @@ async def test_malformed_sse_fails_clearly_and_job_retry_runs_it_again(
             "busy", "active", "busy", "active"]
 
 
+def slow_echo(request: RecordedRequest) -> Reply:
+    """Echo, after a second of (virtual) thinking."""
+    reply = echo(request)
+    reply.delay = 1.0
+    return reply
+
+
 @pytest.mark.trio
 async def test_fifty_conversations_at_once_within_the_concurrency_limit(
     tmp_path: Path, autojump_clock: MockClock
 ) -> None:
-    def slow_echo(request: RecordedRequest) -> Reply:
-        reply = echo(request)
-        reply.delay = 1.0
-        return reply
-
     async with openai_server(default=slow_echo) as srv, harness(tmp_path, concurrency=4) as h:
         ada, _ = await one_agent(h, srv.base_url)
         dms = [await h.dm(ada["id"]) for _ in range(50)]
@@ -246,11 +248,6 @@ async def test_fifty_conversations_at_once_within_the_concurrency_limit(
 async def test_replies_in_one_conversation_come_in_order(
     tmp_path: Path, autojump_clock: MockClock
 ) -> None:
-    def slow_echo(request: RecordedRequest) -> Reply:
-        reply = echo(request)
-        reply.delay = 1.0
-        return reply
-
     async with openai_server(default=slow_echo) as srv, harness(tmp_path, concurrency=8) as h:
         ada, dm = await one_agent(h, srv.base_url)
         for word in ("one", "two", "three"):

@@ -8,7 +8,6 @@ import shutil
 import socket
 import stat
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.rpc.shared import private_wizd
-from tests.support.daemon import Conn, RpcFailure, Wizd
+from tests.support.daemon import Conn, RpcFailure, Wizd, wait_for
 from tests.support.openai_server import Reply, openai_server_in_thread
 
 KEY = "sk-wizTEST-4f9c2a7e1b3d5f60-doNotLeak"
@@ -39,15 +38,6 @@ class Checked:
             raise RpcFailure(resp["error"])
         return resp["result"]
 
-
-def wait_for(predicate: Any, timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("timed out")
 
 
 def test_api_key_is_in_no_result_and_no_log(tmp_path: Path) -> None:

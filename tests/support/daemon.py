@@ -19,6 +19,17 @@ from typing import Any
 STARTUP_TIMEOUT = 20.0
 
 
+def wait_for(predicate: Any, timeout: float = 30.0) -> Any:
+    """Poll ``predicate`` until it returns something truthy (returned), or fail."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s")
+
+
 class RpcFailure(Exception):
     def __init__(self, error: dict[str, Any]) -> None:
         super().__init__(f"{error.get('code')}: {error.get('message')} {error.get('data', '')}")

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import signal
-import time
 from typing import Any
 
 import pytest
 
-from tests.support.daemon import Conn, Wizd
+from tests.support.daemon import Conn, Wizd, wait_for
 from tests.support.openai_server import Reply, ThreadedOpenAIServer, openai_server_in_thread
 
 
@@ -21,15 +20,6 @@ def converse(c: Conn, srv: ThreadedOpenAIServer) -> tuple[str, dict[str, Any]]:
     dm = c.call("dm.create", participants=["ada"])
     return dm["id"], c.call("message.send", conversation_id=dm["id"], content="hello")
 
-
-def wait_for(predicate: Any, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("timed out")
 
 
 def replies(w: Wizd, dm: str, trigger: str) -> list[dict[str, Any]]:

@@ -362,12 +362,3 @@ def _run_batch(conn: Connection, batch: list[_Write]) -> None:
                 req.error = exc
             db.execute("RELEASE w")
 
-
-def run_sync_query(path: Path, fn: Callable[[Connection], T]) -> T:
-    """Run one query outside the daemon (tests, tools): a short-lived engine."""
-    engine = create_engine(f"sqlite:///{path}", poolclass=NullPool)
-    try:
-        with engine.begin() as conn:
-            return fn(conn)
-    finally:
-        engine.dispose()
