@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection
@@ -70,6 +70,30 @@ def _publish_transition(rt: Runtime) -> Callable[[Transition | None], None]:
     return after_commit
 
 
+@dataclass
+class NextClaim:
+    """Claim up to ``limit`` due jobs in the transaction that records a job's
+    outcome (see ``succeed``): a worker that has just freed its place takes its
+    next job without another commit.
+
+    ``on_claimed`` runs as in ``claim``; afterwards ``claimed`` holds the jobs
+    and ``next_due`` what ``claim`` returns with them.
+    """
+
+    limit: int
+    on_claimed: Callable[[list[Job]], None]
+    claimed: list[Job] = field(default_factory=list)
+    next_due: int | None = None
+
+
+def _announce_claimed(rt: Runtime, claimed: list[Job],
+                      on_claimed: Callable[[list[Job]], None] | None) -> None:
+    for job in claimed:
+        rt.hub.publish(completion.job_event(job))
+    if on_claimed is not None:
+        on_claimed(claimed)
+
+
 async def claim(
     rt: Runtime,
     *,
@@ -80,21 +104,41 @@ async def claim(
     """Claim up to ``limit`` due jobs; see ``store.jobs.claim``.
 
     ``on_claimed`` runs right after the commit, on the event loop, before any
-    other write: the scheduler registers the jobs there, so a cancel request
-    can never find a job active but unknown.
+    later write's hook: the scheduler registers the jobs there, so a cancel
+    request can never find a job active but unknown.
     """
 
     def tx(conn: Connection) -> tuple[list[Job], int | None]:
         return store.claim(conn, now_ms=now_ms, limit=limit)
 
     def after_commit(result: tuple[list[Job], int | None]) -> None:
-        claimed, _ = result
-        for job in claimed:
-            rt.hub.publish(completion.job_event(job))
-        if on_claimed is not None:
-            on_claimed(claimed)
+        _announce_claimed(rt, result[0], on_claimed)
 
     return await rt.db.write(tx, after_commit=after_commit)
+
+
+async def _record(
+    rt: Runtime, tx: Callable[[Connection, int], Transition | None], then: NextClaim | None
+) -> Job | None:
+    """Write a job's transition (``tx(conn, now_ms)``), then the claim ``then``
+    asks for, in one transaction; publish the transition's events, then the
+    claim's. The job as it is now, or None if it had moved on."""
+    now = rt.clock.now_ms()
+    publish = _publish_transition(rt)
+
+    def both(conn: Connection) -> Transition | None:
+        transition = tx(conn, now)
+        if then is not None and then.limit > 0:
+            then.claimed, then.next_due = store.claim(conn, now_ms=now, limit=then.limit)
+        return transition
+
+    def after_commit(transition: Transition | None) -> None:
+        publish(transition)
+        if then is not None:
+            _announce_claimed(rt, then.claimed, then.on_claimed)
+
+    transition = await rt.db.write(both, after_commit=after_commit)
+    return None if transition is None else transition.job
 
 
 async def progress(rt: Runtime, job: Job, percent: int) -> None:
@@ -108,41 +152,39 @@ async def progress(rt: Runtime, job: Job, percent: int) -> None:
     await rt.db.write(tx, after_commit=_publish_transition(rt))
 
 
-async def succeed(rt: Runtime, job: Job, result: Any) -> Job | None:
-    """Complete an active job through its handler (one transaction); None if it was
-    no longer active."""
+async def succeed(rt: Runtime, job: Job, result: Any, *, then: NextClaim | None = None
+                  ) -> Job | None:
+    """Complete an active job through its handler (one transaction, with the
+    claim ``then`` if given); None if it was no longer active."""
     handler = completion.handler_for(job["name"])
-    now = rt.clock.now_ms()
 
-    def tx(conn: Connection) -> Transition | None:
+    def tx(conn: Connection, now: int) -> Transition | None:
         return handler.succeeded(conn, job, result, now)
 
-    transition = await rt.db.write(tx, after_commit=_publish_transition(rt))
-    return None if transition is None else transition.job
+    return await _record(rt, tx, then)
 
 
 async def fail(
-    rt: Runtime, job: Job, failure: Failure, *, from_statuses: tuple[str, ...] = ("active",)
+    rt: Runtime, job: Job, failure: Failure, *, from_statuses: tuple[str, ...] = ("active",),
+    then: NextClaim | None = None,
 ) -> Job | None:
     """Fail a job for good through its handler; None if its status was not in
     ``from_statuses`` (it moved on meanwhile)."""
     handler = completion.handler_for(job["name"])
-    now = rt.clock.now_ms()
 
-    def tx(conn: Connection) -> Transition | None:
+    def tx(conn: Connection, now: int) -> Transition | None:
         return handler.failed(conn, job, failure, now, from_statuses)
 
-    transition = await rt.db.write(tx, after_commit=_publish_transition(rt))
-    return None if transition is None else transition.job
+    return await _record(rt, tx, then)
 
 
-async def retry_later(rt: Runtime, job: Job, reason: str, delay_s: float) -> Job | None:
+async def retry_later(rt: Runtime, job: Job, reason: str, delay_s: float, *,
+                      then: NextClaim | None = None) -> Job | None:
     """An attempt failed but another may succeed: the job waits ``delayed`` for
     ``delay_s`` seconds (rounded up to the millisecond)."""
     handler = completion.handler_for(job["name"])
-    now = rt.clock.now_ms()
 
-    def tx(conn: Connection) -> Transition | None:
+    def tx(conn: Connection, now: int) -> Transition | None:
         # Round up, ignoring float noise (0.3 s is 300.00000000000006 ms).
         run_at = now + max(math.ceil(delay_s * 1000 - 1e-6), 0)
         updated = store.retry_later(conn, job["id"], reason, run_at, now)
@@ -150,8 +192,7 @@ async def retry_later(rt: Runtime, job: Job, reason: str, delay_s: float) -> Job
             return None
         return Transition(updated, [completion.job_event(updated), *handler.changed(conn, updated)])
 
-    transition = await rt.db.write(tx, after_commit=_publish_transition(rt))
-    return None if transition is None else transition.job
+    return await _record(rt, tx, then)
 
 
 async def requeue(rt: Runtime, job_ids: list[str]) -> list[Job]:

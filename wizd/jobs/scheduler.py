@@ -2,16 +2,21 @@
 
     run()
       ├── take back jobs a dead daemon left active
-      └── loop: claim what is due (up to the free capacity) ── start each job ──┐
-                sleep until woken (an enqueue, a job ending) or the next due    │
-          _run(job): processor in its own cancel scope ──> record the outcome <─┘
-                     (success / retry later with backoff / fail for good)
+      ├── loop: claim what is due (up to the free capacity) ── hand each job ──┐
+      │         sleep until woken (an enqueue, a job ending) or the next due   │
+      └── workers (config.concurrency of them), each in turn:                  │
+            _run(job): processor in its own cancel scope <─────────────────────┘
+                       ──> record the outcome (success / retry later with
+                           backoff / fail for good)
 
 - Wake on enqueue: ``rt.wake_scheduler()`` sets an event; there is no polling
   interval. A delayed job starts when due: the loop sleeps until the earliest
   ``run_at``, or less if woken.
-- At most ``config.concurrency`` jobs run at once (a CapacityLimiter); jobs of
+- At most ``config.concurrency`` jobs run at once: as many workers run them,
+  and the loop claims no more than the jobs it holds leave room for. Jobs of
   one ``group_key`` run one at a time in order (the claim sees to it).
+  Long-lived workers rather than a task per job: starting a task costs more
+  than the rest of a no-op job's time on the loop (bench/queue_throughput.py).
 - Each job runs in its own CancelScope, kept so ``job.cancel`` can cancel it.
 - On shutdown (the scheduler's scope is cancelled) running jobs are cancelled
   and returned to the queue with the attempt they were in given back.
@@ -24,7 +29,7 @@ import logging
 import math
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -51,15 +56,30 @@ def default_processors() -> dict[str, Processor]:
 
 @dataclass(eq=False)
 class _Running:
+    """A claimed job, from its claim until its outcome is recorded."""
+
     job: Job
     scope: anyio.CancelScope | None = None
     cancel_requested: bool = False
-    done: anyio.Event = field(default_factory=anyio.Event)
+    finished: bool = False
+    # Made only when someone waits (most jobs end unwatched).
+    done: anyio.Event | None = None
 
     def cancel(self) -> None:
         self.cancel_requested = True
         if self.scope is not None:
             self.scope.cancel()
+
+    async def wait(self) -> None:
+        if not self.finished:
+            if self.done is None:
+                self.done = anyio.Event()
+            await self.done.wait()
+
+    def finish(self) -> None:
+        self.finished = True
+        if self.done is not None:
+            self.done.set()
 
 
 @dataclass(frozen=True)
@@ -93,8 +113,10 @@ class Scheduler:
         # Injectable so tests can pin the jitter and assert exact virtual times.
         self.rng = rng or random.Random()
         self.policy = backoff.Policy(rt.config.backoff_base, rt.config.backoff_cap)
-        self.limiter = anyio.CapacityLimiter(rt.config.concurrency)
+        self.concurrency = rt.config.concurrency
+        # Claimed and not yet recorded (running, or waiting for a worker).
         self.running: dict[str, _Running] = {}
+        self._ready_send, self._ready = anyio.create_memory_object_stream[_Running](math.inf)
         # Cancel requests for jobs seen active but not registered yet.
         self._doomed: dict[str, anyio.Event] = {}
         self._interrupted: set[str] = set()
@@ -117,11 +139,15 @@ class Scheduler:
         self.rt.cancel_running = self.cancel
         try:
             async with anyio.create_task_group() as tg:
+                for i in range(self.concurrency):
+                    tg.start_soon(self._worker, name=f"job worker {i + 1}")
                 task_status.started()
-                await self._loop(tg)
+                await self._loop()
         finally:
             self.rt.wake_scheduler = lambda: None
             self.rt.cancel_running = None
+            self._ready_send.close()
+            self._ready.close()
             with anyio.CancelScope(shield=True):
                 await self._requeue_interrupted()
 
@@ -133,7 +159,7 @@ class Scheduler:
         self._draining = True
         with anyio.move_on_after(grace):
             for entry in list(self.running.values()):
-                await entry.done.wait()
+                await entry.wait()
 
     async def cancel(self, job_id: str) -> None:
         """Cancel running job ``job_id`` and wait until its cancellation is recorded.
@@ -144,7 +170,7 @@ class Scheduler:
         entry = self.running.get(job_id)
         if entry is not None:
             entry.cancel()
-            await entry.done.wait()
+            await entry.wait()
             return
         done = self._doomed.setdefault(job_id, anyio.Event())
         job = await self.rt.db.read(store.get, job_id)
@@ -164,11 +190,11 @@ class Scheduler:
 
     # -- internals -------------------------------------------------------------------
 
-    async def _loop(self, tg: anyio.abc.TaskGroup) -> None:
+    async def _loop(self) -> None:
         due_reached: int | None = None
         while True:
             self._wakeup = anyio.Event()  # before the claim: a wake during it is kept
-            free = 0 if self._draining else int(self.limiter.available_tokens)
+            free = 0 if self._draining else self.concurrency - len(self.running)
             next_due: int | None = None
             if free > 0:
                 now = self.rt.clock.now_ms()
@@ -177,37 +203,62 @@ class Scheduler:
                     # clock read one millisecond early and spin.
                     now = max(now, due_reached)
                 try:
-                    claimed, next_due = await queue.claim(self.rt, limit=free, now_ms=now,
-                                                          on_claimed=self._register)
+                    _, next_due = await queue.claim(self.rt, limit=free, now_ms=now,
+                                                    on_claimed=self._register)
                 except Exception:
                     # A database that is locked or failing must not stop the
                     # daemon: try again shortly (or when woken).
                     log.exception("could not claim jobs; retrying in %g s", CLAIM_RETRY)
-                    claimed, next_due = [], self.rt.clock.now_ms() + int(CLAIM_RETRY * 1000)
-                for job in claimed:
-                    tg.start_soon(self._run, self.running[job["id"]], name=f"job {job['id']}")
-            deadline = math.inf if next_due is None else self.rt.clock.loop_time(next_due)
-            with anyio.move_on_at(deadline) as sleep:
+                    next_due = self.rt.clock.now_ms() + int(CLAIM_RETRY * 1000)
+            due_reached = None
+            if next_due is None:
                 await self._wakeup.wait()
-            due_reached = next_due if sleep.cancelled_caught else None
+            else:
+                with anyio.move_on_at(self.rt.clock.loop_time(next_due)) as sleep:
+                    await self._wakeup.wait()
+                if sleep.cancelled_caught:
+                    due_reached = next_due
 
-    def _register(self, claimed: list[Job]) -> None:
-        # Runs right after the claim commits, on the event loop.
+    def _register(self, claimed: list[Job], *, hand_off: bool = True) -> list[_Running]:
+        # Runs right after the claim commits, on the event loop: the jobs are
+        # known (to cancel) before anything else can happen, then handed to
+        # the workers (unless a worker claimed them for itself).
+        entries = []
         for job in claimed:
             entry = _Running(job)
             done = self._doomed.pop(job["id"], None)
             if done is not None:
                 entry.done, entry.cancel_requested = done, True
-            self.limiter.acquire_on_behalf_of_nowait(entry)
             self.running[job["id"]] = entry
+            entries.append(entry)
+            if hand_off:
+                self._ready_send.send_nowait(entry)
+        return entries
 
-    async def _run(self, entry: _Running) -> None:
+    async def _worker(self) -> None:
+        entry: _Running | None = None
+        while True:
+            if entry is None:
+                entry = await self._ready.receive()
+            entry = await self._run(entry)
+
+    async def _run(self, entry: _Running) -> _Running | None:
+        """Run one job and record its outcome; the job this worker claimed next
+        in the same transaction, if any."""
         job = entry.job
+        mine: list[_Running] = []
+        # A worker that frees its place takes the next due job in the commit
+        # that records this one: no claim of the loop's, no hand-off.
+        then = queue.NextClaim(0 if self._draining else 1,
+                               lambda claimed: mine.extend(self._register(claimed, hand_off=False)))
+        recorded = False
         try:
             outcome = await self._execute(entry)
-            # The outcome is in hand: record it even if shutdown starts now.
-            with anyio.CancelScope(shield=True):
-                await self._record(job, outcome)
+            # The outcome is in hand: it is recorded even if shutdown starts
+            # now, since a database write cannot be cancelled once called and
+            # _record awaits nothing else.
+            await self._record(job, outcome, then)
+            recorded = True
         except anyio.get_cancelled_exc_class():
             self._interrupted.add(job["id"])  # shutdown: requeued by run()
             raise
@@ -216,9 +267,12 @@ class Scheduler:
                           "the next start", job["id"])
         finally:
             self.running.pop(job["id"], None)
-            self.limiter.release_on_behalf_of(entry)
-            entry.done.set()
-            self.wake()
+            entry.finish()
+            if not mine and (not recorded or then.limit == 0 or then.next_due is not None):
+                # A place is free and a job will be due: the loop claims it
+                # then. (Nothing pending: the next enqueue wakes the loop.)
+                self.wake()
+        return mine[0] if mine else None
 
     async def _execute(self, entry: _Running) -> _Outcome:
         job = entry.job
@@ -237,14 +291,14 @@ class Scheduler:
         # shutdown's propagates.
         return _Outcome(failure=Failure("cancelled", cancelled=True))
 
-    async def _record(self, job: Job, outcome: _Outcome) -> None:
+    async def _record(self, job: Job, outcome: _Outcome, then: queue.NextClaim) -> None:
         if outcome.failure is not None:
             log.info("job %s (%s) failed: %s", job["id"], job["name"], outcome.failure.reason)
-            await queue.fail(self.rt, job, outcome.failure)
+            await queue.fail(self.rt, job, outcome.failure, then=then)
             return
         exc = outcome.error
         if exc is None:
-            await queue.succeed(self.rt, job, outcome.result)
+            await queue.succeed(self.rt, job, outcome.result, then=then)
             log.debug("job %s (%s) completed after %d attempt(s)",
                       job["id"], job["name"], job["attempts"])
             return
@@ -256,11 +310,11 @@ class Scheduler:
         if delay is None:
             log.warning("job %s (%s) failed for good after %d attempt(s): %s",
                         job["id"], job["name"], job["attempts"], reason)
-            await queue.fail(self.rt, job, Failure(reason, exc))
+            await queue.fail(self.rt, job, Failure(reason, exc), then=then)
         else:
             log.info("job %s (%s) attempt %d failed, retrying in %.3f s: %s",
                      job["id"], job["name"], job["attempts"], delay, reason)
-            await queue.retry_later(self.rt, job, reason, delay)
+            await queue.retry_later(self.rt, job, reason, delay, then=then)
 
     async def _requeue_interrupted(self) -> None:
         leftover = sorted(self._interrupted | set(self.running))
