@@ -50,6 +50,7 @@ class TrackedDatabase(Database):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.in_flight = 0
+        self.writes = 0  # write transactions asked for, ever
 
     def _enter(self) -> None:
         self.in_flight += 1
@@ -66,6 +67,7 @@ class TrackedDatabase(Database):
 
     async def write(self, fn: Callable[..., Any], *args: Any,
                     after_commit: Callable[[Any], None] | None = None) -> Any:
+        self.writes += 1
         self._enter()
         try:
             return await super().write(fn, *args, after_commit=after_commit)

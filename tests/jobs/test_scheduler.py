@@ -21,7 +21,7 @@ from wizd.errors import Conflict, ProviderAuthError, ProviderError, ProviderRate
 from wizd.jobs import queue
 from wizd.jobs.queue import JobContext
 
-from .helpers import harness
+from .helpers import TrackedDatabase, harness
 
 
 def starts(h: Any, job: dict[str, Any]) -> list[int]:
@@ -131,6 +131,46 @@ async def test_concurrency_limit(tmp_path: Path, autojump_clock: MockClock) -> N
         assert rec.max_running == 3
         # 10 one-second jobs, three at a time: four rounds.
         assert trio.current_time() - t0 == pytest.approx(4.0)
+
+
+@pytest.mark.trio
+async def test_a_worker_takes_its_next_job_in_the_commit_that_records_the_last(
+    tmp_path: Path, autojump_clock: MockClock
+) -> None:
+    """Queued jobs cost one write each (their outcome and the next claim together),
+    plus the loop's first claim; and they still run in order."""
+    rec = Recorder()
+    async with harness(tmp_path, processors={"noop": rec}, concurrency=1) as h:
+        jobs = [await h.add_job(data={"tag": str(i)}, wake=False) for i in range(5)]
+        db = h.rt.db
+        assert isinstance(db, TrackedDatabase)
+        before = db.writes
+        h.rt.wake_scheduler()
+        for job in jobs:
+            await h.events.job(job["id"], "completed")
+        await trio.sleep(1)  # nothing else is written afterwards either
+        assert db.writes - before == 1 + len(jobs)
+        assert [tag for _, tag in rec.started] == [str(i) for i in range(5)]
+
+
+@pytest.mark.trio
+async def test_a_job_delayed_while_every_worker_is_busy_starts_when_due(
+    tmp_path: Path, autojump_clock: MockClock
+) -> None:
+    """The loop claims nothing while the workers are all busy; the worker that
+    frees up finds the delayed job not yet due and hands its due time to the loop."""
+    blocker, rec = Blocker(), Recorder()
+    async with harness(tmp_path, processors={"block": blocker, "noop": rec},
+                       concurrency=1) as h:
+        t0 = trio.current_time()
+        await h.add_job("block")
+        await blocker.entered.wait()
+        delayed = await h.add_job(delay_ms=5000)
+        await trio.sleep(1)
+        blocker.release.set()
+        done = await h.events.job(delayed["id"], "completed")
+        assert done["processed_on"] == delayed["created_at"] + 5000
+        assert since(t0, [t for t, _ in rec.started]) == ms_exact([5.0])
 
 
 @pytest.mark.trio

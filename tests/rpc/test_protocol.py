@@ -168,3 +168,23 @@ def test_fifty_clients_vanishing_mid_request(daemon: Wizd, c: Conn) -> None:
     assert daemon.proc is not None and daemon.proc.poll() is None
     assert c.call("daemon.status")["pid"] == daemon.proc.pid
     assert "Traceback" not in daemon.log_text()
+
+
+def test_pipelined_calls_each_get_one_whole_answer(c: Conn) -> None:
+    """300 calls in one write, no waiting: answers written together (as they come
+    ready) are still whole lines, one per call, and every message is stored
+    once, with the seq its answer named."""
+    conversation = channel(c)
+    lines = b"".join(json.dumps({
+        "jsonrpc": "2.0", "id": i, "method": "message.send",
+        "params": {"conversation_id": conversation, "content": f"m{i}"}}).encode() + b"\n"
+        for i in range(300))
+    c.send_raw(lines)
+    answers = [c.read() for _ in range(300)]
+    assert sorted(a["id"] for a in answers) == list(range(300))
+    assert all("result" in a for a in answers)
+    seqs = {a["id"]: a["result"]["message"]["seq"] for a in answers}
+    assert len(set(seqs.values())) == 300
+    stored = c.call("message.list", conversation_id=conversation, limit=1000)["messages"]
+    assert sorted(m["content"] for m in stored) == sorted(f"m{i}" for i in range(300))
+    assert {m["content"]: m["seq"] for m in stored} == {f"m{i}": s for i, s in seqs.items()}

@@ -2,10 +2,14 @@
 
 Each connection reads newline-framed lines (at most ``max_line_bytes``) and
 dispatches every line in its own task, so a slow call never holds up the
-next one; responses are written whole under a per-connection lock, in the
-order they finish (clients match them by id). Notifications for the
-connection's subscriptions are written by tasks in the same connection scope
-and end with it.
+next one; responses are written whole, in the order they finish (clients
+match them by id). Notifications for the connection's subscriptions are
+written by tasks in the same connection scope and end with it.
+
+Lines that become ready while a write is under way go out together in the
+next one: one system call for many responses and notifications, where a
+client with many calls in flight would otherwise cost a write (and a wake-up
+of the client) per line.
 """
 
 from __future__ import annotations
@@ -44,19 +48,27 @@ class ClientConnection:
     task_group: anyio.abc.TaskGroup | None = None
     subscriptions: dict[str, Any] = field(default_factory=dict)
     _send_lock: anyio.Lock = field(default_factory=anyio.Lock)
+    # Lines waiting for the next write, in the order send_line got them.
+    _outbox: list[bytes] = field(default_factory=list)
     closed: bool = False
 
     async def send_line(self, line: bytes) -> bool:
-        """Write one framed line; False (and closed) if the client has gone."""
+        """Write one framed line (or several, joined); True once it is written,
+        False (and closed) if the client has gone."""
         if self.closed:
             return False
-        try:
-            async with self._send_lock:
-                await self.stream.send(line)
-        except _BROKEN:
-            self.closed = True
-            return False
-        return True
+        self._outbox.append(line)
+        async with self._send_lock:
+            # Whoever holds the lock writes everything queued so far; ours may
+            # have gone out with an earlier holder's write already.
+            if self._outbox and not self.closed:
+                data = b"".join(self._outbox)
+                self._outbox.clear()
+                try:
+                    await self.stream.send(data)
+                except _BROKEN:
+                    self.closed = True
+        return not self.closed
 
     async def notify(self, method: str, params: dict[str, Any]) -> bool:
         return await self.send_line(encode({"jsonrpc": "2.0", "method": method, "params": params}))
