@@ -6,7 +6,9 @@
 A real ``wizd`` (``WIZ_CONCURRENCY``) and a scripted OpenAI-compatible server on
 127.0.0.1 that answers every request after ``delay`` seconds. One agent, one DM
 per conversation; after one warm-up reply, one message is sent in each
-(pipelined on one connection), and the clock runs until the 500th reply's
+(pipelined on one connection, sent by a thread while the main thread reads,
+as a client must: wizd stops reading from a connection with 64 calls in
+flight until their answers can be written), and the clock runs until the 500th reply's
 ``message.created`` arrives.
 
 The floor is ``ceil(conversations / concurrency) * delay`` (10 s for the
@@ -24,6 +26,7 @@ import math
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -65,9 +68,14 @@ def one_run(
                 if note["params"]["message"]["author_id"] == agent["user_id"]:
                     break
             start = time.perf_counter()
-            for i, dm in enumerate(dms):
-                conn.send({"jsonrpc": "2.0", "id": f"send-{i}", "method": "message.send",
-                           "params": {"conversation_id": dm, "content": f"question {i}"}})
+
+            def send_all() -> None:
+                for i, dm in enumerate(dms):
+                    conn.send({"jsonrpc": "2.0", "id": f"send-{i}", "method": "message.send",
+                               "params": {"conversation_id": dm, "content": f"question {i}"}})
+
+            sender = threading.Thread(target=send_all)
+            sender.start()
             replies = 0
             while replies < args.conversations:
                 msg: dict[str, Any] = conn.read()
@@ -77,6 +85,7 @@ def one_run(
                         and msg["params"]["message"]["author_id"] == agent["user_id"]):
                     replies += 1
             elapsed = time.perf_counter() - start
+            sender.join()
         jobs = w.call("job.list", limit=args.conversations + 1)["jobs"]
         retried = sum(1 for job in jobs if job["attempts"] > 1)
         if retried:

@@ -81,13 +81,13 @@ class NextClaim:
     """
 
     limit: int
-    on_claimed: Callable[[list[Job]], None]
+    on_claimed: Callable[[list[Job]], object]
     claimed: list[Job] = field(default_factory=list)
     next_due: int | None = None
 
 
 def _announce_claimed(rt: Runtime, claimed: list[Job],
-                      on_claimed: Callable[[list[Job]], None] | None) -> None:
+                      on_claimed: Callable[[list[Job]], object] | None) -> None:
     for job in claimed:
         rt.hub.publish(completion.job_event(job))
     if on_claimed is not None:
@@ -99,7 +99,7 @@ async def claim(
     *,
     limit: int,
     now_ms: int,
-    on_claimed: Callable[[list[Job]], None] | None = None,
+    on_claimed: Callable[[list[Job]], object] | None = None,
 ) -> tuple[list[Job], int | None]:
     """Claim up to ``limit`` due jobs; see ``store.jobs.claim``.
 

@@ -15,12 +15,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import Connection, exists, func, select, update
+from sqlalchemy import Connection, select, update
 
 from ..errors import Conflict, InvalidInput, NotFound
 from ..llm.context import system_prompt
+from ..store.database import raw
 from ..store.jobs import PENDING
-from ..store.schema import agents, jobs, users
+from ..store.schema import agents, users
 from . import checks, providers
 from .runtime import Runtime, new_id
 from .users import insert_user
@@ -80,18 +81,28 @@ def refresh_status(conn: Connection, agent_id: str) -> str | None:
     active whose ``data.agent_id`` is the agent. Returns the new status if it
     changed, else None (also for an inactive or unknown agent).
     """
-    row = conn.execute(select(agents.c.status).where(agents.c.id == agent_id)).first()
-    if row is None or row.status == "inactive":
+    db = raw(conn)
+    row = db.execute(_AGENT_STATUS, (agent_id,)).fetchone()
+    if row is None or row[0] == "inactive":
         return None
-    pending = conn.execute(select(exists().where(
-        jobs.c.status.in_(PENDING),
-        func.json_extract(jobs.c.data, "$.agent_id") == agent_id,
-    ))).scalar()
+    pending = db.execute(_HAS_PENDING_JOB, (agent_id,)).fetchone()[0]
     status = "busy" if pending else "active"
-    if status == row.status:
+    if status == row[0]:
         return None
-    conn.execute(update(agents).where(agents.c.id == agent_id).values(status=status))
+    db.execute(_SET_STATUS, (status, agent_id))
     return status
+
+
+# Hot (every triggering message, every job's end): plain SQL. _HAS_PENDING_JOB
+# is served by the jobs_pending_agent index (migration v5), whose expression
+# and condition it repeats word for word.
+_AGENT_STATUS = "SELECT status FROM agents WHERE id = ?"
+_HAS_PENDING_JOB = (
+    "SELECT EXISTS (SELECT 1 FROM jobs"
+    f" WHERE status IN ({', '.join(repr(s) for s in PENDING)})"
+    " AND json_extract(data, '$.agent_id') = ?)"
+)
+_SET_STATUS = "UPDATE agents SET status = ? WHERE id = ?"
 
 
 async def refresh(rt: Runtime, agent_id: str) -> str | None:

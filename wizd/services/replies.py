@@ -9,12 +9,16 @@ that also finishes the job.
 A reply job's data holds references only: ``conversation_id``,
 ``message_id`` (the trigger) and ``agent_id``. The provider's secret is
 resolved here, when the job runs, and never leaves memory.
+
+Every reply runs these queries, so they are plain SQL on the DB-API
+connection (``raw``): SQLAlchemy's statement machinery costs ten times the
+query here, and bench/concurrency_500.py is bound by the daemon's CPU.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, select
 from sqlalchemy.exc import IntegrityError
@@ -22,7 +26,8 @@ from sqlalchemy.exc import IntegrityError
 from ..errors import NotFound
 from ..llm.base import ChatMessage, ChatRequest, ProviderConfig
 from ..llm.context import ContextMessage, build_context
-from ..store.schema import agents, llm_messages, messages, users
+from ..store.database import raw
+from ..store.schema import agents
 from . import conversations
 from .messages import insert_message
 from .providers import provider_config
@@ -61,76 +66,105 @@ def load_inputs(
     Returns Skip if the agent was deleted or deactivated, or the trigger
     deleted. Raises NotFound if the conversation or the agent's provider is gone.
     """
-    agent = conn.execute(select(agents).where(agents.c.id == data["agent_id"])).first()
+    db = raw(conn)
+    found = db.execute(_AGENT, (data["agent_id"],)).fetchone()
+    agent = None if found is None else _Agent(*found)
     if agent is None or agent.deleted_at is not None:
         return Skip("the agent was deleted")
     if agent.status == "inactive":
         return Skip("the agent is inactive")
-    trigger = conn.execute(select(messages).where(messages.c.id == data["message_id"])).first()
-    if trigger is None or trigger.deleted_at is not None:
+    trigger = db.execute(_TRIGGER, (data["message_id"],)).fetchone()
+    if trigger is None or trigger[2] is not None:
         return Skip("the message was deleted")
+    trigger_id, trigger_seq = trigger[0], trigger[1]
     conversation = conversations.find(conn, data["conversation_id"])
     provider = provider_config(conn, agent.provider_id)
     limit = agent.context_messages or default_context
-    history = _history(conn, conversation["id"], trigger.seq, limit, agent.user_id)
+    history = _history(conn, conversation["id"], trigger_seq, limit, agent.user_id)
     context = build_context(agent_user_id=agent.user_id, system_prompt=agent.system_prompt,
                             history=history, limit=limit)
     request = ChatRequest(model=agent.model or provider.default_model, messages=context,
                           temperature=agent.temperature, max_tokens=agent.max_tokens)
-    has_llm = conn.execute(select(llm_messages.c.id)
-                           .where(llm_messages.c.message_id == trigger.id)).first() is not None
     last = context[-1] if len(context) > 1 else None
-    trigger_llm = last if (not has_llm and last is not None and last.role == "user") else None
+    trigger_llm = last if (
+        last is not None and last.role == "user" and not _has_llm(conn, trigger_id)) else None
     return ReplyInputs(
         agent_id=agent.id, agent_name=agent.name, agent_user_id=agent.user_id,
         conversation={"id": conversation["id"], "type": conversation["type"]},
-        trigger_id=trigger.id, provider=provider, request=request, trigger_llm=trigger_llm,
+        trigger_id=trigger_id, provider=provider, request=request, trigger_llm=trigger_llm,
     )
+
+
+class _Agent(NamedTuple):
+    """What a reply needs of an agent row (the columns of ``_AGENT``)."""
+
+    id: str
+    name: str
+    user_id: str
+    system_prompt: str
+    provider_id: str
+    model: str | None
+    temperature: float | None
+    max_tokens: int | None
+    context_messages: int | None
+    status: str
+    deleted_at: int | None
+
+
+_AGENT = (f"SELECT {', '.join(_Agent._fields)} FROM agents WHERE id = ?")
+_TRIGGER = "SELECT id, seq, deleted_at FROM messages WHERE id = ?"
+_HAS_LLM = "SELECT 1 FROM llm_messages WHERE message_id = ?"
+
+
+def _has_llm(conn: Connection, message_id: str) -> bool:
+    return raw(conn).execute(_HAS_LLM, (message_id,)).fetchone() is not None
 
 
 def _history(
     conn: Connection, conversation_id: str, upto_seq: int, limit: int, agent_user_id: str
 ) -> list[ContextMessage]:
     """The last ``limit`` non-error messages up to ``upto_seq``, oldest first."""
-    rows = conn.execute(
-        select(messages.c.author_id, messages.c.content, messages.c.kind,
-               users.c.name.label("author_name"),
-               llm_messages.c.role.label("llm_role"), llm_messages.c.content.label("llm_content"))
-        .join(users, users.c.id == messages.c.author_id)
-        .outerjoin(llm_messages, llm_messages.c.message_id == messages.c.id)
-        .where(messages.c.source_id == conversation_id, messages.c.seq <= upto_seq,
-               messages.c.deleted_at.is_(None), messages.c.kind != "error")
-        .order_by(messages.c.seq.desc()).limit(limit)
-    ).all()
+    rows = raw(conn).execute(_HISTORY, (conversation_id, upto_seq, limit)).fetchall()
     history = []
-    for row in reversed(rows):
+    for author_id, content, kind, author_name, llm_role, llm_content in reversed(rows):
         # A stored LLM form is written from its author's side: another agent's
         # reply is stored as "assistant", but to this agent it is a "user"
         # turn, so only this agent's own forms and "user" forms are reused.
-        reuse = row.llm_role is not None and (
-            row.author_id == agent_user_id or row.llm_role == "user")
+        reuse = llm_role is not None and (author_id == agent_user_id or llm_role == "user")
         history.append(ContextMessage(
-            author_id=row.author_id, author_name=row.author_name, content=row.content,
-            kind=row.kind, llm_role=row.llm_role if reuse else None,
-            llm_content=row.llm_content if reuse else None,
+            author_id=author_id, author_name=author_name, content=content,
+            kind=kind, llm_role=llm_role if reuse else None,
+            llm_content=llm_content if reuse else None,
         ))
     return history
 
 
+_HISTORY = (
+    "SELECT m.author_id, m.content, m.kind, u.name, l.role, l.content"
+    " FROM messages AS m JOIN users AS u ON u.id = m.author_id"
+    " LEFT OUTER JOIN llm_messages AS l ON l.message_id = m.id"
+    " WHERE m.source_id = ? AND m.seq <= ? AND m.deleted_at IS NULL AND m.kind != 'error'"
+    " ORDER BY m.seq DESC LIMIT ?"
+)
+
+
 def existing_reply(conn: Connection, trigger_id: str, author_id: str) -> str | None:
     """The id of ``author_id``'s reply to ``trigger_id``, if it exists."""
-    found = conn.execute(select(messages.c.id).where(
-        messages.c.reply_to == trigger_id, messages.c.author_id == author_id,
-        messages.c.kind == "text")).scalar()
-    return None if found is None else str(found)
+    found = raw(conn).execute(_REPLY, (trigger_id, author_id)).fetchone()
+    return None if found is None else str(found[0])
+
+
+_REPLY = "SELECT id FROM messages WHERE reply_to = ? AND author_id = ? AND kind = 'text'"
 
 
 def _add_llm_message(
     conn: Connection, message_id: str, role: str, content: str, now_ms: int
 ) -> None:
-    conn.execute(llm_messages.insert().values(
-        id=new_id(), message_id=message_id, role=role, content=content,
-        created_at=now_ms, updated_at=now_ms))
+    raw(conn).execute(_INSERT_LLM, (new_id(), message_id, role, content, now_ms, now_ms))
+
+
+_INSERT_LLM = ("INSERT INTO llm_messages (id, message_id, role, content, created_at, updated_at)"
+               " VALUES (?, ?, ?, ?, ?, ?)")
 
 
 def store_reply(
@@ -158,11 +192,8 @@ def store_reply(
         # SQLite undoes only the failed statement; the transaction goes on.
         return None
     _add_llm_message(conn, reply["id"], "assistant", content, now_ms)
-    if trigger_llm is not None:
-        has_llm = conn.execute(select(llm_messages.c.id)
-                               .where(llm_messages.c.message_id == trigger_id)).first()
-        if has_llm is None:
-            _add_llm_message(conn, trigger_id, trigger_llm.role, trigger_llm.content, now_ms)
+    if trigger_llm is not None and not _has_llm(conn, trigger_id):
+        _add_llm_message(conn, trigger_id, trigger_llm.role, trigger_llm.content, now_ms)
     return reply
 
 

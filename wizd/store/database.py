@@ -1,9 +1,9 @@
 """The database runner: queries are plain sync functions over a SQLAlchemy
 ``Connection``; this module runs them off the event loop on either backend.
 
-- trio: a sync engine (pysqlite); each call runs in a worker thread through
-  ``anyio.to_thread.run_sync``. (SQLAlchemy's asyncio extension does not run
-  on trio.)
+- trio: a sync engine (pysqlite); reads run in worker threads through
+  ``anyio.to_thread.run_sync``, writes in the writer thread (below).
+  (SQLAlchemy's asyncio extension does not run on trio.)
 - asyncio: an async engine over aiosqlite, whose own thread does the blocking
   work; the same sync query functions run through ``AsyncConnection.run_sync``.
 
@@ -22,8 +22,9 @@ How writes reach SQLite differs by backend, and the difference is speed:
   batch as long as writers are queued; the loop is called back once per
   batch (``run_sync_soon``) and runs its hooks. While the loop handles one
   batch's results, the next batch is already committing. A hop between
-  threads is the dear part here (~100 us each way on a 2-vCPU VM, against
-  ~25 us for a small commit): under load this design makes none per write.
+  threads is the dear part here (a round trip ~200 us on the 2-vCPU VM of
+  bench/, against ~45 us for a small commit): under load, when the thread
+  is busy and the loop awake, a write costs neither a wake-up nor a hop.
 - asyncio: aiosqlite's thread does the SQLite calls; the loop holds a lock
   while one batch commits, and the writers that queued meanwhile form the
   next batch.
@@ -154,8 +155,8 @@ class _WriterThread:
     """trio: a thread that owns the write connection and commits what is queued,
     batch after batch, telling the loop once per batch (see the module docstring).
 
-    The loop's side only appends to a list under a lock and waits for an event;
-    the thread is woken only when it was idle.
+    The loop's side only appends to a list under a lock and sleeps until called
+    back; the thread needs waking only when it was idle.
     """
 
     def __init__(self, engine: Engine, wal: str) -> None:
@@ -177,8 +178,8 @@ class _WriterThread:
         """Queue ``req`` and sleep until ``_deliver`` has run its hook.
 
         The sleep cannot be cancelled (``Abort.FAILED``): a cancelled caller
-        still learns its write's outcome, as under a shield, for a tenth of
-        the cost of a shielded CancelScope and an Event.
+        still learns its write's outcome, as under a shield, without the cost
+        of a shielded CancelScope and an Event on every write.
         """
         req.release = partial(trio.lowlevel.reschedule, trio.lowlevel.current_task())
         with self._cond:

@@ -166,7 +166,16 @@ _V4 = """
 DROP INDEX jobs_status;
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
+# An agent's status (busy while it has a pending job) is checked on every
+# message that triggers it and every job that ends: without this index the
+# check read every pending job's data; with it, one look-up. The expression
+# and the condition must match services.agents.refresh_status's query exactly.
+_V5 = """
+CREATE INDEX jobs_pending_agent ON jobs (json_extract(data, '$.agent_id'))
+    WHERE status IN ('waiting', 'delayed', 'paused', 'active');
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5)
 LATEST = len(MIGRATIONS)
 
 
