@@ -127,6 +127,19 @@ async def test_refresh_status_follows_pending_jobs(rt: Runtime) -> None:
     assert (await agents.get(rt, aid))["status"] == "busy"
 
 
+async def test_the_busy_check_is_one_index_look_up(rt: Runtime) -> None:
+    """refresh_status runs for every triggering message and every job's end: its
+    pending-job check must use the partial index of migration v5, not read every
+    pending job's data (which it would if query and index drifted apart)."""
+    from wizd.services.agents import _HAS_PENDING_JOB
+    from wizd.store.database import raw
+
+    plan = await rt.db.read(
+        lambda conn: raw(conn).execute("EXPLAIN QUERY PLAN " + _HAS_PENDING_JOB, ("x",)).fetchall())
+    details = " | ".join(str(row[-1]) for row in plan)
+    assert "USING INDEX jobs_pending_agent" in details, details
+
+
 async def test_inactive_agent_is_never_made_busy(rt: Runtime) -> None:
     agent = await make(rt)
     await agents.deactivate(rt, "ada")
