@@ -2,7 +2,7 @@
 
     events.subscribe
       ├── hub.create(scope)
-      ├── db.write(max_seq, after_commit=hub.attach)   under the write lock: the split m
+      ├── db.write(max_seq, after_commit=hub.attach)   in commit order: the split m
       │       every message with seq <= m is stored; every later one enters the buffer
       ├── respond {subscription}                       then Feed.ready is set
       └── Feed.run (in the connection's task group)

@@ -1,9 +1,8 @@
 """The publish/subscribe hub.
 
 Services publish after their transaction commits. ``message.created`` events
-are published from the database's ``after_commit`` hook, which runs under the
-write lock, so they enter every buffer in commit order, that is in ``seq``
-order. Publishing never blocks: each subscription has a bounded buffer, and a
+are published from the database's ``after_commit`` hooks, which run in
+commit order, so they enter every buffer in ``seq`` order. Publishing never blocks: each subscription has a bounded buffer, and a
 subscription whose buffer is full is ended as *lagged* (its reader then tells
 its client ``events.lagged`` with the last seq it delivered). A slow client
 therefore costs the publisher nothing and memory stays bounded.
@@ -80,8 +79,8 @@ class Hub:
         return Subscription(f"sub-{next(self._ids)}", conversation_id, receive, send)
 
     def attach(self, sub: Subscription, last_seq: int) -> None:
-        """Start feeding ``sub``; call it where no publish can interleave (under the
-        database write lock) so that ``last_seq`` splits history from live exactly.
+        """Start feeding ``sub``; call it where no publish can interleave (from an
+        ``after_commit`` hook) so that ``last_seq`` splits history from live exactly.
 
         A subscription already detached (its connection closed while it was being
         set up) stays out of the hub.

@@ -2,8 +2,8 @@
 
 ``seq`` (an AUTOINCREMENT key) grows with every stored message across the
 daemon, so it is the cursor for history and for resuming a subscription.
-``message.created`` is published from the write's ``after_commit`` hook,
-under the write lock: subscribers see messages in ``seq`` order.
+``message.created`` is published from the write's ``after_commit`` hook;
+hooks run in commit order, so subscribers see messages in ``seq`` order.
 
 Who answers a message from a human:
 - in a DM, every agent participant that is not inactive;

@@ -53,8 +53,8 @@ async def events_subscribe(
     # Registered first, so that a connection closing meanwhile ends it too.
     conn.subscriptions[sub.id] = sub
     try:
-        # Under the write lock no commit (and no message.created) interleaves:
-        # messages up to the split are stored, later ones reach the buffer.
+        # Hooks run in commit order: every message up to the split was published
+        # before the attach (and is stored), every later one reaches the buffer.
         split = await rt.db.write(_split, conversation_id,
                                   after_commit=lambda m: rt.hub.attach(sub, m))
     except BaseException:
