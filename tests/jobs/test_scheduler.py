@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 import trio
 import trio.testing
@@ -20,6 +21,8 @@ from trio.testing import MockClock
 from wizd.errors import Conflict, ProviderAuthError, ProviderError, ProviderRateLimited
 from wizd.jobs import queue
 from wizd.jobs.queue import JobContext
+from wizd.jobs.scheduler import Scheduler
+from wizd.store import jobs as store
 
 from .helpers import TrackedDatabase, harness
 
@@ -151,6 +154,34 @@ async def test_a_worker_takes_its_next_job_in_the_commit_that_records_the_last(
         await trio.sleep(1)  # nothing else is written afterwards either
         assert db.writes - before == 1 + len(jobs)
         assert [tag for _, tag in rec.started] == [str(i) for i in range(5)]
+
+
+class CountingScheduler(Scheduler):
+    """Notes the most jobs it ever held as claimed (running or about to)."""
+
+    most = 0
+
+    def _register(self, claimed: list[dict[str, Any]], *, hand_off: bool = True) -> Any:
+        entries = super()._register(claimed, hand_off=hand_off)
+        self.most = max(self.most, len(self.running))
+        return entries
+
+
+@pytest.mark.anyio
+async def test_a_worker_frees_its_place_before_taking_the_next_job(tmp_path: Path) -> None:
+    """The loop counts free places as the limit minus the claimed jobs: a job whose
+    outcome is recorded must leave that count in the same hook that registers the
+    worker's next job, or the loop may see no place and sleep while a worker idles."""
+    rec = Recorder()
+    async with harness(tmp_path, scheduler=False, concurrency=2) as h:
+        scheduler = CountingScheduler(h.rt, {"noop": rec})
+        await h.tg.start(h._run, scheduler)
+        jobs = [await h.add_job(data={"tag": str(i)}, wake=False) for i in range(30)]
+        h.rt.wake_scheduler()
+        for job in jobs:
+            await h.events.job(job["id"], "completed")
+        assert scheduler.most == 2
+        await h.stop_scheduler(scheduler)
 
 
 @pytest.mark.trio
@@ -373,6 +404,54 @@ async def test_drain_lets_running_jobs_finish_within_the_grace(
         await trio.sleep(60)
         assert (await h.job(later["id"]))["status"] == "waiting"
         await h.stop_scheduler(scheduler)
+
+
+@pytest.mark.trio
+async def test_a_job_that_ends_during_a_drain_starts_no_other(
+    tmp_path: Path, autojump_clock: MockClock
+) -> None:
+    """The worker's claim of its next job is decided when the job ends, not when
+    it started: one that was running as the drain began claims nothing."""
+    rec = Recorder(seconds=3)
+    async with harness(tmp_path, processors={"noop": rec}, scheduler=False,
+                       concurrency=1) as h:
+        scheduler = await h.start_scheduler({"noop": rec})
+        first = await h.add_job(data={"tag": "first"})
+        await h.events.job(first["id"], "active")
+        second = await h.add_job(data={"tag": "second"})  # waits: the one worker is busy
+        await scheduler.drain(10)
+        assert (await h.job(first["id"]))["status"] == "completed"
+        assert (await h.job(second["id"]))["status"] == "waiting"
+        assert [tag for _, tag in rec.started] == ["first"]
+        await h.stop_scheduler(scheduler)
+
+
+@pytest.mark.anyio
+async def test_a_cancelled_scheduler_stops_claiming_even_if_jobs_never_await(
+    tmp_path: Path,
+) -> None:
+    """Jobs that fail at once (no processor) give a worker no checkpoint, and
+    recording cannot be cancelled: the worker still stops at the next job."""
+    blocker = Blocker()
+    async with harness(tmp_path, scheduler=False, concurrency=1) as h:
+        scheduler = await h.start_scheduler({"block": blocker})
+        await h.add_job("block")
+        await blocker.entered.wait()
+        now = h.rt.clock.now_ms()
+
+        def many(conn: Connection) -> None:
+            for _ in range(200):
+                store.add_job(conn, name="no-such-processor", data={}, now_ms=now,
+                              max_attempts=1)
+
+        await h.rt.db.write(many)
+        blocker.release.set()
+        await anyio.lowlevel.checkpoint()
+        await h.stop_scheduler(scheduler)
+        counts = await h.rt.db.read(store.count_by_status)
+        # At most the one or two the worker met before the cancel arrived.
+        assert counts["failed"] <= 2 and counts["failed"] + counts["waiting"] == 200, counts
+        assert counts["active"] == 0
 
 
 @pytest.mark.trio

@@ -150,6 +150,35 @@ async def test_group_commit_isolates_a_failing_writer(tmp_path: Path) -> None:
         await db.close()
 
 
+async def test_failing_writers_cost_each_writer_at_most_two_runs(tmp_path: Path) -> None:
+    """A batch is tried without savepoints, then once more with one per writer:
+    many failures in one batch never make the others run over and over."""
+    db = await opened(tmp_path / "wiz.db")
+    runs: dict[int, int] = {}
+
+    def insert(conn: Connection, i: int) -> str:
+        runs[i] = runs.get(i, 0) + 1
+        add_user(conn, f"u{i:02}")
+        if i % 2:
+            raise ValueError(f"writer {i} fails")
+        return f"u{i:02}"
+
+    async def writer(i: int) -> None:
+        try:
+            await db.write(insert, i)
+        except ValueError:
+            pass
+
+    try:
+        async with anyio.create_task_group() as tg:
+            for i in range(40):
+                tg.start_soon(writer, i)
+        assert max(runs.values()) <= 2, runs
+        assert await db.read(names) == [f"u{i:02}" for i in range(0, 40, 2)]
+    finally:
+        await db.close()
+
+
 async def test_writes_take_the_write_lock_at_begin(tmp_path: Path) -> None:
     """Another connection holding SQLite's write lock makes our write wait, then succeed."""
     import sqlite3

@@ -2,8 +2,9 @@
 
 Services publish after their transaction commits. ``message.created`` events
 are published from the database's ``after_commit`` hooks, which run in
-commit order, so they enter every buffer in ``seq`` order. Publishing never blocks: each subscription has a bounded buffer, and a
-subscription whose buffer is full is ended as *lagged* (its reader then tells
+commit order, so they enter every buffer in ``seq`` order. Publishing never
+blocks: each subscription has a bounded buffer, and a subscription whose
+buffer is full is ended as *lagged* (its reader then tells
 its client ``events.lagged`` with the last seq it delivered). A slow client
 therefore costs the publisher nothing and memory stays bounded.
 

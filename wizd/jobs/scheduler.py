@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 
 from ..errors import WizError
 from ..services.runtime import Runtime
@@ -150,6 +151,9 @@ class Scheduler:
             self._ready.close()
             with anyio.CancelScope(shield=True):
                 await self._requeue_interrupted()
+            for entry in list(self.running.values()):
+                entry.finish()  # claimed, never run: a cancel waiting on it returns
+            self.running.clear()
 
     async def drain(self, grace: float) -> None:
         """Start no new job, and wait up to ``grace`` seconds for running ones to end.
@@ -158,8 +162,9 @@ class Scheduler:
         """
         self._draining = True
         with anyio.move_on_after(grace):
-            for entry in list(self.running.values()):
-                await entry.wait()
+            # Until none is left: a claim committing as the drain began adds one.
+            while self.running:
+                await next(iter(self.running.values())).wait()
 
     async def cancel(self, job_id: str) -> None:
         """Cancel running job ``job_id`` and wait until its cancellation is recorded.
@@ -238,25 +243,43 @@ class Scheduler:
     async def _worker(self) -> None:
         entry: _Running | None = None
         while True:
+            # A job that awaits nothing (or fails at once) gives the loop no
+            # checkpoint: without this, a cancelled scheduler's workers would
+            # go on claiming (the recording write cannot be cancelled).
+            await anyio.lowlevel.checkpoint_if_cancelled()
             if entry is None:
                 entry = await self._ready.receive()
             entry = await self._run(entry)
+
+    def _release(self, entry: _Running) -> None:
+        """The job's outcome is recorded (or cannot be): its place is free."""
+        if not entry.finished:
+            self.running.pop(entry.job["id"], None)
+            entry.finish()
 
     async def _run(self, entry: _Running) -> _Running | None:
         """Run one job and record its outcome; the job this worker claimed next
         in the same transaction, if any."""
         job = entry.job
         mine: list[_Running] = []
+
+        def on_claimed(claimed: list[Job]) -> None:
+            # In the recording commit's hook: this job's place is freed before
+            # the next one takes it, so the loop never counts both.
+            self._release(entry)
+            mine.extend(self._register(claimed, hand_off=False))
+
         # A worker that frees its place takes the next due job in the commit
         # that records this one: no claim of the loop's, no hand-off.
-        then = queue.NextClaim(0 if self._draining else 1,
-                               lambda claimed: mine.extend(self._register(claimed, hand_off=False)))
+        then = queue.NextClaim(0, on_claimed)
         recorded = False
         try:
             outcome = await self._execute(entry)
             # The outcome is in hand: it is recorded even if shutdown starts
             # now, since a database write cannot be cancelled once called and
-            # _record awaits nothing else.
+            # _record awaits nothing else. (Draining is read here, not when the
+            # job started: a job that ends during a drain claims nothing.)
+            then.limit = 0 if self._draining else 1
             await self._record(job, outcome, then)
             recorded = True
         except anyio.get_cancelled_exc_class():
@@ -266,8 +289,7 @@ class Scheduler:
             log.exception("job %s: could not record its outcome; it stays active until "
                           "the next start", job["id"])
         finally:
-            self.running.pop(job["id"], None)
-            entry.finish()
+            self._release(entry)
             if not mine and (not recorded or then.limit == 0 or then.next_due is not None):
                 # A place is free and a job will be due: the loop claims it
                 # then. (Nothing pending: the next enqueue wakes the loop.)
