@@ -404,7 +404,7 @@ def main() -> None:
               f"paced at {args.rate:.0f} msg/s p50 {med(rows, 'paced_p50_ms'):.1f} ms "
               f"p99 {med(rows, 'paced_p99_ms'):.1f} ms")
     print(f"  wiz commit->receipt p99 at full speed: {med(wiz, 'commit_p99_ms'):.0f} ms "
-          f"(created_at, taken before the write lock); wizd RSS {med(wiz, 'rss_mib'):.0f} MiB")
+          f"(created_at, taken before the write is queued); wizd RSS {med(wiz, 'rss_mib'):.0f} MiB")
     send_rate, per_send = med(wiz, "send_rate"), med(wiz, "send_cpu_ms")
     per_delivery = med(wiz, "fanout_cpu_us")
     print(f"  wizd CPU: {per_send:.2f} ms per message.send, {per_delivery:.1f} us per delivery;"
