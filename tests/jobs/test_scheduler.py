@@ -369,6 +369,90 @@ async def test_cancel_of_a_job_active_in_the_database_but_run_by_nobody(tmp_path
 
 
 @pytest.mark.anyio
+async def test_two_cancels_of_a_job_run_by_nobody_both_return(tmp_path: Path) -> None:
+    async with harness(tmp_path, processors={"noop": Blocker()}) as h:
+        await queue.set_paused(h.rt, True)  # nobody claims the job
+        job = await h.add_job()
+
+        def orphan(conn: Connection) -> None:
+            conn.execute(text("UPDATE jobs SET status = 'active', attempts = 1 WHERE id = :id"),
+                         {"id": job["id"]})
+
+        await h.rt.db.write(orphan)
+        results: list[dict[str, Any]] = []
+
+        async def cancel() -> None:
+            results.append(await queue.cancel(h.rt, job["id"]))
+
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(cancel)
+                tg.start_soon(cancel)
+        outcomes = [(r["status"], r["failure_reason"]) for r in results]
+        assert outcomes == [("failed", "cancelled")] * 2
+
+
+@pytest.mark.trio
+async def test_a_job_claimed_again_by_its_own_worker_can_still_be_cancelled(
+    tmp_path: Path, autojump_clock: MockClock
+) -> None:
+    """Retry-After: 0 puts the job back due at once, and the commit that records
+    the failed attempt claims it again for the same worker: the new entry must
+    stay known, or job.cancel could not reach the running attempt."""
+    blocker = Blocker()
+    first = [True]
+
+    async def once_rate_limited(ctx: JobContext) -> str:
+        if first[0]:
+            first[0] = False
+            raise ProviderRateLimited("slow down", status=429, retry_after=0)
+        return await blocker(ctx)
+
+    async with harness(tmp_path, processors={"noop": once_rate_limited}, concurrency=1) as h:
+        job = await h.add_job()
+        await blocker.entered.wait()
+        cancelled = await queue.cancel(h.rt, job["id"])
+        assert blocker.cancelled
+        assert (cancelled["status"], cancelled["attempts"]) == ("failed", 2)
+
+
+@pytest.mark.anyio
+async def test_a_job_claimed_as_a_drain_begins_is_given_back(tmp_path: Path) -> None:
+    """A worker's next claim can be on its way to the database when the drain
+    starts (here the write waits for another process's lock): that job is given
+    back to the queue with its attempt, not started."""
+    import sqlite3
+
+    blocker, rec = Blocker(), Recorder()
+    async with harness(tmp_path, scheduler=False, concurrency=1) as h:
+        scheduler = await h.start_scheduler({"block": blocker, "noop": rec})
+        await h.add_job("block")
+        await blocker.entered.wait()
+        later = await h.add_job()  # waits: the one worker is busy
+        db = h.rt.db
+        assert isinstance(db, TrackedDatabase)
+        other = sqlite3.connect(h.rt.config.db, isolation_level=None, check_same_thread=False)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            blocker.release.set()
+            with anyio.fail_after(10):
+                # The recording write queued behind the lock: nothing signals
+                # that (it waits in the writer's thread), so look for it.
+                while db.in_flight == 0:  # noqa: ASYNC110
+                    await anyio.sleep(0.005)
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(scheduler.drain, 10)
+                await anyio.lowlevel.checkpoint()
+                other.execute("COMMIT")
+        finally:
+            other.close()
+        assert rec.started == []
+        again = await h.job(later["id"])
+        assert (again["status"], again["attempts"]) == ("waiting", 0)
+        await h.stop_scheduler(scheduler)
+
+
+@pytest.mark.anyio
 async def test_shutdown_requeues_running_jobs_without_losing_an_attempt(tmp_path: Path) -> None:
     blocker = Blocker()
     async with harness(tmp_path, processors={"noop": blocker}, scheduler=False) as h:

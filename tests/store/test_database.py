@@ -179,6 +179,44 @@ async def test_failing_writers_cost_each_writer_at_most_two_runs(tmp_path: Path)
         await db.close()
 
 
+async def test_a_writer_that_ends_the_transaction_is_reported_as_the_cause(
+    tmp_path: Path,
+) -> None:
+    """A statement that rolls back the whole transaction (INSERT OR ROLLBACK here;
+    in life a full disk or an I/O error) takes its batch down: every writer of it
+    fails with that cause, never with the bookkeeping's "no such savepoint"."""
+    db = await opened(tmp_path / "wiz.db")
+    await db.write(add_user, "dup")
+    errors: list[BaseException] = []
+
+    def insert(conn: Connection, i: int) -> str:
+        if i == 7:
+            conn.exec_driver_sql("INSERT OR ROLLBACK INTO users (id, name, type, created_at,"
+                                 " updated_at) VALUES ('dup', 'dup', 'human', 1, 1)")
+        add_user(conn, f"u{i:02}")
+        if i == 3:
+            raise ValueError("writer 3 fails")
+        return f"u{i:02}"
+
+    async def writer(i: int) -> None:
+        try:
+            await db.write(insert, i)
+        except Exception as exc:
+            errors.append(exc)
+
+    try:
+        async with anyio.create_task_group() as tg:
+            for i in range(20):
+                tg.start_soon(writer, i)
+        assert errors
+        assert not [e for e in errors if "savepoint" in str(e)], errors
+        stored = await db.read(names)
+        assert "u03" not in stored and "u07" not in stored
+        assert len(stored) == 1 + 20 - len(errors)  # dup, and every writer that was told so
+    finally:
+        await db.close()
+
+
 async def test_writes_take_the_write_lock_at_begin(tmp_path: Path) -> None:
     """Another connection holding SQLite's write lock makes our write wait, then succeed."""
     import sqlite3

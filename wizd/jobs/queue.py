@@ -202,7 +202,10 @@ async def requeue(rt: Runtime, job_ids: list[str]) -> list[Job]:
     def tx(conn: Connection) -> list[Job]:
         return store.requeue(conn, job_ids, now)
 
-    return await rt.db.write(tx)
+    def after_commit(requeued: list[Job]) -> None:
+        _publisher(rt)([completion.job_event(job) for job in requeued])
+
+    return await rt.db.write(tx, after_commit=after_commit)
 
 
 async def recover(rt: Runtime) -> list[Job]:

@@ -149,11 +149,13 @@ class Scheduler:
             self.rt.cancel_running = None
             self._ready_send.close()
             self._ready.close()
-            with anyio.CancelScope(shield=True):
-                await self._requeue_interrupted()
-            for entry in list(self.running.values()):
-                entry.finish()  # claimed, never run: a cancel waiting on it returns
-            self.running.clear()
+            try:
+                with anyio.CancelScope(shield=True):
+                    await self._requeue_interrupted()
+            finally:
+                for entry in list(self.running.values()):
+                    entry.finish()  # claimed, never run: a cancel waiting on it returns
+                self.running.clear()
 
     async def drain(self, grace: float) -> None:
         """Start no new job, and wait up to ``grace`` seconds for running ones to end.
@@ -177,21 +179,27 @@ class Scheduler:
             entry.cancel()
             await entry.wait()
             return
+        # Shared by every canceller of this job; set by whoever ends it (the
+        # entry it becomes, or the canceller that pops it here).
         done = self._doomed.setdefault(job_id, anyio.Event())
         job = await self.rt.db.read(store.get, job_id)
         if job is None or job["status"] != "active":
-            self._doomed.pop(job_id, None)
+            if self._doomed.pop(job_id, None) is not None:
+                done.set()
             return
         # A claim committed before that read has registered its job once the
         # hooks of every earlier commit have run: an empty write waits for that.
         await self.rt.db.write(_nothing)
-        if job_id not in self._doomed:  # registered meanwhile: cancelled as it starts
+        if job_id not in self._doomed:  # registered meanwhile, or another canceller has it
             await done.wait()
             return
         # Active in the database, yet run by nobody here (its outcome could not
         # be recorded): fail it now rather than wait for a start that never comes.
         self._doomed.pop(job_id, None)
-        await queue.fail(self.rt, job, Failure("cancelled", cancelled=True))
+        try:
+            await queue.fail(self.rt, job, Failure("cancelled", cancelled=True))
+        finally:
+            done.set()
 
     # -- internals -------------------------------------------------------------------
 
@@ -249,6 +257,13 @@ class Scheduler:
             await anyio.lowlevel.checkpoint_if_cancelled()
             if entry is None:
                 entry = await self._ready.receive()
+            if self._draining:
+                # Claimed as the drain began (a claim already on its way to
+                # the database): start nothing new, give the attempt back.
+                await queue.requeue(self.rt, [entry.job["id"]])
+                self._release(entry)
+                entry = None
+                continue
             entry = await self._run(entry)
 
     def _release(self, entry: _Running) -> None:
@@ -277,9 +292,10 @@ class Scheduler:
             outcome = await self._execute(entry)
             # The outcome is in hand: it is recorded even if shutdown starts
             # now, since a database write cannot be cancelled once called and
-            # _record awaits nothing else. (Draining is read here, not when the
-            # job started: a job that ends during a drain claims nothing.)
-            then.limit = 0 if self._draining else 1
+            # _record awaits nothing else. (Draining and shutdown are read here,
+            # not when the job started: a job that ends then claims nothing.)
+            stopping = self._draining or anyio.current_effective_deadline() == -math.inf
+            then.limit = 0 if stopping else 1
             await self._record(job, outcome, then)
             recorded = True
         except anyio.get_cancelled_exc_class():

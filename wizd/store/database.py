@@ -543,6 +543,11 @@ def _run_batch(conn: Connection, batch: list[_Write]) -> None:
             try:
                 req.result = req.fn(conn, *req.args)
             except Exception as exc:
-                db.execute("ROLLBACK TO w")
                 req.error = exc
+                try:
+                    db.execute("ROLLBACK TO w")
+                except Exception:
+                    # It took the whole transaction down (disk full, I/O error,
+                    # OR ROLLBACK): nothing of the batch is stored; say why.
+                    raise exc from None
             db.execute("RELEASE w")
