@@ -350,19 +350,26 @@ async def test_cancel_a_waiting_and_a_running_job(tmp_path: Path) -> None:
         assert (await h.events.job(after["id"], "completed"))["result"] == "released"
 
 
+async def orphaned_job(h: Any) -> dict[str, Any]:
+    """A job active in the database with no task running it (the queue paused so
+    that nobody claims it for real)."""
+    await queue.set_paused(h.rt, True)
+    job = await h.add_job()
+
+    def orphan(conn: Connection) -> None:
+        conn.execute(text("UPDATE jobs SET status = 'active', attempts = 1 WHERE id = :id"),
+                     {"id": job["id"]})
+
+    await h.rt.db.write(orphan)
+    return job
+
+
 @pytest.mark.anyio
 async def test_cancel_of_a_job_active_in_the_database_but_run_by_nobody(tmp_path: Path) -> None:
     """A job left active with no task running it (its outcome could not be
     recorded) is failed by job.cancel at once instead of hanging the call."""
     async with harness(tmp_path, processors={"noop": Blocker()}) as h:
-        await queue.set_paused(h.rt, True)  # nobody claims the job
-        job = await h.add_job()
-
-        def orphan(conn: Connection) -> None:
-            conn.execute(text("UPDATE jobs SET status = 'active', attempts = 1 WHERE id = :id"),
-                         {"id": job["id"]})
-
-        await h.rt.db.write(orphan)
+        job = await orphaned_job(h)
         with anyio.fail_after(10):
             cancelled = await queue.cancel(h.rt, job["id"])
         assert (cancelled["status"], cancelled["failure_reason"]) == ("failed", "cancelled")
@@ -371,14 +378,7 @@ async def test_cancel_of_a_job_active_in_the_database_but_run_by_nobody(tmp_path
 @pytest.mark.anyio
 async def test_two_cancels_of_a_job_run_by_nobody_both_return(tmp_path: Path) -> None:
     async with harness(tmp_path, processors={"noop": Blocker()}) as h:
-        await queue.set_paused(h.rt, True)  # nobody claims the job
-        job = await h.add_job()
-
-        def orphan(conn: Connection) -> None:
-            conn.execute(text("UPDATE jobs SET status = 'active', attempts = 1 WHERE id = :id"),
-                         {"id": job["id"]})
-
-        await h.rt.db.write(orphan)
+        job = await orphaned_job(h)
         results: list[dict[str, Any]] = []
 
         async def cancel() -> None:

@@ -111,7 +111,7 @@ class _Agent(NamedTuple):
     deleted_at: int | None
 
 
-_AGENT = (f"SELECT {', '.join(_Agent._fields)} FROM agents WHERE id = ?")
+_AGENT = f"SELECT {', '.join(_Agent._fields)} FROM agents WHERE id = ?"
 _TRIGGER = "SELECT id, seq, deleted_at FROM messages WHERE id = ?"
 _HAS_LLM = "SELECT 1 FROM llm_messages WHERE message_id = ?"
 

@@ -403,7 +403,11 @@ def _commit(engine: Engine, conn: Connection | None, batch: list[_Write]) -> Con
     except Exception as exc:  # the commit itself failed: nothing of the batch is stored
         for req in batch:
             req.error = req.error or exc
-        if conn is not None and not _reusable(conn):
+        if conn is not None and not _usable(conn):
+            try:
+                conn.close()
+            except Exception:
+                pass
             conn = None
     return conn
 
@@ -443,20 +447,6 @@ def _checkpoint(conn: Connection) -> None:
         log.exception("WAL checkpoint failed; retried after the next commit")
 
 
-def _reusable(conn: Connection) -> bool:
-    """After a call failed: whether ``conn`` can go on (it is closed if not)."""
-    try:
-        if _usable(conn):
-            return True
-    except Exception:
-        log.exception("database connection unusable after an error; reopening")
-    try:
-        conn.close()
-    except Exception:
-        pass
-    return False
-
-
 async def _checked(driver: _Threads | _Aiosqlite, conn: Any) -> Any:
     """After a call failed: ``conn`` if it is still usable, else None (closed)."""
     if conn is None:
@@ -464,7 +454,7 @@ async def _checked(driver: _Threads | _Aiosqlite, conn: Any) -> Any:
     try:
         if await driver.run(conn, _usable):
             return conn
-    except Exception:
+    except Exception:  # the driver itself failed (aiosqlite's thread is gone)
         log.exception("database connection unusable after an error; reopening")
     try:
         await driver.close(conn)
@@ -474,9 +464,14 @@ async def _checked(driver: _Threads | _Aiosqlite, conn: Any) -> Any:
 
 
 def _usable(conn: Connection) -> bool:
-    if conn.in_transaction():
-        conn.rollback()
-    return not conn.invalidated and not conn.closed
+    """After a call failed: whether ``conn`` can go on (its transaction rolled back)."""
+    try:
+        if conn.in_transaction():
+            conn.rollback()
+        return not conn.invalidated and not conn.closed
+    except Exception:
+        log.exception("database connection unusable after an error; reopening")
+        return False
 
 
 class _AllTokens:
