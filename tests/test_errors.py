@@ -17,6 +17,7 @@ from wizd.errors import (
     ProviderRateLimited,
     ProviderTimeout,
     SchemaError,
+    StorageUnavailable,
     WizError,
     rpc_code,
 )
@@ -26,7 +27,8 @@ def test_standard_and_application_codes() -> None:
     assert (errors.PARSE_ERROR, errors.INVALID_REQUEST, errors.METHOD_NOT_FOUND,
             errors.INVALID_PARAMS, errors.INTERNAL_ERROR) == (-32700, -32600, -32601, -32602,
                                                                -32603)
-    assert (errors.NOT_FOUND, errors.CONFLICT, errors.PROVIDER_ERROR) == (-32001, -32002, -32003)
+    assert (errors.NOT_FOUND, errors.CONFLICT, errors.PROVIDER_ERROR,
+            errors.STORAGE_UNAVAILABLE) == (-32001, -32002, -32003, -32004)
 
 
 def test_rpc_codes_table_is_pinned() -> None:
@@ -35,6 +37,7 @@ def test_rpc_codes_table_is_pinned() -> None:
         (Conflict, -32002),
         (InvalidInput, -32602),
         (ProviderError, -32003),
+        (StorageUnavailable, -32004),
         (WizError, -32603),
     )
 
@@ -49,6 +52,7 @@ def test_rpc_codes_table_is_pinned() -> None:
     (ProviderRateLimited("slow", status=429, retry_after=2), -32003),
     (ProviderTimeout("late"), -32003),
     (ProviderProtocolError("garbled"), -32003),
+    (StorageUnavailable("disk full"), -32004),
     # Errors that are not the caller's fault are internal.
     (SchemaError("too new"), -32603),
     (DaemonBusy("taken"), -32603),

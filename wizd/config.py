@@ -71,10 +71,17 @@ class Config:
     # Seconds a running job may take to finish after SIGTERM before it is
     # cancelled and returned to the queue (0: requeue at once).
     shutdown_grace: float = 0.0
-    # Context building: messages of history sent with each request.
+    # Context building: messages of history sent with each request, and the
+    # most text (UTF-8 bytes) they may carry together: older ones are left out
+    # first, and one message over the cap is cut.
     context_messages: int = 20
+    max_context_bytes: int = 512 * 1024
+    # The longest reply stored (UTF-8 bytes): a stream past it is cut off
+    # there, and the reply is stored truncated and marked so.
+    max_reply_bytes: int = 256 * 1024
     # RPC and events
     max_line_bytes: int = 1024 * 1024
+    max_batch: int = 100  # calls in one JSON-RPC batch
     subscriber_buffer: int = 1024
     # SQLite durability: NORMAL in WAL mode survives process crashes (kill -9);
     # FULL also survives power loss at the price of an fsync per commit.
@@ -202,7 +209,10 @@ def _validate(cfg: Config) -> None:
         ("backoff_cap", cfg.backoff_cap >= cfg.backoff_base, "must not be below backoff_base"),
         ("shutdown_grace", cfg.shutdown_grace >= 0, "must not be negative"),
         ("context_messages", cfg.context_messages >= 1, "must be at least 1"),
+        ("max_context_bytes", cfg.max_context_bytes >= 1024, "must be at least 1024"),
+        ("max_reply_bytes", cfg.max_reply_bytes >= 1024, "must be at least 1024"),
         ("max_line_bytes", cfg.max_line_bytes >= 1024, "must be at least 1024"),
+        ("max_batch", cfg.max_batch >= 1, "must be at least 1"),
         ("subscriber_buffer", cfg.subscriber_buffer >= 1, "must be at least 1"),
     ]
     for name, ok, problem in checks:

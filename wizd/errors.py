@@ -10,6 +10,7 @@
     │   ├── ProviderRateLimited       429, carries ``retry_after``
     │   ├── ProviderTimeout           no answer in time
     │   └── ProviderProtocolError     the answer could not be understood
+    ├── StorageUnavailable        -32004 the database cannot be written (disk full, I/O error)
     ├── SchemaError               the database is newer than this wizd, or unreadable
     └── DaemonBusy                another wizd holds the socket or the database
 
@@ -94,6 +95,17 @@ class ProviderProtocolError(ProviderError):
     pass
 
 
+class StorageUnavailable(WizError):
+    """The database could not store a write (disk full, read-only, I/O error).
+
+    Nothing was written; the same call may succeed once the cause is gone.
+    """
+
+    def __init__(self, cause: str) -> None:
+        super().__init__(f"storage unavailable: {cause}", data={"cause": cause})
+        self.cause = cause
+
+
 class SchemaError(WizError):
     pass
 
@@ -111,6 +123,7 @@ INTERNAL_ERROR = -32603
 NOT_FOUND = -32001
 CONFLICT = -32002
 PROVIDER_ERROR = -32003
+STORAGE_UNAVAILABLE = -32004
 
 # The only place an exception class becomes a code. Order matters: the first
 # matching class wins, so subclasses come before their bases.
@@ -119,6 +132,7 @@ RPC_CODES: tuple[tuple[type[WizError], int], ...] = (
     (Conflict, CONFLICT),
     (InvalidInput, INVALID_PARAMS),
     (ProviderError, PROVIDER_ERROR),
+    (StorageUnavailable, STORAGE_UNAVAILABLE),
     (WizError, INTERNAL_ERROR),
 )
 

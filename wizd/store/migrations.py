@@ -175,7 +175,14 @@ CREATE INDEX jobs_pending_agent ON jobs (json_extract(data, '$.agent_id'))
     WHERE status IN ('waiting', 'delayed', 'paused', 'active');
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5)
+# Hardening: a provider's key may live in a file read at job time (never in
+# the database); a reply cut off at max_reply_bytes is marked truncated.
+_V6 = """
+ALTER TABLE llm_providers ADD COLUMN api_key_file TEXT;
+ALTER TABLE messages ADD COLUMN truncated INTEGER NOT NULL DEFAULT 0;
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
 LATEST = len(MIGRATIONS)
 
 

@@ -50,6 +50,8 @@ llm_providers = Table(
     Column("created_at", Integer, nullable=False),
     Column("updated_at", Integer, nullable=False),
     Column("deleted_at", Integer),
+    # Added by migration 6: a file holding the key, read when a job runs.
+    Column("api_key_file", String),
 )
 
 agents = Table(
@@ -128,6 +130,8 @@ messages = Table(
     Column("created_at", Integer, nullable=False),
     Column("updated_at", Integer, nullable=False),
     Column("deleted_at", Integer),
+    # Added by migration 6: 1 for a reply cut off at max_reply_bytes.
+    Column("truncated", Integer, nullable=False, default=0),
 )
 
 llm_messages = Table(
