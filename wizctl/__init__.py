@@ -8,6 +8,7 @@ from .client import (
     ProtocolError,
     RpcError,
     RpcTimeout,
+    UnsafeSocket,
     WizClientError,
     default_socket_path,
 )
@@ -20,6 +21,7 @@ __all__ = [
     "ProtocolError",
     "RpcError",
     "RpcTimeout",
+    "UnsafeSocket",
     "WizClientError",
     "default_socket_path",
 ]

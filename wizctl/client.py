@@ -20,6 +20,7 @@ Exceptions (all ``WizClientError``):
 
     WizClientError
     ├── DaemonNotRunning   nothing at the socket path, or nobody listening
+    ├── UnsafeSocket       another user could have put the socket there: not used
     ├── ConnectionLost     the daemon closed or broke an open connection
     ├── ProtocolError      the daemon sent something that is not JSON-RPC
     ├── RpcTimeout         no answer within the timeout (also a TimeoutError)
@@ -34,6 +35,7 @@ import itertools
 import json
 import os
 import socket
+import stat
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -70,6 +72,20 @@ class DaemonNotRunning(WizClientError):
         )
         self.path = path
         self.reason = reason
+
+
+class UnsafeSocket(WizClientError):
+    """The socket's folder could be changed by another user, who could have put
+    an impostor there; the client refuses to connect."""
+
+    def __init__(self, folder: str, problem: str) -> None:
+        super().__init__(
+            f"refusing to connect: the socket folder {folder} {problem}, so another user "
+            "could have replaced wizd's socket. Remove it, or set XDG_RUNTIME_DIR "
+            "(or --socket / WIZ_SOCKET) to a folder of your own"
+        )
+        self.folder = folder
+        self.problem = problem
 
 
 class ConnectionLost(WizClientError):
@@ -138,8 +154,30 @@ def default_socket_path() -> str:
     return f"/tmp/wiz-{os.getuid()}/wizd.sock"
 
 
+def _check_folder(path: str) -> None:
+    """Raise UnsafeSocket if the folder of socket ``path`` is a symbolic link,
+    someone else's, or writable by other users (wizd refuses the same folders)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        st = os.lstat(folder)
+    except OSError:
+        return  # missing: connecting says "not running"
+    uid = os.geteuid()
+    if stat.S_ISLNK(st.st_mode):
+        problem = "is a symbolic link"
+    elif st.st_uid != uid:
+        problem = f"belongs to uid {st.st_uid}, not to you (uid {uid})"
+    elif st.st_mode & 0o022:
+        problem = f"can be written by other users (mode {stat.S_IMODE(st.st_mode):o})"
+    else:
+        return
+    raise UnsafeSocket(folder, problem)
+
+
 def _connect(path: str, timeout: float | None) -> socket.socket:
-    """A connected socket. Raises DaemonNotRunning, or WizClientError for other failures."""
+    """A connected socket. Raises DaemonNotRunning, UnsafeSocket, or WizClientError
+    for other failures."""
+    _check_folder(path)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(timeout)
     try:

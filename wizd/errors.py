@@ -11,6 +11,7 @@
     │   ├── ProviderTimeout           no answer in time
     │   └── ProviderProtocolError     the answer could not be understood
     ├── StorageUnavailable        -32004 the database cannot be written (disk full, I/O error)
+    ├── UnsafePath                another user could change the socket's folder
     ├── SchemaError               the database is newer than this wizd, or unreadable
     └── DaemonBusy                another wizd holds the socket or the database
 
@@ -104,6 +105,19 @@ class StorageUnavailable(WizError):
     def __init__(self, cause: str) -> None:
         super().__init__(f"storage unavailable: {cause}", data={"cause": cause})
         self.cause = cause
+
+
+class UnsafePath(WizError):
+    """A folder wizd relies on could be changed by another user; wizd will not use it."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(
+            f"refusing the socket folder {path}: it {problem}, so another user could "
+            "replace wizd's socket. Remove it, or set XDG_RUNTIME_DIR (or --socket) "
+            "to a folder of your own",
+            data={"path": path, "problem": problem},
+        )
+        self.path = path
 
 
 class SchemaError(WizError):

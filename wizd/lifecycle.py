@@ -34,6 +34,7 @@ from anyio.abc import SocketAttribute, SocketListener, SocketStream
 
 from .config import Config
 from .lock import instance_locks
+from .private_dir import ensure_private_dir
 from .rpc.server import open_listener
 from .services.runtime import Runtime
 from .store import jobs as job_queries
@@ -186,8 +187,9 @@ def lifecycle(config: Config) -> Iterator[Lifecycle]:
     """Take the socket passed by the service manager (if any) and the instance locks.
 
     Under socket activation the effective socket is the inherited one, so
-    ``life.config.socket`` names it. Raises DaemonBusy if another wizd holds
-    the database or the socket, WizError if the inherited socket is unusable.
+    ``life.config.socket`` names it. Raises UnsafePath if another user could
+    change the socket's folder, DaemonBusy if another wizd holds the database
+    or the socket, WizError if the inherited socket is unusable.
     """
     inherited = inherited_socket()
     try:
@@ -195,6 +197,9 @@ def lifecycle(config: Config) -> Iterator[Lifecycle]:
             log.info("socket %s from the service manager replaces %s",
                      inherited.path, config.socket)
             config = dataclasses.replace(config, socket=inherited.path)
+        # Before the lock file goes into it: a folder another user controls
+        # is refused, not used.
+        ensure_private_dir(config.socket.parent)
         with instance_locks(config.db, config.socket), \
                 Notifier.from_environ() as notifier:
             yield Lifecycle(config, notifier, inherited)

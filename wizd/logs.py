@@ -4,8 +4,10 @@ Under systemd (stderr is the journal stream named by ``JOURNAL_STREAM``)
 each line starts with the syslog priority ``<N>`` that journald turns into
 the entry's level, and carries no timestamp (journald adds its own); on a
 terminal it gets a time and a level. Tracebacks are folded onto the same
-line. Whatever looks like an API key or a bearer token is masked on the way
-out, as a last line of defence: no code should log one in the first place.
+line, and other control characters are escaped (a client's input must not
+forge a line). Whatever looks like an API key or a bearer token is masked on
+the way out, as a last line of defence: no code should log one in the first
+place.
 """
 
 from __future__ import annotations
@@ -31,6 +33,22 @@ def mask_secrets(text: str) -> str:
     return _SECRET.sub("***", text)
 
 
+# Control characters other than the newline (folded to " | " first): a NUL, an
+# escape sequence or a carriage return from a client's input must not reach
+# the journal or a terminal raw, where it could forge or hide a line.
+_CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with each control character written as a visible escape (``\\x00``)."""
+    return _CONTROL.sub(_escape, text)
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match[0])
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
 class LineFormatter(logging.Formatter):
     """One line per record, secrets masked; with a ``<N>`` prefix for journald."""
 
@@ -39,7 +57,7 @@ class LineFormatter(logging.Formatter):
         self.journal = journal
 
     def format(self, record: logging.LogRecord) -> str:
-        text = mask_secrets(super().format(record)).replace("\n", " | ")
+        text = escape_controls(mask_secrets(super().format(record)).replace("\n", " | "))
         if self.journal:
             return f"<{_PRIORITY.get(record.levelno, 6)}>{text}"
         return text

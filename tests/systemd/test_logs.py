@@ -54,3 +54,10 @@ def test_journal_mode_only_when_stderr_is_the_journal_stream(
         assert not logs.stderr_is_journal({})
     monkeypatch.setattr(sys, "stderr", io.StringIO())  # no file descriptor at all
     assert not logs.stderr_is_journal({"JOURNAL_STREAM": "1:2"})
+
+
+def test_control_characters_are_escaped_not_written_raw() -> None:
+    fmt = logs.LineFormatter("%(name)s: %(message)s", journal=True)
+    line = fmt.format(record(logging.INFO, "agent nul\x00name\r<3>forged\x1b[2K created\u202e"))
+    assert line == "<6>wizd.test: agent nul\\x00name\\x0d<3>forged\\x1b[2K created\\u202e"
+    assert line.isprintable()

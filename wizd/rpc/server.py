@@ -29,6 +29,7 @@ from anyio.abc import SocketAttribute, SocketStream
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 from ..errors import DaemonBusy
+from ..private_dir import ensure_private_dir
 from ..services.runtime import Runtime
 from .dispatch import dispatch, encode, line_too_long
 from .registry import Registry
@@ -96,10 +97,10 @@ def peer_credentials(stream: SocketStream) -> tuple[int, int, int]:
 def prepare_socket_path(path: Path) -> None:
     """Make the private folder and clear a stale socket left by a crashed daemon.
 
-    Raises DaemonBusy if a live daemon answers on ``path``.
+    Raises UnsafePath if another user could change the folder, DaemonBusy if a
+    live daemon answers on ``path``.
     """
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(path.parent, 0o700)
+    ensure_private_dir(path.parent)
     if not path.exists() and not path.is_symlink():
         return
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

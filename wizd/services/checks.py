@@ -12,15 +12,25 @@ from ..errors import InvalidInput
 
 MAX_NAME = 100
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+# What a one-line label must not hold: C0 and C1 controls (NUL, newline,
+# escape ...), line and paragraph separators, and the bidirectional overrides
+# that make text read differently from how it is stored ("Trojan Source").
+# Names end up in logs, tables and terminals, where each of these misleads.
+_NOT_IN_NAMES = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 def name(field: str, value: str, *, max_len: int = MAX_NAME) -> str:
-    """``value`` without surrounding blanks; refuses an empty or over-long one."""
+    """``value`` without surrounding blanks; refuses an empty or over-long one,
+    and one holding a control character (see ``_NOT_IN_NAMES``)."""
     value = value.strip()
     if not value:
         raise InvalidInput(field, "must not be empty")
     if len(value) > max_len:
         raise InvalidInput(field, f"longer than {max_len} characters")
+    bad = _NOT_IN_NAMES.search(value)
+    if bad is not None:
+        raise InvalidInput(field,
+                           f"must not contain control characters (found U+{ord(bad[0]):04X})")
     return value
 
 
