@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from typing import Any
 
 import anyio
@@ -38,7 +39,7 @@ from jsonrpcserver.sentinels import NODATA
 from jsonrpcserver.utils import make_list
 from oslash.either import Left, Right  # type: ignore[import-untyped]
 
-from ..errors import INVALID_REQUEST, WizError, rpc_code
+from ..errors import INTERNAL_ERROR, INVALID_REQUEST, WizError, rpc_code
 from .registry import MethodSpec, Registry
 
 log = logging.getLogger(__name__)
@@ -129,27 +130,80 @@ async def dispatch_parsed(registry: Registry, call: Any, deserialized: Any) -> A
     return None if response is None else to_serializable(response)  # type: ignore[arg-type]
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999 overflows to infinity
+        raise ValueError(f"number out of range: {text}")
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def parse(line: bytes | str) -> Any:
+    """The JSON value of a line. Raises ValueError for anything RFC 8259 does not
+    call JSON, including what Python's json accepts beyond it: ``NaN``,
+    ``Infinity``, ``-Infinity`` and numbers that overflow a float (``1e999``)."""
+    return json.loads(line, parse_float=_finite_float, parse_constant=_no_constant)
+
+
 async def dispatch(registry: Registry, call: Any, line: bytes | str) -> bytes | None:
     """Handle one framed line; returns the response line (with ``\\n``) or None."""
-    parsed = deserialize_request(json.loads, line)  # type: ignore[arg-type]  # bytes are fine
+    parsed = deserialize_request(parse, line)  # type: ignore[arg-type]  # bytes are fine
     if isinstance(parsed, Left):
         body = to_serializable(parsed)
     else:
         body = await dispatch_parsed(registry, call, parsed._value)
-    return None if body is None else encode(body)
+    return None if body is None else encode_response(body)
+
+
+# Compact, UTF-8 rather than ASCII escapes, and JSON only: allow_nan=False makes
+# NaN and the infinities raise ValueError instead of writing non-JSON tokens.
+_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+_ASCII = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+
+
+def _json(value: Any) -> bytes:
+    text = _COMPACT.encode(value)
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        # A lone surrogate (JSON allows "\ud800", UTF-8 does not) that a client
+        # sent and an error message repeats goes out escaped.
+        return _ASCII.encode(value).encode()
 
 
 def encode(message: Any) -> bytes:
-    """One message as a framed line. Compact separators; UTF-8, not ASCII escapes.
+    """One message as a framed line.
 
-    A lone surrogate (JSON allows ``"\\ud800"``; UTF-8 does not) that a client
-    sent, and that an error message repeats, goes out escaped as ``\\ud800``.
+    Raises ValueError for a number JSON cannot hold (NaN, an infinity) and
+    TypeError for a value JSON has no type for.
     """
-    text = json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+    return _json(message) + b"\n"
+
+
+def encode_response(body: Any) -> bytes:
+    """The framed line of a response, or of a batch of them (a list).
+
+    Never raises and never writes non-JSON: a response that cannot be encoded
+    (a NaN or an infinity in a result, a bug of ours or a provider's number
+    stored as it came) is answered as an internal error for its id instead, the
+    rest of its batch as they are.
+    """
+    if isinstance(body, list):
+        return b"[" + b",".join(_response_json(r) for r in body) + b"]\n"
+    return _response_json(body) + b"\n"
+
+
+def _response_json(response: dict[str, Any]) -> bytes:
     try:
-        return text.encode() + b"\n"
-    except UnicodeEncodeError:
-        return json.dumps(message, separators=(",", ":")).encode() + b"\n"
+        return _json(response)
+    except (TypeError, ValueError):
+        log.exception("the response to id %r cannot be encoded as JSON", response.get("id"))
+        return _json({"jsonrpc": "2.0", "error": {
+            "code": INTERNAL_ERROR, "message": "Internal error",
+            "data": "internal error; see the wizd log"}, "id": response.get("id")})
 
 
 def error_line(code: int, message: str, data: Any = None, id: Any = None) -> bytes:

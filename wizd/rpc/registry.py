@@ -8,11 +8,18 @@ method, with params validated by pydantic from its signature.
 Every parameter after ``call`` is a by-name JSON-RPC param; its annotation and
 default make the validation and the JSON Schema that ``rpc.discover`` shows.
 Unknown params are refused (-32602), so a typo never passes silently.
+
+Types are strict: a boolean is not a number, a float (even ``2.0``) is not an
+integer, a string is not a number nor a number a string; an integer is a fine
+float. Every integer must fit a SQLite column (signed 64 bits) and every float
+must be finite, whatever the param, so no value reaches the store that it
+cannot hold.
 """
 
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, get_type_hints
@@ -34,11 +41,10 @@ class MethodSpec:
 
     def validate(self, params: dict[str, Any]) -> dict[str, Any]:
         """The params as the function wants them. Raises InvalidInput naming the field."""
-        bad = _unencodable(params, "")
+        bad = _unstorable(params, "")
         if bad is not None:
-            # JSON can spell a lone surrogate ("\\ud800"); UTF-8, SQLite and
-            # every client's terminal cannot hold one.
-            raise InvalidInput(bad or "params", "is not valid Unicode (a lone surrogate)")
+            path, problem = bad
+            raise InvalidInput(path or "params", problem)
         try:
             model = self.params.model_validate(params)
         except pydantic.ValidationError as exc:
@@ -51,18 +57,33 @@ class MethodSpec:
         return {name: getattr(model, name) for name in self.params.model_fields}
 
 
-def _unencodable(value: Any, path: str) -> str | None:
-    """The path of the first string in ``value`` that UTF-8 cannot encode, or None."""
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+
+
+def _unstorable(value: Any, path: str) -> tuple[str, str] | None:
+    """(path, problem) of the first value in ``value`` that wizd cannot store, or None.
+
+    JSON can spell a lone surrogate (``"\\ud800"``), which UTF-8, SQLite and every
+    client's terminal cannot hold, and integers of any size, which a SQLite
+    column cannot; a caller in Python can also pass NaN or an infinity.
+    """
     if isinstance(value, str):
         try:
             value.encode()
         except UnicodeEncodeError:
-            return path
+            return path, "is not valid Unicode (a lone surrogate)"
         return None
+    if isinstance(value, int):
+        if not INT64_MIN <= value <= INT64_MAX:
+            return path, f"must be between {INT64_MIN} and {INT64_MAX} (64 bits)"
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else (path, "must be a finite number")
     items: Any = value.items() if isinstance(value, dict) else (
         enumerate(value) if isinstance(value, list) else ())
     for key, item in items:
-        found = _unencodable(item, f"{path}.{key}" if path else str(key))
+        found = _unstorable(item, f"{path}.{key}" if path else str(key))
         if found is not None:
             return found
     return None
@@ -81,7 +102,7 @@ def _params_model(name: str, func: Handler) -> type[pydantic.BaseModel]:
     model_name = "".join(part.capitalize() for part in name.replace("_", ".").split(".")) + "Params"
     return pydantic.create_model(  # type: ignore[call-overload,no-any-return]
         model_name,
-        __config__=pydantic.ConfigDict(extra="forbid", strict=False),
+        __config__=pydantic.ConfigDict(extra="forbid", strict=True),
         **fields,
     )
 
