@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -149,3 +152,128 @@ async def test_key_is_stored_for_the_llm_layer(rt: Runtime) -> None:
     stored = await rt.db.read(lambda c: c.execute(
         select(llm_providers.c.api_key).where(llm_providers.c.id == p["id"])).scalar())
     assert stored == KEY
+
+
+# -- keys held in files ---------------------------------------------------------
+
+
+def key_file(tmp_path: Path, content: str = KEY + "\n", mode: int = 0o600,
+             name: str = "openai.key") -> Path:
+    path = tmp_path / name
+    path.write_text(content)
+    path.chmod(mode)
+    return path
+
+
+async def test_create_with_a_key_file_shows_the_path_never_the_key(
+    rt: Runtime, tmp_path: Path
+) -> None:
+    path = key_file(tmp_path)
+    p = await providers.create(rt, name="f", type="openai", default_model="m",
+                               api_key_file=str(path))
+    assert (p["api_key_file"], p["has_api_key"], p["api_key_env"]) == (str(path), False, None)
+    everything = [p, await providers.get(rt, "f"), await providers.list_providers(rt)]
+    assert KEY not in json.dumps(everything)
+    # Nothing but the path is stored: a copy of the database holds no key.
+    row = await rt.db.read(lambda c: c.execute(
+        select(llm_providers).where(llm_providers.c.id == p["id"])).one())
+    assert KEY not in repr(tuple(row))
+
+
+async def test_provider_config_names_the_file_for_the_llm_layer(
+    rt: Runtime, tmp_path: Path
+) -> None:
+    path = key_file(tmp_path)
+    p = await providers.create(rt, name="f", type="openai", default_model="m",
+                               api_key_file=str(path))
+    cfg = await rt.db.read(providers.provider_config, p["id"])
+    # Read by complete() off the event loop, right before the call.
+    assert (cfg.api_key, cfg.api_key_file) == (None, str(path))
+
+
+@pytest.mark.parametrize(("setup", "problem"), [
+    (lambda d: d / "missing.key", "does not exist"),
+    (lambda d: key_file(d, mode=0o640), "accessible by group or others (mode 0640)"),
+    (lambda d: key_file(d, mode=0o604), "accessible by group or others (mode 0604)"),
+    (lambda d: key_file(d, mode=0o622), "accessible by group or others (mode 0622)"),
+    (lambda d: key_file(d, content="\n"), "is empty"),
+    (lambda d: d, "not a regular file"),
+])
+async def test_create_refuses_an_unusable_key_file(
+    rt: Runtime, tmp_path: Path, setup: Any, problem: str
+) -> None:
+    path = setup(tmp_path)
+    with pytest.raises(InvalidInput) as info:
+        await providers.create(rt, name="f", type="openai", default_model="m",
+                               api_key_file=str(path))
+    assert info.value.field == "api_key_file"
+    assert problem in info.value.message and str(path) in info.value.message
+    assert KEY not in info.value.message
+    with pytest.raises(NotFound):
+        await providers.get(rt, "f")
+
+
+async def test_the_refusal_says_how_to_fix_the_mode(rt: Runtime, tmp_path: Path) -> None:
+    path = key_file(tmp_path, mode=0o644)
+    with pytest.raises(InvalidInput) as info:
+        await providers.create(rt, name="f", type="openai", default_model="m",
+                               api_key_file=str(path))
+    assert info.value.message == (f"invalid api_key_file: API key file {path} is accessible "
+                                  f"by group or others (mode 0644); run chmod 600 {path}")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
+async def test_create_refuses_a_key_file_of_another_user(rt: Runtime, tmp_path: Path) -> None:
+    path = key_file(tmp_path)
+    os.chown(path, 65534, 65534)
+    with pytest.raises(InvalidInput) as info:
+        await providers.create(rt, name="f", type="openai", default_model="m",
+                               api_key_file=str(path))
+    assert info.value.field == "api_key_file" and "owned by uid 65534" in info.value.message
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"api_key_file": "relative/openai.key"},
+    {"api_key_file": "/tmp/with\x00nul"},
+    {"api_key_file": "/tmp/k", "api_key": "k"},
+    {"api_key_file": "/tmp/k", "api_key_env": "K"},
+])
+async def test_create_refuses_a_bad_path_or_two_key_sources(rt: Runtime, kwargs: dict) -> None:
+    with pytest.raises(InvalidInput) as info:
+        await providers.create(rt, name="f", type="openai", default_model="m", **kwargs)
+    assert info.value.field == "api_key_file"
+
+
+async def test_update_moves_between_key_env_and_file(rt: Runtime, tmp_path: Path) -> None:
+    path = key_file(tmp_path)
+
+    def source(p: dict) -> tuple[bool, str | None, str | None]:
+        return (p["has_api_key"], p["api_key_env"], p["api_key_file"])
+
+    await providers.create(rt, name="k", type="openai", default_model="m", api_key=KEY)
+    p = await providers.update_provider(rt, "k", api_key_file=str(path))
+    assert source(p) == (False, None, str(path))
+    stored = await rt.db.read(lambda c: c.execute(
+        select(llm_providers.c.api_key).where(llm_providers.c.id == p["id"])).scalar())
+    assert stored is None  # the stored key is gone, not merely hidden
+    p = await providers.update_provider(rt, "k", api_key_env="WIZ_TEST_KEY")
+    assert source(p) == (False, "WIZ_TEST_KEY", None)
+    p = await providers.update_provider(rt, "k", api_key_file=str(path))
+    p = await providers.update_provider(rt, "k", api_key="other")
+    assert source(p) == (True, None, None)
+    p = await providers.update_provider(rt, "k", api_key_file=str(path))
+    p = await providers.update_provider(rt, "k", api_key_file="")
+    assert source(p) == (False, None, None)
+
+
+async def test_update_refuses_a_bad_key_file_and_changes_nothing(
+    rt: Runtime, tmp_path: Path
+) -> None:
+    good = key_file(tmp_path)
+    await providers.create(rt, name="k", type="openai", default_model="m", api_key_file=str(good))
+    bad = key_file(tmp_path, mode=0o644, name="shared.key")
+    with pytest.raises(InvalidInput) as info:
+        await providers.update_provider(rt, "k", api_key_file=str(bad), name="renamed")
+    assert info.value.field == "api_key_file" and f"chmod 600 {bad}" in info.value.message
+    p = await providers.get(rt, "k")
+    assert (p["api_key_file"], p["name"]) == (str(good), "k")

@@ -1,11 +1,13 @@
 """``wizctl provider ...``: LLM providers (OpenAI-compatible endpoints).
 
-A provider's key is never printed: only how it gets one (stored, ``$VAR``, none).
+A provider's key is never printed: only how it gets one (stored, ``$VAR``, a
+file's path, none).
 """
 
 from __future__ import annotations
 
 import getpass
+import os
 import sys
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
@@ -27,11 +29,22 @@ def read_key(value: str | None) -> str | None:
     return sys.stdin.readline().strip()
 
 
+def key_file_path(value: str | None) -> str | None:
+    """``value`` with ``~`` expanded and made absolute, here: the daemon takes
+    paths as given, and cannot know whose ``~`` or which working folder was
+    meant. ``""`` (remove the setting) and None pass through."""
+    if not value:
+        return value
+    return os.path.abspath(os.path.expanduser(value))
+
+
 def _key(p: dict[str, Any]) -> str:
     """How a provider gets its key (never the key itself)."""
     if p.get("has_api_key"):
         return "stored"
-    return f"${p['api_key_env']}" if p.get("api_key_env") else "none"
+    if p.get("api_key_env"):
+        return f"${p['api_key_env']}"
+    return str(p["api_key_file"]) if p.get("api_key_file") else "none"
 
 
 def _table(providers: list[dict[str, Any]]) -> str:
@@ -46,21 +59,34 @@ def _line(verb: str) -> Callable[[dict[str, Any]], str]:
                       + (", the default one" if p.get("is_default") else ""))
 
 
+KEY_FILE_HELP = ("Read the key from this file when a job runs (~ is expanded). It must "
+                 "belong to wizd's user and be private: chmod 600 FILE.")
+KEY_ENV_HELP = "Read the key from this environment variable of wizd when a job runs."
+KEY_HELP = ("The key itself ('-' to type it hidden); stored in wizd's database, so a copy "
+            "of the database holds it. Prefer --api-key-file or --api-key-env.")
+
+
 @app.command("add")
 def add(
     ctx: typer.Context, name: str,
     type: Annotated[Literal["openai", "offline"], typer.Option("--type")] = "openai",
     base_url: Annotated[str | None, typer.Option(help="e.g. http://localhost:11434/v1")] = None,
-    api_key_env: Annotated[str | None, typer.Option(
-        metavar="VAR", help="Read the key from this environment variable (of wizd).")] = None,
-    api_key: Annotated[str | None, typer.Option(help="The key; '-' to type it hidden.")] = None,
+    api_key_file: Annotated[str | None, typer.Option(metavar="FILE", help=KEY_FILE_HELP)] = None,
+    api_key_env: Annotated[str | None, typer.Option(metavar="VAR", help=KEY_ENV_HELP)] = None,
+    api_key: Annotated[str | None, typer.Option(help=KEY_HELP)] = None,
     model: Annotated[str, typer.Option(help="The default model.")] = ...,  # type: ignore[assignment]
     default: Annotated[bool, typer.Option("--default", help="Make it the default.")] = False,
     json: Json = False,
 ) -> None:
-    """Add an LLM provider."""
+    """Add an LLM provider.
+
+    Give its key with at most one of --api-key-file (preferred), --api-key-env
+    or --api-key: the first two keep the key out of the database, so a copy of
+    the database file holds no key.
+    """
     result = state(ctx).call("provider.create", name=name, type=type, base_url=base_url,
                              api_key=read_key(api_key), api_key_env=api_key_env,
+                             api_key_file=key_file_path(api_key_file),
                              default_model=model, is_default=default or None)
     emit(result, json, _line("added"))
 
@@ -76,16 +102,21 @@ def update(
     ctx: typer.Context, provider: str,
     name: Annotated[str | None, typer.Option(help="A new name.")] = None,
     base_url: Annotated[str | None, typer.Option()] = None,
-    api_key_env: Annotated[str | None, typer.Option(metavar="VAR")] = None,
-    api_key: Annotated[str | None, typer.Option(help="'-' to type it hidden.")] = None,
+    api_key_file: Annotated[str | None, typer.Option(
+        metavar="FILE", help=KEY_FILE_HELP + " '' removes it.")] = None,
+    api_key_env: Annotated[str | None, typer.Option(
+        metavar="VAR", help=KEY_ENV_HELP + " '' removes it.")] = None,
+    api_key: Annotated[str | None, typer.Option(help=KEY_HELP + " '' removes it.")] = None,
     model: Annotated[str | None, typer.Option(help="The default model.")] = None,
     json: Json = False,
 ) -> None:
-    """Change a provider."""
+    """Change a provider. Setting one of --api-key-file, --api-key-env and
+    --api-key removes the other two."""
     st = state(ctx)
     pid = st.lookup.provider(provider)["id"]
     result = st.call("provider.update", id=pid, name=name, base_url=base_url,
-                     api_key=read_key(api_key), api_key_env=api_key_env, default_model=model)
+                     api_key=read_key(api_key), api_key_env=api_key_env,
+                     api_key_file=key_file_path(api_key_file), default_model=model)
     emit(result, json, _line("updated"))
 
 

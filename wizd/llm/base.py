@@ -46,6 +46,8 @@ class ProviderConfig:
 
     ``api_key`` is left out of ``repr()`` (and so of ``str()``), but
     ``dataclasses.asdict()`` would still include it: never serialise this object.
+    ``api_key_file`` (a path, not a secret) names a file holding the key instead:
+    ``complete()`` reads it off the event loop right before the call.
     """
 
     id: str
@@ -54,6 +56,7 @@ class ProviderConfig:
     base_url: str | None
     default_model: str
     api_key: str | None = field(default=None, repr=False)
+    api_key_file: str | None = None
 
 
 @dataclass(frozen=True)

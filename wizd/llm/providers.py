@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from collections.abc import Awaitable, Callable
 from typing import cast
@@ -9,9 +10,10 @@ from typing import cast
 import anyio
 import anyio.to_thread
 
-from ..errors import ProviderBadRequest
+from ..errors import ProviderAuthError, ProviderBadRequest
 from .base import ChatRequest, Completion, OnDelta, ProviderConfig
 from .clients import ClientCache
+from .keyfile import KeyFileError, read_key_file
 
 __all__ = ["complete", "known_types"]
 
@@ -62,8 +64,10 @@ async def complete(
     Raises ``wizd.errors.ProviderError`` subclasses only, never an SDK exception
     (what ``on_delta`` itself raises passes through untouched):
 
-    - 401/403: ``ProviderAuthError``; 400/404/422 (bad request, unknown model),
-      or an unknown provider type: ``ProviderBadRequest`` (neither is retried);
+    - 401/403, or a key file (``provider.api_key_file``, read now) that is
+      missing or not private: ``ProviderAuthError``; 400/404/422 (bad request,
+      unknown model), or an unknown provider type: ``ProviderBadRequest``
+      (neither is retried);
     - 429: ``ProviderRateLimited`` with ``retry_after`` seconds from
       ``retry-after-ms`` or ``Retry-After`` (delta-seconds or HTTP-date);
     - 5xx, connection refused or lost: ``ProviderError`` (retryable);
@@ -82,4 +86,16 @@ async def complete(
             f"unknown provider type {provider.type!r} (known: {', '.join(known_types())})",
             provider=provider.name,
         ) from None
+    if provider.api_key_file is not None:
+        key = await _key_from_file(provider.api_key_file, provider.name)
+        provider = dataclasses.replace(provider, api_key=key)
     return await implementation(provider, request, on_delta, clients)
+
+
+async def _key_from_file(path: str, provider: str) -> str:
+    # Read at every call, so a rotated key is used at once; in a worker
+    # thread, because the file may sit on a slow disk.
+    try:
+        return await anyio.to_thread.run_sync(read_key_file, path)
+    except KeyFileError as exc:
+        raise ProviderAuthError(str(exc), provider=provider) from None

@@ -5,10 +5,13 @@ stand-in that needs no network, so a fresh install works unconfigured). A
 provider is referred to by id or by name. Exactly one live provider is the
 default at any time there is one; the first provider becomes it.
 
-The API key is a secret: it is stored, read by ``provider_config`` when a job
-runs, and never returned by any function here nor written to any log. A
-provider holds either a stored key or the name of an environment variable
-read at call time (``api_key_env``), not both.
+The API key is a secret, never returned by any function here nor written to
+any log. A provider gets it from at most one of: the database (``api_key``:
+stored as given, so a copy of the database file holds it), an environment
+variable of the daemon (``api_key_env``, read by ``provider_config`` when a
+job runs), or a private file (``api_key_file``, read by the LLM layer right
+before each call and checked here when it is set). The last two keep the key
+out of the database.
 """
 
 from __future__ import annotations
@@ -17,10 +20,12 @@ import logging
 import os
 from typing import Any
 
+import anyio.to_thread
 from sqlalchemy import Connection, select, update
 
 from ..errors import Conflict, InvalidInput, NotFound
 from ..llm.base import ProviderConfig
+from ..llm.keyfile import KeyFileError, read_key_file
 from ..store.schema import agents, llm_providers
 from . import checks
 from .runtime import Runtime, new_id
@@ -35,7 +40,8 @@ _live = llm_providers.c.deleted_at.is_(None)
 
 
 def public(row: Any) -> dict[str, Any]:
-    """A provider as clients see it: ``has_api_key`` instead of the key."""
+    """A provider as clients see it: ``has_api_key`` (a key is stored in the
+    database) instead of the key, and where else it comes from, if anywhere."""
     return {
         "id": row.id,
         "name": row.name,
@@ -45,6 +51,7 @@ def public(row: Any) -> dict[str, Any]:
         "is_default": bool(row.is_default),
         "has_api_key": row.api_key is not None,
         "api_key_env": row.api_key_env,
+        "api_key_file": row.api_key_file,
         "created_at": row.created_at,
         "updated_at": row.updated_at,
     }
@@ -71,9 +78,11 @@ def provider_config(conn: Connection, provider_id: str) -> ProviderConfig:
     """What the LLM layer needs to call provider ``provider_id``, key included.
 
     The key is the stored one, or else the value of the environment variable
-    named by ``api_key_env`` read now (None when neither is set). Only the job
-    processor calls this; the result must not be logged or returned to clients.
-    Raises NotFound for an unknown or deleted provider.
+    named by ``api_key_env`` read now (None when neither is set). A key file is
+    passed on as ``api_key_file``, for ``complete()`` to read off the event loop
+    (this runs inside a database read, which on asyncio is on the loop). Only
+    the job processor calls this; the result must not be logged or returned to
+    clients. Raises NotFound for an unknown or deleted provider.
     """
     row = conn.execute(select(llm_providers)
                        .where(_live, llm_providers.c.id == provider_id)).first()
@@ -82,7 +91,9 @@ def provider_config(conn: Connection, provider_id: str) -> ProviderConfig:
     key = row.api_key
     if key is None and row.api_key_env:
         key = os.environ.get(row.api_key_env) or None
-    return ProviderConfig(row.id, row.name, row.type, row.base_url, row.default_model, api_key=key)
+    key_file = row.api_key_file if key is None and not row.api_key_env else None
+    return ProviderConfig(row.id, row.name, row.type, row.base_url, row.default_model,
+                          api_key=key, api_key_file=key_file)
 
 
 def _make_default(conn: Connection, provider_id: str, now: int) -> None:
@@ -106,11 +117,25 @@ def _check_type(type: str) -> str:
     return type
 
 
-def _check_key(api_key: str | None, api_key_env: str | None) -> None:
+def _check_key(api_key: str | None, api_key_env: str | None, api_key_file: str | None) -> None:
+    if api_key_file and (api_key or api_key_env):
+        raise InvalidInput("api_key_file",
+                           "give one of api_key, api_key_env and api_key_file, not two")
     if api_key and api_key_env:
         raise InvalidInput("api_key_env", "give api_key or api_key_env, not both")
     if api_key_env:
         checks.env_name("api_key_env", api_key_env)
+
+
+async def _check_key_file(path: str | None) -> None:
+    """Refuse a key file that a job could not use (read in a worker thread,
+    and the key dropped at once). Raises InvalidInput naming ``api_key_file``."""
+    if not path:
+        return
+    try:
+        await anyio.to_thread.run_sync(read_key_file, path)
+    except KeyFileError as exc:
+        raise InvalidInput("api_key_file", str(exc)) from None
 
 
 def _get(conn: Connection, provider_id: str) -> dict[str, Any]:
@@ -127,12 +152,15 @@ async def create(
     base_url: str | None = None,
     api_key: str | None = None,
     api_key_env: str | None = None,
+    api_key_file: str | None = None,
     is_default: bool | None = None,
 ) -> dict[str, Any]:
     """Create a provider; it becomes the default if asked or if it is the first.
 
-    Raises InvalidInput (bad type, name, URL or key settings) and Conflict (the
-    name is taken).
+    At most one of ``api_key``, ``api_key_env`` and ``api_key_file`` (an
+    absolute path to a file of the daemon's user, mode 0600 or stricter). Raises
+    InvalidInput (bad type, name, URL or key settings, a key file a job could
+    not use) and Conflict (the name is taken).
     """
     name = checks.name("name", name)
     _check_type(type)
@@ -143,7 +171,8 @@ async def create(
         base_url = OPENAI_URL
     else:
         base_url = None
-    _check_key(api_key, api_key_env)
+    _check_key(api_key, api_key_env, api_key_file)
+    await _check_key_file(api_key_file)
     now = rt.clock.now_ms()
 
     def q(conn: Connection) -> dict[str, Any]:
@@ -151,7 +180,8 @@ async def create(
         pid = new_id()
         conn.execute(llm_providers.insert().values(
             id=pid, name=name, type=type, base_url=base_url, api_key=api_key or None,
-            api_key_env=api_key_env or None, default_model=default_model, is_default=0,
+            api_key_env=api_key_env or None, api_key_file=api_key_file or None,
+            default_model=default_model, is_default=0,
             created_at=now, updated_at=now,
         ))
         if is_default or default_id(conn) is None:
@@ -187,15 +217,16 @@ async def update_provider(
     base_url: str | None = None,
     api_key: str | None = None,
     api_key_env: str | None = None,
+    api_key_file: str | None = None,
     default_model: str | None = None,
     is_default: bool | None = None,
 ) -> dict[str, Any]:
     """Change the given fields (None leaves one as it is).
 
-    ``api_key=""`` or ``api_key_env=""`` removes that setting; setting one of the
-    two removes the other. ``is_default=False`` on the default provider is a
-    Conflict: make another one the default instead. Raises NotFound,
-    InvalidInput, Conflict.
+    ``api_key=""``, ``api_key_env=""`` or ``api_key_file=""`` removes that
+    setting; setting one of the three removes the other two. ``is_default=False``
+    on the default provider is a Conflict: make another one the default instead.
+    Raises NotFound, InvalidInput (as ``create``), Conflict.
     """
     changes: dict[str, Any] = {}
     if name is not None:
@@ -206,15 +237,15 @@ async def update_provider(
         changes["base_url"] = checks.base_url("base_url", base_url) if base_url else None
     if default_model is not None:
         changes["default_model"] = checks.name("default_model", default_model, max_len=200)
-    _check_key(api_key, api_key_env)
-    if api_key is not None:
-        changes["api_key"] = api_key or None
-        if api_key:
-            changes["api_key_env"] = None
-    if api_key_env is not None:
-        changes["api_key_env"] = api_key_env or None
-        if api_key_env:
-            changes["api_key"] = None
+    _check_key(api_key, api_key_env, api_key_file)
+    await _check_key_file(api_key_file)
+    sources = {"api_key": api_key, "api_key_env": api_key_env, "api_key_file": api_key_file}
+    for column, value in sources.items():
+        if value is not None:
+            changes[column] = value or None
+    for column, value in sources.items():
+        if value:  # the one source set: the others go
+            changes.update({other: None for other in sources if other != column})
     now = rt.clock.now_ms()
 
     def q(conn: Connection) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""provider.*: LLM providers. Results never carry the API key, only ``has_api_key``."""
+"""provider.*: LLM providers. Results never carry the API key, only ``has_api_key``
+and where else it comes from (``api_key_env``, ``api_key_file``)."""
 
 from __future__ import annotations
 
@@ -18,17 +19,21 @@ async def provider_create(
     base_url: str | None = None,
     api_key: str | None = None,
     api_key_env: str | None = None,
+    api_key_file: str | None = None,
     is_default: bool | None = None,
 ) -> dict[str, Any]:
     """Create a provider (type "openai" or "offline"); the first one becomes the default.
 
-    ``base_url`` defaults to https://api.openai.com/v1 for "openai". Give the key
-    itself (``api_key``, stored, never returned) or the name of an environment
-    variable of the daemon holding it (``api_key_env``).
+    ``base_url`` defaults to https://api.openai.com/v1 for "openai". Give at most
+    one of: the name of an environment variable of the daemon holding the key
+    (``api_key_env``), the absolute path of a file of the daemon's user with
+    mode 0600 holding it (``api_key_file``), both read when a job runs; or the
+    key itself (``api_key``, stored in the database, never returned).
     """
     return await providers.create(
         call.rt, name=name, type=type, default_model=default_model, base_url=base_url,
-        api_key=api_key, api_key_env=api_key_env, is_default=is_default,
+        api_key=api_key, api_key_env=api_key_env, api_key_file=api_key_file,
+        is_default=is_default,
     )
 
 
@@ -53,17 +58,19 @@ async def provider_update(
     base_url: str | None = None,
     api_key: str | None = None,
     api_key_env: str | None = None,
+    api_key_file: str | None = None,
     default_model: str | None = None,
     is_default: bool | None = None,
 ) -> dict[str, Any]:
     """Change a provider (``id`` is its id or name); absent fields stay as they are.
 
-    ``api_key: ""`` or ``api_key_env: ""`` removes that setting; setting one
-    removes the other.
+    ``api_key: ""``, ``api_key_env: ""`` or ``api_key_file: ""`` removes that
+    setting; setting one removes the other two.
     """
     return await providers.update_provider(
         call.rt, id, name=name, type=type, base_url=base_url, api_key=api_key,
-        api_key_env=api_key_env, default_model=default_model, is_default=is_default,
+        api_key_env=api_key_env, api_key_file=api_key_file, default_model=default_model,
+        is_default=is_default,
     )
 
 
