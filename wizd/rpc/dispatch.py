@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -174,6 +175,20 @@ def _json(value: Any) -> bytes:
         return _ASCII.encode(value).encode()
 
 
+@dataclass(frozen=True)
+class RawJSON:
+    """A method's result already encoded as JSON, written into its response as it
+    is: a large result that never changes (the rpc.discover document) is encoded
+    once, not on every call."""
+
+    data: bytes
+
+    @classmethod
+    def of(cls, value: Any) -> RawJSON:
+        """``value`` encoded. Raises ValueError or TypeError as ``encode`` does."""
+        return cls(_json(value))
+
+
 def encode(message: Any) -> bytes:
     """One message as a framed line.
 
@@ -197,6 +212,10 @@ def encode_response(body: Any) -> bytes:
 
 
 def _response_json(response: dict[str, Any]) -> bytes:
+    result = response.get("result")
+    if isinstance(result, RawJSON):
+        return (b'{"jsonrpc":"2.0","result":' + result.data
+                + b',"id":' + _json(response["id"]) + b"}")
     try:
         return _json(response)
     except (TypeError, ValueError):

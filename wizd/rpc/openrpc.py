@@ -2,12 +2,15 @@
 
 Each method's params come from the JSON Schema that pydantic derives from the
 handler's signature, so the document cannot drift from what is validated.
+Generating it takes milliseconds of CPU, so ``rpc.discover`` sends a copy
+built (and encoded) once per registry.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from .dispatch import RawJSON
 from .registry import Registry
 
 # Server-to-client notifications are not methods a client calls; they are
@@ -54,6 +57,12 @@ def document(registry: Registry, version: str) -> dict[str, Any]:
         "methods": methods,
         "x-notifications": NOTIFICATIONS,
     }
+
+
+def discover_result(registry: Registry, version: str) -> RawJSON:
+    """``document(registry, version)``, encoded: built on the first call and kept
+    until another method is registered."""
+    return registry.derived(("openrpc", version), lambda: RawJSON.of(document(registry, version)))
 
 
 def _type_of(schema: dict[str, Any]) -> str:

@@ -20,15 +20,16 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
-from typing import Any, get_type_hints
+from typing import Any, TypeVar, get_type_hints
 
 import pydantic
 
 from ..errors import InvalidInput
 
 Handler = Callable[..., Awaitable[Any]]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -110,11 +111,24 @@ def _params_model(name: str, func: Handler) -> type[pydantic.BaseModel]:
 class Registry:
     def __init__(self) -> None:
         self.methods: dict[str, MethodSpec] = {}
+        # Values derived from the methods, kept until another method registers.
+        self._derived: dict[Hashable, Any] = {}
+
+    def derived(self, key: Hashable, build: Callable[[], T]) -> T:
+        """``build()``, computed on first use and kept until another method is
+        registered: e.g. the rpc.discover document (the methods do not change
+        once the daemon runs)."""
+        try:
+            return self._derived[key]  # type: ignore[no-any-return]
+        except KeyError:
+            value = self._derived[key] = build()
+            return value
 
     def method(self, name: str) -> Callable[[Handler], Handler]:
         def register(func: Handler) -> Handler:
             if name in self.methods:
                 raise ValueError(f"RPC method {name} registered twice")
+            self._derived.clear()
             doc = inspect.getdoc(func) or ""
             summary, _, description = doc.partition("\n\n")
             self.methods[name] = MethodSpec(

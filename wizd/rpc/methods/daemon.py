@@ -11,7 +11,8 @@ from sqlalchemy import Connection
 from ...services import messages
 from ...store import jobs as job_queries
 from ...version import VERSION
-from ..openrpc import document
+from ..dispatch import RawJSON
+from ..openrpc import discover_result
 from ..registry import registry
 from ..server import Call
 
@@ -40,6 +41,6 @@ async def daemon_status(call: Call) -> dict[str, Any]:
 
 
 @registry.method("rpc.discover")
-async def rpc_discover(call: Call) -> dict[str, Any]:
+async def rpc_discover(call: Call) -> RawJSON:
     """The OpenRPC document of every method, generated from their signatures."""
-    return document(registry, VERSION)
+    return discover_result(registry, VERSION)
