@@ -233,7 +233,7 @@ async def update_agent(
         changes["max_tokens"] = max_tokens
     now = rt.clock.now_ms()
 
-    def q(conn: Connection) -> dict[str, Any]:
+    def q(conn: Connection) -> tuple[dict[str, Any], list[str]]:
         row = resolve(conn, ref)
         values = dict(changes)
         if "name" in values:
@@ -242,14 +242,16 @@ async def update_agent(
                          .values(name=values["name"], updated_at=now))
         if provider_id is not None:
             values["provider_id"] = _provider_id(conn, provider_id)
+        # What the log names: the fields whose value differs, whoever asked for them.
+        changed = sorted(k for k, v in values.items() if getattr(row, k) != v)
         merged = {k: values.get(k, getattr(row, k)) for k in ("name", "role", "backstory", "goal")}
         values["system_prompt"] = system_prompt(
             merged["name"], merged["role"], merged["backstory"], merged["goal"])
         conn.execute(update(agents).where(agents.c.id == row.id).values(**values, updated_at=now))
-        return public(get_row(conn, row.id))
+        return public(get_row(conn, row.id)), changed
 
-    agent = await rt.db.write(q)
-    log.info("agent %s updated (%s)", agent["name"], ", ".join(sorted(changes)) or "no change")
+    agent, changed = await rt.db.write(q)
+    log.info("agent %s updated (%s)", agent["name"], ", ".join(changed) or "no change")
     return agent
 
 
