@@ -108,3 +108,55 @@ def test_system_prompt_is_derived_from_the_profile() -> None:
 def test_system_prompt_leaves_out_empty_fields() -> None:
     prompt = system_prompt("Bob", "", "  ", "Help")
     assert prompt.splitlines()[:2] == ["You are Bob.", "Your goal: Help."]
+
+
+# -- the size cap (max_bytes, UTF-8) ------------------------------------------------
+
+
+def capped(history: list[ContextMessage], max_bytes: int, system: str = "SYS"
+           ) -> tuple[ChatMessage, ...]:
+    return build_context(agent_user_id=AGENT, system_prompt=system, history=history,
+                         limit=100, max_bytes=max_bytes)
+
+
+def size(messages: tuple[ChatMessage, ...]) -> int:
+    return sum(len(m.content.encode()) for m in messages)
+
+
+def test_the_newest_messages_that_fit_are_kept_and_older_ones_dropped() -> None:
+    history = [msg("u-ann", f"{i}" + "x" * 999) for i in range(10)]
+    built = capped(history, 4096)
+    assert [m.content[0] for m in built[1:]] == ["6", "7", "8", "9"]  # 3 + 4 * 1000 bytes
+    assert built[0] == ChatMessage("system", "SYS")
+    assert size(built) <= 4096
+
+
+def test_sizes_are_utf8_bytes() -> None:
+    history = [msg("u-ann", "é" * 600) for _ in range(5)]  # 1200 bytes each
+    assert len(capped(history, 4096)) == 1 + 3
+
+
+def test_an_older_message_that_does_not_fit_ends_the_window() -> None:
+    # No gap: once one is left out, so is everything before it.
+    history = [msg("u-ann", "small"), msg("u-ann", "y" * 3100), msg("u-ann", "z" * 1000)]
+    assert [m.content[0] for m in capped(history, 4096)[1:]] == ["z"]
+
+
+def test_a_newest_message_over_the_cap_is_cut_to_fit() -> None:
+    history = [msg("u-ann", "older"), msg("u-ann", "€" * 5000)]
+    built = capped(history, 4096)
+    assert len(built) == 2
+    assert built[1].content == "€" * 1364  # 4093 bytes left: 1364 whole characters
+    assert size(built) <= 4096
+
+
+def test_a_long_system_prompt_is_cut_to_half_the_cap() -> None:
+    built = capped([msg("u-ann", "hello")], 4096, system="S" * 10_000)
+    assert built == (ChatMessage("system", "S" * 2048), ChatMessage("user", "hello"))
+
+
+def test_the_name_prefix_counts_too() -> None:
+    history = [msg("u-bob", "b"), msg(AGENT, "a"), msg("u-ann", "x" * 4090)]
+    built = capped(history, 4096)
+    assert built[-1].content == "Ann: " + "x" * 4088  # 3 + 5 + 4088 = 4096
+    assert len(built) == 2

@@ -10,6 +10,7 @@ import trio
 
 from wizd.errors import ProviderAuthError, ProviderError
 from wizd.llm import ChatMessage, ChatRequest, ProviderConfig, complete, system_prompt
+from wizd.llm.offline import reply_text
 
 OFFLINE = ProviderConfig("prov-off", "demo", "offline", None, "offline-1")
 PROMPT = system_prompt("Ada", "Researcher", "Grew up among books.", "Find the truth.")
@@ -115,3 +116,19 @@ async def test_other_tasks_run_between_pieces() -> None:
         tg.start_soon(observer)
         await complete(OFFLINE, request("one two three four five six"), record)
     assert "<other task>" in seen[1:-1]
+
+
+@pytest.mark.anyio
+async def test_the_reply_cap_holds_offline_too(deltas: Any) -> None:
+    # A role may be 20 000 characters: the introduction alone passes a small cap.
+    prompt = system_prompt("Ada", "Ré" * 5_000, "", "")
+    asked = ChatRequest("offline-1", (ChatMessage("system", prompt), ChatMessage("user", "hi")),
+                        max_reply_bytes=1025)
+    result = await complete(OFFLINE, asked, deltas)
+    assert (result.truncated, result.finish_reason) == (True, None)
+    assert len(result.content.encode()) == 1024  # "Ré" is three bytes; the cut is between them
+    assert reply_text(asked).startswith(result.content)
+    assert "".join(deltas.pieces) == result.content
+
+    whole = await complete(OFFLINE, request("hi"), deltas)
+    assert not whole.truncated

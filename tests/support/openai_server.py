@@ -86,6 +86,8 @@ class Reply:
     - ``finish_reason``: ``None`` sends no finishing chunk; ``done=False`` sends
       no ``[DONE]``; ``stall=True`` sends the chunks, then hangs like ``hang``;
       ``cut=True`` sends the chunks, then closes the connection mid-body.
+    - ``repeat``: stream the chunks this many times over (a huge reply, made as
+      it is sent: nothing that size is held in memory).
     """
 
     text: str = "hi"
@@ -103,6 +105,7 @@ class Reply:
     stall: bool = False
     cut: bool = False
     chunk_delay: float = 0.0
+    repeat: int = 1
 
     def pieces(self) -> list[str]:
         if self.chunks is not None:
@@ -142,6 +145,8 @@ class OpenAIServer:
         self.port: int | None = None
         self.in_flight = 0
         self.max_concurrent = 0
+        # Answers the client hung up on before the server had sent all of them.
+        self.hangups = 0
         # Guards the queue and the records: enqueue may come from another thread.
         self._lock = threading.Lock()
         self._queue: deque[Reply] = deque()
@@ -217,7 +222,8 @@ class OpenAIServer:
             try:
                 await self._answer(stream, receiver, request)
             except _CONNECTION_GONE:
-                pass  # the client hung up; that is its right
+                with self._lock:  # the client hung up; that is its right
+                    self.hangups += 1
             finally:
                 with self._lock:
                     self.in_flight -= 1
@@ -277,7 +283,8 @@ class OpenAIServer:
             await stream.send(_chunk(MALFORMED_EVENT))
         else:
             pieces = reply.pieces()
-            for index, piece in enumerate(pieces):
+            stream_pieces = (piece for _ in range(reply.repeat) for piece in pieces)
+            for index, piece in enumerate(stream_pieces):
                 if index and reply.chunk_delay:
                     await anyio.sleep(reply.chunk_delay)
                 delta = {"content": piece} if index else {"role": "assistant", "content": piece}
@@ -292,7 +299,8 @@ class OpenAIServer:
                 choice = {"index": 0, "delta": {}, "finish_reason": reply.finish_reason}
                 await event(_chunk_object(model, [choice]))
             if (body.get("stream_options") or {}).get("include_usage"):
-                await event({**_chunk_object(model, []), "usage": _usage(body, len(pieces))})
+                usage = _usage(body, len(pieces) * reply.repeat)
+                await event({**_chunk_object(model, []), "usage": usage})
         if reply.done:
             await event("[DONE]")
         await stream.send(b"0\r\n\r\n")

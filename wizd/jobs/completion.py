@@ -8,8 +8,9 @@ scheduler or the queue.
 
 ``response_generator`` (an agent's reply):
 - success: the reply message (author = the agent's user, ``reply_to`` = the
-  trigger) and its llm_message, the trigger's llm_message if missing, the job
-  completed with ``{message_id, model, finish_reason, usage}``, the agent's
+  trigger; marked truncated if it was cut off at ``max_reply_bytes``) and its
+  llm_message, the trigger's llm_message if missing, the job completed with
+  ``{message_id, model, finish_reason, usage, truncated}``, the agent's
   status; then ``message.created``, ``job.updated``, ``agent.status``. If the
   reply exists already (a second run after a crash), the job just completes.
 - final failure: an error message from the agent, in a plain sentence (the
@@ -122,11 +123,13 @@ class ReplyHandler(Handler):
             conn, conversation=inputs.conversation, agent_user_id=inputs.agent_user_id,
             trigger_id=inputs.trigger_id, content=answer.content,
             trigger_llm=_user_turn(inputs.trigger_llm), now_ms=now_ms,
+            truncated=answer.truncated,
         )
         message_id = reply["id"] if reply else replies.existing_reply(
             conn, inputs.trigger_id, inputs.agent_user_id)
         outcome = {"message_id": message_id, "model": answer.model,
-                   "finish_reason": answer.finish_reason, "usage": answer.usage}
+                   "finish_reason": answer.finish_reason, "usage": answer.usage,
+                   "truncated": answer.truncated}
         if reply is None:
             outcome["duplicate"] = True
             log.info("job %s: agent %s had already replied to %s; not replying again",

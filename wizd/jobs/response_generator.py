@@ -3,7 +3,9 @@
 It loads what the reply needs when the attempt starts (the agent, its
 provider with the secret resolved now, the conversation up to the trigger),
 streams the completion, publishing each piece as ``message.delta``, and hands
-the result to the completion handler, which stores it. Only the provider call
+the result to the completion handler, which stores it. The context is capped
+at ``config.max_context_bytes`` and the reply at ``config.max_reply_bytes``
+(a provider stops reading there: the deltas never pass it either). Only the provider call
 runs under ``config.job_timeout``: a slow database is not the model's fault.
 """
 
@@ -38,7 +40,10 @@ async def process(ctx: JobContext) -> ReplyResult | Skipped:
     data = ctx.data
 
     def load(conn: Connection) -> replies.ReplyInputs | replies.Skip:
-        return replies.load_inputs(conn, data, default_context=rt.config.context_messages)
+        return replies.load_inputs(
+            conn, data, default_context=rt.config.context_messages,
+            max_context_bytes=rt.config.max_context_bytes,
+            max_reply_bytes=rt.config.max_reply_bytes)
 
     inputs = await rt.db.read(load)
     if isinstance(inputs, replies.Skip):

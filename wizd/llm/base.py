@@ -21,8 +21,10 @@ __all__ = [
     "Completion",
     "OnDelta",
     "ProviderConfig",
+    "cut_utf8",
     "parse_retry_after",
     "scrub_secret",
+    "utf8_size",
 ]
 
 
@@ -38,6 +40,9 @@ class ChatRequest:
     messages: tuple[ChatMessage, ...]
     temperature: float | None = None
     max_tokens: int | None = None
+    # The most reply text (UTF-8 bytes) to take in; not sent to the server. A
+    # provider stops reading there and returns the reply cut, marked truncated.
+    max_reply_bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -65,9 +70,32 @@ class Completion:
     model: str
     finish_reason: str | None
     usage: dict[str, int] | None  # prompt_tokens, completion_tokens, total_tokens
+    # True when the reply went on past ``max_reply_bytes`` and was cut there.
+    truncated: bool = False
 
 
 OnDelta = Callable[[str], Awaitable[None]]
+
+
+def utf8_size(text: str) -> int:
+    """The length of ``text`` in UTF-8 bytes (a lone surrogate counts three)."""
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
+def cut_utf8(text: str, max_bytes: int) -> str:
+    """The longest start of ``text`` whose UTF-8 form fits in ``max_bytes``.
+
+    The cut falls between characters, never inside one.
+    """
+    if text.isascii():
+        return text[:max_bytes]
+    data = text.encode("utf-8", "surrogatepass")
+    if len(data) <= max_bytes:
+        return text
+    end = max(max_bytes, 0)
+    while end > 0 and data[end] & 0xC0 == 0x80:  # a continuation byte: mid-character
+        end -= 1
+    return data[:end].decode("utf-8", "surrogatepass")
 
 
 # Tokens that look like API keys: OpenAI's "sk-..." (also as echoed truncated,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .base import ChatMessage
+from .base import ChatMessage, cut_utf8, utf8_size
 
 __all__ = ["ContextMessage", "build_context", "system_prompt"]
 
@@ -52,6 +52,7 @@ def build_context(
     system_prompt: str,
     history: Sequence[ContextMessage],
     limit: int,
+    max_bytes: int | None = None,
 ) -> tuple[ChatMessage, ...]:
     """The messages to send for the agent's reply.
 
@@ -62,11 +63,17 @@ def build_context(
     (agents included) wrote in the history, ``user`` messages are prefixed with
     ``"Name: "`` so the model can tell them apart. A message's stored LLM form
     (``llm_role``/``llm_content``) is used as is, in place of the derived one.
+
+    With ``max_bytes``, the contents together take at most that many UTF-8
+    bytes: the system prompt at most half of them (cut if longer), then the
+    newest messages that fit in the rest. The first one that does not fit
+    ends the window (the model sees no gap); the newest message, when it
+    alone is too long, is cut to fit. Cuts keep the start of a text.
     """
     shown = [m for m in history if m.kind != "error"]
     many_voices = len({m.author_id for m in shown}) > 2
     window = shown[-limit:] if limit > 0 else []
-    messages = [ChatMessage("system", system_prompt)]
+    messages = []
     for message in window:
         role = "assistant" if message.author_id == agent_user_id else "user"
         content = message.content
@@ -75,7 +82,30 @@ def build_context(
         if message.llm_content is not None:
             content = message.llm_content
         messages.append(ChatMessage(message.llm_role or role, content))
-    return tuple(messages)
+    system = ChatMessage("system", system_prompt)
+    if max_bytes is not None:
+        system = ChatMessage("system", cut_utf8(system_prompt, max_bytes // 2))
+        messages = _newest_within(messages, max_bytes - utf8_size(system.content))
+    return (system, *messages)
+
+
+def _newest_within(messages: list[ChatMessage], budget: int) -> list[ChatMessage]:
+    """The newest of ``messages`` whose contents fit in ``budget`` UTF-8 bytes, in order;
+    the newest one cut to fit when it alone does not."""
+    kept: list[ChatMessage] = []
+    for message in reversed(messages):
+        size = utf8_size(message.content)
+        if size > budget:
+            if kept:
+                break
+            message = ChatMessage(message.role, cut_utf8(message.content, budget))
+            size = utf8_size(message.content)
+        kept.append(message)
+        budget -= size
+        if budget <= 0:
+            break
+    kept.reverse()
+    return kept
 
 
 def _sentence(text: str) -> str:

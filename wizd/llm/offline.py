@@ -9,7 +9,9 @@ The reply says who the agent is (from the system prompt's ``You are NAME.`` and
 
 It is streamed word by word through ``on_delta``, with a scheduler checkpoint
 between pieces (no real sleeping). ``model`` echoes ``request.model``,
-``finish_reason`` is ``"stop"``, and ``usage`` counts words.
+``finish_reason`` is ``"stop"``, and ``usage`` counts words. A reply longer
+than ``request.max_reply_bytes`` (a role may be 20 000 characters) is cut
+there and marked truncated, with no finish reason, as a real provider's would be.
 
 Test triggers, recognised as a separate word anywhere in the last user message:
 
@@ -27,7 +29,7 @@ import anyio
 import anyio.lowlevel
 
 from ..errors import ProviderAuthError, ProviderError
-from .base import ChatRequest, Completion, OnDelta, ProviderConfig
+from .base import ChatRequest, Completion, OnDelta, ProviderConfig, cut_utf8
 
 __all__ = ["complete", "reply_text"]
 
@@ -54,7 +56,10 @@ async def complete(
             "offline demo auth failure requested with /fail-auth", provider=provider.name
         )
 
-    text = reply_text(request)
+    whole = reply_text(request)
+    cap = request.max_reply_bytes
+    text = whole if cap is None else cut_utf8(whole, cap)
+    truncated = text != whole
     pieces = _PIECE.findall(text)
     for index, piece in enumerate(pieces):
         if index:
@@ -66,12 +71,13 @@ async def complete(
     return Completion(
         content=text,
         model=request.model,
-        finish_reason="stop",
+        finish_reason=None if truncated else "stop",
         usage={
             "prompt_tokens": prompt_words,
             "completion_tokens": len(pieces),
             "total_tokens": prompt_words + len(pieces),
         },
+        truncated=truncated,
     )
 
 

@@ -12,6 +12,13 @@ Choices made here, so that callers need not know them:
   response (``with_streaming_response``), parse the server-sent events here, and
   always run the body to its end, or into a short deadline, so that every
   generator finishes inside its own ``await``. Works the same on asyncio.
+- A reply past ``request.max_reply_bytes`` is cut there (between characters)
+  and the rest is never read: the response is closed first, so the generators
+  then run into a closed stream, and the connection is dropped rather than
+  drained. Cancellation and failures mid-stream end the same way.
+- A stream that ends with neither a finish reason nor ``[DONE]`` was broken
+  off: what came may be any part of the reply, so it is a (retryable)
+  ``ProviderProtocolError``, never a reply.
 - ``_translated`` is the one place where SDK and transport exceptions become
   ``ProviderError`` subclasses. Provider text passes through ``scrub_secret``,
   and the SDK exception is not chained: it holds the request (whose headers carry
@@ -42,7 +49,16 @@ from ..errors import (
     ProviderRateLimited,
     ProviderTimeout,
 )
-from .base import ChatRequest, Completion, OnDelta, ProviderConfig, parse_retry_after, scrub_secret
+from .base import (
+    ChatRequest,
+    Completion,
+    OnDelta,
+    ProviderConfig,
+    cut_utf8,
+    parse_retry_after,
+    scrub_secret,
+    utf8_size,
+)
 from .clients import ClientCache
 
 __all__ = ["complete"]
@@ -127,9 +143,7 @@ async def complete(
         try:
             create = client.chat.completions.with_streaming_response.create
             async with create(**_params(request)) as response:
-                lines = response.iter_lines()
-                content_type = response.headers.get("content-type", "")
-                return await _read_stream(provider, request, lines, on_delta, content_type)
+                return await _read_stream(provider, request, response, on_delta)
         finally:
             if clients is None:
                 # Shielded so a cancelled call still releases its sockets; bounded
@@ -160,8 +174,12 @@ class _Reply:
     """What the stream has said so far."""
 
     model: str
+    limit: int | None = None  # the most UTF-8 bytes of text to keep
     parts: list[str] = field(default_factory=list)
+    size: int = 0  # UTF-8 bytes in parts
     finish_reason: str | None = None
+    done: bool = False  # "data: [DONE]" came
+    truncated: bool = False  # text past the limit came and was dropped
     usage: dict[str, int] | None = None
 
     def add(self, chunk: dict[str, Any]) -> str:
@@ -183,42 +201,74 @@ class _Reply:
             delta = choice.get("delta")
             content = delta.get("content") if isinstance(delta, dict) else None
             if isinstance(content, str) and content:
-                self.parts.append(content)
-                piece += content
+                piece += self._keep(content)
         return piece
+
+    def _keep(self, text: str) -> str:
+        """Add ``text`` as far as the limit allows; returns what was kept."""
+        if self.truncated:
+            return ""
+        size = utf8_size(text)
+        if self.limit is not None and self.size + size > self.limit:
+            text = cut_utf8(text, self.limit - self.size)
+            size = utf8_size(text)
+            self.truncated = True
+        if text:
+            self.parts.append(text)
+            self.size += size
+        return text
 
 
 async def _read_stream(
     provider: ProviderConfig,
     request: ChatRequest,
-    lines: AsyncIterator[str],
+    response: openai.AsyncAPIResponse[Any],
     on_delta: OnDelta,
-    content_type: str,
 ) -> Completion:
-    reply = _Reply(model=request.model)
+    lines = response.iter_lines()
+    reply = _Reply(model=request.model, limit=request.max_reply_bytes)
     events = _EventParser()
+    ended = False  # read to the end of the body, or to [DONE]
     try:
         async for line in lines:
             data = events.feed(line)
             if data == "[DONE]":
+                reply.done = True
                 break
             if data is not None and (piece := _take(provider, reply, data)):
                 await on_delta(piece)
+            if reply.truncated:
+                break
         else:
             data = events.flush()  # a last event the server did not end with a blank line
-            if data is not None and data != "[DONE]" and (piece := _take(provider, reply, data)):
+            if data == "[DONE]":
+                reply.done = True
+            elif data is not None and (piece := _take(provider, reply, data)):
                 await on_delta(piece)
+        ended = not reply.truncated
     finally:
-        await _run_out(lines)
-    if not reply.parts and reply.finish_reason is None:
-        got = f" (content-type {content_type!r})" if "event-stream" not in content_type else ""
-        raise _protocol_error(provider, f"stream ended with no content and no finish reason{got}")
+        if ended:
+            await _run_out(lines)  # what is left is short, and lets the connection be reused
+        else:
+            await _abandon(response, lines)
+    if not reply.truncated:
+        _check_finished(provider, reply, response.headers.get("content-type", ""))
     return Completion(
         content="".join(reply.parts),
         model=reply.model,
         finish_reason=reply.finish_reason,
         usage=reply.usage,
+        truncated=reply.truncated,
     )
+
+
+def _check_finished(provider: ProviderConfig, reply: _Reply, content_type: str) -> None:
+    """Raise ``ProviderProtocolError`` unless the stream said it was finished."""
+    if not reply.parts and reply.finish_reason is None:
+        got = f" (content-type {content_type!r})" if "event-stream" not in content_type else ""
+        raise _protocol_error(provider, f"stream ended with no content and no finish reason{got}")
+    if reply.finish_reason is None and not reply.done:
+        raise _protocol_error(provider, "the stream ended before the reply was finished")
 
 
 class _EventParser:
@@ -282,6 +332,26 @@ async def _run_out(lines: AsyncIterator[str]) -> None:
                 await anyio.lowlevel.checkpoint()
         except Exception:
             pass  # the outcome is already decided; a broken tail changes nothing
+
+
+async def _abandon(response: openai.AsyncAPIResponse[Any], lines: AsyncIterator[str]) -> None:
+    """Stop reading: close the response (its connection is dropped, not drained),
+    then let the generators run into the closed stream, so that each finishes.
+
+    Only data already buffered is left to them; the next read fails at once.
+    No checkpoint of ours is in the loop, so the deadline (there in case the
+    close failed) can only land inside a generator's read, which unwinds them all.
+    """
+    with anyio.CancelScope(shield=True), anyio.move_on_after(CLOSE_SECONDS):
+        try:
+            await response.close()
+        except Exception:
+            pass  # the reads below end on the deadline instead
+        try:
+            async for _ in lines:
+                pass
+        except Exception:
+            pass  # the read that meets the closed stream
 
 
 # -- errors -------------------------------------------------------------------

@@ -49,6 +49,7 @@ def public(row: Any) -> dict[str, Any]:
         "content": row.content,
         "kind": row.kind,
         "reply_to": row.reply_to,
+        "truncated": bool(row.truncated),
         "created_at": row.created_at,
     }
 
@@ -61,17 +62,19 @@ def insert_message(
     content: str,
     kind: str = "text",
     reply_to: str | None = None,
+    truncated: bool = False,
     now_ms: int,
 ) -> dict[str, Any]:
     """Store a message in ``conversation`` (a conversation dict: ``id``, ``type``)
     inside the caller's transaction; returns its public dict, ``seq`` included.
+    ``truncated`` marks a reply cut off at ``max_reply_bytes``.
 
     A second reply by the same author to the same ``reply_to`` violates the
     ``messages_one_reply`` unique index (IntegrityError): replies happen once.
     """
     message_id = new_id()
     values = (message_id, conversation["type"], conversation["id"], author_id, content, kind,
-              reply_to, now_ms, now_ms)
+              reply_to, int(truncated), now_ms, now_ms)
     try:
         seq = raw(conn).execute(_INSERT, values).lastrowid
     except sqlite3.IntegrityError as exc:  # as SQLAlchemy would raise it
@@ -86,12 +89,13 @@ def insert_message(
         "content": content,
         "kind": kind,
         "reply_to": reply_to,
+        "truncated": truncated,
         "created_at": now_ms,
     }
 
 
 _INSERT = ("INSERT INTO messages (id, source_type, source_id, author_id, content, kind, reply_to,"
-           " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+           " truncated, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 
 
 def history_after(

@@ -58,10 +58,12 @@ class Skip:
 
 
 def load_inputs(
-    conn: Connection, data: dict[str, Any], *, default_context: int
+    conn: Connection, data: dict[str, Any], *, default_context: int, max_context_bytes: int,
+    max_reply_bytes: int,
 ) -> ReplyInputs | Skip:
     """The agent, its provider (secret resolved now), and the context up to and
-    including the trigger message.
+    including the trigger message, within ``max_context_bytes`` (see
+    ``build_context``); the request asks for at most ``max_reply_bytes`` of reply.
 
     Returns Skip if the agent was deleted or deactivated, or the trigger
     deleted. Raises NotFound if the conversation or the agent's provider is gone.
@@ -82,9 +84,10 @@ def load_inputs(
     limit = agent.context_messages or default_context
     history = _history(conn, conversation["id"], trigger_seq, limit, agent.user_id)
     context = build_context(agent_user_id=agent.user_id, system_prompt=agent.system_prompt,
-                            history=history, limit=limit)
+                            history=history, limit=limit, max_bytes=max_context_bytes)
     request = ChatRequest(model=agent.model or provider.default_model, messages=context,
-                          temperature=agent.temperature, max_tokens=agent.max_tokens)
+                          temperature=agent.temperature, max_tokens=agent.max_tokens,
+                          max_reply_bytes=max_reply_bytes)
     last = context[-1] if len(context) > 1 else None
     trigger_llm = last if (
         last is not None and last.role == "user" and not _has_llm(conn, trigger_id)) else None
@@ -176,8 +179,10 @@ def store_reply(
     content: str,
     trigger_llm: ChatMessage | None,
     now_ms: int,
+    truncated: bool = False,
 ) -> dict[str, Any] | None:
-    """Store the agent's reply with its llm_message (and the trigger's, if missing).
+    """Store the agent's reply with its llm_message (and the trigger's, if missing);
+    ``truncated`` marks a reply cut off at ``max_reply_bytes``.
 
     Returns the reply message, or None if this agent already replied to the
     trigger: a reply happens at most once per (trigger, agent), which the
@@ -187,7 +192,8 @@ def store_reply(
         return None
     try:
         reply = insert_message(conn, conversation=conversation, author_id=agent_user_id,
-                               content=content, reply_to=trigger_id, now_ms=now_ms)
+                               content=content, reply_to=trigger_id, truncated=truncated,
+                               now_ms=now_ms)
     except IntegrityError:
         # SQLite undoes only the failed statement; the transaction goes on.
         return None
