@@ -51,7 +51,7 @@ async def slow_echo(call: Any, text: str, delay: float) -> str:
 
 
 async def run(line: str | bytes) -> Any:
-    out = await dispatch(reg, None, line)
+    out = await dispatch(reg, None, line, max_batch=100, in_flight=anyio.Semaphore(64))
     if out is None:
         return None
     assert out.endswith(b"\n") and out.count(b"\n") == 1

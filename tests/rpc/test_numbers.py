@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import anyio
 import pytest
 
 from wizd.errors import InvalidInput
@@ -44,7 +45,7 @@ async def num_inf(call: Any) -> list[float]:
 
 
 async def run(line: str | bytes) -> Any:
-    out = await dispatch(reg, None, line)
+    out = await dispatch(reg, None, line, max_batch=100, in_flight=anyio.Semaphore(64))
     if out is None:
         return None
     assert out.endswith(b"\n") and out.count(b"\n") == 1

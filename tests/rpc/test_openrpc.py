@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import anyio
 import pytest
 from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler
 from pydantic_core import CoreSchema, core_schema
@@ -52,7 +53,8 @@ def counted_registry() -> Registry:
 
 
 async def call(reg: Registry, message: Any) -> Any:
-    out = await dispatch(reg, None, json.dumps(message))
+    out = await dispatch(reg, None, json.dumps(message), max_batch=100,
+                         in_flight=anyio.Semaphore(64))
     assert out is not None and out.endswith(b"\n") and out.count(b"\n") == 1
     return json.loads(out)
 

@@ -188,3 +188,77 @@ def test_pipelined_calls_each_get_one_whole_answer(c: Conn) -> None:
     stored = c.call("message.list", conversation_id=conversation, limit=1000)["messages"]
     assert sorted(m["content"] for m in stored) == sorted(f"m{i}" for i in range(300))
     assert {m["content"]: m["seq"] for m in stored} == {f"m{i}": s for i, s in seqs.items()}
+
+
+@pytest.mark.parametrize("line", [
+    b'{"jsonrpc":"2.0","id":1e999,"method":"user.me"}',
+    b'{"jsonrpc":"2.0","id":NaN,"method":"user.me"}',
+    b'{"jsonrpc":"2.0","id":1,"method":"job.list","params":{"limit":Infinity}}',
+    b'{"jsonrpc":"2.0","id":1,"method":"agent.list","params":{"x":-Infinity}}',
+    b'[{"jsonrpc":"2.0","id":1,"method":"user.me"},{"jsonrpc":"2.0","id":2e400,"method":"x"}]',
+])
+def test_non_finite_numbers_are_a_parse_error(c: Conn, line: bytes) -> None:
+    c.send_raw(line + b"\n")
+    answer = c.file.readline()
+    # Strictly JSON (no NaN or Infinity anywhere), and a parse error.
+    resp = json.loads(answer, parse_constant=lambda name: pytest.fail(f"{name} in {answer!r}"))
+    assert resp["error"]["code"] == -32700 and resp["id"] is None
+    assert c.call("user.me")["type"] == "human"  # still serving
+
+
+def test_a_batch_over_max_batch_is_refused_whole(daemon: Wizd, c: Conn) -> None:
+    limit = c.call("daemon.status")["config"]["max_batch"]
+    name = unique("proj")
+    over = [{"jsonrpc": "2.0", "id": i, "method": "user.me"} for i in range(limit)]
+    over.append({"jsonrpc": "2.0", "id": "p", "method": "project.create",
+                 "params": {"name": name}})
+    c.send(over)
+    resp = c.read()
+    assert resp["error"]["code"] == -32600 and resp["id"] is None
+    assert resp["error"]["data"] == f"batch of {limit + 1} calls; at most {limit}"
+    # Not one call of it ran.
+    assert name not in [p["name"] for p in c.call("project.list")["projects"]]
+    c.send(over[1:])  # at the limit: every call answered
+    assert sorted(str(r["id"]) for r in c.read()) == sorted(
+        [str(i) for i in range(1, limit)] + ["p"])
+
+
+@pytest.mark.parametrize(("method", "params", "field"), [
+    ("message.list", {"after_seq": 2**63}, "after_seq"),
+    ("message.list", {"limit": 2**64}, "limit"),
+    ("message.list", {"after_seq": True}, "after_seq"),
+    ("message.list", {"limit": 10.0}, "limit"),
+    ("events.subscribe", {"after_seq": 2**63}, "after_seq"),
+    ("events.subscribe", {"after_seq": False}, "after_seq"),
+    ("job.list", {"limit": True}, "limit"),
+    ("job.list", {"limit": 1e20}, "limit"),
+    ("job.list", {"limit": "5"}, "limit"),
+    ("agent.create", {"max_tokens": 1e20}, "max_tokens"),
+    ("agent.create", {"max_tokens": 2**63}, "max_tokens"),
+    ("agent.create", {"max_tokens": True}, "max_tokens"),
+    ("agent.create", {"temperature": True}, "temperature"),
+    ("agent.create", {"temperature": "0.5"}, "temperature"),
+    ("agent.update", {"max_tokens": True}, "max_tokens"),
+    ("agent.update", {"max_tokens": -(2**63) - 1}, "max_tokens"),
+    ("agent.update", {"temperature": False}, "temperature"),
+    ("dm.list", {"include_archived": 1}, "include_archived"),
+])
+def test_numbers_are_strict_and_storable(daemon: Wizd, c: Conn, method: str, params: dict,
+                                         field: str) -> None:
+    if method == "agent.create":
+        params = {"name": unique("agent"), "role": "r", "backstory": "", "goal": "", **params}
+    elif method == "agent.update":
+        agent = c.call("agent.create", name=unique("agent"), role="r", backstory="", goal="")
+        params = {"id": agent["id"], **params}
+    elif method == "message.list" or (method == "events.subscribe" and field == "after_seq"):
+        params = {"conversation_id": channel(c), **params}
+    error = c.request(method, **params)["error"]
+    assert (error["code"], error["data"]["field"]) == (-32602, field)
+    assert "Traceback" not in daemon.log_text()
+
+
+def test_an_integer_is_a_fine_temperature(c: Conn) -> None:
+    agent = c.call("agent.create", name=unique("agent"), role="r", backstory="", goal="",
+                   temperature=1, max_tokens=2**31)
+    assert (agent["temperature"], agent["max_tokens"]) == (1.0, 2**31)
+    assert c.call("agent.update", id=agent["id"], max_tokens=7)["max_tokens"] == 7

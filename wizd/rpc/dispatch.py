@@ -3,7 +3,9 @@
 jsonrpcserver parses, validates requests against the JSON-RPC schema, finds
 methods and shapes responses; its own ``async_dispatch`` is asyncio-only (it
 calls ``asyncio.gather``), so the one step that awaits (calling the methods,
-concurrently within a batch) is done here with an anyio task group.
+concurrently within a batch, each holding a place of the connection's calls in
+flight) is done here with an anyio task group. Parsing and encoding are ours
+too, to keep to JSON proper: no NaN or infinities in, none out.
 
 ``dispatch(line, registry, call)`` is a pure function of its inputs apart from
 the methods it calls: tested without sockets in tests/rpc/test_dispatch.py.
@@ -28,7 +30,7 @@ from jsonrpcserver.dispatcher import (
     validate_request,
 )
 from jsonrpcserver.request import Request
-from jsonrpcserver.response import to_serializable
+from jsonrpcserver.response import InvalidRequestResponse, to_serializable
 from jsonrpcserver.result import (
     ErrorResult,
     InternalErrorResult,
@@ -108,8 +110,21 @@ def validate_jsonrpc(request: Any) -> None:
     raise ValueError("not a JSON-RPC 2.0 request")
 
 
-async def dispatch_parsed(registry: Registry, call: Any, deserialized: Any) -> Any:
-    """Dispatch an already-parsed JSON value; returns the serialisable response or None."""
+async def dispatch_parsed(
+    registry: Registry, call: Any, deserialized: Any, *, max_batch: int,
+    in_flight: anyio.Semaphore,
+) -> Any:
+    """Dispatch an already-parsed JSON value; returns the serialisable response or None.
+
+    A batch of more than ``max_batch`` calls is refused whole (-32600, none of
+    them runs). Every call, alone or in a batch, holds a place of ``in_flight``
+    while it runs: the calls of a batch wait for places like pipelined calls
+    of the same connection do, so a batch is no harder on other clients than
+    the same calls sent one by one.
+    """
+    if type(deserialized) is list and len(deserialized) > max_batch:
+        return to_serializable(Left(InvalidRequestResponse(
+            f"batch of {len(deserialized)} calls; at most {max_batch}")))
     checked = validate_request(validate_jsonrpc, deserialized)  # type: ignore[arg-type]
     if isinstance(checked, Left):
         return to_serializable(checked)
@@ -117,18 +132,33 @@ async def dispatch_parsed(registry: Registry, call: Any, deserialized: Any) -> A
     results: list[tuple[Request, Result] | None] = [None] * len(requests)
 
     async def run(index: int, request: Request) -> None:
-        results[index] = await _dispatch_one(registry, call, request)
+        try:
+            results[index] = await _dispatch_one(registry, call, request)
+        finally:
+            in_flight.release()
 
     if len(requests) == 1:
+        await _take(in_flight)
         await run(0, requests[0])
     else:
         async with anyio.create_task_group() as tg:
             for index, request in enumerate(requests):
+                await _take(in_flight)
                 tg.start_soon(run, index, request)
     answered = [pair for pair in results if pair is not None and not_notification(pair)]
     responses = [to_response(req, res) for req, res in answered]
     response = extract_list(isinstance(deserialized, list), responses)
     return None if response is None else to_serializable(response)  # type: ignore[arg-type]
+
+
+async def _take(places: anyio.Semaphore) -> None:
+    # A free place is taken without yielding (acquire() always does): the usual
+    # case of a lone call costs no extra trip through the scheduler. A release
+    # hands the place straight to the first waiter, so this cannot jump the queue.
+    try:
+        places.acquire_nowait()
+    except anyio.WouldBlock:
+        await places.acquire()
 
 
 def _finite_float(text: str) -> float:
@@ -149,13 +179,20 @@ def parse(line: bytes | str) -> Any:
     return json.loads(line, parse_float=_finite_float, parse_constant=_no_constant)
 
 
-async def dispatch(registry: Registry, call: Any, line: bytes | str) -> bytes | None:
-    """Handle one framed line; returns the response line (with ``\\n``) or None."""
+async def dispatch(
+    registry: Registry, call: Any, line: bytes | str, *, max_batch: int,
+    in_flight: anyio.Semaphore,
+) -> bytes | None:
+    """Handle one framed line; returns the response line (with ``\\n``) or None.
+
+    ``max_batch`` and ``in_flight`` as for ``dispatch_parsed``.
+    """
     parsed = deserialize_request(parse, line)  # type: ignore[arg-type]  # bytes are fine
     if isinstance(parsed, Left):
         body = to_serializable(parsed)
     else:
-        body = await dispatch_parsed(registry, call, parsed._value)
+        body = await dispatch_parsed(registry, call, parsed._value, max_batch=max_batch,
+                                     in_flight=in_flight)
     return None if body is None else encode_response(body)
 
 

@@ -6,6 +6,13 @@ next one; responses are written whole, in the order they finish (clients
 match them by id). Notifications for the connection's subscriptions are
 written by tasks in the same connection scope and end with it.
 
+Two bounds per connection: at most ``MAX_IN_FLIGHT`` lines read and not yet
+answered (past that, reading waits: a client that sends without reading its
+answers holds a bounded amount of the daemon's memory), and at most
+``MAX_IN_FLIGHT`` calls running, whether pipelined or in batches (of at most
+``max_batch`` calls): a batch waits for places like the same calls sent one by
+one would, instead of starting all its calls at once.
+
 Lines that become ready while a write is under way go out together in the
 next one: one system call for many responses and notifications, where a
 client with many calls in flight would otherwise cost a write (and a wake-up
@@ -37,6 +44,7 @@ from .registry import Registry
 log = logging.getLogger(__name__)
 
 _BROKEN = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
+# Per connection: calls running at once, and lines read but not yet answered.
 MAX_IN_FLIGHT = 64
 
 
@@ -129,6 +137,7 @@ class RpcServer:
         self.registry = registry
         self.listener = listener
         self.max_line = rt.config.max_line_bytes
+        self.max_batch = rt.config.max_batch
         self.connections: set[ClientConnection] = set()
 
     async def run(
@@ -172,10 +181,11 @@ class RpcServer:
 
     async def _read_requests(self, conn: ClientConnection) -> None:
         reader = BufferedByteReceiveStream(conn.stream)
-        # Requests of one connection in flight at once: past this, reading
-        # waits, so a client that sends without reading its answers holds a
-        # bounded amount of the daemon's memory.
-        in_flight = anyio.Semaphore(MAX_IN_FLIGHT)
+        # Two semaphores, not one: a batch holds its line's place until it is
+        # answered while its calls wait for places of their own, so with one
+        # semaphore 64 batches could take every place and wait forever.
+        lines = anyio.Semaphore(MAX_IN_FLIGHT)
+        calls = anyio.Semaphore(MAX_IN_FLIGHT)
         async with anyio.create_task_group() as requests:
             while not conn.closed:
                 try:
@@ -189,15 +199,17 @@ class RpcServer:
                 except _BROKEN:
                     break
                 if line.strip():
-                    await in_flight.acquire()
-                    requests.start_soon(self._answer, conn, line, in_flight, name="rpc call")
+                    await lines.acquire()
+                    requests.start_soon(self._answer, conn, line, lines, calls, name="rpc call")
 
     async def _answer(
-        self, conn: ClientConnection, line: bytes, in_flight: anyio.Semaphore
+        self, conn: ClientConnection, line: bytes, lines: anyio.Semaphore,
+        calls: anyio.Semaphore,
     ) -> None:
         try:
             call = Call(self.rt, conn)
-            response = await dispatch(self.registry, call, line)
+            response = await dispatch(self.registry, call, line, max_batch=self.max_batch,
+                                      in_flight=calls)
             if response is not None:
                 await conn.send_line(response)
             for hook in call.after_response:
@@ -209,4 +221,4 @@ class RpcServer:
             with anyio.CancelScope(shield=True):
                 await conn.stream.aclose()
         finally:
-            in_flight.release()
+            lines.release()
