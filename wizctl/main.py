@@ -3,7 +3,8 @@
 This is the root: the global ``--socket`` option, the registration of every
 command (they live in ``wizctl.commands``, one module per group), and
 ``main()``, the one place where errors become a single ``wizctl: error: ...``
-line on stderr and an exit code — never a traceback. Every command takes
+line (or, with ``--json``, one JSON object) on stderr and an exit code that
+tells kinds apart (``wizctl.exits``) — never a traceback. Every command takes
 ``--json`` for scripts; people get tables and names.
 
 Imports stay light (stdlib + typer): ``wizctl --help`` must be quick.
@@ -17,17 +18,16 @@ from typing import Annotated
 
 import typer
 
-from . import replies
-from .client import RpcError, WizClientError
-from .commands import agents, conversations, jobs, messages, providers, status
+from . import exits
+from .commands import agents, ask, conversations, jobs, messages, providers, status
 from .commands.base import SETTINGS, State
-from .resolve import ResolveError
 
-app = typer.Typer(name="wizctl", help="Talk to wizd, the local LLM agents daemon.", **SETTINGS)
+app = typer.Typer(name="wizctl", help="Talk to wizd, the local LLM agents daemon.",
+                  epilog=exits.HELP, **SETTINGS)
 
 # Verbs first, then one sub-app per noun: the order `wizctl --help` lists them.
-for _command in (status.status, messages.send, messages.log, messages.tail, messages.events,
-                 messages.chat, jobs.jobs):
+for _command in (status.status, ask.ask, messages.send, messages.log, messages.tail,
+                 messages.events, messages.chat, jobs.jobs):
     app.command()(_command)
 for _name, _sub in (("provider", providers.app), ("agent", agents.app),
                     ("dm", conversations.dm_app), ("project", conversations.project_app),
@@ -45,29 +45,39 @@ def _root(ctx: typer.Context,
     ctx.call_on_close(ctx.obj.close)
 
 
-def _fail(text: str) -> None:
-    sys.stderr.write(f"wizctl: error: {text}\n")
+def wants_json(argv: list[str]) -> bool:
+    """Whether ``--json`` is among the options (not after ``--``)."""
+    return "--json" in (argv[:argv.index("--")] if "--" in argv else argv)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run wizctl and return its exit code: 0 ok, 1 an error (one line on
-    stderr), 2 a usage error or ``send --wait`` timing out, 130 interrupted."""
+    """Run wizctl and return its exit code (the table is in ``wizctl.exits``).
+
+    A failure is told once on stderr: one line (click's usage text for a usage
+    error), or with ``--json`` one JSON object. Never a traceback, but for a bug.
+    """
+    args = sys.argv[1:] if argv is None else list(argv)
+    as_json = wants_json(args)
     try:
-        app(args=argv, prog_name="wizctl")
+        code = app(args=args, prog_name="wizctl", standalone_mode=False)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    except replies.WaitTimeout as exc:
-        _fail(str(exc))
-        return 2
-    except RpcError as exc:
-        _fail(exc.describe())
-        return 1
-    except (WizClientError, ResolveError) as exc:
-        _fail(str(exc))
-        return 1
     except KeyboardInterrupt:
-        return 130
-    return 0
+        return exits.INTERRUPTED
+    except typer.Abort:  # end of input at a prompt
+        return exits.ERROR
+    except Exception as exc:
+        found = exits.failure(exc)
+        if found is None:
+            raise
+        if as_json:
+            sys.stderr.write(found.json() + "\n")
+        elif exits.is_usage_error(exc):
+            exc.show()  # type: ignore[attr-defined]  # click's usage line and hint
+        else:
+            sys.stderr.write(found.line() + "\n")
+        return found.exit
+    return code if isinstance(code, int) else 0
 
 
 # `wizctl service ...` lives in service.py, written separately; without it,

@@ -8,25 +8,71 @@ their deltas, streaming) as they come and errors on stderr.
 
 from __future__ import annotations
 
+import io
 import sys
 import time
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
-from . import render
-from .client import Client, WizClientError
+from . import exits, render
+from .client import INVALID_PARAMS, Client, RpcError, WizClientError
+from .exits import ReplyFailed
 from .follow import Follower, newest_seq, notice
 from .render import View
 from .resolve import Lookup
 
 
-class WaitTimeout(WizClientError):
-    """No reply arrived in time (``send --wait`` exits 2)."""
+class WaitTimeout(WizClientError, TimeoutError):
+    """No reply arrived in time (exit 8, timed out)."""
 
 
 # A job that ended (completed, or failed for good) stored its reply or its
 # error message just before saying so; this long we still wait for that message.
 _SETTLE = 2.0
+
+# The most characters wizd stores in one message (MAX_CONTENT of
+# wizd/services/messages.py; docs/protocol.md). Checked here so that longer
+# content is refused in the daemon's own words, not as a line too long to read.
+MAX_CONTENT = 100_000
+
+
+def check_content(text: str) -> str:
+    """``text`` if wizd would take it as a message's content; else raises the
+    RpcError wizd answers (-32602 ``invalid content: longer than ...``)."""
+    if len(text) > MAX_CONTENT:
+        problem = f"longer than {MAX_CONTENT} characters"
+        raise RpcError(INVALID_PARAMS, f"invalid content: {problem}",
+                       {"field": "content", "problem": problem})
+    return text
+
+
+def send_message(call: Callable[..., Any], conversation_id: str, text: str) -> dict[str, Any]:
+    """``message.send`` of ``text`` (checked first): ``{message, jobs}``."""
+    return dict(call("message.send", conversation_id=conversation_id,
+                     content=check_content(text)))
+
+
+def open_dm(call: Callable[..., Any], agent: dict[str, Any]) -> dict[str, Any]:
+    """The open DM of the local user with exactly ``agent`` (the oldest), made if
+    there is none."""
+    return dict(call("dm.create", participants=[agent["id"]], reuse=True))
+
+
+def outcome(replies: list[dict[str, Any]], ok: bool, lookup: Lookup, *, json: bool,
+            told: io.StringIO | None = None) -> int:
+    """The exit code of a wait for replies: 0, 6 when a reply is an error, 1 when
+    a job ended without one. With ``json`` a failure is raised instead, for main()
+    to report: ReplyFailed, or a WizClientError saying what ``told`` collected."""
+    errors = [r for r in replies if r.get("kind") == "error"]
+    if errors and json:
+        raise ReplyFailed(lookup.user_name(errors[0].get("author_id")), errors[0])
+    if errors:
+        return exits.PROVIDER
+    if not ok and json:
+        said = "; ".join(line.removeprefix("wizctl: ")
+                         for line in (told.getvalue() if told else "").splitlines())
+        raise WizClientError(said or "a reply job ended without a reply")
+    return exits.OK if ok else exits.ERROR
 
 
 def send(connect: Callable[[], Client], ref: str, text: str, *, wait: bool,
@@ -34,13 +80,17 @@ def send(connect: Callable[[], Client], ref: str, text: str, *, wait: bool,
          err: TextIO | None = None) -> int:
     """Send ``text``; with ``wait``, print the replies of the jobs it triggered.
 
-    Returns 0, or 1 if a reply is an error (printed to ``err``) or a job failed
-    without one. Raises WaitTimeout after ``timeout`` seconds without every reply.
+    Returns 0, 6 if a reply is an error (said on ``err``), 1 if a job ended
+    without one (with ``json`` these are raised: see ``outcome``). Raises
+    WaitTimeout after ``timeout`` seconds without every reply, and RpcError
+    for content longer than wizd takes (before sending anything).
     """
     out, err = out or sys.stdout, err or sys.stderr
+    check_content(text)
     views: list[View] = []
     follower = Follower(connect, client=connect(), on_reconnect=notice(err, views))
     lookup = Lookup(follower.call)
+    told = io.StringIO() if json else None
     try:
         conv = lookup.conversation(ref)
         if wait:
@@ -48,7 +98,7 @@ def send(connect: Callable[[], Client], ref: str, text: str, *, wait: bool,
             follower.conversation_id = conv["id"]
             follower.last_seq = newest_seq(follower.call, conv["id"])
             follower.start()
-        result = follower.call("message.send", conversation_id=conv["id"], content=text)
+        result = send_message(follower.call, conv["id"], text)
         if not wait:
             line = render.pretty_json(result) if json else _sent_line(lookup, conv, result)
             out.write(line + "\n")
@@ -56,7 +106,8 @@ def send(connect: Callable[[], Client], ref: str, text: str, *, wait: bool,
         view = None if json else View(lookup, out=out, bare=len(result.get("jobs") or ()) == 1)
         views.extend([view] if view is not None else [])
         try:
-            replies, ok = await_replies(follower, lookup, view, result, timeout=timeout, err=err)
+            replies, ok = await_replies(follower, lookup, view, result, timeout=timeout,
+                                        err=told or err)
         finally:
             if view is not None:
                 view.close()
@@ -64,7 +115,7 @@ def send(connect: Callable[[], Client], ref: str, text: str, *, wait: bool,
         follower.close()
     if json:
         out.write(render.pretty_json({**result, "replies": replies}) + "\n")
-    return 0 if ok else 1
+    return outcome(replies, ok, lookup, json=json, told=told)
 
 
 def _sent_line(lookup: Lookup, conv: dict[str, Any], result: dict[str, Any]) -> str:
@@ -152,7 +203,15 @@ class Replies:
         return [self.ended[j] for j in self._open() if j in self.ended]
 
 
-def await_replies(follower: Follower, lookup: Lookup, view: View | None,
+class Shows(Protocol):
+    """Where ``await_replies`` shows replies: a ``render.View``, or ``ask``'s stream."""
+
+    def delta(self, p: dict[str, Any]) -> None: ...
+    def message(self, msg: dict[str, Any]) -> None: ...
+    def settle(self, msg: dict[str, Any], *, redraw: bool = True) -> None: ...
+
+
+def await_replies(follower: Follower, lookup: Lookup, view: Shows | None,
                   result: dict[str, Any], *, timeout: float | None, err: TextIO,
                   others: bool = False) -> tuple[list[dict[str, Any]], bool]:
     """Wait for the replies to the message ``result`` (of message.send) reports,

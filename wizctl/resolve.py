@@ -17,7 +17,21 @@ Call = Callable[..., Any]
 
 
 class ResolveError(Exception):
-    """A reference matched nothing, or more than one thing. The message is one line."""
+    """A reference matched nothing (``NoMatch``) or more than one thing
+    (``Ambiguous``). The message is one line; ``kind`` is what ``ref`` was to name."""
+
+    def __init__(self, message: str, *, kind: str, ref: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.ref = ref
+
+
+class NoMatch(ResolveError):
+    """Nothing is named ``ref``."""
+
+
+class Ambiguous(ResolveError):
+    """``ref`` names more than one thing."""
 
 
 def _label(item: dict[str, Any]) -> str:
@@ -37,7 +51,7 @@ def pick(kind: str, ref: str, items: Sequence[dict[str, Any]], *,
     found = find(kind, ref, items, prefix=prefix)
     if found is None:
         extra = " or with that id prefix" if prefix else ""
-        raise ResolveError(f"no {kind} named {ref!r}{extra}")
+        raise NoMatch(f"no {kind} named {ref!r}{extra}", kind=kind, ref=ref)
     return found
 
 
@@ -56,8 +70,8 @@ def find(kind: str, ref: str, items: Sequence[dict[str, Any]], *,
         if len(hits) == 1:
             return hits[0]
         if len(hits) > 1:
-            raise ResolveError(f"{ref!r} is ambiguous: it could be the {kind} "
-                               + ", ".join(_label(h) for h in hits))
+            raise Ambiguous(f"{ref!r} is ambiguous: it could be the {kind} "
+                            + ", ".join(_label(h) for h in hits), kind=kind, ref=ref)
     return None
 
 
@@ -135,7 +149,8 @@ class Lookup:
         agent = find("agent", ref, self.agents())
         if agent is not None:
             return str(agent["user_id"])
-        raise ResolveError(f"no user or agent named {ref!r} or with that id prefix")
+        raise NoMatch(f"no user or agent named {ref!r} or with that id prefix",
+                      kind="participant", ref=ref)
 
     def dm_with(self, agent: dict[str, Any]) -> dict[str, Any] | None:
         """The DM between the local user and exactly ``agent`` (the oldest if several),
@@ -168,8 +183,8 @@ class Lookup:
         if len(named) == 1:
             return named[0]
         if len(named) > 1:
-            raise ResolveError(f"{ref!r} is ambiguous: it could be the DM "
-                               + ", ".join(_label(d) for d in named))
+            raise Ambiguous(f"{ref!r} is ambiguous: it could be the DM "
+                            + ", ".join(_label(d) for d in named), kind="conversation", ref=ref)
         agent = find("agent", ref, self.agents(), prefix=False)
         if agent is not None:
             with_agent = self.dm_with(agent)
@@ -180,10 +195,12 @@ class Lookup:
         if hit is not None:
             return hit
         if agent is not None:
-            raise ResolveError(f"you have no DM with {agent.get('name')}; "
-                               f"start one with `wizctl dm new {agent.get('name')}`")
-        raise ResolveError(f"no conversation matches {ref!r} (use a DM name, the name of an "
-                           "agent you have a DM with, #channel, project/channel or an id prefix)")
+            raise NoMatch(f"you have no DM with {agent.get('name')}; "
+                          f"start one with `wizctl dm new {agent.get('name')}`",
+                          kind="conversation", ref=ref)
+        raise NoMatch(f"no conversation matches {ref!r} (use a DM name, the name of an agent "
+                      "you have a DM with, #channel, project/channel or an id prefix)",
+                      kind="conversation", ref=ref)
 
     def _dm_of(self, ref: str) -> dict[str, Any]:
         """``@alice`` or ``@alice,bob``: the DM of the local user with exactly these
@@ -191,7 +208,8 @@ class Lookup:
         want = {self.me()["id"], *(self.participant(n) for n in ref[1:].split(",") if n)}
         found = self._oldest_dm_with(want)
         if found is None:
-            raise ResolveError(f"you have no DM with exactly {ref[1:]}")
+            raise NoMatch(f"you have no DM with exactly {ref[1:]}", kind="conversation",
+                          ref=ref)
         return found
 
     def job_id(self, ref: str) -> str:
@@ -206,9 +224,9 @@ class Lookup:
         if len(hits) == 1:
             return str(hits[0]["id"])
         if not hits:
-            raise ResolveError(f"no job with id or id prefix {ref!r}")
-        raise ResolveError(f"{ref!r} is ambiguous: it could be the job "
-                           + ", ".join(str(j["id"])[:12] for j in hits[:10]))
+            raise NoMatch(f"no job with id or id prefix {ref!r}", kind="job", ref=ref)
+        raise Ambiguous(f"{ref!r} is ambiguous: it could be the job "
+                        + ", ".join(str(j["id"])[:12] for j in hits[:10]), kind="job", ref=ref)
 
     # -- naming ----------------------------------------------------------------
     def user_name(self, user_id: Any) -> str:

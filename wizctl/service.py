@@ -15,9 +15,12 @@ import subprocess
 import sys
 from importlib import resources
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+
+from .client import WizClientError
+from .render import dump_json
 
 UNITS = ("wizd.service", "wizd.socket")
 # The ExecStart= of the shipped unit (where `pip install --user` and pipx put
@@ -90,13 +93,33 @@ def user_manager() -> str | None:
     return None
 
 
-def systemctl(*args: str) -> bool:
+class Report:
+    """What install/uninstall did: said line by line to a person, or gathered
+    into one JSON object for a script (``--json``)."""
+
+    def __init__(self, json: bool) -> None:
+        self.json = json
+        self.doc: dict[str, Any] = {"units": [], "systemctl": []}
+
+    def say(self, text: str) -> None:
+        if not self.json:
+            typer.echo(text)
+
+    def finish(self) -> None:
+        if self.json:
+            typer.echo(dump_json(self.doc))
+
+
+def systemctl(report: Report, *args: str) -> bool:
     """Run ``systemctl --user ARGS``, echoing it; True if it succeeded."""
     cmd = ["systemctl", "--user", *args]
-    typer.echo("$ " + " ".join(cmd))
+    report.say("$ " + " ".join(cmd))
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
-    for line in (done.stdout + done.stderr).strip().splitlines():
-        typer.echo("  " + line)
+    said = (done.stdout + done.stderr).strip().splitlines()
+    for line in said:
+        report.say("  " + line)
+    report.doc["systemctl"].append({"args": list(args), "ok": done.returncode == 0,
+                                    "output": said})
     return done.returncode == 0
 
 
@@ -113,46 +136,53 @@ def _write(path: Path, text: str) -> str:
 
 Wizd = Annotated[Path | None, typer.Option(
     "--wizd", help="The wizd executable to run (default: next to this Python, else on PATH).")]
+Json = Annotated[bool, typer.Option("--json", help="Print what was done as one JSON object.")]
 
 
 @app.command()
-def install(wizd: Wizd = None) -> None:
+def install(wizd: Wizd = None, json: Json = False) -> None:
     """Write wizd.service and wizd.socket for the user's systemd and reload it."""
     exe = wizd.absolute() if wizd is not None else find_wizd()
     if exe is None or not (exe.is_file() and os.access(exe, os.X_OK)):
-        typer.echo(f"wizctl: error: cannot find an executable wizd ({exe or 'not on PATH'}); "
-                   "pass --wizd PATH", err=True)
-        raise typer.Exit(1)
+        raise WizClientError(f"cannot find an executable wizd ({exe or 'not on PATH'}); "
+                             "pass --wizd PATH")
+    report = Report(json)
     target = unit_dir()
     target.mkdir(parents=True, exist_ok=True)
     for name in UNITS:
         what = _write(target / name, unit_text(name, exe))
-        typer.echo(f"{what} {target / name}")
-    typer.echo(f"ExecStart={exec_path(exe)}")
+        report.say(f"{what} {target / name}")
+        report.doc["units"].append({"path": str(target / name), "action": what})
+    report.say(f"ExecStart={exec_path(exe)}")
+    report.doc["exec_start"] = exec_path(exe)
     problem = user_manager()
-    if problem is None:
-        systemctl("daemon-reload")
-    else:
-        typer.echo(f"not reloading systemd: {problem}. The units are in place; in a session "
+    report.doc["reloaded"] = problem is None and systemctl(report, "daemon-reload")
+    report.doc["not_reloaded_because"] = problem
+    if problem is not None:
+        report.say(f"not reloading systemd: {problem}. The units are in place; in a session "
                    "with a user manager run: systemctl --user daemon-reload")
-    typer.echo(NEXT_STEPS)
+    report.say(NEXT_STEPS)
+    report.finish()
 
 
 @app.command()
-def uninstall() -> None:
+def uninstall(json: Json = False) -> None:
     """Stop and disable wizd's units, then remove them."""
+    report = Report(json)
     target = unit_dir()
     present = [name for name in UNITS if (target / name).exists()]
     problem = user_manager()
     if problem is None:
         # Disabling a unit that is not loaded fails harmlessly; go on regardless.
-        systemctl("disable", "--now", *UNITS)
+        systemctl(report, "disable", "--now", *UNITS)
     else:
-        typer.echo(f"not stopping anything through systemd: {problem}")
+        report.say(f"not stopping anything through systemd: {problem}")
     for name in present:
         (target / name).unlink()
-        typer.echo(f"removed {target / name}")
+        report.say(f"removed {target / name}")
+        report.doc["units"].append({"path": str(target / name), "action": "removed"})
     if not present:
-        typer.echo(f"no wizd units in {target}")
+        report.say(f"no wizd units in {target}")
     if problem is None and present:
-        systemctl("daemon-reload")
+        systemctl(report, "daemon-reload")
+    report.finish()

@@ -317,21 +317,21 @@ def test_send_wait_carries_on_across_a_daemon_restart(
     assert len(srv.requests) == 2
 
 
-def test_send_wait_with_an_error_reply_exits_1(wizd: Wizd) -> None:
+def test_send_wait_with_an_error_reply_exits_6(wizd: Wizd) -> None:
     _, dm = agent_and_dm(wizd)
     proc = wizctl(wizd, "send", "ada", "please /fail-auth", "--wait")
-    assert (proc.returncode, proc.stdout) == (1, "")
+    assert (proc.returncode, proc.stdout) == (6, "")  # 6: a provider error
     [error] = [m for m in stored(wizd, dm) if m["kind"] == "error"]
     assert proc.stderr == f"wizctl: ada: {error['content']}\n"
     assert "could not reply" in error["content"]
 
 
-def test_send_wait_timeout_exits_2(wizd: Wizd) -> None:
+def test_send_wait_timeout_exits_8(wizd: Wizd) -> None:
     _, dm = agent_and_dm(wizd)
     started = time.monotonic()
     proc = wizctl(wizd, "send", "ada", "take your time /hang", "--wait", "--timeout", "0.5")
     assert time.monotonic() - started >= 0.5
-    assert (proc.returncode, proc.stdout) == (2, "")
+    assert (proc.returncode, proc.stdout) == (8, "")  # 8: timed out
     assert proc.stderr.startswith("wizctl: error: no reply within 0.5 s")
     assert proc.stderr.count("\n") == 1
     assert [m["content"] for m in stored(wizd, dm)] == ["take your time /hang"]
@@ -340,13 +340,13 @@ def test_send_wait_timeout_exits_2(wizd: Wizd) -> None:
 # -- no daemon ----------------------------------------------------------------------
 
 @pytest.mark.parametrize("how", ["never started", "killed"])
-def test_status_without_a_daemon_is_one_line_and_exit_1(wizd_factory: Any, how: str) -> None:
+def test_status_without_a_daemon_is_one_line_and_exit_5(wizd_factory: Any, how: str) -> None:
     w: Wizd = wizd_factory()
     if how == "killed":  # kill -9 leaves a socket file nobody listens on
         w.start().kill()
         assert w.socket.exists()
     proc = wizctl(w, "status")
-    assert (proc.returncode, proc.stdout) == (1, "")
+    assert (proc.returncode, proc.stdout) == (5, "")
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     reason = "nobody listens on" if how == "killed" else "no socket at"
     assert proc.stderr.startswith(f"wizctl: error: wizd is not running ({reason} {w.socket})")

@@ -65,12 +65,12 @@ def test_rpc_error_is_one_line(wiz: FakeWizd, capsys: Capsys) -> None:
     wiz.on("agent.create", fn=conflict)
     code, _, err = run(capsys, "agent", "create", "alice", "--role", "r", "--backstory", "b",
                        "--goal", "g")
-    assert (code, err) == (1, "wizctl: error: agent name already taken: alice\n")
+    assert (code, err) == (4, "wizctl: error: agent name already taken: alice\n")  # 4: conflict
 
 
 def test_resolve_error_is_one_line(wiz: FakeWizd, capsys: Capsys) -> None:
     code, _, err = run(capsys, "agent", "show", "nobody")
-    assert (code, err) == (1, "wizctl: error: no agent named 'nobody' or with that id prefix\n")
+    assert (code, err) == (3, "wizctl: error: no agent named 'nobody' or with that id prefix\n")
 
 
 def test_connection_lost_is_one_line(wiz: FakeWizd, capsys: Capsys) -> None:
@@ -146,10 +146,11 @@ def test_provider_list_never_shows_a_key(wiz: FakeWizd, capsys: Capsys) -> None:
 
 def test_dm_new_resolves_names_to_user_ids(wiz: FakeWizd, capsys: Capsys) -> None:
     wiz.on("dm.create", fn=lambda p, peer: {"id": "dm-1", "type": "dm", "name": p.get("name"),
-                                            "participants": ["u-me", *p["participants"]]})
+                                            "participants": ["u-me", *p["participants"]],
+                                            "existing": False})
     code, out, _ = run(capsys, "dm", "new", "alice")
     assert code == 0 and out == "created DM @alice (dm-1) with me, alice\n"
-    assert wiz.calls("dm.create") == [{"participants": ["u-alice"]}]
+    assert wiz.calls("dm.create") == [{"participants": ["u-alice"], "reuse": True}]
 
 
 def test_jobs_table_and_job_show_by_prefix(wiz: FakeWizd, capsys: Capsys) -> None:

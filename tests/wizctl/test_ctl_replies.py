@@ -119,7 +119,7 @@ def test_send_wait_with_wizd_style_error_message(fake: FakeWizd) -> None:
     out, err = io.StringIO(), io.StringIO()
     code = replies.send(lambda: Client(fake.path), "alice", "hello", wait=True, timeout=5,
                        json=False, out=out, err=err)
-    assert (code, out.getvalue()) == (1, "")
+    assert (code, out.getvalue()) == (6, "")  # 6: a provider error
     assert err.getvalue() == "wizctl: alice: Agent alice could not reply\n"
 
 
@@ -147,7 +147,7 @@ def test_send_wait_with_an_error_reply_and_a_reply(fake: FakeWizd) -> None:
     out, err = io.StringIO(), io.StringIO()
     code = replies.send(lambda: Client(fake.path), "alice", "hello", wait=True, timeout=5,
                         json=False, out=out, err=err)
-    assert code == 1
+    assert code == 6
     assert [line.split(" ", 1)[1] for line in out.getvalue().splitlines()] == [
         "bob: hello from bob"]
     assert err.getvalue() == (

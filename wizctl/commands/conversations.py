@@ -6,6 +6,7 @@ are shown by name (``@alice``, ``#general``), ids only as a short column.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -33,11 +34,18 @@ def _line(st: State, verb: str) -> Callable[[dict[str, Any]], str]:
 def dm_new(ctx: typer.Context,
            participants: Annotated[list[str], typer.Argument(help="Agent or user names/ids.")],
            name: Annotated[str | None, typer.Option(help="A name for the DM.")] = None,
+           new: Annotated[bool, typer.Option(
+               "--new", help="Make another DM even if one with them is open.")] = False,
            json: Json = False) -> None:
-    """Start a DM with agents (you are always in it)."""
+    """Start a DM with agents (you are always in it); the open DM with exactly
+    them (and this --name, if given) is used if there is one."""
     st = state(ctx)
     ids = [st.lookup.participant(p) for p in participants]
-    result = st.call("dm.create", participants=ids, name=name)
+    result = st.call("dm.create", participants=ids, name=name, reuse=None if new else True)
+    if result.get("existing") and not json:
+        sys.stderr.write("wizctl: " + _line(st, "using the existing DM")(result)
+                         + " (--new makes another)\n")
+        return
     emit(result, json, _line(st, "created DM"))
 
 

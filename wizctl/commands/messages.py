@@ -12,19 +12,20 @@ from typing import Annotated
 import typer
 
 from .. import follow, replies
+from ..replies import check_content
 from .base import Json, JsonLines, emit, state
 
 
 def read_text(text: str) -> str:
     """``text``, or for ``-`` all of stdin without its final newline(s) (so
     ``echo hi | wizctl send ada -`` sends ``hi``). Raises BadParameter if stdin
-    holds nothing."""
+    holds nothing, RpcError if it holds more than a message can (wizd's words)."""
     if text != "-":
-        return text
+        return check_content(text)
     read = sys.stdin.read().rstrip("\r\n")
     if not read:
         raise typer.BadParameter("nothing to send: stdin was empty", param_hint="'TEXT'")
-    return read
+    return check_content(read)
 
 
 def send(ctx: typer.Context,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, delete, func, select, update
 
 from ..errors import Conflict, InvalidInput, NotFound
 from ..store.database import raw
@@ -128,11 +128,26 @@ async def create_dm(
     Raises InvalidInput (no one besides the local user), NotFound (an unknown
     participant).
     """
+    dm, _ = await open_dm(rt, participants=participants, name=name)
+    return dm
+
+
+async def open_dm(
+    rt: Runtime, *, participants: list[str], name: str | None = None, reuse: bool = False
+) -> tuple[dict[str, Any], bool]:
+    """A DM between the local user and ``participants``, and whether it existed.
+
+    With ``reuse``, the oldest open DM with exactly these participants (and
+    this ``name``, if one is given) is returned instead of a new one; the look-up
+    and the creation share one transaction, so two callers never make two.
+    Raises InvalidInput (no one besides the local user), NotFound (an unknown
+    participant).
+    """
     if name is not None:
         name = checks.name("name", name)
     now = rt.clock.now_ms()
 
-    def q(conn: Connection) -> dict[str, Any]:
+    def q(conn: Connection) -> tuple[dict[str, Any], bool]:
         members = [rt.local_user_id]
         for ref in participants:
             user_id = resolve_participant(conn, ref)
@@ -140,14 +155,40 @@ async def create_dm(
                 members.append(user_id)
         if len(members) < 2:
             raise InvalidInput("participants", "name at least one user or agent besides you")
+        if reuse:
+            found = _open_dm_of(conn, members, name)
+            if found is not None:
+                return dm_public(conn, found), True
         dm_id = new_id()
         conn.execute(dm_conversations.insert().values(id=dm_id, name=name, created_at=now,
                                                       updated_at=now))
         for user_id in members:
             _add(conn, dm_id, user_id, now)
-        return dm_public(conn, _dm_row(conn, dm_id))
+        return dm_public(conn, _dm_row(conn, dm_id)), False
 
     return await rt.db.write(q)
+
+
+def _open_dm_of(conn: Connection, members: list[str], name: str | None) -> Any:
+    """The oldest open DM whose participants are exactly ``members`` (named ``name``
+    if given), or None."""
+    mine = dm_participants.alias("mine")
+    everyone = dm_participants.alias("everyone")
+    # DMs holding every one of ``members`` and nobody else: all members are in,
+    # and the head count matches.
+    holding = (select(mine.c.conversation_id)
+               .where(mine.c.user_id.in_(members))
+               .group_by(mine.c.conversation_id)
+               .having(func.count() == len(members)))
+    size = (select(func.count()).where(everyone.c.conversation_id == dm_conversations.c.id)
+            .scalar_subquery())
+    query = (select(dm_conversations)
+             .where(dm_conversations.c.archived_at.is_(None),
+                    dm_conversations.c.id.in_(holding), size == len(members))
+             .order_by(dm_conversations.c.created_at, dm_conversations.c.id).limit(1))
+    if name is not None:
+        query = query.where(dm_conversations.c.name == name)
+    return conn.execute(query).first()
 
 
 async def list_dms(rt: Runtime, *, include_archived: bool = False) -> list[dict[str, Any]]:

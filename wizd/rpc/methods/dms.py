@@ -10,9 +10,14 @@ from ..server import Call
 
 
 @registry.method("dm.create")
-async def dm_create(call: Call, participants: list[str], name: str | None = None) -> dict[str, Any]:
-    """A DM between you and ``participants`` (user ids, agent ids or agent names)."""
-    return await conversations.create_dm(call.rt, participants=participants, name=name)
+async def dm_create(call: Call, participants: list[str], name: str | None = None,
+                    reuse: bool = False) -> dict[str, Any]:
+    """A DM between you and ``participants`` (user ids, agent ids or agent names);
+    with ``reuse``, the oldest open one with exactly them instead of a new one
+    (``existing`` says which)."""
+    dm, existing = await conversations.open_dm(call.rt, participants=participants, name=name,
+                                               reuse=reuse)
+    return {**dm, "existing": existing}
 
 
 @registry.method("dm.list")
