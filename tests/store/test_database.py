@@ -10,6 +10,7 @@ import anyio
 import pytest
 from sqlalchemy import Connection, select, text
 
+from wizd.errors import StorageUnavailable
 from wizd.store.database import Database
 from wizd.store.schema import users
 
@@ -252,5 +253,65 @@ async def test_a_database_error_does_not_carry_the_statements_values(tmp_path: P
             await db.write(duplicate)
         assert "UNIQUE" in str(caught.value)
         assert secret not in str(caught.value)
+    finally:
+        await db.close()
+
+
+# -- storage failures ---------------------------------------------------------------
+#
+# ``PRAGMA max_page_count`` on the write connection makes SQLite itself answer
+# SQLITE_FULL ("database or disk is full") as soon as a write needs one more
+# page: a full disk, deterministic and without root. It is set through an
+# ordinary write, which runs on the write connection.
+
+
+def no_more_pages(conn: Connection) -> None:
+    conn.exec_driver_sql("PRAGMA max_page_count = 1")  # clamped to the current size
+
+
+def pages_again(conn: Connection) -> None:
+    conn.exec_driver_sql("PRAGMA max_page_count = 1073741823")
+
+
+def user_ids(conn: Connection) -> list[str]:
+    return list(conn.execute(select(users.c.id).order_by(users.c.id)).scalars())
+
+
+def add_big_user(conn: Connection, uid: str) -> str:
+    # 64 KiB of name: overflow pages, so the insert needs new pages for sure.
+    conn.execute(users.insert().values(id=uid, name=uid * 16384, type="human",
+                                       created_at=1, updated_at=1))
+    return uid
+
+
+async def test_a_full_disk_is_a_storage_error_until_space_is_back(tmp_path: Path) -> None:
+    """Every writer of a batch that hits a full disk gets StorageUnavailable
+    ("disk full"), not the driver's error; the connection goes on and the
+    writes succeed once there is room."""
+    db = await opened(tmp_path / "wiz.db")
+    try:
+        await db.write(add_user, "before")
+        await db.write(no_more_pages)
+        results: list[object] = []
+
+        async def writer(i: int) -> None:
+            try:
+                results.append(await db.write(add_big_user, f"u{i}"))
+            except Exception as exc:
+                results.append(exc)
+
+        async with anyio.create_task_group() as tg:
+            for i in range(8):
+                tg.start_soon(writer, i)
+        assert len(results) == 8
+        for exc in results:
+            assert isinstance(exc, StorageUnavailable), repr(exc)
+            assert (exc.message, exc.cause) == ("storage unavailable: disk full", "disk full")
+        # Still full: the same write fails the same way.
+        with pytest.raises(StorageUnavailable):
+            await db.write(add_big_user, "again")
+        await db.write(pages_again)
+        assert await db.write(add_big_user, "after") == "after"
+        assert await db.read(user_ids) == ["after", "before"]
     finally:
         await db.close()

@@ -32,6 +32,12 @@ How writes reach SQLite differs by backend, and the difference is speed:
 Hot queries may bypass SQLAlchemy's statement machinery with ``raw(conn)``
 (the DB-API connection under ``conn``, in the same transaction): here a
 statement costs ~3 us that way and ~30 us through ``Connection.execute``.
+
+Storage trouble (a full disk, a read-only file, an I/O error) reaches callers
+as ``StorageUnavailable`` (see ``failures``), and the log gets one line when
+writes start failing and one when they work again, not one per write. The
+connections stay open through it: a failed transaction is rolled back, and
+the next one succeeds once the cause is gone.
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ import trio
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.pool import NullPool
 
+from .failures import starting, storage_error
 from .migrations import migrate
 
 log = logging.getLogger(__name__)
@@ -117,8 +124,8 @@ class _Threads:
     async def dispose(self) -> None:
         await anyio.to_thread.run_sync(self.engine.dispose)
 
-    async def writer(self, wal: str) -> _WriterThread:
-        writer = _WriterThread(self.engine, wal)
+    async def writer(self, wal: str, health: _Health) -> _WriterThread:
+        writer = _WriterThread(self.engine, wal, health)
         await writer.start()
         return writer
 
@@ -145,8 +152,8 @@ class _Aiosqlite:
     async def dispose(self) -> None:
         await self.engine.dispose()
 
-    async def writer(self, wal: str) -> _LockedWriter:
-        writer = _LockedWriter(self, wal)
+    async def writer(self, wal: str, health: _Health) -> _LockedWriter:
+        writer = _LockedWriter(self, wal, health)
         await writer.start()
         return writer
 
@@ -159,9 +166,10 @@ class _WriterThread:
     back; the thread needs waking only when it was idle.
     """
 
-    def __init__(self, engine: Engine, wal: str) -> None:
+    def __init__(self, engine: Engine, wal: str, health: _Health) -> None:
         self.engine = engine
         self.wal = wal
+        self.health = health
         self._cond = threading.Condition()
         self._pending: list[_Write] = []
         self._stopping = False
@@ -207,13 +215,14 @@ class _WriterThread:
                 batch = self._pending[:MAX_BATCH]
                 del self._pending[:MAX_BATCH]
             conn = _commit(self.engine, conn, batch)
+            self.health.settle(batch)
             try:
                 # Callbacks run in the order they were scheduled: hooks in commit order.
                 call_soon(_deliver, batch)
             except trio.RunFinishedError:
                 break  # the loop is gone, and nobody waits for these any more
             if conn is not None and _wal_size(self.wal) > WAL_LIMIT:
-                _checkpoint(conn)
+                _checkpoint(conn, self.health)
         if conn is not None:
             conn.close()
 
@@ -221,9 +230,10 @@ class _WriterThread:
 class _LockedWriter:
     """asyncio: one batch at a time through aiosqlite, under a lock on the loop."""
 
-    def __init__(self, driver: _Aiosqlite, wal: str) -> None:
+    def __init__(self, driver: _Aiosqlite, wal: str, health: _Health) -> None:
         self.driver = driver
         self.wal = wal
+        self.health = health
         self._lock = anyio.Lock()
         self._queued: list[_Write] = []
         self._conn: Any = None
@@ -255,9 +265,10 @@ class _LockedWriter:
                 for each in batch:
                     each.error = each.error or exc
                 self._conn = await _checked(self.driver, self._conn)
+            self.health.settle(batch)
             _deliver(batch)
             if self._conn is not None and _wal_size(self.wal) > WAL_LIMIT:
-                await self.driver.run(self._conn, _checkpoint)
+                await self.driver.run(self._conn, _checkpoint, self.health)
 
     async def stop(self) -> None:
         async with self._lock:
@@ -277,6 +288,7 @@ class Database:
         self._readers = anyio.CapacityLimiter(READERS)
         self._idle_readers: list[Any] = []
         self._wal = f"{self.path}-wal"
+        self._health = _Health(self.path)
         self.schema_before = 0
         self.schema_after = 0
 
@@ -296,8 +308,18 @@ class Database:
     async def open(self) -> None:
         """Create or upgrade the database and open its connections.
 
-        Raises SchemaError if the file is newer than this wizd or not a database.
+        Raises SchemaError if the file is newer than this wizd, not a database,
+        or damaged; StorageUnavailable, saying where and what to do, if the
+        file or its folder cannot be created, opened or written.
         """
+        try:
+            with starting(self.path):
+                await self._open()
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _open(self) -> None:
         await anyio.to_thread.run_sync(_prepare_file, self.path)
         self.schema_before, self.schema_after = await anyio.to_thread.run_sync(
             migrate, self.path
@@ -311,7 +333,7 @@ class Database:
             event.listen(engine, "connect", self._on_connect)
             event.listen(engine, "begin", _on_begin)
             self._driver = _Threads(engine)
-        self._writer = await self._driver.writer(self._wal)
+        self._writer = await self._driver.writer(self._wal, self._health)
 
     async def close(self) -> None:
         driver, self._driver = self._driver, None
@@ -328,7 +350,19 @@ class Database:
                 await driver.dispose()
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run ``fn(conn, *args)`` in a read transaction and return its result."""
+        """Run ``fn(conn, *args)`` in a read transaction and return its result.
+
+        Raises StorageUnavailable if the storage fails the read (I/O error).
+        """
+        try:
+            return await self._read(fn, *args)
+        except Exception as exc:
+            translated = storage_error(exc)
+            if translated is None or translated is exc:
+                raise
+            raise translated from exc
+
+    async def _read(self, fn: Callable[..., T], *args: Any) -> T:
         driver = self._driver
         assert driver is not None, "the database is not open"
         async with self._readers:
@@ -361,6 +395,10 @@ class Database:
 
         A write, once queued, always finishes (it is shielded from cancellation):
         a cancelled caller never leaves a half-applied change or a lost commit.
+
+        Raises StorageUnavailable if the storage cannot take the write (disk
+        full, read-only, I/O error): nothing of it is stored. Otherwise, what
+        ``fn`` raised.
         """
         writer = self._writer
         assert writer is not None, "the database is not open"
@@ -437,14 +475,18 @@ def _wal_size(wal: str) -> int:
         return 0
 
 
-def _checkpoint(conn: Connection) -> None:
+def _checkpoint(conn: Connection, health: _Health) -> None:
     # PASSIVE: copies what it can without waiting for readers; writers wait
     # meanwhile (it runs between two batches). A failure is retried after the
-    # next commit.
+    # next commit. On a full disk it fails while the commits still fit in the
+    # WAL (the database file must grow to take the pages); it catches up once
+    # there is room, and the WAL is cut back then.
     try:
         raw(conn).execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-    except Exception:
-        log.exception("WAL checkpoint failed; retried after the next commit")
+    except Exception as exc:
+        health.checkpoint_failed(exc)
+    else:
+        health.checkpoint_done()
 
 
 async def _checked(driver: _Threads | _Aiosqlite, conn: Any) -> Any:
@@ -454,8 +496,8 @@ async def _checked(driver: _Threads | _Aiosqlite, conn: Any) -> Any:
     try:
         if await driver.run(conn, _usable):
             return conn
-    except Exception:  # the driver itself failed (aiosqlite's thread is gone)
-        log.exception("database connection unusable after an error; reopening")
+    except Exception as exc:  # the driver itself failed (aiosqlite's thread is gone)
+        _unusable(exc)
     try:
         await driver.close(conn)
     except Exception:
@@ -469,9 +511,63 @@ def _usable(conn: Connection) -> bool:
         if conn.in_transaction():
             conn.rollback()
         return not conn.invalidated and not conn.closed
-    except Exception:
-        log.exception("database connection unusable after an error; reopening")
+    except Exception as exc:
+        _unusable(exc)
         return False
+
+
+def _unusable(exc: Exception) -> None:
+    translated = storage_error(exc)
+    if translated is None:
+        log.exception("database connection unusable after an error; reopening")
+    else:  # the storage's condition, not a bug: no traceback
+        log.warning("database connection unusable after an error (%s); reopening",
+                    translated.message)
+
+
+class _Health:
+    """One log line when writes (or checkpoints) start failing for a storage
+    reason, one when they work again: not one per write while a disk is full.
+
+    Used by the one writer (its thread on trio, the loop on asyncio) only.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.failing: str | None = None
+        self.checkpoint_failing = False
+
+    def settle(self, batch: list[_Write]) -> None:
+        """Give each failed writer of ``batch`` its StorageUnavailable, if that is
+        what it met, and log a change of state."""
+        cause = None
+        for req in batch:
+            translated = None if req.error is None else storage_error(req.error)
+            if translated is not None:
+                req.error = translated
+                cause = translated.cause
+        if cause is not None:
+            if cause != self.failing:
+                log.warning("database %s: writes fail: storage unavailable: %s; they succeed "
+                            "again once that is fixed", self.path, cause)
+            self.failing = cause
+        elif self.failing is not None and any(req.error is None for req in batch):
+            log.info("database %s: writes succeed again", self.path)
+            self.failing = None
+
+    def checkpoint_failed(self, exc: Exception) -> None:
+        translated = storage_error(exc)
+        if translated is None:
+            log.exception("WAL checkpoint failed; retried after the next commit")
+        elif not self.checkpoint_failing:
+            log.warning("database %s: WAL checkpoint failed: %s; retried after each commit",
+                        self.path, translated.message)
+        self.checkpoint_failing = translated is not None
+
+    def checkpoint_done(self) -> None:
+        if self.checkpoint_failing:
+            log.info("database %s: WAL checkpoint done again", self.path)
+            self.checkpoint_failing = False
 
 
 class _AllTokens:

@@ -205,7 +205,8 @@ def migrate(path: Path, *, upto: int = LATEST) -> tuple[int, int]:
     """Bring the database at ``path`` to schema version ``upto`` (default: latest).
 
     Returns (version before, version after). Raises SchemaError when the database
-    is newer than this wizd knows, or is not a SQLite database.
+    is newer than this wizd knows, or is not a SQLite database; sqlite3.Error
+    when it is damaged (see ``_check_readable``) or its storage fails.
     """
     conn = sqlite3.connect(path, isolation_level=None)
     try:
@@ -220,6 +221,7 @@ def migrate(path: Path, *, upto: int = LATEST) -> tuple[int, int]:
                 f"({LATEST}); upgrade wiz, or point --db at another file. "
                 "The database was left untouched."
             )
+        _check_readable(conn)
         # WAL is a property of the file: set it once here, before the daemon's
         # connections open, since switching needs an exclusive lock.
         conn.execute("PRAGMA journal_mode=WAL")
@@ -242,3 +244,17 @@ def migrate(path: Path, *, upto: int = LATEST) -> tuple[int, int]:
         return before, max(before, upto)
     finally:
         conn.close()
+
+
+def _check_readable(conn: sqlite3.Connection) -> None:
+    """Read the first row of every table: a damaged page on that path (a
+    table's root, say) stops the start with SQLite's error, rather than the
+    first request that needs it.
+
+    Cheap, so not complete: ``PRAGMA quick_check`` would read the whole file,
+    minutes on a big database at every start.
+    """
+    tables = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    for (name,) in tables:
+        quoted = name.replace('"', '""')
+        conn.execute(f'SELECT * FROM "{quoted}" LIMIT 1').fetchall()
