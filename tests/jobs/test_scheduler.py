@@ -7,6 +7,7 @@ a job's ``processed_on`` and the clock are both driven by it.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import trio.testing
 from sqlalchemy import Connection, text
 from trio.testing import MockClock
 
+from tests.support.tmpfs import fill, tmpfs
 from wizd.errors import Conflict, ProviderAuthError, ProviderError, ProviderRateLimited
 from wizd.jobs import queue
 from wizd.jobs.queue import JobContext
@@ -579,3 +581,166 @@ async def test_retry_a_failed_job(tmp_path: Path, autojump_clock: MockClock) -> 
         assert done["attempts"] == 1
         with pytest.raises(Conflict):
             await queue.retry(h.rt, job["id"])
+
+
+# -- storage failures ---------------------------------------------------------------
+#
+# ``PRAGMA max_page_count`` on the write connection (set through an ordinary
+# write, which runs there) makes SQLite answer SQLITE_FULL as soon as a write
+# needs another page: a full disk, deterministic under the virtual clock. A
+# row of BIG bytes lives on overflow pages, and rewriting it (a claim, a
+# result, a requeue) needs new ones.
+
+BIG = "x" * 100_000
+
+
+def no_more_pages(conn: Connection) -> None:
+    # Pages freed earlier (by a rewritten row) would be reused first: fill them.
+    conn.exec_driver_sql("CREATE TABLE IF NOT EXISTS ballast (x BLOB)")
+    free = conn.exec_driver_sql("PRAGMA freelist_count").scalar_one()
+    conn.exec_driver_sql("INSERT INTO ballast VALUES (zeroblob(?))", (free * 4096,))
+    conn.exec_driver_sql("PRAGMA max_page_count = 1")  # clamped to the current size
+
+
+def pages_again(conn: Connection) -> None:
+    conn.exec_driver_sql("PRAGMA max_page_count = 1073741823")
+
+
+def scheduler_lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records
+            if r.name == "wizd.jobs.scheduler" and r.levelno >= logging.WARNING]
+
+
+@pytest.mark.trio
+async def test_an_outcome_that_cannot_be_stored_is_tried_again_until_it_is(
+    tmp_path: Path, autojump_clock: MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The disk fills while a job runs: its outcome is tried again after 0.5 s,
+    then after waits that double up to 30 s, until it is stored. Its worker
+    holds its place meanwhile and its group waits; both go on without a restart."""
+    blocker = Blocker()
+
+    async def big_result(ctx: JobContext) -> dict[str, str]:
+        if ctx.data["tag"] == "first":
+            await blocker(ctx)
+        return {"blob": BIG}
+
+    async with harness(tmp_path, processors={"noop": big_result}, concurrency=1) as h:
+        first = await h.add_job(data={"tag": "first"}, group_key="g")
+        await blocker.entered.wait()
+        second = await h.add_job(data={"tag": "second"}, group_key="g")
+        other = await h.add_job(data={"tag": "other"}, group_key="other")
+        await h.rt.db.write(no_more_pages)
+        t0 = trio.current_time()
+        blocker.release.set()
+        # Tries at 0, 0.5, 1.5, 3.5, 7.5, 15.5, 31.5, 61.5, 91.5, then every 30 s.
+        await trio.sleep_until(t0 + 100)
+        statuses = [(await h.job(j["id"]))["status"] for j in (first, second, other)]
+        assert statuses == ["active", "waiting", "waiting"]
+        await h.rt.db.write(pages_again)
+        done = await h.events.job(first["id"], "completed")
+        assert trio.current_time() - t0 == pytest.approx(121.5, abs=1e-3)
+        assert done["result"] == {"blob": BIG}
+        for job in (second, other):
+            assert (await h.events.job(job["id"], "completed"))["result"] == {"blob": BIG}
+    lines = scheduler_lines(caplog)
+    assert len(lines) == 9, [r.getMessage() for r in lines]  # one per failed try
+    assert all(r.exc_info is None and "disk full" in r.getMessage() for r in lines)
+
+
+@pytest.mark.trio
+async def test_a_claim_that_cannot_be_stored_is_one_line_and_tried_again(
+    tmp_path: Path, autojump_clock: MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    rec = Recorder()
+    async with harness(tmp_path, processors={"noop": rec}) as h:
+        job = await h.add_job(data={"blob": BIG}, wake=False)
+        await h.rt.db.write(no_more_pages)
+        t0 = trio.current_time()
+        h.rt.wake_scheduler()
+        await trio.sleep(10)  # tries at 0, 0.5, 1.5, 3.5, 7.5; the next at 15.5
+        assert (await h.job(job["id"]))["status"] == "waiting"
+        await h.rt.db.write(pages_again)
+        await h.events.job(job["id"], "completed")
+        assert since(t0, [t for t, _ in rec.started]) == ms_exact([15.5])
+    lines = scheduler_lines(caplog)
+    assert len(lines) == 5, [r.getMessage() for r in lines]
+    assert all(r.exc_info is None and "disk full" in r.getMessage() for r in lines)
+
+
+@pytest.mark.anyio
+async def test_an_outcome_the_database_refuses_fails_the_job_and_its_group_goes_on(
+    tmp_path: Path,
+) -> None:
+    """An outcome that cannot be stored for another reason than storage (here
+    a result that is not JSON) would fail the same way every time: the job
+    fails with that reason instead, and the next job of its group runs."""
+
+    async def unstorable(ctx: JobContext) -> object:
+        return object() if ctx.data["tag"] == "bad" else "fine"
+
+    async with harness(tmp_path, processors={"noop": unstorable}) as h:
+        bad = await h.add_job(data={"tag": "bad"}, group_key="g", max_attempts=1)
+        good = await h.add_job(data={"tag": "good"}, group_key="g")
+        with anyio.fail_after(10):
+            failed = await h.events.job(bad["id"], "failed")
+            done = await h.events.job(good["id"], "completed")
+    assert failed["failure_reason"].startswith("could not store the outcome: TypeError")
+    assert done["result"] == "fine"
+
+
+@pytest.mark.trio
+async def test_shutdown_while_an_outcome_waits_for_room(
+    tmp_path: Path, autojump_clock: MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Stopped while it waits to try again: the job goes back to the queue, or,
+    if that cannot be stored either, stays active for the next start to take
+    back; the scheduler stops cleanly either way."""
+    blocker = Blocker()
+    async with harness(tmp_path, scheduler=False) as h:
+        scheduler = await h.start_scheduler({"noop": blocker})
+        job = await h.add_job(data={"blob": BIG})
+        await blocker.entered.wait()
+        await h.rt.db.write(no_more_pages)
+        blocker.release.set()
+        await trio.sleep(2)
+        await h.stop_scheduler(scheduler)
+        assert (await h.job(job["id"]))["status"] == "active"
+        assert any("taken back at the next start" in r.getMessage() for r in caplog.records)
+        await h.rt.db.write(pages_again)
+        again = Blocker()
+        again.release.set()
+        await h.start_scheduler({"noop": again})
+        done = await h.events.job(job["id"], "completed")
+        assert (done["attempts"], done["result"]) == (1, "released")
+    assert not [r for r in caplog.records if r.exc_info]
+
+
+@pytest.mark.trio
+async def test_a_job_that_ends_on_a_really_full_disk_is_stored_once_there_is_room(
+    tmp_path: Path, autojump_clock: MockClock
+) -> None:
+    """On a real full file system (a tmpfs): the job's progress write fails
+    (progress is advisory: the reply is not lost for it), its outcome waits,
+    and is stored at the first try after space is freed."""
+    blocker = Blocker()
+
+    async def with_progress(ctx: JobContext) -> str:
+        result = await blocker(ctx)
+        await ctx.progress(50)
+        return result
+
+    with tmpfs(tmp_path / "data", "4m") as disk:  # where the harness keeps its database
+        async with harness(tmp_path, processors={"noop": with_progress}) as h:
+            job = await h.add_job()
+            await blocker.entered.wait()
+            filler = await anyio.to_thread.run_sync(fill, disk)
+            t0 = trio.current_time()
+            blocker.release.set()
+            await trio.sleep(5)  # tries at 0, 0.5, 1.5, 3.5; the next at 7.5
+            assert (await h.job(job["id"]))["status"] == "active"
+            filler.unlink()
+            with trio.fail_after(60):
+                done = await h.events.job(job["id"], "completed", "failed")
+            assert (done["status"], done["result"]) == ("completed", "released")
+            assert trio.current_time() - t0 == pytest.approx(7.5, abs=1e-3)

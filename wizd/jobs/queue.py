@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from ..errors import Conflict, NotFound
+from ..errors import Conflict, NotFound, StorageUnavailable
 from ..events.hub import Event
 from ..services.runtime import Runtime
 from ..store import jobs as store
@@ -45,8 +45,16 @@ class JobContext:
         return dict(self.job["data"])
 
     async def progress(self, percent: int) -> None:
-        """Record progress (0-100) and tell subscribers. One write: call it sparingly."""
-        await progress(self.rt, self.job, percent)
+        """Record progress (0-100) and tell subscribers. One write: call it sparingly.
+
+        Advisory: when the storage cannot take it (a full disk), it is left out
+        with a warning rather than raised, so that the job's work is not lost
+        for it (the scheduler keeps trying to store the job's outcome).
+        """
+        try:
+            await progress(self.rt, self.job, percent)
+        except StorageUnavailable as exc:
+            log.warning("job %s: progress not recorded: %s", self.job["id"], exc.message)
 
 
 Processor = Callable[[JobContext], Awaitable[Any]]
@@ -77,7 +85,8 @@ class NextClaim:
     next job without another commit.
 
     ``on_claimed`` runs as in ``claim``; afterwards ``claimed`` holds the jobs
-    and ``next_due`` what ``claim`` returns with them.
+    and ``next_due`` what ``claim`` returns with them (both empty with a limit
+    of 0). One NextClaim may serve several tries of a write that failed.
     """
 
     limit: int
@@ -128,8 +137,11 @@ async def _record(
 
     def both(conn: Connection) -> Transition | None:
         transition = tx(conn, now)
-        if then is not None and then.limit > 0:
-            then.claimed, then.next_due = store.claim(conn, now_ms=now, limit=then.limit)
+        if then is not None:
+            # Set at every try, so that nothing claimed by a try that failed
+            # to commit is announced by a later one.
+            then.claimed, then.next_due = (
+                store.claim(conn, now_ms=now, limit=then.limit) if then.limit > 0 else ([], None))
         return transition
 
     def after_commit(transition: Transition | None) -> None:

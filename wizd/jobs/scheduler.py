@@ -7,7 +7,7 @@
       └── workers (config.concurrency of them), each in turn:                  │
             _run(job): processor in its own cancel scope <─────────────────────┘
                        ──> record the outcome (success / retry later with
-                           backoff / fail for good)
+                           backoff / fail for good), tried again until stored
 
 - Wake on enqueue: ``rt.wake_scheduler()`` sets an event; there is no polling
   interval. A delayed job starts when due: the loop sleeps until the earliest
@@ -21,6 +21,11 @@
 - On shutdown (the scheduler's scope is cancelled) running jobs are cancelled
   and returned to the queue with the attempt they were in given back.
 - Processors are looked up by job name; an unknown name fails the job at once.
+- When the database cannot store a write (a full disk: StorageUnavailable),
+  the write is tried again after waits that double from RETRY_FIRST up to
+  RETRY_CAP, one warning line each: a claim by the loop, and a job's outcome
+  by its worker, which holds its place meanwhile (the job stays active, so
+  its group waits, in order). Once space is back the queue moves on by itself.
 """
 
 from __future__ import annotations
@@ -28,14 +33,14 @@ from __future__ import annotations
 import logging
 import math
 import random
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
 import anyio.lowlevel
 
-from ..errors import WizError
+from ..errors import StorageUnavailable, WizError
 from ..services.runtime import Runtime
 from ..store import jobs as store
 from . import backoff, queue
@@ -44,8 +49,18 @@ from .queue import Job, JobContext, Processor
 
 log = logging.getLogger(__name__)
 
-# Seconds before the scheduler claims again after the database failed a claim.
-CLAIM_RETRY = 1.0
+# Seconds before a write the scheduler cannot do without (a claim, a job's
+# outcome) is tried again after the database failed it; doubled after each
+# failure, up to RETRY_CAP. No jitter: the writes queue for one database.
+RETRY_FIRST = 0.5
+RETRY_CAP = 30.0
+
+
+def _retry_delays() -> Iterator[float]:
+    delay = RETRY_FIRST
+    while True:
+        yield delay
+        delay = min(delay * 2, RETRY_CAP)
 
 
 def default_processors() -> dict[str, Processor]:
@@ -99,6 +114,12 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, WizError):
         return exc.message
     return f"{type(exc).__name__}: {exc}"
+
+
+def _recorder(rt: Runtime, job: Job, write: Callable[..., Awaitable[object]], *args: Any
+              ) -> Callable[[queue.NextClaim], Awaitable[object]]:
+    """``write(rt, job, *args, then=...)`` (a queue transition), given ``then`` later."""
+    return lambda then: write(rt, job, *args, then=then)
 
 
 class Scheduler:
@@ -205,6 +226,7 @@ class Scheduler:
 
     async def _loop(self) -> None:
         due_reached: int | None = None
+        failing: Iterator[float] | None = None  # the waits between claims that fail
         while True:
             self._wakeup = anyio.Event()  # before the claim: a wake during it is kept
             free = 0 if self._draining else self.concurrency - len(self.running)
@@ -215,14 +237,24 @@ class Scheduler:
                     # Woken at the due time: never let float rounding make the
                     # clock read one millisecond early and spin.
                     now = max(now, due_reached)
+                due_reached = None
                 try:
                     _, next_due = await queue.claim(self.rt, limit=free, now_ms=now,
                                                     on_claimed=self._register)
-                except Exception:
-                    # A database that is locked or failing must not stop the
-                    # daemon: try again shortly (or when woken).
-                    log.exception("could not claim jobs; retrying in %g s", CLAIM_RETRY)
-                    next_due = self.rt.clock.now_ms() + int(CLAIM_RETRY * 1000)
+                    failing = None
+                except Exception as exc:
+                    # A database that is full, locked or failing must not stop
+                    # the daemon: try again later (or when woken).
+                    failing = failing or _retry_delays()
+                    delay = next(failing)
+                    if isinstance(exc, StorageUnavailable):
+                        log.warning("could not claim jobs: %s; trying again in %g s",
+                                    exc.message, delay)
+                    else:
+                        log.exception("could not claim jobs; trying again in %g s", delay)
+                    with anyio.move_on_after(delay):
+                        await self._wakeup.wait()
+                    continue
             due_reached = None
             if next_due is None:
                 await self._wakeup.wait()
@@ -260,7 +292,10 @@ class Scheduler:
             if self._draining:
                 # Claimed as the drain began (a claim already on its way to
                 # the database): start nothing new, give the attempt back.
-                await queue.requeue(self.rt, [entry.job["id"]])
+                try:
+                    await queue.requeue(self.rt, [entry.job["id"]])
+                except StorageUnavailable:
+                    self._interrupted.add(entry.job["id"])  # tried again as the scheduler stops
                 self._release(entry)
                 entry = None
                 continue
@@ -290,20 +325,11 @@ class Scheduler:
         recorded = False
         try:
             outcome = await self._execute(entry)
-            # The outcome is in hand: it is recorded even if shutdown starts
-            # now, since a database write cannot be cancelled once called and
-            # _record awaits nothing else. (Draining and shutdown are read here,
-            # not when the job started: a job that ends then claims nothing.)
-            stopping = self._draining or anyio.current_effective_deadline() == -math.inf
-            then.limit = 0 if stopping else 1
-            await self._record(job, outcome, then)
+            await self._record_until_stored(job, outcome, then)
             recorded = True
         except anyio.get_cancelled_exc_class():
             self._interrupted.add(job["id"])  # shutdown: requeued by run()
             raise
-        except Exception:
-            log.exception("job %s: could not record its outcome; it stays active until "
-                          "the next start", job["id"])
         finally:
             self._release(entry)
             if not mine and (not recorded or then.limit == 0 or then.next_due is not None):
@@ -329,17 +355,60 @@ class Scheduler:
         # shutdown's propagates.
         return _Outcome(failure=Failure("cancelled", cancelled=True))
 
-    async def _record(self, job: Job, outcome: _Outcome, then: queue.NextClaim) -> None:
+    async def _record_until_stored(self, job: Job, outcome: _Outcome,
+                                   then: queue.NextClaim) -> None:
+        """Record ``outcome``, trying again while the database cannot store it.
+
+        Until it is stored the job stays active: its worker's place stays
+        taken and its group waits. An outcome refused for another reason (a
+        bug: the same write would fail every time) is replaced by the job's
+        failure, so that the group goes on. Only cancellation (shutdown) stops
+        the tries; the job is then requeued, or taken back at the next start.
+        """
+        record = self._recording(job, outcome)
+        completes = outcome.failure is None and outcome.error is None
+        waits = _retry_delays()
+        refused = False
+        while True:
+            # The outcome is in hand: it is recorded even if shutdown starts
+            # during the write, which cannot be cancelled once called. Draining
+            # and shutdown are read at each try, not when the job started: a
+            # job that ends then claims nothing.
+            stopping = self._draining or anyio.current_effective_deadline() == -math.inf
+            then.limit = 0 if stopping else 1
+            try:
+                await record(then)
+            except StorageUnavailable as exc:
+                problem = exc.message
+            except Exception as exc:
+                if not refused:
+                    refused, completes = True, False
+                    log.exception("job %s (%s): the database refused its outcome; it fails "
+                                  "instead", job["id"], job["name"])
+                    failure = Failure(f"could not store the outcome: {describe(exc)}", exc)
+                    record = _recorder(self.rt, job, queue.fail, failure)
+                    continue
+                problem = describe(exc)
+            else:
+                if completes:
+                    log.debug("job %s (%s) completed after %d attempt(s)",
+                              job["id"], job["name"], job["attempts"])
+                return
+            delay = next(waits)
+            log.warning("job %s (%s): could not record its outcome: %s; trying again in %g s",
+                        job["id"], job["name"], problem, delay)
+            await anyio.sleep(delay)
+
+    def _recording(self, job: Job, outcome: _Outcome
+                   ) -> Callable[[queue.NextClaim], Awaitable[object]]:
+        """What ``outcome`` means for ``job`` (logged once, however many tries
+        its recording takes): the write that records it, given the next claim."""
         if outcome.failure is not None:
             log.info("job %s (%s) failed: %s", job["id"], job["name"], outcome.failure.reason)
-            await queue.fail(self.rt, job, outcome.failure, then=then)
-            return
+            return _recorder(self.rt, job, queue.fail, outcome.failure)
         exc = outcome.error
         if exc is None:
-            await queue.succeed(self.rt, job, outcome.result, then=then)
-            log.debug("job %s (%s) completed after %d attempt(s)",
-                      job["id"], job["name"], job["attempts"])
-            return
+            return _recorder(self.rt, job, queue.succeed, outcome.result)
         reason = describe(exc)
         if not isinstance(exc, WizError):
             log.error("job %s (%s) raised", job["id"], job["name"], exc_info=exc)
@@ -348,15 +417,19 @@ class Scheduler:
         if delay is None:
             log.warning("job %s (%s) failed for good after %d attempt(s): %s",
                         job["id"], job["name"], job["attempts"], reason)
-            await queue.fail(self.rt, job, Failure(reason, exc), then=then)
-        else:
-            log.info("job %s (%s) attempt %d failed, retrying in %.3f s: %s",
-                     job["id"], job["name"], job["attempts"], delay, reason)
-            await queue.retry_later(self.rt, job, reason, delay, then=then)
+            return _recorder(self.rt, job, queue.fail, Failure(reason, exc))
+        log.info("job %s (%s) attempt %d failed, retrying in %.3f s: %s",
+                 job["id"], job["name"], job["attempts"], delay, reason)
+        return _recorder(self.rt, job, queue.retry_later, reason, delay)
 
     async def _requeue_interrupted(self) -> None:
         leftover = sorted(self._interrupted | set(self.running))
         self._interrupted.clear()
         if leftover:
-            requeued = await queue.requeue(self.rt, leftover)
+            try:
+                requeued = await queue.requeue(self.rt, leftover)
+            except StorageUnavailable as exc:
+                log.warning("could not return %d running job(s) to the queue (%s); they are "
+                            "taken back at the next start", len(leftover), exc.message)
+                return
             log.info("returned %d running job(s) to the queue", len(requeued))
