@@ -27,6 +27,7 @@ from .rpc.server import RpcServer
 from .services import providers, users
 from .services.runtime import QueueClock, Runtime
 from .store.database import Database
+from .store.failures import starting
 
 log = logging.getLogger("wizd")
 
@@ -34,7 +35,9 @@ log = logging.getLogger("wizd")
 async def serve(config: Config, *, stop: anyio.Event | None = None) -> None:
     """Run wizd until SIGTERM/SIGINT (or ``stop`` is set). Returns after a clean shutdown.
 
-    Raises DaemonBusy if another wizd holds the database or the socket.
+    Raises DaemonBusy if another wizd holds the database or the socket;
+    StorageUnavailable or SchemaError, in one line saying where and what to
+    do, if the storage stops it from starting (see ``store.failures``).
     """
     with lifecycle(config) as life:
         await _serve(life, stop or anyio.Event())
@@ -44,21 +47,26 @@ async def _serve(life: Lifecycle, stop: anyio.Event) -> None:
     config = life.config  # under socket activation, the socket systemd passed
     db = Database(config.db, synchronous=config.synchronous)
     await db.open()
-    if db.schema_before != db.schema_after:
-        log.info("database %s at schema v%d", config.db, db.schema_after)
     rt = Runtime(config=config, db=db, hub=Hub(config.subscriber_buffer), clock=QueueClock())
-    await users.ensure_local_user(rt)
-    await providers.ensure_builtin_provider(rt)
-    listener = await life.open_listener()
+    served = False
     try:
+        if db.schema_before != db.schema_after:
+            log.info("database %s at schema v%d", config.db, db.schema_after)
+        # The first writes: a full disk or a damaged page may show only now.
+        with starting(config.db):
+            await users.ensure_local_user(rt)
+            await providers.ensure_builtin_provider(rt)
+        listener = await life.open_listener()
         async with anyio.create_task_group() as tg:
             tg.start_soon(_wait_for_signal, stop)
             tg.start_soon(life.watchdog)
             scheduler = Scheduler(rt)
-            await tg.start(scheduler.run)  # sets rt.wake_scheduler
+            with starting(config.db):  # it takes back jobs a dead wizd left running
+                await tg.start(scheduler.run)  # sets rt.wake_scheduler
             server = RpcServer(rt, registry, listener)
             await tg.start(server.run)
             life.ready()
+            served = True
             tg.start_soon(life.report_status, rt)
             log.info("wizd ready: pid %d, socket %s, db %s, backend %s",
                      os.getpid(), config.socket, config.db, config.backend)
@@ -74,7 +82,8 @@ async def _serve(life: Lifecycle, stop: anyio.Event) -> None:
             await life.close()
             await rt.llm_clients.aclose()
             await db.close()
-        log.info("wizd stopped")
+        if served:  # a start that failed says why in one line (cli), not two
+            log.info("wizd stopped")
 
 
 async def _wait_for_signal(stop: anyio.Event) -> None:

@@ -1,4 +1,16 @@
-"""The ``wizd`` command: flags -> Config -> run the app."""
+"""The ``wizd`` command: flags -> Config -> run the app.
+
+Exit status, for the service manager (docs/systemd.md):
+
+    0  stopped cleanly (SIGTERM, SIGINT)
+    1  crashed (a bug: the traceback is logged); or, in one line, another
+       wizd holds the database or the socket, or the socket passed by the
+       service manager is unusable
+    2  a bad setting or flag: starting again cannot help
+    3  its storage stops it: read-only, full, a directory or file in the
+       way, a damaged database or one from a newer wizd; one line says
+       what, where and what to do
+"""
 
 from __future__ import annotations
 
@@ -11,12 +23,16 @@ from typing import Annotated
 import typer
 
 from . import config as config_mod
-from .errors import WizError
+from .errors import SchemaError, StorageUnavailable, WizError
 
 # No rich tracebacks: a crash is one log line (journald keeps one entry per line).
 app = typer.Typer(add_completion=False, no_args_is_help=False, pretty_exceptions_enable=False,
                   help="wizd: the local daemon for talking to LLM agents.")
 log = logging.getLogger("wizd")
+
+EXIT_CRASH = 1
+EXIT_CONFIG = 2
+EXIT_STORAGE = 3
 
 Socket = Annotated[Path | None, typer.Option(
     "--socket", help="Unix socket path (env WIZ_SOCKET; default $XDG_RUNTIME_DIR/wiz/wizd.sock)")]
@@ -42,7 +58,7 @@ def _load(config_file: Path | None, **flags: object) -> config_mod.Config:
         return config_mod.load(flags, config_file=config_file)
     except WizError as exc:
         typer.echo(f"wizd: {exc.message}", err=True)
-        raise typer.Exit(2) from None
+        raise typer.Exit(EXIT_CONFIG) from None
 
 
 @app.callback(invoke_without_command=True)
@@ -81,13 +97,17 @@ def main_command(
     except KeyboardInterrupt:
         pass
     except Exception as exc:
-        # Exit 1 either way, so that systemd's Restart=on-failure applies.
+        # Non-zero either way, so that systemd's Restart=on-failure applies:
+        # a disk may get space again, another wizd may stop.
         error = _sole(exc)
+        if isinstance(error, (StorageUnavailable, SchemaError)):
+            log.error("%s", error.message)
+            raise typer.Exit(EXIT_STORAGE) from None
         if isinstance(error, WizError):
             log.error("%s", error.message)
         else:
             log.critical("wizd crashed: %r", error, exc_info=error)
-        raise typer.Exit(1) from None
+        raise typer.Exit(EXIT_CRASH) from None
 
 
 def _sole(exc: BaseException) -> BaseException:

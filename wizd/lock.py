@@ -15,7 +15,8 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from .errors import DaemonBusy
+from .errors import DaemonBusy, StorageUnavailable
+from .store.failures import at_start, os_cause
 
 
 def lock_path(path: Path) -> Path:
@@ -34,10 +35,15 @@ class InstanceLock:
     def acquire(self) -> None:
         """Take the lock and write our pid into it.
 
-        Raises DaemonBusy, naming the holder's pid, if another process holds it.
+        Raises DaemonBusy, naming the holder's pid, if another process holds it;
+        StorageUnavailable, saying where and what to do, if the lock file cannot
+        be created or written (a read-only folder, a full disk, a file in the way).
         """
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise self._unavailable(exc) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -51,9 +57,18 @@ class InstanceLock:
         except BaseException:
             os.close(fd)
             raise
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError as exc:
+            os.close(fd)
+            raise self._unavailable(exc) from None
         self._fd = fd
+
+    def _unavailable(self, exc: OSError) -> StorageUnavailable:
+        where = exc.filename if exc.filename and Path(exc.filename) != self.path else None
+        option = "--socket" if self.what == "socket" else "--db"
+        return at_start(os_cause(exc), str(where or f"lock file {self.path}"), option)
 
     def release(self) -> None:
         if self._fd is not None:
@@ -74,7 +89,8 @@ def _read_pid(fd: int) -> int | None:
 def instance_locks(db: Path, socket: Path) -> Iterator[None]:
     """Hold the database lock, then the socket lock, for the life of the block.
 
-    Raises DaemonBusy if another wizd holds either.
+    Raises DaemonBusy if another wizd holds either, StorageUnavailable if a
+    lock file cannot be made.
     """
     with contextlib.ExitStack() as stack:
         for path, what in ((db, "database"), (socket, "socket")):
