@@ -138,27 +138,17 @@ async def dispatch_parsed(
             in_flight.release()
 
     if len(requests) == 1:
-        await _take(in_flight)
+        await in_flight.acquire()
         await run(0, requests[0])
     else:
         async with anyio.create_task_group() as tg:
             for index, request in enumerate(requests):
-                await _take(in_flight)
+                await in_flight.acquire()
                 tg.start_soon(run, index, request)
     answered = [pair for pair in results if pair is not None and not_notification(pair)]
     responses = [to_response(req, res) for req, res in answered]
     response = extract_list(isinstance(deserialized, list), responses)
     return None if response is None else to_serializable(response)  # type: ignore[arg-type]
-
-
-async def _take(places: anyio.Semaphore) -> None:
-    # A free place is taken without yielding (acquire() always does): the usual
-    # case of a lone call costs no extra trip through the scheduler. A release
-    # hands the place straight to the first waiter, so this cannot jump the queue.
-    try:
-        places.acquire_nowait()
-    except anyio.WouldBlock:
-        await places.acquire()
 
 
 def _finite_float(text: str) -> float:
