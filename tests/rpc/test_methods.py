@@ -118,6 +118,7 @@ def test_dm_lifecycle(c: Conn) -> None:
     dm = c.call("dm.create", participants=[a["name"], b["id"]], name="pair")
     assert (dm["type"], dm["name"]) == ("dm", "pair")
     assert dm["participants"] == [me["id"], a["user_id"], b["user_id"]]
+    assert dm.pop("existing") is False  # dm.create says whether it made the DM
     assert c.call("dm.get", id=dm["id"]) == dm
     assert dm["id"] in [d["id"] for d in c.call("dm.list")["conversations"]]
     third = agent(c)
@@ -210,7 +211,7 @@ def test_rpc_discover_lists_every_method_with_params(c: Conn) -> None:
     create = {p["name"]: p for p in served["provider.create"]["params"]}
     assert {n for n, p in create.items() if p["required"]} == {"name", "type", "default_model"}
     assert set(create) == {"name", "type", "base_url", "api_key", "api_key_env",
-                           "default_model", "is_default"}
+                           "api_key_file", "default_model", "is_default"}
 
 
 def test_socket_is_private(daemon: Wizd) -> None:
