@@ -8,6 +8,7 @@ simonw/llm's ``MockModel.enqueue()`` and its ``history``::
         srv.enqueue(Reply(status=429, headers={"Retry-After": "3"}))
         ...  # point a client at srv.base_url ("http://127.0.0.1:PORT/v1")
         assert srv.requests[0].body["model"] == "gpt-test"
+        assert srv.hangups == 0  # answers the client hung up on before their end
 
 Endpoints: ``POST /v1/chat/completions`` (JSON, or SSE ``data: {...}`` chunks
 ending in ``data: [DONE]`` when the body says ``"stream": true``, with a final
@@ -348,6 +349,10 @@ class ThreadedOpenAIServer:
     @property
     def pending(self) -> int:
         return self.server.pending
+
+    @property
+    def hangups(self) -> int:
+        return self.server.hangups
 
     def enqueue(self, *replies: Reply) -> None:
         self.server.enqueue(*replies)
