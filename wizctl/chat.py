@@ -1,9 +1,13 @@
-"""``wizctl chat AGENT``: an interactive DM with one agent.
+"""``wizctl chat AGENT``: a conversation with an agent, in its DM with you.
 
-Uses the DM between the local user and exactly that agent (created on first
-use), shows its last messages (on a terminal), then reads lines (with readline history kept in
-``$XDG_STATE_HOME/wiz/chat_history``) and prints each reply as it streams.
-Ctrl-D leaves (exit 0).
+On a terminal the chat is live (``wizctl.chat_tty``): messages and replies
+appear above the prompt as they happen, while you type. With input or output
+that is not a terminal (a script, ``--json``) it is line by line: each line
+read is sent and its replies printed before the next is read.
+
+Either way a line that starts with ``/`` is a command (``COMMANDS``); ``//``
+sends a line that starts with ``/``. The DM used is the open DM of the local
+user with exactly that agent, made on first use (``dm.create`` with ``reuse``).
 """
 
 from __future__ import annotations
@@ -11,16 +15,24 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
 from .client import Client
 from .follow import Follower, newest_seq, notice
 from .render import View, clean
-from .replies import await_replies
+from .replies import await_replies, open_dm, send_message
 from .resolve import Lookup
 
 HISTORY_LINES = 10
+
+COMMANDS = """\
+/agent NAME   talk with another agent (in your DM with it)
+/history [N]  show the last N messages here (default 10)
+/help         this list
+/quit         leave (Ctrl-D too)
+//text        send a line that starts with /"""
 
 
 def history_file() -> Path:
@@ -30,93 +42,120 @@ def history_file() -> Path:
     return Path(state) / "wiz" / "chat_history"
 
 
-def _readline_history(path: Path) -> Callable[[], None]:
-    """Load input history from ``path``; returns the function that saves it.
-    Without a readline module this is a no-op."""
-    try:
-        import readline
-    except ImportError:  # some Pythons are built without it
-        return lambda: None
-    try:
-        readline.read_history_file(path)
-    except OSError:
-        pass  # first run, or unreadable: start empty
-    readline.set_history_length(1000)
+@dataclass(frozen=True)
+class Command:
+    """A parsed input line: ``name`` is "send", "agent", "history", "help", "quit",
+    or "bad" (then ``arg`` says what is wrong)."""
 
-    def save() -> None:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            readline.write_history_file(path)
-            os.chmod(path, 0o600)  # what you told an agent is nobody else's business
-        except OSError:
-            pass
-    return save
+    name: str
+    arg: str = ""
+    count: int = HISTORY_LINES
 
 
-def open_dm(follower: Follower, lookup: Lookup, agent: dict[str, Any]) -> dict[str, Any]:
-    """The DM with exactly the local user and ``agent``, created if there is none."""
-    conv = lookup.dm_with(agent)
-    if conv is None:
-        conv = follower.call("dm.create", participants=[agent["id"]])
-        lookup.forget("dms")
-    return conv
+def parse(line: str) -> Command | None:
+    """What ``line`` asks for; None for a blank line."""
+    if not line.strip():
+        return None
+    if not line.startswith("/") or line.startswith("//"):
+        return Command("send", line[1:] if line.startswith("//") else line)
+    word, _, rest = line[1:].strip().partition(" ")
+    rest = rest.strip()
+    if word in ("quit", "exit", "q"):
+        return Command("quit")
+    if word in ("help", "?"):
+        return Command("help")
+    if word == "agent":
+        return Command("agent", rest) if rest else Command("bad", "/agent needs a name")
+    if word == "history":
+        if not rest:
+            return Command("history")
+        if rest.isdigit() and int(rest) > 0:
+            return Command("history", count=min(int(rest), 1000))
+        return Command("bad", "/history takes a number of messages, e.g. /history 20")
+    return Command("bad", f"unknown command /{word} (/help lists them; // sends a '/')")
+
+
+class Session:
+    """What the chat talks to: an agent and its DM, resolved through ``lookup``."""
+
+    def __init__(self, lookup: Lookup) -> None:
+        self.lookup = lookup
+        self.agent: dict[str, Any] = {}
+        self.conv: dict[str, Any] = {}
+
+    def switch(self, agent_ref: str) -> None:
+        """Talk with ``agent_ref`` from now on (its DM made if needed). Raises ResolveError."""
+        self.lookup.forget("agents")  # one created since we started
+        agent = self.lookup.agent(agent_ref)
+        self.conv = open_dm(self.lookup.call, agent)
+        self.agent = agent
+        self.lookup.forget("dms")
+
+    def recent(self, n: int) -> list[dict[str, Any]]:
+        """The last ``n`` messages of the conversation."""
+        return list(self.lookup.call("message.list", conversation_id=self.conv["id"],
+                                     limit=n)["messages"])
+
+    @property
+    def name(self) -> str:
+        return clean(self.agent.get("name"))
 
 
 def run(connect: Callable[[], Client], agent_ref: str, *, json: bool = False,
         stdin: TextIO | None = None, out: TextIO | None = None,
         err: TextIO | None = None) -> int:
-    """Chat until end of input; returns 0. Raises ResolveError / WizClientError."""
+    """Chat until /quit or end of input; returns 0. Raises ResolveError for an
+    unknown agent, WizClientError when wizd cannot be reached."""
     stdin, out, err = stdin or sys.stdin, out or sys.stdout, err or sys.stderr
-    interactive = stdin.isatty() and out.isatty()
+    if stdin.isatty() and out.isatty() and not json:
+        from . import chat_tty  # prompt_toolkit is loaded only here
 
+        return chat_tty.run(connect, agent_ref, history=history_file())
+    return run_lines(connect, agent_ref, json=json, stdin=stdin, out=out, err=err)
+
+
+def run_lines(connect: Callable[[], Client], agent_ref: str, *, json: bool, stdin: TextIO,
+              out: TextIO, err: TextIO) -> int:
+    """The chat line by line: send each line, print its replies (as JSON lines
+    with ``json``), then read the next. Returns 0 at /quit or end of input."""
     views: list[View] = []
     follower = Follower(connect, client=connect(), on_reconnect=notice(err, views))
-    lookup = Lookup(follower.call)
+    session = Session(Lookup(follower.call))
+    view = View(session.lookup, out=out, json=json)
+    views.append(view)
     try:
-        agent = lookup.agent(agent_ref)
-        conv = open_dm(follower, lookup, agent)
-        view = View(lookup, out=out, json=json)
-        views.append(view)
-        follower.conversation_id = conv["id"]
-        if interactive:  # some context for a person; a script wants only the replies
-            recent = follower.call("message.list", conversation_id=conv["id"],
-                                   limit=HISTORY_LINES)["messages"]
-            for msg in recent:
-                view.message(msg)
-        follower.last_seq = newest_seq(follower.call, conv["id"])
+        session.switch(agent_ref)
+        follower.conversation_id = session.conv["id"]
+        follower.last_seq = newest_seq(follower.call, session.conv["id"])
         follower.start()
-        save = _readline_history(history_file()) if interactive else (lambda: None)
-        prompt = f"{clean(lookup.me().get('name') or 'you')}> " if interactive else ""
-        if interactive:
-            err.write(f"chatting with {agent.get('name')} (Ctrl-D to leave)\n")
-        try:
-            while True:
-                line = _read_line(stdin, prompt, interactive)
-                if line is None:
-                    if interactive:
-                        out.write("\n")
-                    return 0
-                if not line.strip():
-                    continue
-                result = follower.call("message.send", conversation_id=conv["id"], content=line)
-                replies, _ = await_replies(follower, lookup, None if json else view, result,
-                                           timeout=None, err=err, others=True)
+        for line in stdin:
+            cmd = parse(line.rstrip("\r\n"))
+            if cmd is None:
+                continue
+            if cmd.name == "quit":
+                break
+            if cmd.name == "send":
+                result = send_message(follower.call, session.conv["id"], cmd.arg)
+                replies, _ = await_replies(follower, session.lookup, None if json else view,
+                                           result, timeout=None, err=err, others=True)
                 if json:  # one line per reply, shaped like tail --json
                     for msg in replies:
                         view.message(msg)
-        finally:
-            view.close()
-            save()
+            elif cmd.name == "agent":
+                session.switch(cmd.arg)
+                # A new subscription, for that DM, from its newest message on.
+                follower.call("events.unsubscribe", subscription=follower.subscription)
+                follower.conversation_id = session.conv["id"]
+                follower.last_seq = newest_seq(follower.call, session.conv["id"])
+                follower.start()
+            elif cmd.name == "history":
+                for msg in session.recent(cmd.count):
+                    view.message(msg)
+            elif cmd.name == "help":
+                err.write(COMMANDS + "\n")
+            else:
+                err.write(f"wizctl: {cmd.arg}\n")
     finally:
+        view.close()
         follower.close()
-
-
-def _read_line(stdin: TextIO, prompt: str, interactive: bool) -> str | None:
-    """One line of input without its newline; None at end of input (Ctrl-D)."""
-    if interactive:
-        try:
-            return input(prompt)  # input() is what uses readline
-        except EOFError:
-            return None
-    line = stdin.readline()
-    return line.rstrip("\n") if line else None
+    return 0

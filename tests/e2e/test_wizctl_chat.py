@@ -14,13 +14,15 @@ import fcntl
 import os
 import re
 import select
+import shutil
 import signal
 import stat
 import struct
 import subprocess
+import sys
 import termios
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -38,6 +40,9 @@ from tests.support.openai_server import Reply, ThreadedOpenAIServer, openai_serv
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 CLEAR = "\r\x1b[J"  # what wizctl writes to erase a streaming reply before settling it
+# Run in the new session: take stdin (the pty) as the controlling terminal, then exec.
+CONTROLLING_TTY = ("import fcntl, os, sys, termios; fcntl.ioctl(0, termios.TIOCSCTTY, 0); "
+                   "os.execv(sys.argv[1], sys.argv[1:])")
 OFFLINE = '[offline demo] I\'m ada (Researcher). You said: "{}"'
 
 
@@ -48,7 +53,13 @@ class Pty:
         master, slave = os.openpty()
         try:
             fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 200, 0, 0))
-            self.proc = subprocess.Popen([WIZCTL, *args], env=wizctl_env(w), stdin=slave,
+            # No terminal emulator here to answer where the cursor is: tell
+            # prompt_toolkit not to ask (tmux answers, in the test that uses it).
+            env = {**wizctl_env(w), "PROMPT_TOOLKIT_NO_CPR": "1"}
+            # A session of its own whose controlling terminal is the pty, as a
+            # shell would start it: Ctrl-C typed in cooked mode then sends SIGINT.
+            self.proc = subprocess.Popen([sys.executable, "-c", CONTROLLING_TTY, WIZCTL, *args],
+                                         env=env, stdin=slave,
                                          stdout=slave, stderr=slave, start_new_session=True)
         except BaseException:
             os.close(master)
@@ -80,6 +91,7 @@ class Pty:
                 chunk = b""
             self.raw += chunk
             self.ended = not chunk
+
         return not self.ended
 
     def expect(self, pattern: str, after: int = 0) -> re.Match[str]:
@@ -122,37 +134,73 @@ def srv() -> Iterator[ThreadedOpenAIServer]:
 
 # -- chat ---------------------------------------------------------------------------
 
-def test_chat_through_a_terminal(wizd: Wizd) -> None:
+def cooked(pty: Pty) -> bool:
+    """Whether the pty is in the mode a shell expects (line editing and echo on).
+    On Linux the master reports the terminal's (slave's) settings."""
+    lflag = termios.tcgetattr(pty.master)[3]
+    return bool(lflag & termios.ICANON and lflag & termios.ECHO)
+
+
+def contents(w: Wizd, conversation_id: str) -> list[str]:
+    return [m["content"] for m in
+            w.call("message.list", conversation_id=conversation_id, limit=1000)["messages"]]
+
+
+def test_chat_is_live_while_you_type(wizd: Wizd) -> None:
     me = re.escape(wizd.call("user.me")["name"])
     ada = wizd.call("agent.create", name="ada", role="Researcher", backstory="b", goal="g")
     bob = wizd.call("agent.create", name="bob", role="Critic", backstory="b", goal="g")
     group = wizd.call("dm.create", participants=[ada["id"], bob["id"]])  # not the one to use
 
     with Pty(wizd, "chat", "ada") as chat:
-        chat.expect(r"chatting with ada \(Ctrl-D to leave\)\r\n")
-        chat.expect(f"{me}> $")
+        chat.expect(r"chatting with ada \(/help for commands, Ctrl-D to leave\)\r\n")
+        chat.expect(f"{me}>")
+        assert not cooked(chat)  # the prompt edits the line itself
         chat.type("hello there\r")
         reply = OFFLINE.format("hello there")
-        settled = chat.expect(f"{re.escape(CLEAR)}.*ada.*: {re.escape(reply)}\r\n")
-        # streamed first (the live line), then erased and printed for good
-        streamed = chat.out.rfind(f"ada: {reply}", 0, settled.start())
-        assert streamed > chat.out.index("hello there\r\n")
-        chat.expect(f"{me}> $", settled.end())
+        mine = chat.expect(f"{me}.*: hello there\r\n")
+        chat.expect(f"ada.*: {re.escape(reply)}\r\n", mine.end())
+        [dm] = [d for d in wizd.call("dm.list")["conversations"] if d["id"] != group["id"]]
 
-        chat.type("now /fail-auth\r")  # an error reply is said, and the chat goes on
-        error = chat.expect(r"wizctl: ada: Agent ada could not reply[^\r\n]*\r\n")
-        chat.expect(f"{me}> $", error.end())
-        chat.type("\x04")  # Ctrl-D
+        # Half a line typed; meanwhile another client writes in the DM: it shows
+        # at once, above the prompt, in order, and the half line is still there.
+        chat.type("half a thou")
+        typed = chat.expect("half a thou").end()
+        wizd.call("message.send", conversation_id=dm["id"], content="from elsewhere")
+        elsewhere = chat.expect(f"{me}.*: from elsewhere\r\n", typed)
+        answer = chat.expect(f"ada.*: {re.escape(OFFLINE.format('from elsewhere'))}\r\n",
+                             elsewhere.end())
+        chat.expect(f"{me}>.*half a thou", answer.end())  # the prompt, redrawn below
+        chat.type("ght\r")
+        chat.expect(f"ada.*: {re.escape(OFFLINE.format('half a thought'))}\r\n")
+        assert contents(wizd, dm["id"]) == [
+            "hello there", reply, "from elsewhere", OFFLINE.format("from elsewhere"),
+            "half a thought", OFFLINE.format("half a thought")]
+
+        mark = len(chat.out)
+        chat.type("/history 2\r")
+        shown = chat.expect(f"{me}.*: half a thought\r\n.*ada.*: "
+                            f"{re.escape(OFFLINE.format('half a thought'))}\r\n", mark)
+        chat.type("/agent bob\r")
+        chat.expect(r"chatting with bob\r\n", shown.end())
+        chat.type("hi bob\r")
+        chat.expect(r"bob.*: \[offline demo\] I'm bob \(Critic\)\. You said: \"hi bob\"")
+        chat.type("/help\r")
+        chat.expect(r"/history \[N\]")
+        chat.type("/nonsense\r")
+        chat.expect(r"wizctl: unknown command /nonsense")
+        chat.type("/quit\r")
         assert chat.wait() == 0
+        assert cooked(chat)
     assert "Traceback" not in chat.text
 
-    dms = wizd.call("dm.list")["conversations"]
-    [dm] = [d for d in dms if d["id"] != group["id"]]
-    assert sorted(dm["participants"]) == sorted([wizd.call("user.me")["id"], ada["user_id"]])
-    contents = [m["content"] for m in
-                wizd.call("message.list", conversation_id=dm["id"])["messages"]]
-    assert contents[:3] == ["hello there", OFFLINE.format("hello there"), "now /fail-auth"]
-    assert wizd.call("message.list", conversation_id=group["id"])["messages"] == []
+    dms = [d for d in wizd.call("dm.list")["conversations"] if d["id"] not in (group["id"],
+                                                                                 dm["id"])]
+    [with_bob] = dms
+    assert sorted(with_bob["participants"]) == sorted([wizd.call("user.me")["id"],
+                                                       bob["user_id"]])
+    assert contents(wizd, with_bob["id"])[0] == "hi bob"
+    assert contents(wizd, group["id"]) == []
 
     history = Path(os.environ["XDG_STATE_HOME"]) / "wiz" / "chat_history"
     assert "hello there" in history.read_text()
@@ -160,11 +208,106 @@ def test_chat_through_a_terminal(wizd: Wizd) -> None:
 
     # A second session: the same DM, its last messages shown first.
     with Pty(wizd, "chat", "ada") as again:
-        prompt = again.expect(f"{me}> $")
-        assert OFFLINE.format("hello there") in ANSI.sub("", again.out[:prompt.start()])
-        again.type("\x04")
+        prompt = again.expect(f"{me}>")
+        assert OFFLINE.format("half a thought") in ANSI.sub("", again.out[:prompt.start()])
+        again.type("\x04")  # Ctrl-D
         assert again.wait() == 0
-    assert len(wizd.call("dm.list")["conversations"]) == 2
+    assert len(wizd.call("dm.list")["conversations"]) == 3
+
+
+@pytest.mark.parametrize("how", ["Ctrl-C", "SIGINT"])
+def test_interrupting_a_streamed_reply_leaves_the_terminal_clean(
+        wizd: Wizd, srv: ThreadedOpenAIServer, how: str) -> None:
+    me = re.escape(wizd.call("user.me")["name"])
+    _, dm = streaming_agent(wizd, srv)
+    srv.enqueue(Reply(chunks=["Thinking", " it", " over"], stall=True))
+    with Pty(wizd, "chat", "ada") as chat:
+        chat.expect(f"{me}>")
+        chat.type("think hard\r")
+        # The reply streams while it is generated (never stored); prompt_toolkit
+        # draws what changed, so the pieces are apart in the raw output (the
+        # screen itself is checked through tmux below).
+        streaming = chat.expect("over", chat.expect("ada.*: Thinking").end())
+        assert contents(wizd, dm) == ["think hard"]
+        if how == "Ctrl-C":
+            chat.type("never sent")
+            chat.expect("never sent", streaming.end())
+            chat.type("\x03")  # clears the line...
+            chat.type("kept\r")
+            chat.expect(f"{me}.*: kept\r\n", streaming.end())
+            chat.type("\x03")  # ...and on an empty line leaves
+        else:
+            chat.proc.send_signal(signal.SIGINT)
+        assert chat.wait() == 0
+        assert cooked(chat)
+        out = chat.out
+    assert "Traceback" not in chat.text
+    # Left as a shell wants it: the cursor shown, bracketed paste off, and the
+    # streaming lines erased (nothing but resets after the last erase).
+    assert out.rfind("\x1b[?25l") < out.rfind("\x1b[?25h")
+    assert out.rfind("\x1b[?2004h") < out.rfind("\x1b[?2004l")
+    assert "Thinking" not in ANSI.sub("", out[out.rfind("\x1b[J"):])
+    assert contents(wizd, dm) == ["think hard"] + ["kept"] * (how == "Ctrl-C")
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+def test_the_screen_in_a_real_terminal_emulator(
+        wizd: Wizd, srv: ThreadedOpenAIServer, tmp_path: Path) -> None:
+    """What a person sees, read back from tmux: messages from elsewhere above the
+    prompt with the half-typed line intact, a reply streaming just above the
+    prompt, and after Ctrl-C a shell's terminal again (stty run after chat)."""
+    me = wizd.call("user.me")["name"]
+    _, dm = streaming_agent(wizd, srv)
+    env = wizctl_env(wizd)
+    tmux = ["tmux", "-S", str(tmp_path / "tmux.sock")]
+    subprocess.run([*tmux, "new-session", "-d", "-x", "100", "-y", "16",
+                    "env", *(f"{k}={v}" for k, v in env.items() if k.startswith(("WIZ", "XDG"))),
+                    "sh", "-c", '"$0" chat ada; echo "exit $?"; stty -a; exec sleep 600', WIZCTL],
+                   check=True, timeout=DEADLINE)
+
+    def keys(*typed: str) -> None:
+        subprocess.run([*tmux, "send-keys", *typed], check=True, timeout=DEADLINE)
+
+    def screen(done: Callable[[list[str]], bool]) -> list[str]:
+        """The screen's non-empty lines, once ``done`` says they are as awaited."""
+        deadline = time.monotonic() + DEADLINE
+        while True:
+            shown = subprocess.run([*tmux, "capture-pane", "-p"], capture_output=True,
+                                   text=True, check=True, timeout=DEADLINE).stdout
+            # Padded at the top, so that done() may look at the last few lines.
+            lines = [""] * 4 + [line.rstrip() for line in shown.splitlines() if line.strip()]
+            if done(lines):
+                return lines
+            assert time.monotonic() < deadline, "\n".join(lines)
+            time.sleep(0.05)
+
+    try:
+        screen(lambda lines: lines[-1:] == [f"{me}>"])
+        keys("half typed")
+        screen(lambda lines: lines[-1:] == [f"{me}> half typed"])
+        srv.enqueue(Reply(text="pong"))
+        wizd.call("message.send", conversation_id=dm, content="from elsewhere")
+        lines = screen(lambda lines: lines[-2].endswith(" ada: pong"))
+        assert lines[-3].endswith(f" {me}: from elsewhere")
+        assert lines[-1] == f"{me}> half typed"
+
+        srv.enqueue(Reply(chunks=["Thinking", " it", " over"], stall=True))
+        keys(" more", "Enter")
+        screen(lambda lines: lines[-3].endswith(f" {me}: half typed more")
+               and lines[-2].endswith(" ada: Thinking it over") and lines[-1] == f"{me}>")
+        keys("abc")
+        screen(lambda lines: lines[-1] == f"{me}> abc"
+               and lines[-2].endswith(" ada: Thinking it over"))
+        keys("C-c")
+        screen(lambda lines: lines[-1] == f"{me}>")
+        keys("C-c")
+        lines = screen(lambda lines: any(line.startswith("speed ") for line in lines))
+        assert "exit 0" in lines
+        assert not any("Thinking" in line for line in lines)  # the live lines were erased
+        flags = " ".join(lines).split()
+        assert "icanon" in flags and "echo" in flags  # cooked, as a shell left it
+    finally:
+        subprocess.run([*tmux, "kill-server"], capture_output=True, timeout=DEADLINE)
 
 
 def test_chat_with_piped_input_prints_each_reply(wizd: Wizd) -> None:
@@ -179,6 +322,21 @@ def test_chat_with_piped_input_prints_each_reply(wizd: Wizd) -> None:
             f"ada: {OFFLINE.format(text)}" for text in lines if text]
     [dm] = wizd.call("dm.list")["conversations"]
     assert len(wizd.call("message.list", conversation_id=dm["id"])["messages"]) == 6
+
+
+def test_chat_commands_with_piped_input(wizd: Wizd) -> None:
+    wizd.call("agent.create", name="ada", role="Researcher", backstory="b", goal="g")
+    wizd.call("agent.create", name="bob", role="Critic", backstory="b", goal="g")
+    script = ["hi", "/history 1", "/agent bob", "//slash", "/what", "/quit", "never sent"]
+    proc = subprocess.run([WIZCTL, "chat", "ada"], env=wizctl_env(wizd), capture_output=True,
+                          text=True, input="\n".join(script) + "\n", timeout=DEADLINE)
+    assert proc.returncode == 0
+    said = [line.split(" ", 1)[1] for line in proc.stdout.splitlines()]
+    assert said == [f"ada: {OFFLINE.format('hi')}", f"ada: {OFFLINE.format('hi')}",
+                    'bob: [offline demo] I\'m bob (Critic). You said: "/slash"']
+    assert proc.stderr.startswith("wizctl: unknown command /what")
+    assert sorted(len(contents(wizd, d["id"]))
+                  for d in wizd.call("dm.list")["conversations"]) == [2, 2]
 
 
 # -- streaming --------------------------------------------------------------------------

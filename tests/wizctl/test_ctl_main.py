@@ -207,7 +207,8 @@ def test_wizctl_imports_nothing_heavy() -> None:
     code = (
         "import sys, wizctl.main as m\n"
         "try:\n    m.main(['--help'])\nexcept SystemExit:\n    pass\n"
-        "heavy = {'trio', 'anyio', 'sqlalchemy', 'pydantic', 'openai', 'wizd', 'rich', 'httpx'}\n"
+        "heavy = {'trio', 'anyio', 'sqlalchemy', 'pydantic', 'openai', 'wizd', 'rich', 'httpx',\n"
+        "         'prompt_toolkit'}\n"
         "print(sorted(n for n in sys.modules if n.split('.')[0] in heavy))\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)

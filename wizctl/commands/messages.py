@@ -70,7 +70,7 @@ def events(ctx: typer.Context, json: JsonLines = False) -> None:
 def chat(ctx: typer.Context, agent: str,
          json: Annotated[bool, typer.Option("--json", help="Print replies as JSON lines.")] = False,
          ) -> None:
-    """Talk with an agent interactively (Ctrl-D leaves)."""
-    from .. import chat as chat_mod  # readline is loaded only for chat
+    """Talk with an agent: live on a terminal (/help lists commands, Ctrl-D leaves)."""
+    from .. import chat as chat_mod  # and prompt_toolkit, on a terminal: only for chat
 
     raise typer.Exit(chat_mod.run(state(ctx).connect, agent, json=json))
