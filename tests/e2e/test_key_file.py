@@ -75,6 +75,11 @@ def test_the_key_is_read_from_the_file_when_each_job_runs(
         f"provider local: API key file {path} is accessible by group or others "
         f"(mode 0644); run chmod 600 {path}")
     assert len(srv.requests) == 2
+    # The conversation says what to do, not that the provider refused a key
+    # it never saw.
+    error = daemon.call("message.list", conversation_id=dm)["messages"][-1]
+    assert error["kind"] == "error"
+    assert error["content"] == f"Agent ada could not reply: {failed['failure_reason']}."
 
     seen = json.dumps([
         daemon.call("job.list"), daemon.call("provider.get", id="local"),

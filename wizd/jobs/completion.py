@@ -196,6 +196,10 @@ def plain_reason(failure: Failure) -> str:
     status = getattr(exc, "status", None)
     http = f" (HTTP {status})" if status is not None else ""
     if isinstance(exc, ProviderAuthError):
+        if status is None:
+            # Refused here, before any request (a key file others can read):
+            # its own message says what to do.
+            return exc.message
         if status == 403:
             return f"the provider refused access{http}"
         return f"the provider rejected the API key{http}"
