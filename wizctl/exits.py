@@ -28,7 +28,7 @@ from typing import Any
 
 from . import client as c
 from .render import dump_json
-from .resolve import Ambiguous, NoMatch, ResolveError
+from .resolve import NoMatch, ResolveError
 
 OK, ERROR, USAGE, NOT_FOUND, CONFLICT, NOT_RUNNING, PROVIDER, STORAGE, TIMEOUT = range(9)
 INTERRUPTED = 130
@@ -98,7 +98,7 @@ def failure(exc: BaseException) -> Failure | None:
         return Failure(PROVIDER, c.PROVIDER_ERROR, str(exc), {"reply": exc.message})
     if isinstance(exc, NoMatch):
         return Failure(NOT_FOUND, c.NOT_FOUND, str(exc), {"kind": exc.kind, "ref": exc.ref})
-    if isinstance(exc, Ambiguous | ResolveError):
+    if isinstance(exc, ResolveError):  # Ambiguous: say which one
         return Failure(USAGE, c.INVALID_PARAMS, str(exc), {"kind": exc.kind, "ref": exc.ref})
     if isinstance(exc, c.DaemonNotRunning):
         return Failure(NOT_RUNNING, NOT_RUNNING_CODE, str(exc), {"socket": exc.path})
