@@ -125,6 +125,7 @@ def add_job(
         "priority": priority, "delayed": delay_ms > 0, "max_attempts": max(max_attempts, 1),
         "now": now_ms, "run_at": now_ms + max(delay_ms, 0), "group_key": group_key,
     }).fetchone()
+    _set_head(conn, group_key)
     return _public_raw(row)
 
 
@@ -208,32 +209,67 @@ def set_paused(conn: Connection, paused: bool, now_ms: int) -> bool:
 
 # -- claiming ----------------------------------------------------------------------
 
-# The oldest pending job of a group blocks the younger ones, and an active one
-# blocks all: jobs of one group run one at a time, in the order they were added
-# (a job waiting for its retry keeps its younger siblings waiting too). So the
-# subquery yields at most one job per group, and the UPDATE claims what it
-# yields in one statement (SQLite evaluates the uncorrelated IN list first).
+# Jobs of one group run one at a time, in the order they were added: the
+# group's oldest pending job (its head) blocks the younger ones, even while it
+# waits for its retry, and an active one blocks all (a failed job retried while
+# a younger one runs is the head again, and waits). Jobs without a group are
+# independent.
+#
+# A claim must not read a group's backlog: a drain of n jobs would take time
+# quadratic in n. So is_head marks each group's head, kept by _set_head in the
+# transactions that add a job or take one out of the pending ones (finished,
+# or retried), and the claim walks only the index of the jobs it may take
+# (migration v6's jobs_ready: queued, and a head or in no group), in claim
+# order: the highest priority number first, then the oldest (run_at,
+# created_at). The walk visits each priority present (prio), and within one
+# only its due jobs, so jobs not due yet are never read either; it stops at
+# ``limit``. The conditions repeat the indexes' word for word, or SQLite
+# cannot use them; INDEXED BY makes a drift an error rather than a slow scan.
+_READY = "status IN ('waiting', 'delayed') AND (group_key IS NULL OR is_head = 1)"
+
 _CLAIM = f"""
 UPDATE jobs SET status = 'active', attempts = attempts + 1, progress = 0,
                 processed_on = :now, updated_at = :now
-WHERE NOT {_QUEUE_PAUSED} AND id IN (
-  SELECT j.id FROM jobs AS j
-  WHERE j.status IN ('waiting', 'delayed') AND j.run_at <= :now
-    AND (j.group_key IS NULL OR NOT EXISTS (
-        SELECT 1 FROM jobs AS o
-        WHERE o.group_key = j.group_key AND o.rowid != j.rowid
-          AND (o.status = 'active'
-               OR (o.status IN ('waiting', 'delayed', 'paused')
-                   AND (o.created_at < j.created_at
-                        OR (o.created_at = j.created_at AND o.rowid < j.rowid))))))
-  ORDER BY j.priority DESC, j.run_at, j.created_at, j.rowid
+WHERE NOT {_QUEUE_PAUSED} AND rowid IN (
+  WITH RECURSIVE prio(p) AS (
+    SELECT (SELECT MAX(priority) FROM jobs INDEXED BY jobs_ready WHERE {_READY})
+    UNION ALL
+    SELECT (SELECT MAX(priority) FROM jobs INDEXED BY jobs_ready
+            WHERE {_READY} AND priority < prio.p)
+    FROM prio WHERE prio.p IS NOT NULL)
+  SELECT rowid FROM jobs INDEXED BY jobs_ready
+  WHERE {_READY} AND priority IN (SELECT p FROM prio) AND run_at <= :now
+    AND NOT EXISTS (SELECT 1 FROM jobs AS a INDEXED BY jobs_group
+                    WHERE a.group_key = jobs.group_key AND a.status = 'active')
+  ORDER BY priority DESC, run_at, created_at, rowid
   LIMIT :limit)
 RETURNING {_COLUMNS}
 """
 
-_NEXT_DUE = (
-    "SELECT MIN(run_at) FROM jobs WHERE status IN ('waiting', 'delayed') AND run_at > :now"
-)
+# One look-up in jobs_due, not a read of every job not started.
+_NEXT_DUE = ("SELECT MIN(run_at) FROM jobs INDEXED BY jobs_due"
+             " WHERE status IN ('waiting', 'delayed') AND run_at > :now")
+
+# The group's head is its first pending job in jobs_group_pending; the one
+# before it, if any, is the second (a job added or retried may be older than
+# the head it replaces). Finished jobs leave with is_head = 0 (see _move's
+# callers), so these two are the only ones whose mark can be wrong.
+_SET_HEAD = """
+UPDATE jobs SET is_head = (rowid = (
+    SELECT rowid FROM jobs INDEXED BY jobs_group_pending
+    WHERE group_key = :group_key AND status IN ('waiting', 'delayed', 'paused', 'active')
+    ORDER BY created_at, rowid LIMIT 1))
+WHERE rowid IN (
+    SELECT rowid FROM jobs INDEXED BY jobs_group_pending
+    WHERE group_key = :group_key AND status IN ('waiting', 'delayed', 'paused', 'active')
+    ORDER BY created_at, rowid LIMIT 2)
+"""
+
+
+def _set_head(conn: Connection, group_key: str | None) -> None:
+    """Mark the head of ``group_key`` after a job entered or left its pending ones."""
+    if group_key is not None:
+        raw(conn).execute(_SET_HEAD, {"group_key": group_key})
 
 
 def claim(conn: Connection, *, now_ms: int, limit: int) -> tuple[list[dict[str, Any]], int | None]:
@@ -295,9 +331,9 @@ def set_progress(
 
 def complete(conn: Connection, job_id: str, result: Any, now_ms: int) -> dict[str, Any] | None:
     """Mark an active job completed with ``result`` (JSON); None if it was not active."""
-    return _move(conn, job_id, ("active",), status="completed", progress=100,
-                 result=json.dumps(result), failure_reason=None,
-                 finished_on=now_ms, updated_at=now_ms)
+    return _finish(_move(conn, job_id, ("active",), status="completed", progress=100,
+                         result=json.dumps(result), failure_reason=None,
+                         finished_on=now_ms, updated_at=now_ms, is_head=0), conn)
 
 
 def fail(
@@ -309,8 +345,15 @@ def fail(
     from_statuses: tuple[str, ...] = ("active",),
 ) -> dict[str, Any] | None:
     """Mark the job failed for good; None if its status was not one of ``from_statuses``."""
-    return _move(conn, job_id, from_statuses, status="failed", failure_reason=reason,
-                 finished_on=now_ms, updated_at=now_ms)
+    return _finish(_move(conn, job_id, from_statuses, status="failed", failure_reason=reason,
+                         finished_on=now_ms, updated_at=now_ms, is_head=0), conn)
+
+
+def _finish(job: dict[str, Any] | None, conn: Connection) -> dict[str, Any] | None:
+    """After a job left the pending ones (unmarked as it left): its group's next head."""
+    if job is not None:
+        _set_head(conn, job["group_key"])
+    return job
 
 
 def retry_later(
@@ -334,8 +377,13 @@ def requeue(conn: Connection, job_ids: list[str], now_ms: int) -> list[dict[str,
     if not job_ids:
         return []
     conn.execute(_REQUEUE, {"ids": job_ids, "status": ready_status(conn), "now": now_ms})
-    found = (get(conn, job_id) for job_id in job_ids)
-    return [job for job in found if job is not None]
+    found = [job for job in (get(conn, job_id) for job_id in job_ids) if job is not None]
+    # Still pending, so their groups' heads are unchanged, unless a job was
+    # made active behind the store's back: marked again here, that job cannot
+    # stay unclaimable (this runs at every start for jobs left active).
+    for group_key in {job["group_key"] for job in found}:
+        _set_head(conn, group_key)
+    return found
 
 
 _REQUEUE = text(
@@ -360,4 +408,5 @@ def retry(conn: Connection, job_id: str, now_ms: int) -> dict[str, Any]:
     if again is None:
         raise Conflict(f"job {job_id} is {job['status']}; only a failed job can be retried",
                        status=job["status"])
+    _set_head(conn, again["group_key"])  # pending again, and maybe older than the head
     return again

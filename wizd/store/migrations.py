@@ -177,9 +177,29 @@ CREATE INDEX jobs_pending_agent ON jobs (json_extract(data, '$.agent_id'))
 
 # Hardening: a provider's key may live in a file read at job time (never in
 # the database); a reply cut off at max_reply_bytes is marked truncated.
+# Claims that never read a backlog (store.jobs._CLAIM and _set_head, whose
+# conditions repeat these indexes' word for word): is_head marks the oldest
+# pending job of each group (the one that runs next), kept by store.jobs as
+# jobs enter and leave the pending ones, and set here for the jobs already
+# queued; jobs_ready holds only the jobs a claim may take, in claim order;
+# jobs_group_pending finds a group's head; jobs_due the next due time.
 _V6 = """
 ALTER TABLE llm_providers ADD COLUMN api_key_file TEXT;
 ALTER TABLE messages ADD COLUMN truncated INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN is_head INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX jobs_group_pending ON jobs (group_key, created_at)
+    WHERE group_key IS NOT NULL AND status IN ('waiting', 'delayed', 'paused', 'active');
+UPDATE jobs SET is_head = 1 WHERE rowid IN (
+    SELECT (SELECT h.rowid FROM jobs AS h
+            WHERE h.group_key = g.group_key
+              AND h.status IN ('waiting', 'delayed', 'paused', 'active')
+            ORDER BY h.created_at, h.rowid LIMIT 1)
+    FROM (SELECT DISTINCT group_key FROM jobs
+          WHERE group_key IS NOT NULL
+            AND status IN ('waiting', 'delayed', 'paused', 'active')) AS g);
+CREATE INDEX jobs_ready ON jobs (priority DESC, run_at, created_at)
+    WHERE status IN ('waiting', 'delayed') AND (group_key IS NULL OR is_head = 1);
+CREATE INDEX jobs_due ON jobs (run_at) WHERE status IN ('waiting', 'delayed');
 """
 
 MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6)

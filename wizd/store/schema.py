@@ -167,6 +167,9 @@ jobs = Table(
     # and the key of jobs that must run one at a time, in order.
     Column("run_at", Integer, nullable=False, default=0),
     Column("group_key", String),
+    # Added by migration 6: 1 on the oldest pending job of its group, the one
+    # that runs next (kept by store.jobs; internal, never shown).
+    Column("is_head", Integer, nullable=False, default=0),
 )
 
 # Added by migration 3: queue-wide settings that survive restarts ("paused").
