@@ -217,14 +217,16 @@ def set_paused(conn: Connection, paused: bool, now_ms: int) -> bool:
 #
 # A claim must not read a group's backlog: a drain of n jobs would take time
 # quadratic in n. So is_head marks each group's head, kept by _set_head in the
-# transactions that add a job or take one out of the pending ones (finished,
-# or retried), and the claim walks only the index of the jobs it may take
-# (migration v6's jobs_ready: queued, and a head or in no group), in claim
-# order: the highest priority number first, then the oldest (run_at,
-# created_at). The walk visits each priority present (prio), and within one
-# only its due jobs, so jobs not due yet are never read either; it stops at
-# ``limit``. The conditions repeat the indexes' word for word, or SQLite
-# cannot use them; INDEXED BY makes a drift an error rather than a slow scan.
+# transactions that add, finish, retry or requeue a job, and the claim walks
+# only the index of the jobs it may take (migration v6's jobs_ready: queued,
+# and a head or in no group), in claim order: the highest priority number
+# first, then the oldest (run_at, created_at). The walk visits each priority
+# present (prio), and within one only its due jobs, so jobs not due yet are
+# never read either; it stops at ``limit``. The only jobs it reads and passes
+# over are heads held back by an active job (a failed job retried while a
+# younger one runs): one per group at most. The conditions repeat the
+# indexes' word for word, or SQLite cannot use them; INDEXED BY makes a drift
+# an error rather than a slow scan.
 _READY = "status IN ('waiting', 'delayed') AND (group_key IS NULL OR is_head = 1)"
 
 _CLAIM = f"""
@@ -250,10 +252,11 @@ RETURNING {_COLUMNS}
 _NEXT_DUE = ("SELECT MIN(run_at) FROM jobs INDEXED BY jobs_due"
              " WHERE status IN ('waiting', 'delayed') AND run_at > :now")
 
-# The group's head is its first pending job in jobs_group_pending; the one
-# before it, if any, is the second (a job added or retried may be older than
-# the head it replaces). Finished jobs leave with is_head = 0 (see _move's
-# callers), so these two are the only ones whose mark can be wrong.
+# The group's head is its first pending job in jobs_group_pending (oldest
+# created_at, then the first added). Only the first two can carry a wrong
+# mark: a job that enters older than the head (added by a clock that went
+# back, or retried) pushes the old head to second place, and finished jobs
+# leave unmarked (complete and fail set is_head = 0).
 _SET_HEAD = """
 UPDATE jobs SET is_head = (rowid = (
     SELECT rowid FROM jobs INDEXED BY jobs_group_pending
