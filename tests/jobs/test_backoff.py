@@ -14,6 +14,7 @@ from wizd.errors import (
     ProviderProtocolError,
     ProviderRateLimited,
     ProviderTimeout,
+    StorageUnavailable,
 )
 from wizd.jobs.backoff import Policy, is_retryable, retry_delay, window
 
@@ -35,6 +36,7 @@ def test_window_doubles_up_to_the_cap() -> None:
     (ProviderBadRequest("unknown model", status=404), False),
     (Conflict("conversation archived"), False),
     (OSError("database is locked"), True),
+    (StorageUnavailable("disk full"), True),  # space may be freed before the next attempt
 ])
 def test_what_is_worth_another_attempt(exc: Exception, retryable: bool) -> None:
     assert is_retryable(exc) is retryable

@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from ..errors import ProviderError, WizError
+from ..errors import ProviderError, StorageUnavailable, WizError
 
 
 @dataclass(frozen=True)
@@ -31,12 +31,15 @@ def window(attempt: int, policy: Policy) -> float:
 def is_retryable(exc: BaseException) -> bool:
     """Whether another attempt could succeed.
 
-    Provider errors say so themselves (401/403/400/unknown model do not);
-    other WizErrors (e.g. the conversation is gone) are final; anything else is
+    Provider errors say so themselves (401/403/400/unknown model do not); a
+    database that cannot store or read now (disk full) may again later; other
+    WizErrors (e.g. the conversation is gone) are final; anything else is
     unexpected and treated as transient (a locked database, a dropped socket).
     """
     if isinstance(exc, ProviderError):
         return bool(exc.retryable)
+    if isinstance(exc, StorageUnavailable):
+        return True
     return not isinstance(exc, WizError)
 
 
