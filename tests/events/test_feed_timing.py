@@ -39,19 +39,33 @@ async def test_events_arriving_together_are_written_together(autojump_clock: Any
         feed.ready.set()
         t0 = trio.current_time()
         await trio.sleep(1)  # idle
-        hub.publish(created(1))  # an idle subscription writes at once
-        for seq in (2, 3, 4):  # within COALESCE of that write: gathered
-            await trio.sleep(0.001)
+        for seq in (1, 2, 3):  # one at a time (a streamed reply): each written at once
             hub.publish(created(seq))
+            await trio.sleep(0.001)
+        for seq in (4, 5, 6):  # ready together: one write, at once
+            hub.publish(created(seq))
+        await trio.sleep(0.001)
+        hub.publish(created(7))  # after a write of several: gathered for COALESCE
+        await trio.sleep(0.001)
+        hub.publish(created(8))
         await trio.sleep(1)
-        for seq in range(5, 10):  # a burst that half fills the buffer: written early
+        for seq in (9, 10):  # idle again: at once
             hub.publish(created(seq))
+        for seq in range(11, 16):  # a burst that half fills the buffer: written early
             await trio.sleep(0.001)
+            hub.publish(created(seq))
         await trio.sleep(1)
         hub.detach(sub)
-    assert [(round(t - t0, 6), seqs) for t, seqs in sink.writes] == [
+    expected = [
         (1.0, [1]),
-        (1.0 + COALESCE, [2, 3, 4]),
-        (2.003, [5]),
-        (2.007, [6, 7, 8, 9]),  # the 4th queued event of 8 hurried it
+        (1.001, [2]),
+        (1.002, [3]),
+        (1.003, [4, 5, 6]),
+        (1.003 + COALESCE, [7, 8]),
+        (2.005, [9, 10]),
+        (2.009, [11, 12, 13, 14]),  # the 4th queued event of 8 hurried it
+        (2.009 + 2 * COALESCE, [15]),  # the window doubled: writes carry several
+    ]
+    assert [(round(t - t0, 6), seqs) for t, seqs in sink.writes] == [
+        (round(t, 6), seqs) for t, seqs in expected
     ]

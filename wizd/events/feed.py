@@ -41,15 +41,14 @@ MAX_BATCH = 256
 MAX_BATCH_BYTES = 512 * 1024
 # Under load, a subscription writes at most once per ``window`` seconds (unless
 # its buffer gets half full): events that arrive meanwhile go out together.
-# An idle subscription's first event goes out at once, and the window starts
-# at COALESCE; it doubles, up to COALESCE_MAX, while writes carry several
-# events, and shrinks back when they carry one. Each write is a system call
-# that wakes the client. bench/fanout.py (50 subscribers, 2 CPUs): at full
-# speed, 5.0 us of CPU per delivery with a fixed 5 ms window, 1.6 us with a
-# fixed 20 ms one (and with this); at 100 messages/s, p50 latency 16 ms with
-# a fixed 20 ms window, 2.6 ms with this. (A word-by-word streamed reply is
-# a burst too: bench/reply_latency.py still sees ~20 ms; 6 ms with a fixed
-# 5 ms window, at a third of the fan-out throughput.)
+# Load is what the last write showed: a write that carried several events
+# (they queued up while the previous write was in flight, or came together)
+# opens a window of COALESCE, doubled up to COALESCE_MAX while writes keep
+# carrying several. A write that carried one event opens none: an idle
+# subscription's event, and each delta of a streamed reply, goes out at
+# once. Each write is a system call that wakes the client; under a steady
+# flood, batching them is what keeps the cost per delivery low
+# (bench/fanout.py, bench/vs_floor.py).
 COALESCE = 0.005
 COALESCE_MAX = 0.02
 
@@ -208,12 +207,14 @@ class Feed:
         covered = sub.last_seq
         last_write = -COALESCE_MAX
         window = COALESCE
+        # The last write carried several events: the window is open.
+        loaded = False
         while True:
             try:
                 event = await receive.receive()
             except (anyio.EndOfStream, anyio.ClosedResourceError):
                 return
-            gathered = anyio.current_time() - last_write < window
+            gathered = loaded and anyio.current_time() - last_write < window
             if gathered:
                 await self._gather(last_write + window)
             lines: list[bytes] = []
@@ -248,11 +249,11 @@ class Feed:
                 return
             last_write = anyio.current_time()
             if len(lines) > 1:  # events queue up: under load
-                window = min(window * 2, COALESCE_MAX)
-            elif gathered:  # waited, and only this one came
-                window = max(window / 2, COALESCE)
-            else:  # it was idle
+                window = min(window * 2, COALESCE_MAX) if gathered else COALESCE
+                loaded = True
+            else:  # one event: the next one goes out at once
                 window = COALESCE
+                loaded = False
             covered = sub.last_seq = top
             if ended:
                 return
