@@ -26,6 +26,7 @@ from .rpc.methods import registry
 from .rpc.server import RpcServer
 from .services import providers, users
 from .services.runtime import QueueClock, Runtime
+from .services.tallies import Tallies
 from .store.database import Database
 from .store.failures import starting
 
@@ -45,15 +46,18 @@ async def serve(config: Config, *, stop: anyio.Event | None = None) -> None:
 
 async def _serve(life: Lifecycle, stop: anyio.Event) -> None:
     config = life.config  # under socket activation, the socket systemd passed
-    db = Database(config.db, synchronous=config.synchronous)
+    tallies = Tallies()
+    db = Database(config.db, synchronous=config.synchronous, watch=tallies.watch)
     await db.open()
-    rt = Runtime(config=config, db=db, hub=Hub(config.subscriber_buffer), clock=QueueClock())
+    rt = Runtime(config=config, db=db, hub=Hub(config.subscriber_buffer), clock=QueueClock(),
+                 tallies=tallies)
     served = False
     try:
         if db.schema_before != db.schema_after:
             log.info("database %s at schema v%d", config.db, db.schema_after)
         # The first writes: a full disk or a damaged page may show only now.
         with starting(config.db):
+            await tallies.start(db)
             await users.ensure_local_user(rt)
             await providers.ensure_builtin_provider(rt)
         listener = await life.open_listener()

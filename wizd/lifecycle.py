@@ -37,7 +37,6 @@ from .lock import instance_locks
 from .private_dir import ensure_private_dir
 from .rpc.server import open_listener
 from .services.runtime import Runtime
-from .store import jobs as job_queries
 from .systemd import InheritedSocket, Notifier, inherited_socket, watchdog_interval
 
 log = logging.getLogger(__name__)
@@ -136,12 +135,20 @@ class Lifecycle:
             await anyio.sleep(interval)
 
     async def report_status(self, rt: Runtime, *, every: float = STATUS_EVERY) -> None:
-        """Keep ``systemctl status`` showing the queue counts (a cheap count query)."""
+        """Keep ``systemctl status`` showing the queue counts (kept in memory:
+        no table is read). A report that fails is logged and skipped: it never
+        ends the daemon."""
         if not self.notifier.enabled:
             return
+        failing = False
         while True:
-            counts = await rt.db.read(job_queries.count_by_status)
-            self._send_status(status_line(self._phase, counts))
+            try:
+                self._send_status(status_line(self._phase, rt.tallies.queue()))
+                failing = False
+            except Exception:
+                if not failing:  # one traceback, not one every few seconds
+                    log.exception("STATUS= report failed; trying again every %.0f s", every)
+                failing = True
             await anyio.sleep(every)
 
     def _send_status(self, text: str) -> None:

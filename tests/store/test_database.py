@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import Connection, select, text
 
 from wizd.errors import StorageUnavailable
-from wizd.store.database import Database
+from wizd.store.database import Database, Watch
 from wizd.store.schema import users
 
 pytestmark = pytest.mark.anyio
@@ -313,5 +313,43 @@ async def test_a_full_disk_is_a_storage_error_until_space_is_back(tmp_path: Path
         await db.write(pages_again)
         assert await db.write(add_big_user, "after") == "after"
         assert await db.read(user_ids) == ["after", "before"]
+    finally:
+        await db.close()
+
+
+async def test_a_watch_sees_the_changes_of_committed_writes_only(tmp_path: Path) -> None:
+    """Rows reported by the watch's triggers reach ``apply`` once per committed
+    write, right before its hook; a failing writer of a shared commit, or a
+    commit that fails, reports nothing."""
+    seen: list[object] = []
+    watch = Watch(
+        ("CREATE TEMP TRIGGER IF NOT EXISTS seen AFTER INSERT ON main.users"
+         " BEGIN SELECT wiz_changed('user', new.name); END",),
+        lambda changes: seen.append(sorted(changes)),
+    )
+    db = Database(tmp_path / "wiz.db", watch=watch)
+    await db.open()
+
+    def insert(conn: Connection, i: int) -> str:
+        add_user(conn, f"u{i:02}")
+        if i % 7 == 3:
+            raise ValueError("fails after its insert")
+        return f"u{i:02}"
+
+    async def writer(i: int) -> None:
+        try:
+            await db.write(insert, i, after_commit=lambda name: seen.append(name))
+        except ValueError:
+            pass
+
+    try:
+        async with anyio.create_task_group() as tg:
+            for i in range(30):
+                tg.start_soon(writer, i)
+        stored = await db.read(names)
+        assert stored == [f"u{i:02}" for i in range(30) if i % 7 != 3]
+        # Each committed write: its changes, then its hook, and nothing else.
+        pairs = [tuple(seen[k:k + 2]) for k in range(0, len(seen), 2)]
+        assert sorted(pairs) == [([("user", name)], name) for name in stored]
     finally:
         await db.close()

@@ -18,6 +18,7 @@ from ..config import Config
 from ..events.hub import Event, Hub
 from ..llm.clients import ClientCache
 from ..store.database import Database
+from .tallies import Tallies
 
 
 def new_id() -> str:
@@ -59,6 +60,9 @@ class Runtime:
     local_user_id: str = ""
     # HTTP clients of the LLM providers, kept alive between replies.
     llm_clients: ClientCache = field(default_factory=ClientCache)
+    # Queue counts and the last seq, maintained at commit (when ``db`` was
+    # opened with ``tallies.watch`` and ``tallies.start`` has run).
+    tallies: Tallies = field(default_factory=Tallies)
 
     def publish(self, method: str, params: dict, *, conversation_id: str | None = None) -> None:
         """Publish a non-message event (job.updated, agent.status, message.delta)."""

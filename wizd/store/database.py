@@ -33,6 +33,14 @@ Hot queries may bypass SQLAlchemy's statement machinery with ``raw(conn)``
 (the DB-API connection under ``conn``, in the same transaction): here a
 statement costs ~3 us that way and ~30 us through ``Connection.execute``.
 
+Figures that calls read often (queue counts, the last seq) are kept in
+memory and maintained at commit through a ``Watch``: temporary triggers on
+the write connection report each changed row to a Python function, which
+files it under the write being run; once that write has committed, its
+changes go to ``Watch.apply``, on the loop, right before its hook. A write
+that fails (or is rolled back to its savepoint) reports nothing, and no
+statement that changes the watched tables escapes the triggers.
+
 Storage trouble (a full disk, a read-only file, an I/O error) reaches callers
 as ``StorageUnavailable`` (see ``failures``), and the log gets one line when
 writes start failing and one when they work again, not one per write. The
@@ -46,7 +54,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -124,8 +132,8 @@ class _Threads:
     async def dispose(self) -> None:
         await anyio.to_thread.run_sync(self.engine.dispose)
 
-    async def writer(self, wal: str, health: _Health) -> _WriterThread:
-        writer = _WriterThread(self.engine, wal, health)
+    async def writer(self, wal: str, health: _Health, watch: Watch | None) -> _WriterThread:
+        writer = _WriterThread(self.engine, wal, health, watch)
         await writer.start()
         return writer
 
@@ -152,8 +160,8 @@ class _Aiosqlite:
     async def dispose(self) -> None:
         await self.engine.dispose()
 
-    async def writer(self, wal: str, health: _Health) -> _LockedWriter:
-        writer = _LockedWriter(self, wal, health)
+    async def writer(self, wal: str, health: _Health, watch: Watch | None) -> _LockedWriter:
+        writer = _LockedWriter(self, wal, health, watch)
         await writer.start()
         return writer
 
@@ -166,10 +174,11 @@ class _WriterThread:
     back; the thread needs waking only when it was idle.
     """
 
-    def __init__(self, engine: Engine, wal: str, health: _Health) -> None:
+    def __init__(self, engine: Engine, wal: str, health: _Health, watch: Watch | None) -> None:
         self.engine = engine
         self.wal = wal
         self.health = health
+        self.watch = watch
         self._cond = threading.Condition()
         self._pending: list[_Write] = []
         self._stopping = False
@@ -177,7 +186,7 @@ class _WriterThread:
 
     async def start(self) -> None:
         token = trio.lowlevel.current_trio_token()
-        conn = await anyio.to_thread.run_sync(_open_writer, self.engine)
+        conn = await anyio.to_thread.run_sync(_open_writer, self.engine, self.watch)
         self._thread = threading.Thread(target=self._main, args=(conn, token.run_sync_soon),
                                         name="wizd-db-writer", daemon=True)
         self._thread.start()
@@ -214,11 +223,11 @@ class _WriterThread:
                     break
                 batch = self._pending[:MAX_BATCH]
                 del self._pending[:MAX_BATCH]
-            conn = _commit(self.engine, conn, batch)
+            conn = _commit(self.engine, conn, batch, self.watch)
             self.health.settle(batch)
             try:
                 # Callbacks run in the order they were scheduled: hooks in commit order.
-                call_soon(_deliver, batch)
+                call_soon(_deliver, batch, self.watch)
             except trio.RunFinishedError:
                 break  # the loop is gone, and nobody waits for these any more
             if conn is not None and _wal_size(self.wal) > WAL_LIMIT:
@@ -230,10 +239,12 @@ class _WriterThread:
 class _LockedWriter:
     """asyncio: one batch at a time through aiosqlite, under a lock on the loop."""
 
-    def __init__(self, driver: _Aiosqlite, wal: str, health: _Health) -> None:
+    def __init__(self, driver: _Aiosqlite, wal: str, health: _Health,
+                 watch: Watch | None) -> None:
         self.driver = driver
         self.wal = wal
         self.health = health
+        self.watch = watch
         self._lock = anyio.Lock()
         self._queued: list[_Write] = []
         self._conn: Any = None
@@ -243,7 +254,7 @@ class _LockedWriter:
 
     async def _open(self) -> Any:
         conn = await self.driver.connect()
-        await self.driver.run(conn, _prepare_writer)
+        await self.driver.run(conn, _prepare_writer, self.watch)
         return conn
 
     async def commit(self, req: _Write) -> None:
@@ -266,7 +277,7 @@ class _LockedWriter:
                     each.error = each.error or exc
                 self._conn = await _checked(self.driver, self._conn)
             self.health.settle(batch)
-            _deliver(batch)
+            _deliver(batch, self.watch)
             if self._conn is not None and _wal_size(self.wal) > WAL_LIMIT:
                 await self.driver.run(self._conn, _checkpoint, self.health)
 
@@ -280,8 +291,10 @@ class _LockedWriter:
 class Database:
     """One SQLite file, opened for the life of the daemon."""
 
-    def __init__(self, path: Path, *, synchronous: str = "NORMAL") -> None:
+    def __init__(self, path: Path, *, synchronous: str = "NORMAL",
+                 watch: Watch | None = None) -> None:
         self.path = Path(path)
+        self.watch = watch
         self.synchronous = synchronous.upper()
         self._driver: _Threads | _Aiosqlite | None = None
         self._writer: _WriterThread | _LockedWriter | None = None
@@ -333,7 +346,7 @@ class Database:
             event.listen(engine, "connect", self._on_connect)
             event.listen(engine, "begin", _on_begin)
             self._driver = _Threads(engine)
-        self._writer = await self._driver.writer(self._wal, self._health)
+        self._writer = await self._driver.writer(self._wal, self._health, self.watch)
 
     async def close(self) -> None:
         driver, self._driver = self._driver, None
@@ -409,11 +422,41 @@ class Database:
         return req.result  # type: ignore[no-any-return]
 
 
-def _prepare_writer(conn: Connection) -> None:
+@dataclass(frozen=True)
+class Watch:
+    """Row changes to keep in-memory figures by (see the module docstring).
+
+    ``triggers``: ``CREATE TEMP TRIGGER`` statements whose bodies call
+    ``wiz_changed(...)`` with any values; ``apply`` gets, on the loop after a
+    write has committed, the argument tuples of that write's calls, in order.
+    """
+
+    triggers: tuple[str, ...]
+    apply: Callable[[list[tuple[Any, ...]]], None]
+
+
+class _Recorder:
+    """The write connection's ``wiz_changed``: files each call under the write being run."""
+
+    def __init__(self) -> None:
+        self.target: list[tuple[Any, ...]] | None = None
+
+    def record(self, *args: Any) -> None:
+        if self.target is not None:
+            self.target.append(args)
+
+
+def _prepare_writer(conn: Connection, watch: Watch | None) -> None:
     db = raw(conn)
     # Checkpoints are run by the writer after a commit, never inside one.
     db.execute("PRAGMA wal_autocheckpoint=0")
     db.execute(f"PRAGMA journal_size_limit={WAL_LIMIT}")
+    if watch is not None:
+        recorder = _Recorder()
+        db.create_function("wiz_changed", -1, recorder.record)
+        for statement in watch.triggers:
+            db.execute(statement)
+        conn.info["wiz_recorder"] = recorder
 
 
 def _in_transaction(conn: Connection, fn: Callable[..., T], *args: Any) -> T:
@@ -425,18 +468,19 @@ def _no_abort(_raise_cancel: Any) -> trio.lowlevel.Abort:
     return trio.lowlevel.Abort.FAILED
 
 
-def _open_writer(engine: Engine) -> Connection:
+def _open_writer(engine: Engine, watch: Watch | None) -> Connection:
     conn = engine.connect()
-    _prepare_writer(conn)
+    _prepare_writer(conn, watch)
     return conn
 
 
-def _commit(engine: Engine, conn: Connection | None, batch: list[_Write]) -> Connection | None:
+def _commit(engine: Engine, conn: Connection | None, batch: list[_Write],
+            watch: Watch | None) -> Connection | None:
     """Commit ``batch`` on the writer thread; the connection to use next (None:
     reopen it next time; it failed and was closed)."""
     try:
         if conn is None:
-            conn = _open_writer(engine)
+            conn = _open_writer(engine, watch)
         _run_batch(conn, batch)
     except Exception as exc:  # the commit itself failed: nothing of the batch is stored
         for req in batch:
@@ -450,11 +494,16 @@ def _commit(engine: Engine, conn: Connection | None, batch: list[_Write]) -> Con
     return conn
 
 
-def _deliver(batch: list[_Write]) -> None:
-    """On the loop, once a batch has committed (or failed): its hooks, in order,
-    then its writers are released. Never raises."""
+def _deliver(batch: list[_Write], watch: Watch | None) -> None:
+    """On the loop, once a batch has committed (or failed): its watched changes
+    and hooks, in order, then its writers are released. Never raises."""
     for req in batch:
         req.done = True
+        if req.error is None and req.changes and watch is not None:
+            try:
+                watch.apply(req.changes)
+            except Exception:
+                log.exception("applying a write's changes failed")
         if req.error is None and req.after_commit is not None:
             try:
                 req.after_commit(req.result)
@@ -596,6 +645,8 @@ class _Write:
     done: bool = False
     # Wakes its writer once committed and its hook has run (the writer thread's).
     release: Callable[[], None] | None = None
+    # What its statements reported to the Watch (wiz_changed), if any.
+    changes: list[tuple[Any, ...]] = field(default_factory=list)
 
 
 def _run_batch(conn: Connection, batch: list[_Write]) -> None:
@@ -613,11 +664,29 @@ def _run_batch(conn: Connection, batch: list[_Write]) -> None:
     statements fewer per write, and each statement here is a hand-over of
     the GIL, dear while the loop thread is busy (bench/queue_throughput.py).
     """
+    recorder: _Recorder | None = conn.info.get("wiz_recorder")
+    try:
+        _run_batch_recorded(conn, batch, recorder)
+    finally:
+        if recorder is not None:
+            recorder.target = None
+
+
+def _run(conn: Connection, req: _Write, recorder: _Recorder | None) -> None:
+    """Run one writer, filing its watched changes under it (afresh at each try)."""
+    req.changes = []
+    if recorder is not None:
+        recorder.target = req.changes
+    req.result = req.fn(conn, *req.args)
+
+
+def _run_batch_recorded(conn: Connection, batch: list[_Write], recorder: _Recorder | None
+                        ) -> None:
     conn = conn.execution_options(wiz_write=True)
     with conn.begin() as tx:  # an exception out of here rolls back: the batch failed
         for req in batch:
             try:
-                req.result = req.fn(conn, *req.args)
+                _run(conn, req, recorder)
             except Exception as exc:
                 req.error = exc
                 tx.rollback()
@@ -632,7 +701,7 @@ def _run_batch(conn: Connection, batch: list[_Write]) -> None:
         for req in rest:
             db.execute("SAVEPOINT w")
             try:
-                req.result = req.fn(conn, *req.args)
+                _run(conn, req, recorder)
             except Exception as exc:
                 req.error = exc
                 try:

@@ -1,0 +1,82 @@
+"""Figures that calls read often, kept in memory: the queue's job counts by
+status and the newest message seq. ``daemon.status`` and the STATUS= report
+to systemd read these, never a table, so their cost does not grow with the
+history.
+
+Counted in one place: temporary triggers on the write connection report
+every job that enters, changes status or leaves the jobs table, and every
+message stored, whatever statement did it (a transition, a pause, a
+pruning); ``apply`` takes a committed write's reports (see
+``store.database.Watch``). ``load`` reads the stored figures once, in a write
+transaction, so that it falls in commit order between the writes before it
+and the writes after it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import Connection, func, select
+
+from ..store import jobs as job_queries
+from ..store.database import Database, Watch
+from ..store.schema import messages
+
+# Shown even at 0, in this order; other statuses (paused) only while some job has them.
+SHOWN = ("waiting", "active", "delayed", "failed", "completed")
+
+TRIGGERS = (
+    "CREATE TEMP TRIGGER IF NOT EXISTS wiz_job_added AFTER INSERT ON main.jobs"
+    " BEGIN SELECT wiz_changed('job', NULL, new.status); END",
+    "CREATE TEMP TRIGGER IF NOT EXISTS wiz_job_moved AFTER UPDATE OF status ON main.jobs"
+    " WHEN old.status IS NOT new.status"
+    " BEGIN SELECT wiz_changed('job', old.status, new.status); END",
+    "CREATE TEMP TRIGGER IF NOT EXISTS wiz_job_removed AFTER DELETE ON main.jobs"
+    " BEGIN SELECT wiz_changed('job', old.status, NULL); END",
+    "CREATE TEMP TRIGGER IF NOT EXISTS wiz_message_added AFTER INSERT ON main.messages"
+    " BEGIN SELECT wiz_changed('message', new.seq); END",
+)
+
+
+class Tallies:
+    """Queue counts by status and the last message seq, as of the last commit."""
+
+    def __init__(self) -> None:
+        self._counts: dict[str, int] = dict.fromkeys(SHOWN, 0)
+        self.last_seq = 0
+        self.watch = Watch(TRIGGERS, self.apply)
+
+    def queue(self) -> dict[str, int]:
+        """Job counts by status: every SHOWN status, and any other one some job has."""
+        return {status: n for status, n in self._counts.items() if n or status in SHOWN}
+
+    @staticmethod
+    def read(conn: Connection) -> tuple[dict[str, int], int]:
+        """The stored figures (a full count: once, at start)."""
+        last_seq = conn.execute(select(func.coalesce(func.max(messages.c.seq), 0))).scalar_one()
+        return job_queries.count_by_status(conn), int(last_seq)
+
+    async def start(self, db: Database) -> None:
+        """Read the stored figures; ``db`` was opened with ``self.watch``."""
+        await db.write(self.read, after_commit=self.load)
+
+    def load(self, figures: tuple[Mapping[str, int], int]) -> None:
+        """Replace the figures with ``read``'s (from that write's after_commit)."""
+        counts, last_seq = figures
+        self._counts = dict.fromkeys(SHOWN, 0)
+        self._counts.update(counts)
+        self.last_seq = max(self.last_seq, last_seq)
+
+    def apply(self, changes: list[tuple[Any, ...]]) -> None:
+        """A committed write's reports: ('job', old, new) and ('message', seq)."""
+        counts = self._counts
+        for change in changes:
+            if change[0] == "job":
+                _, old, new = change
+                if old is not None:
+                    counts[old] = counts.get(old, 0) - 1
+                if new is not None:
+                    counts[new] = counts.get(new, 0) + 1
+            elif change[0] == "message" and change[1] > self.last_seq:
+                self.last_seq = change[1]
