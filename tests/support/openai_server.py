@@ -11,7 +11,8 @@ simonw/llm's ``MockModel.enqueue()`` and its ``history``::
         assert srv.hangups == 0  # answers the client hung up on before their end
 
 Endpoints: ``POST /v1/chat/completions`` (JSON, or SSE ``data: {...}`` chunks
-ending in ``data: [DONE]`` when the body says ``"stream": true``, with a final
+ending in ``data: [DONE]`` when the body says ``"stream": true`` and the reply
+is not ``plain``, with a final
 usage chunk when ``stream_options.include_usage`` is set) and ``GET /v1/models``.
 When the queue is empty the ``default`` reply answers (an echo of the last user
 message unless configured).
@@ -89,6 +90,8 @@ class Reply:
       ``cut=True`` sends the chunks, then closes the connection mid-body.
     - ``repeat``: stream the chunks this many times over (a huge reply, made as
       it is sent: nothing that size is held in memory).
+    - ``plain``: answer with one ``chat.completion`` JSON body even when the
+      request asked for a stream (as servers that ignore ``stream`` do).
     """
 
     text: str = "hi"
@@ -107,6 +110,7 @@ class Reply:
     cut: bool = False
     chunk_delay: float = 0.0
     repeat: int = 1
+    plain: bool = False
 
     def pieces(self) -> list[str]:
         if self.chunks is not None:
@@ -123,6 +127,11 @@ class RecordedRequest:
     headers: dict[str, str]
     body: Any
     raw: bytes
+
+    @property
+    def stream(self) -> bool | None:
+        """The request's ``stream`` field as sent (None when it sent none)."""
+        return self.body.get("stream") if isinstance(self.body, dict) else None
 
 
 def echo(request: RecordedRequest) -> Reply:
@@ -260,7 +269,7 @@ class OpenAIServer:
             if payload is None:
                 payload = _error_body(reply.status, reply.error)
             await _send_json(stream, reply.status, payload, reply.headers)
-        elif body.get("stream"):
+        elif body.get("stream") and not reply.plain:
             await self._stream(stream, receiver, reply, body)
         else:
             await _send_json(stream, reply.status, _completion(reply, body), reply.headers)
@@ -468,7 +477,7 @@ def _usage(body: dict[str, Any], completion_tokens: int) -> dict[str, int]:
 
 
 def _completion(reply: Reply, body: dict[str, Any]) -> dict[str, Any]:
-    pieces = reply.pieces()
+    pieces = reply.pieces() * reply.repeat
     return {
         "id": "chatcmpl-test",
         "object": "chat.completion",

@@ -47,8 +47,12 @@ def _key(p: dict[str, Any]) -> str:
     return str(p["api_key_file"]) if p.get("api_key_file") else "none"
 
 
+def _type(p: dict[str, Any]) -> str:
+    return f"{p.get('type')} (no stream)" if p.get("stream") is False else str(p.get("type"))
+
+
 def _table(providers: list[dict[str, Any]]) -> str:
-    rows = [(p.get("name"), p.get("type"), p.get("default_model"), p.get("base_url"), _key(p),
+    rows = [(p.get("name"), _type(p), p.get("default_model"), p.get("base_url"), _key(p),
              "*" if p.get("is_default") else "", render.short_id(p.get("id"))) for p in providers]
     return render.table(("name", "type", "model", "base url", "key", "default", "id"), rows,
                         color=color())
@@ -62,6 +66,8 @@ def _line(verb: str) -> Callable[[dict[str, Any]], str]:
 KEY_FILE_HELP = ("Read the key from this file when a job runs (~ is expanded). It must "
                  "belong to wizd's user and be private: chmod 600 FILE.")
 KEY_ENV_HELP = "Read the key from this environment variable of wizd when a job runs."
+NO_STREAM_HELP = ("Ask the server for one answer instead of a stream (for servers that "
+                  "cannot stream; the reply then shows up whole).")
 KEY_HELP = ("The key itself ('-' to type it hidden); stored in wizd's database, so a copy "
             "of the database holds it. Prefer --api-key-file or --api-key-env.")
 
@@ -76,6 +82,7 @@ def add(
     api_key: Annotated[str | None, typer.Option(help=KEY_HELP)] = None,
     model: Annotated[str, typer.Option(help="The default model.")] = ...,  # type: ignore[assignment]
     default: Annotated[bool, typer.Option("--default", help="Make it the default.")] = False,
+    no_stream: Annotated[bool, typer.Option("--no-stream", help=NO_STREAM_HELP)] = False,
     json: Json = False,
 ) -> None:
     """Add an LLM provider.
@@ -87,7 +94,8 @@ def add(
     result = state(ctx).call("provider.create", name=name, type=type, base_url=base_url,
                              api_key=read_key(api_key), api_key_env=api_key_env,
                              api_key_file=key_file_path(api_key_file),
-                             default_model=model, is_default=default or None)
+                             default_model=model, is_default=default or None,
+                             stream=False if no_stream else None)
     emit(result, json, _line("added"))
 
 
@@ -108,6 +116,8 @@ def update(
         metavar="VAR", help=KEY_ENV_HELP + " '' removes it.")] = None,
     api_key: Annotated[str | None, typer.Option(help=KEY_HELP + " '' removes it.")] = None,
     model: Annotated[str | None, typer.Option(help="The default model.")] = None,
+    stream: Annotated[bool | None, typer.Option(
+        "--stream/--no-stream", help=NO_STREAM_HELP, show_default=False)] = None,
     json: Json = False,
 ) -> None:
     """Change a provider. Setting one of --api-key-file, --api-key-env and
@@ -116,7 +126,8 @@ def update(
     pid = st.lookup.provider(provider)["id"]
     result = st.call("provider.update", id=pid, name=name, base_url=base_url,
                      api_key=read_key(api_key), api_key_env=api_key_env,
-                     api_key_file=key_file_path(api_key_file), default_model=model)
+                     api_key_file=key_file_path(api_key_file), default_model=model,
+                     stream=stream)
     emit(result, json, _line("updated"))
 
 

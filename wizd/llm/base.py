@@ -62,6 +62,9 @@ class ProviderConfig:
     default_model: str
     api_key: str | None = field(default=None, repr=False)
     api_key_file: str | None = None
+    # False: ask for one JSON answer instead of a stream (for servers that
+    # cannot stream); either kind of answer is accepted whatever was asked.
+    stream: bool = True
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,12 @@ Choices made here, so that callers need not know them:
   and the rest is never read: the response is closed first, so the generators
   then run into a closed stream, and the connection is dropped rather than
   drained. Cancellation and failures mid-stream end the same way.
+- Some servers ignore ``stream: true`` and answer with one ``chat.completion``
+  JSON body; a provider set with ``stream=False`` asks for that. Either way the
+  content type decides how the body is read: a JSON answer's text goes out as
+  one delta, cut at ``max_reply_bytes`` like a stream. Its body is read only up
+  to what a reply of that cap could take fully escaped (6 bytes a byte, plus
+  64 KiB for the rest); a larger one is a ``ProviderProtocolError``.
 - A stream that ends with neither a finish reason nor ``[DONE]`` was broken
   off: what came may be any part of the reply, so it is a (retryable)
   ``ProviderProtocolError``, never a reply.
@@ -142,7 +148,10 @@ async def complete(
             provider.base_url, provider.api_key, make)
         try:
             create = client.chat.completions.with_streaming_response.create
-            async with create(**_params(request)) as response:
+            async with create(**_params(request, stream=provider.stream)) as response:
+                content_type = response.headers.get("content-type", "")
+                if "json" in content_type and "event-stream" not in content_type:
+                    return await _read_json(provider, request, response, on_delta)
                 return await _read_stream(provider, request, response, on_delta)
         finally:
             if clients is None:
@@ -152,13 +161,15 @@ async def complete(
                     await client.close()
 
 
-def _params(request: ChatRequest) -> dict[str, Any]:
+def _params(request: ChatRequest, *, stream: bool = True) -> dict[str, Any]:
     params: dict[str, Any] = {
         "model": request.model,
         "messages": [{"role": m.role, "content": m.content} for m in request.messages],
-        "stream": True,
-        "stream_options": {"include_usage": True},
+        "stream": stream,
     }
+    if stream:
+        # The usage comes in a last chunk only when asked for (a JSON answer has it anyway).
+        params["stream_options"] = {"include_usage": True}
     if request.temperature is not None:
         params["temperature"] = request.temperature
     if request.max_tokens is not None:
@@ -186,9 +197,7 @@ class _Reply:
         """Take in one ``chat.completion.chunk``; returns its text (may be empty)."""
         if isinstance(chunk.get("model"), str) and chunk["model"]:
             self.model = chunk["model"]
-        usage = chunk.get("usage")
-        if isinstance(usage, dict):
-            self.usage = {k: usage[k] for k in USAGE_KEYS if isinstance(usage.get(k), int)} or None
+        self.usage = _usage(chunk) or self.usage
         choices = chunk.get("choices") or []
         if not isinstance(choices, list) or not all(isinstance(c, dict) for c in choices):
             raise ValueError("'choices' is not a list of objects")
@@ -203,6 +212,24 @@ class _Reply:
             if isinstance(content, str) and content:
                 piece += self._keep(content)
         return piece
+
+    def add_answer(self, answer: dict[str, Any]) -> str:
+        """Take in a whole ``chat.completion``; returns its text (may be empty)."""
+        if isinstance(answer.get("model"), str) and answer["model"]:
+            self.model = answer["model"]
+        self.usage = _usage(answer)
+        choices = answer.get("choices")
+        if not isinstance(choices, list) or not all(isinstance(c, dict) for c in choices):
+            raise ValueError("'choices' is not a list of objects")
+        choice = next((c for c in choices if c.get("index", 0) == 0), None)
+        if choice is None or not isinstance(choice.get("message"), dict):
+            raise ValueError("no message in the answer")
+        if choice.get("finish_reason"):
+            self.finish_reason = str(choice["finish_reason"])
+        content = choice["message"].get("content")
+        if content is not None and not isinstance(content, str):
+            raise ValueError("the message's content is not text")
+        return self._keep(content or "")
 
     def _keep(self, text: str) -> str:
         """Add ``text`` as far as the limit allows; returns what was kept."""
@@ -260,6 +287,63 @@ async def _read_stream(
         usage=reply.usage,
         truncated=reply.truncated,
     )
+
+
+# A JSON answer's body beyond the text: id, model, usage, and the like.
+_JSON_OVERHEAD = 64 * 1024
+
+
+async def _read_json(
+    provider: ProviderConfig,
+    request: ChatRequest,
+    response: openai.AsyncAPIResponse[Any],
+    on_delta: OnDelta,
+) -> Completion:
+    """Read a plain ``chat.completion`` body; its text goes to ``on_delta`` as one piece."""
+    limit = None if request.max_reply_bytes is None else (
+        6 * request.max_reply_bytes + _JSON_OVERHEAD)  # "\u0001" is 6 bytes for 1
+    chunks = response.iter_bytes()
+    body = bytearray()
+    ended = False
+    try:
+        async for data in chunks:
+            body += data
+            if limit is not None and len(body) > limit:
+                break
+        else:
+            ended = True
+    finally:
+        if not ended:
+            await _abandon(response, chunks)
+    if not ended:
+        raise _protocol_error(
+            provider, f"the answer's body is larger than {limit} bytes, more than a reply "
+            f"of max_reply_bytes ({request.max_reply_bytes}) can take")
+    answer = _decode(provider, body.decode("utf-8", "replace"))
+    reply = _Reply(model=request.model, limit=request.max_reply_bytes)
+    try:
+        piece = reply.add_answer(answer)
+    except ValueError as exc:
+        raise _protocol_error(provider, f"malformed answer: {exc}") from None
+    if piece:
+        await on_delta(piece)
+    if not reply.parts and reply.finish_reason is None:
+        raise _protocol_error(provider, "the answer has no content and no finish reason")
+    return Completion(
+        content="".join(reply.parts),
+        model=reply.model,
+        finish_reason=reply.finish_reason,
+        usage=reply.usage,
+        truncated=reply.truncated,
+    )
+
+
+def _usage(obj: dict[str, Any]) -> dict[str, int] | None:
+    """The token counts of a chunk's or an answer's ``usage``, if it has any."""
+    usage = obj.get("usage")
+    if not isinstance(usage, dict):
+        return None
+    return {k: usage[k] for k in USAGE_KEYS if isinstance(usage.get(k), int)} or None
 
 
 def _check_finished(provider: ProviderConfig, reply: _Reply, content_type: str) -> None:
@@ -334,7 +418,7 @@ async def _run_out(lines: AsyncIterator[str]) -> None:
             pass  # the outcome is already decided; a broken tail changes nothing
 
 
-async def _abandon(response: openai.AsyncAPIResponse[Any], lines: AsyncIterator[str]) -> None:
+async def _abandon(response: openai.AsyncAPIResponse[Any], lines: AsyncIterator[Any]) -> None:
     """Stop reading: close the response (its connection is dropped, not drained),
     then let the generators run into the closed stream, so that each finishes.
 

@@ -52,6 +52,7 @@ def public(row: Any) -> dict[str, Any]:
         "has_api_key": row.api_key is not None,
         "api_key_env": row.api_key_env,
         "api_key_file": row.api_key_file,
+        "stream": bool(row.stream),
         "created_at": row.created_at,
         "updated_at": row.updated_at,
     }
@@ -93,7 +94,7 @@ def provider_config(conn: Connection, provider_id: str) -> ProviderConfig:
         key = os.environ.get(row.api_key_env) or None
     key_file = row.api_key_file if key is None and not row.api_key_env else None
     return ProviderConfig(row.id, row.name, row.type, row.base_url, row.default_model,
-                          api_key=key, api_key_file=key_file)
+                          api_key=key, api_key_file=key_file, stream=bool(row.stream))
 
 
 def _make_default(conn: Connection, provider_id: str, now: int) -> None:
@@ -154,8 +155,10 @@ async def create(
     api_key_env: str | None = None,
     api_key_file: str | None = None,
     is_default: bool | None = None,
+    stream: bool = True,
 ) -> dict[str, Any]:
     """Create a provider; it becomes the default if asked or if it is the first.
+    ``stream=False`` asks its server for one JSON answer instead of a stream.
 
     At most one of ``api_key``, ``api_key_env`` and ``api_key_file`` (an
     absolute path to a file of the daemon's user, mode 0600 or stricter). Raises
@@ -181,7 +184,7 @@ async def create(
         conn.execute(llm_providers.insert().values(
             id=pid, name=name, type=type, base_url=base_url, api_key=api_key or None,
             api_key_env=api_key_env or None, api_key_file=api_key_file or None,
-            default_model=default_model, is_default=0,
+            default_model=default_model, is_default=0, stream=int(stream),
             created_at=now, updated_at=now,
         ))
         if is_default or default_id(conn) is None:
@@ -220,6 +223,7 @@ async def update_provider(
     api_key_file: str | None = None,
     default_model: str | None = None,
     is_default: bool | None = None,
+    stream: bool | None = None,
 ) -> dict[str, Any]:
     """Change the given fields (None leaves one as it is).
 
@@ -237,6 +241,8 @@ async def update_provider(
         changes["base_url"] = checks.base_url("base_url", base_url) if base_url else None
     if default_model is not None:
         changes["default_model"] = checks.name("default_model", default_model, max_len=200)
+    if stream is not None:
+        changes["stream"] = int(stream)
     _check_key(api_key, api_key_env, api_key_file)
     await _check_key_file(api_key_file)
     sources = {"api_key": api_key, "api_key_env": api_key_env, "api_key_file": api_key_file}

@@ -202,7 +202,35 @@ CREATE INDEX jobs_ready ON jobs (priority DESC, run_at, created_at)
 CREATE INDEX jobs_due ON jobs (run_at) WHERE status IN ('waiting', 'delayed');
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
+# Issue 11: a provider may be set not to stream; a reply's llm_message keeps
+# the tokens the provider counted and the model that answered; messages get a
+# full-text index (FTS5 over messages.content, rowid = seq, external content so
+# the text is stored once), kept in step by triggers inside the transaction
+# that changes a message, and built here for the messages already stored.
+_V7 = """
+ALTER TABLE llm_providers ADD COLUMN stream INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE llm_messages ADD COLUMN prompt_tokens INTEGER;
+ALTER TABLE llm_messages ADD COLUMN completion_tokens INTEGER;
+ALTER TABLE llm_messages ADD COLUMN model TEXT;
+CREATE VIRTUAL TABLE messages_fts USING fts5(
+    content, content='messages', content_rowid='seq'
+);
+CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
+    INSERT INTO messages_fts (rowid, content) VALUES (new.seq, new.content);
+END;
+CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
+    INSERT INTO messages_fts (messages_fts, rowid, content)
+        VALUES ('delete', old.seq, old.content);
+END;
+CREATE TRIGGER messages_fts_update AFTER UPDATE OF content ON messages BEGIN
+    INSERT INTO messages_fts (messages_fts, rowid, content)
+        VALUES ('delete', old.seq, old.content);
+    INSERT INTO messages_fts (rowid, content) VALUES (new.seq, new.content);
+END;
+INSERT INTO messages_fts (messages_fts) VALUES ('rebuild');
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
 LATEST = len(MIGRATIONS)
 
 
@@ -253,9 +281,8 @@ def migrate(path: Path, *, upto: int = LATEST) -> tuple[int, int]:
                          before, upto, copy)
             conn.execute("BEGIN IMMEDIATE")
             try:
-                for statement in MIGRATIONS[version].split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
+                for statement in _statements(MIGRATIONS[version]):
+                    conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {version + 1}")
                 conn.execute("COMMIT")
             except BaseException:
@@ -264,6 +291,22 @@ def migrate(path: Path, *, upto: int = LATEST) -> tuple[int, int]:
         return before, max(before, upto)
     finally:
         conn.close()
+
+
+def _statements(script: str) -> list[str]:
+    """The statements of ``script``: split at each ';' that ends one, so a
+    trigger's body (whose statements end in ';' too) stays whole."""
+    statements: list[str] = []
+    pending = ""
+    for part in script.split(";"):
+        pending += part + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \t\n;"):
+                statements.append(pending)
+            pending = ""
+    if pending.strip(" \t\n;"):
+        raise ValueError(f"incomplete SQL statement in a migration: {pending[:80]!r}")
+    return statements
 
 
 def _check_readable(conn: sqlite3.Connection) -> None:

@@ -52,6 +52,8 @@ llm_providers = Table(
     Column("deleted_at", Integer),
     # Added by migration 6: a file holding the key, read when a job runs.
     Column("api_key_file", String),
+    # Added by migration 7: 0 asks the server for one JSON answer, not a stream.
+    Column("stream", Integer, nullable=False, default=1),
 )
 
 agents = Table(
@@ -143,7 +145,16 @@ llm_messages = Table(
     Column("content", Text, nullable=False),
     Column("created_at", Integer, nullable=False),
     Column("updated_at", Integer, nullable=False),
+    # Added by migration 7, on a reply's llm_message: the tokens the provider
+    # counted (NULL when it reported none) and the model that answered.
+    Column("prompt_tokens", Integer),
+    Column("completion_tokens", Integer),
+    Column("model", String),
 )
+
+# Also added by migration 7, outside SQLAlchemy: ``messages_fts``, an FTS5
+# table over messages.content (rowid = seq, external content), kept in step by
+# the triggers messages_fts_insert/_delete/_update; queried by services.search.
 
 jobs = Table(
     "jobs",

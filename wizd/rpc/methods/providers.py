@@ -21,6 +21,7 @@ async def provider_create(
     api_key_env: str | None = None,
     api_key_file: str | None = None,
     is_default: bool | None = None,
+    stream: bool = True,
 ) -> dict[str, Any]:
     """Create a provider (type "openai" or "offline"); the first one becomes the default.
 
@@ -29,11 +30,13 @@ async def provider_create(
     (``api_key_env``), the absolute path of a file of the daemon's user with
     mode 0600 holding it (``api_key_file``), both read when a job runs; or the
     key itself (``api_key``, stored in the database, never returned).
+    ``stream: false`` asks the server for one JSON answer instead of a stream,
+    for servers that cannot stream (a JSON answer is accepted either way).
     """
     return await providers.create(
         call.rt, name=name, type=type, default_model=default_model, base_url=base_url,
         api_key=api_key, api_key_env=api_key_env, api_key_file=api_key_file,
-        is_default=is_default,
+        is_default=is_default, stream=stream,
     )
 
 
@@ -61,6 +64,7 @@ async def provider_update(
     api_key_file: str | None = None,
     default_model: str | None = None,
     is_default: bool | None = None,
+    stream: bool | None = None,
 ) -> dict[str, Any]:
     """Change a provider (``id`` is its id or name); absent fields stay as they are.
 
@@ -70,7 +74,7 @@ async def provider_update(
     return await providers.update_provider(
         call.rt, id, name=name, type=type, base_url=base_url, api_key=api_key,
         api_key_env=api_key_env, api_key_file=api_key_file, default_model=default_model,
-        is_default=is_default,
+        is_default=is_default, stream=stream,
     )
 
 
