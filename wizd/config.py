@@ -24,9 +24,10 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from .errors import InvalidInput
+from .objects import Settings
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
@@ -87,9 +88,9 @@ class Config:
     # FULL also survives power loss at the price of an fsync per commit.
     synchronous: str = "NORMAL"
 
-    def public(self) -> dict[str, Any]:
+    def public(self) -> Settings:
         """The effective values, as shown by ``wizd config`` and ``daemon.status``."""
-        return {f.name: _jsonable(getattr(self, f.name)) for f in fields(self)}
+        return cast(Settings, {f.name: _jsonable(getattr(self, f.name)) for f in fields(self)})
 
 
 def _jsonable(value: Any) -> Any:

@@ -10,7 +10,7 @@ import pytest
 from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler
 from pydantic_core import CoreSchema, core_schema
 
-from wizd.rpc.dispatch import dispatch
+from wizd.rpc.dispatch import RawJSON, dispatch
 from wizd.rpc.methods import registry as live
 from wizd.rpc.openrpc import discover_result, document
 from wizd.rpc.registry import Registry
@@ -95,3 +95,38 @@ async def test_the_daemons_document_is_the_generated_one() -> None:
     resp = await call(live, DISCOVER)
     assert resp["result"] == json.loads(json.dumps(document(live, VERSION)))
     assert {m["name"] for m in resp["result"]["methods"]} == set(live.methods)
+
+
+def test_every_method_publishes_a_named_result_shape() -> None:
+    """A handler without a precise return annotation (a shape of wizd.objects)
+    would publish a result schema that says nothing; none may."""
+    doc = document(live, VERSION)
+    shapes = doc["components"]["schemas"]
+    vague = []
+    for method in doc["methods"]:
+        ref = method["result"]["schema"].get("$ref", "")
+        name = ref.removeprefix("#/components/schemas/")
+        if not ref.startswith("#/components/schemas/") or "properties" not in shapes.get(name, {}):
+            vague.append(method["name"])
+    assert vague == []
+
+
+def test_result_shapes_are_defined_once_and_shared() -> None:
+    doc = document(live, VERSION)
+    refs = {m["name"]: m["result"]["schema"]["$ref"] for m in doc["methods"]}
+    assert refs["agent.get"] == refs["agent.create"] == "#/components/schemas/Agent"
+    agents = doc["components"]["schemas"]["AgentList"]["properties"]["agents"]
+    assert agents == {"items": {"$ref": "#/components/schemas/Agent"}, "type": "array"}
+    assert "title" not in doc["components"]["schemas"]["Agent"]["properties"]["name"]
+
+
+def test_a_pre_encoded_result_must_say_what_it_encodes() -> None:
+    reg = Registry()
+
+    @reg.method("thing.raw")
+    async def thing_raw(call: Any) -> RawJSON:
+        """Raw."""
+        return RawJSON.of({})
+
+    with pytest.raises(TypeError, match="thing.raw: annotate a RawJSON result"):
+        document(reg, "9.9")

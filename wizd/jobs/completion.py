@@ -36,6 +36,7 @@ from ..errors import (
 )
 from ..events.hub import Event
 from ..llm.base import ChatMessage, Completion
+from ..objects import Message
 from ..services import agents, replies
 from ..store import jobs as store
 
@@ -181,7 +182,7 @@ def _user_turn(message: ChatMessage | None) -> ChatMessage | None:
     return message if message is not None and message.role == "user" else None
 
 
-def _message_event(message: dict[str, Any]) -> Event:
+def _message_event(message: Message) -> Event:
     return Event("message.created", {"message": message},
                  conversation_id=message["conversation_id"], seq=message["seq"])
 

@@ -1,17 +1,70 @@
 """The OpenRPC document served by ``rpc.discover``, generated from the registry.
 
 Each method's params come from the JSON Schema that pydantic derives from the
-handler's signature, so the document cannot drift from what is validated.
+handler's signature, so the document cannot drift from what is validated; its
+result comes from the handler's return annotation (a shape of
+``wizd.objects``), each shape once under ``components.schemas``, referred to
+by ``$ref``. Result objects list every field wizd sends today but do not
+forbid others: the protocol lets a later version add fields to results.
 Generating it takes milliseconds of CPU, so ``rpc.discover`` sends a copy
 built (and encoded) once per registry.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal, get_args, get_origin
+
+from pydantic import TypeAdapter
+from pydantic.json_schema import GenerateJsonSchema
+from pydantic_core import CoreSchema
+from typing_extensions import NotRequired, TypedDict  # noqa: UP035 (pydantic wants both from here on 3.11)
 
 from .dispatch import RawJSON
-from .registry import Registry
+from .registry import MethodSpec, Registry
+
+REF_TEMPLATE = "#/components/schemas/{model}"
+
+
+class ContentDescriptor(TypedDict):
+    name: str
+    schema: dict[str, Any]
+
+
+class ParamDescriptor(ContentDescriptor):
+    required: bool
+
+
+Method = TypedDict("Method", {
+    "name": str,
+    "summary": str,
+    "description": NotRequired[str],
+    "paramStructure": Literal["by-name"],
+    "params": list[ParamDescriptor],
+    "result": ContentDescriptor,
+    "x-defs": NotRequired[dict[str, Any]],
+})
+
+
+class Info(TypedDict):
+    title: str
+    version: str
+
+
+class Components(TypedDict):
+    schemas: dict[str, dict[str, Any]]
+
+
+OpenRpcDocument = TypedDict("OpenRpcDocument", {
+    "openrpc": str,
+    "info": Info,
+    "methods": list[Method],
+    "components": Components,
+    "x-notifications": dict[str, str],
+})
+OpenRpcDocument.__doc__ = """The OpenRPC document of wizd's methods (https://spec.open-rpc.org)."""
+
+# What rpc.discover returns: the document, encoded once.
+Discovered = Annotated[RawJSON, OpenRpcDocument]
 
 # Server-to-client notifications are not methods a client calls; they are
 # listed under an extension key so that clients can discover them too.
@@ -24,9 +77,9 @@ NOTIFICATIONS: dict[str, str] = {
 }
 
 
-def _param_docs(schema: dict[str, Any]) -> list[dict[str, Any]]:
+def _param_docs(schema: dict[str, Any]) -> list[ParamDescriptor]:
     required = set(schema.get("required", []))
-    params = []
+    params: list[ParamDescriptor] = []
     for name, prop in schema.get("properties", {}).items():
         prop = dict(prop)
         prop.pop("title", None)
@@ -34,17 +87,51 @@ def _param_docs(schema: dict[str, Any]) -> list[dict[str, Any]]:
     return params
 
 
-def document(registry: Registry, version: str) -> dict[str, Any]:
+class _Schemas(GenerateJsonSchema):
+    """Compact schemas: a property's name is its title already."""
+
+    def field_title_should_be_set(self, schema: CoreSchema) -> bool:  # type: ignore[override]
+        return False
+
+
+def result_type(spec: MethodSpec) -> Any:
+    """The type of ``spec``'s result as a client decodes it: its return annotation,
+    or ``T`` for a pre-encoded result annotated ``Annotated[RawJSON, T]``.
+
+    Raises TypeError for a bare RawJSON, whose shape nothing declares.
+    """
+    annotation = spec.result
+    if get_origin(annotation) is Annotated:
+        base, *meta = get_args(annotation)
+        if base is RawJSON and meta:
+            return meta[0]
+    if annotation is RawJSON:
+        raise TypeError(f"{spec.name}: annotate a RawJSON result as Annotated[RawJSON, T]")
+    return annotation
+
+
+def result_schemas(registry: Registry) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """Each method's result schema (a ``$ref`` for a named shape), and the shared
+    definitions they refer to (``components.schemas``)."""
+    inputs = [(name, "serialization", TypeAdapter(result_type(spec)))
+              for name, spec in registry.methods.items()]
+    by_key, definitions = TypeAdapter.json_schemas(
+        inputs, ref_template=REF_TEMPLATE, schema_generator=_Schemas)  # type: ignore[arg-type]
+    return {name: schema for (name, _), schema in by_key.items()}, definitions.get("$defs", {})
+
+
+def document(registry: Registry, version: str) -> OpenRpcDocument:
     methods = []
+    results, definitions = result_schemas(registry)
     for name in sorted(registry.methods):
         spec = registry.methods[name]
         schema = spec.params.model_json_schema()
-        entry: dict[str, Any] = {
+        entry: Method = {
             "name": name,
             "summary": spec.summary,
             "paramStructure": "by-name",
             "params": _param_docs(schema),
-            "result": {"name": "result", "schema": {"type": "object"}},
+            "result": {"name": "result", "schema": results[name]},
         }
         if spec.description:
             entry["description"] = spec.description
@@ -55,11 +142,12 @@ def document(registry: Registry, version: str) -> dict[str, Any]:
         "openrpc": "1.3.2",
         "info": {"title": "wizd", "version": version},
         "methods": methods,
+        "components": {"schemas": definitions},
         "x-notifications": NOTIFICATIONS,
     }
 
 
-def discover_result(registry: Registry, version: str) -> RawJSON:
+def discover_result(registry: Registry, version: str) -> Discovered:
     """``document(registry, version)``, encoded: built on the first call and kept
     until another method is registered."""
     return registry.derived(("openrpc", version), lambda: RawJSON.of(document(registry, version)))

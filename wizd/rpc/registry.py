@@ -2,11 +2,12 @@
 method, with params validated by pydantic from its signature.
 
     @registry.method("agent.get")
-    async def agent_get(call: Call, id: str | None = None, name: str | None = None) -> dict:
+    async def agent_get(call: Call, id: str | None = None, name: str | None = None) -> Agent:
         "Get one agent by id or name."
 
 Every parameter after ``call`` is a by-name JSON-RPC param; its annotation and
 default make the validation and the JSON Schema that ``rpc.discover`` shows.
+The return annotation (a shape of ``wizd.objects``) makes the result's schema.
 Unknown params are refused (-32602), so a typo never passes silently.
 
 Types are strict: a boolean is not a number, a float (even ``2.0``) is not an
@@ -39,6 +40,8 @@ class MethodSpec:
     params: type[pydantic.BaseModel]
     summary: str
     description: str
+    # The function's return annotation, resolved (Any when it has none).
+    result: Any
 
     def validate(self, params: dict[str, Any]) -> dict[str, Any]:
         """The params as the function wants them. Raises InvalidInput naming the field."""
@@ -137,6 +140,7 @@ class Registry:
                 params=_params_model(name, func),
                 summary=summary.replace("\n", " ").strip(),
                 description=description.strip(),
+                result=get_type_hints(func, include_extras=True).get("return", Any),
             )
             return func
 

@@ -19,6 +19,7 @@ from sqlalchemy import Connection, select, update
 
 from ..errors import Conflict, InvalidInput, NotFound
 from ..llm.context import system_prompt
+from ..objects import Agent
 from ..store.database import raw
 from ..store.jobs import PENDING
 from ..store.schema import agents, users
@@ -34,7 +35,7 @@ MAX_PROMPT_PART = 20_000
 _live = agents.c.deleted_at.is_(None)
 
 
-def public(row: Any) -> dict[str, Any]:
+def public(row: Any) -> Agent:
     return {
         "id": row.id,
         "user_id": row.user_id,
@@ -146,7 +147,7 @@ async def create(
     model: str | None = None,
     temperature: float | None = None,
     max_tokens: int | None = None,
-) -> dict[str, Any]:
+) -> Agent:
     """Create an active agent and its user, on ``provider_id`` (id or name) or the default.
 
     Raises InvalidInput, NotFound (no such provider) and Conflict (the name is
@@ -161,7 +162,7 @@ async def create(
     prompt = system_prompt(name, role, backstory, goal)
     now = rt.clock.now_ms()
 
-    def q(conn: Connection) -> dict[str, Any]:
+    def q(conn: Connection) -> Agent:
         _check_name_free(conn, name)
         pid = _provider_id(conn, provider_id)
         user_id = insert_user(conn, name=name, type="agent", now_ms=now)
@@ -178,12 +179,12 @@ async def create(
     return agent
 
 
-async def list_agents(rt: Runtime, *, status: str | None = None) -> list[dict[str, Any]]:
+async def list_agents(rt: Runtime, *, status: str | None = None) -> list[Agent]:
     """Every live agent (of ``status`` if given), oldest first."""
     if status is not None and status not in STATUSES:
         raise InvalidInput("status", f"must be one of {', '.join(STATUSES)}")
 
-    def q(conn: Connection) -> list[dict[str, Any]]:
+    def q(conn: Connection) -> list[Agent]:
         query = select(agents).where(_live).order_by(agents.c.created_at, agents.c.id)
         if status is not None:
             query = query.where(agents.c.status == status)
@@ -192,7 +193,7 @@ async def list_agents(rt: Runtime, *, status: str | None = None) -> list[dict[st
     return await rt.db.read(q)
 
 
-async def get(rt: Runtime, ref: str) -> dict[str, Any]:
+async def get(rt: Runtime, ref: str) -> Agent:
     """One live agent by id or name. Raises NotFound."""
     return await rt.db.read(lambda conn: public(resolve(conn, ref)))
 
@@ -209,7 +210,7 @@ async def update_agent(
     model: str | None = None,
     temperature: float | None = None,
     max_tokens: int | None = None,
-) -> dict[str, Any]:
+) -> Agent:
     """Change the given fields (None leaves one as it is; ``model=""`` goes back to
     the provider's default model) and rebuild the system prompt.
 
@@ -233,7 +234,7 @@ async def update_agent(
         changes["max_tokens"] = max_tokens
     now = rt.clock.now_ms()
 
-    def q(conn: Connection) -> tuple[dict[str, Any], list[str]]:
+    def q(conn: Connection) -> tuple[Agent, list[str]]:
         row = resolve(conn, ref)
         values = dict(changes)
         if "name" in values:
@@ -255,7 +256,7 @@ async def update_agent(
     return agent
 
 
-async def activate(rt: Runtime, ref: str) -> dict[str, Any]:
+async def activate(rt: Runtime, ref: str) -> Agent:
     """Let the agent be triggered again; it is busy at once if jobs are pending for it.
 
     Activating an active or busy agent changes nothing. Raises NotFound.
@@ -263,16 +264,16 @@ async def activate(rt: Runtime, ref: str) -> dict[str, Any]:
     return await _set_active(rt, ref, active=True)
 
 
-async def deactivate(rt: Runtime, ref: str) -> dict[str, Any]:
+async def deactivate(rt: Runtime, ref: str) -> Agent:
     """Mark the agent inactive: no new message triggers it. Jobs already queued
     for it are left to the queue. Raises NotFound."""
     return await _set_active(rt, ref, active=False)
 
 
-async def _set_active(rt: Runtime, ref: str, *, active: bool) -> dict[str, Any]:
+async def _set_active(rt: Runtime, ref: str, *, active: bool) -> Agent:
     now = rt.clock.now_ms()
 
-    def q(conn: Connection) -> tuple[dict[str, Any], bool]:
+    def q(conn: Connection) -> tuple[Agent, bool]:
         row = resolve(conn, ref)
         if active and row.status == "inactive":
             # Provisionally active; refresh_status makes it busy if it has work.

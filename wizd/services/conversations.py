@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import Connection, delete, func, select, update
 
 from ..errors import Conflict, InvalidInput, NotFound
+from ..objects import Channel, Conversation, Dm
 from ..store.database import raw
 from ..store.schema import dm_conversations, dm_participants, users
 from . import agents, checks
@@ -53,7 +54,7 @@ class _ChannelRow(NamedTuple):
     updated_at: int
 
 
-def dm_public(conn: Connection, row: Any) -> dict[str, Any]:
+def dm_public(conn: Connection, row: Any) -> Dm:
     return {
         "id": row.id,
         "type": "dm",
@@ -66,7 +67,7 @@ def dm_public(conn: Connection, row: Any) -> dict[str, Any]:
     }
 
 
-def channel_public(row: Any) -> dict[str, Any]:
+def channel_public(row: Any) -> Channel:
     return {
         "id": row.id,
         "type": "channel",
@@ -81,7 +82,7 @@ def channel_public(row: Any) -> dict[str, Any]:
     }
 
 
-def find(conn: Connection, conversation_id: str) -> dict[str, Any]:
+def find(conn: Connection, conversation_id: str) -> Conversation:
     """The DM or channel with this id, archived or not. Raises NotFound."""
     db = raw(conn)
     found = db.execute(_FIND_DM, (conversation_id,)).fetchone()
@@ -122,7 +123,7 @@ def _add(conn: Connection, dm_id: str, user_id: str, now: int) -> None:
 
 async def create_dm(
     rt: Runtime, *, participants: list[str], name: str | None = None
-) -> dict[str, Any]:
+) -> Dm:
     """A new DM between the local user and ``participants``.
 
     Raises InvalidInput (no one besides the local user), NotFound (an unknown
@@ -134,7 +135,7 @@ async def create_dm(
 
 async def open_dm(
     rt: Runtime, *, participants: list[str], name: str | None = None, reuse: bool = False
-) -> tuple[dict[str, Any], bool]:
+) -> tuple[Dm, bool]:
     """A DM between the local user and ``participants``, and whether it existed.
 
     With ``reuse``, the oldest open DM with exactly these participants (and
@@ -147,7 +148,7 @@ async def open_dm(
         name = checks.name("name", name)
     now = rt.clock.now_ms()
 
-    def q(conn: Connection) -> tuple[dict[str, Any], bool]:
+    def q(conn: Connection) -> tuple[Dm, bool]:
         members = [rt.local_user_id]
         for ref in participants:
             user_id = resolve_participant(conn, ref)
@@ -191,9 +192,9 @@ def _open_dm_of(conn: Connection, members: list[str], name: str | None) -> Any:
     return conn.execute(query).first()
 
 
-async def list_dms(rt: Runtime, *, include_archived: bool = False) -> list[dict[str, Any]]:
+async def list_dms(rt: Runtime, *, include_archived: bool = False) -> list[Dm]:
     """The DMs, oldest first; archived ones only if asked."""
-    def q(conn: Connection) -> list[dict[str, Any]]:
+    def q(conn: Connection) -> list[Dm]:
         query = select(dm_conversations).order_by(dm_conversations.c.created_at,
                                                   dm_conversations.c.id)
         if not include_archived:
@@ -203,7 +204,7 @@ async def list_dms(rt: Runtime, *, include_archived: bool = False) -> list[dict[
     return await rt.db.read(q)
 
 
-async def get_dm(rt: Runtime, dm_id: str) -> dict[str, Any]:
+async def get_dm(rt: Runtime, dm_id: str) -> Dm:
     """One DM, archived or not. Raises NotFound."""
     return await rt.db.read(lambda conn: dm_public(conn, _dm_row(conn, dm_id)))
 
@@ -215,11 +216,11 @@ def _open_dm(conn: Connection, dm_id: str) -> Any:
     return row
 
 
-async def add_participant(rt: Runtime, dm_id: str, participant: str) -> dict[str, Any]:
+async def add_participant(rt: Runtime, dm_id: str, participant: str) -> Dm:
     """Add a user or agent to a DM. Raises NotFound, Conflict (already in it, or archived)."""
     now = rt.clock.now_ms()
 
-    def q(conn: Connection) -> dict[str, Any]:
+    def q(conn: Connection) -> Dm:
         row = _open_dm(conn, dm_id)
         user_id = resolve_participant(conn, participant)
         if user_id in participants(conn, dm_id):
@@ -232,14 +233,14 @@ async def add_participant(rt: Runtime, dm_id: str, participant: str) -> dict[str
     return await rt.db.write(q)
 
 
-async def remove_participant(rt: Runtime, dm_id: str, participant: str) -> dict[str, Any]:
+async def remove_participant(rt: Runtime, dm_id: str, participant: str) -> Dm:
     """Remove a user or agent from a DM; its past messages stay.
 
     Raises NotFound, Conflict (not in it, the local user, or archived).
     """
     now = rt.clock.now_ms()
 
-    def q(conn: Connection) -> dict[str, Any]:
+    def q(conn: Connection) -> Dm:
         _open_dm(conn, dm_id)
         user_id = resolve_participant(conn, participant)
         if user_id == rt.local_user_id:
@@ -255,11 +256,11 @@ async def remove_participant(rt: Runtime, dm_id: str, participant: str) -> dict[
     return await rt.db.write(q)
 
 
-async def archive_dm(rt: Runtime, dm_id: str) -> dict[str, Any]:
+async def archive_dm(rt: Runtime, dm_id: str) -> Dm:
     """Archive a DM (again: no change). Its history stays readable. Raises NotFound."""
     now = rt.clock.now_ms()
 
-    def q(conn: Connection) -> dict[str, Any]:
+    def q(conn: Connection) -> Dm:
         conn.execute(update(dm_conversations).where(dm_conversations.c.id == dm_id,
                                                     dm_conversations.c.archived_at.is_(None))
                      .values(archived_at=now, updated_at=now))

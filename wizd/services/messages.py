@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, func, select
@@ -24,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..errors import Conflict, InvalidInput
 from ..events.hub import Event
+from ..objects import Conversation, Message, MessageKind, SentMessage
 from ..store import jobs as job_queries
 from ..store.database import raw
 from ..store.schema import messages
@@ -37,7 +39,7 @@ DEFAULT_LIST = 50
 JOB_NAME = "response_generator"
 
 
-def public(row: Any) -> dict[str, Any]:
+def public(row: Any) -> Message:
     """A message row as the protocol shows it."""
     return {
         "id": row.id,
@@ -57,14 +59,14 @@ def public(row: Any) -> dict[str, Any]:
 def insert_message(
     conn: Connection,
     *,
-    conversation: dict[str, Any],
+    conversation: Mapping[str, Any],
     author_id: str,
     content: str,
-    kind: str = "text",
+    kind: MessageKind = "text",
     reply_to: str | None = None,
     truncated: bool = False,
     now_ms: int,
-) -> dict[str, Any]:
+) -> Message:
     """Store a message in ``conversation`` (a conversation dict: ``id``, ``type``)
     inside the caller's transaction; returns its public dict, ``seq`` included.
     ``truncated`` marks a reply cut off at ``max_reply_bytes``.
@@ -100,7 +102,7 @@ _INSERT = ("INSERT INTO messages (id, source_type, source_id, author_id, content
 
 def history_after(
     conn: Connection, conversation_id: str | None, after_seq: int, limit: int
-) -> list[dict[str, Any]]:
+) -> list[Message]:
     """Up to ``limit`` messages with ``seq > after_seq``, in increasing seq, of one
     conversation or (``conversation_id=None``) of all."""
     query = (select(messages).where(messages.c.seq > after_seq, messages.c.deleted_at.is_(None))
@@ -110,7 +112,7 @@ def history_after(
     return [public(r) for r in conn.execute(query)]
 
 
-def newest(conn: Connection, conversation_id: str, limit: int) -> list[dict[str, Any]]:
+def newest(conn: Connection, conversation_id: str, limit: int) -> list[Message]:
     """The newest ``limit`` messages of a conversation, in increasing seq."""
     rows = conn.execute(select(messages).where(messages.c.source_id == conversation_id,
                                                messages.c.deleted_at.is_(None))
@@ -136,7 +138,7 @@ def mentioned(content: str, names: list[str]) -> set[str]:
 
 
 def triggered_agents(
-    conn: Connection, conversation: dict[str, Any], author_id: str, content: str
+    conn: Connection, conversation: Conversation, author_id: str, content: str
 ) -> list[Any]:
     """The agents (``id``, ``name``) that must answer a message by ``author_id``,
     oldest first."""
@@ -168,7 +170,7 @@ _DM_AGENTS = ("SELECT a.id, a.name FROM agents AS a JOIN dm_participants AS p"
 _LIVE_AGENTS = f"SELECT a.id, a.name FROM agents AS a WHERE {_LIVE} ORDER BY a.created_at, a.id"
 
 
-async def send(rt: Runtime, *, conversation_id: str, content: str) -> dict[str, Any]:
+async def send(rt: Runtime, *, conversation_id: str, content: str) -> SentMessage:
     """Store a message from the local user and queue one reply job per agent it triggers.
 
     All in one transaction: the message and its jobs exist together or not at
@@ -183,7 +185,7 @@ async def send(rt: Runtime, *, conversation_id: str, content: str) -> dict[str, 
     author_id = rt.local_user_id
     now = rt.clock.now_ms()
 
-    def q(conn: Connection) -> tuple[dict[str, Any], list[dict[str, Any]], list[tuple[str, str]]]:
+    def q(conn: Connection) -> tuple[Message, list[dict[str, Any]], list[tuple[str, str]]]:
         conversation = conversations.find(conn, conversation_id)
         if conversation["archived"]:
             raise Conflict(f"the {conversation['type']} is archived", id=conversation_id)
@@ -204,7 +206,7 @@ async def send(rt: Runtime, *, conversation_id: str, content: str) -> dict[str, 
                 changed.append((agent.id, status))
         return message, added, changed
 
-    def announce(result: tuple[dict[str, Any], Any, Any]) -> None:
+    def announce(result: tuple[Message, Any, Any]) -> None:
         # Everything from the commit's hook: a claim of these jobs committed
         # right after this one publishes "active" after our "waiting", never before.
         message, added, changed = result
@@ -224,7 +226,7 @@ async def send(rt: Runtime, *, conversation_id: str, content: str) -> dict[str, 
 
 async def list_messages(
     rt: Runtime, *, conversation_id: str, after_seq: int | None = None, limit: int = DEFAULT_LIST
-) -> list[dict[str, Any]]:
+) -> list[Message]:
     """Messages of a conversation in increasing seq: without ``after_seq`` the newest
     ``limit``, with it the first ``limit`` after that seq.
 
@@ -235,7 +237,7 @@ async def list_messages(
     if after_seq is not None and after_seq < 0:
         raise InvalidInput("after_seq", "must not be negative")
 
-    def q(conn: Connection) -> list[dict[str, Any]]:
+    def q(conn: Connection) -> list[Message]:
         conversations.find(conn, conversation_id)
         if after_seq is None:
             return newest(conn, conversation_id, limit)

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from ..errors import Conflict, NotFound
+from ..objects import Channel, Project
 from ..store.schema import project_channels, projects
 from . import checks
 from .conversations import channel_public
@@ -23,7 +24,7 @@ MAX_DESCRIPTION = 10_000
 _live = projects.c.archived_at.is_(None)
 
 
-def public(row: Any) -> dict[str, Any]:
+def public(row: Any) -> Project:
     return {
         "id": row.id,
         "name": row.name,
@@ -45,14 +46,14 @@ def resolve(conn: Connection, ref: str) -> Any:
 
 async def create_project(
     rt: Runtime, *, name: str, description: str | None = None
-) -> dict[str, Any]:
+) -> Project:
     """A new project. Raises InvalidInput, Conflict (the name is taken)."""
     name = checks.name("name", name)
     if description is not None:
         description = checks.text("description", description, max_len=MAX_DESCRIPTION)
     now = rt.clock.now_ms()
 
-    def q(conn: Connection) -> dict[str, Any]:
+    def q(conn: Connection) -> Project:
         if conn.execute(select(projects.c.id).where(_live, projects.c.name == name)).first():
             raise Conflict(f"a project named {name!r} already exists", name=name)
         project_id = new_id()
@@ -63,9 +64,9 @@ async def create_project(
     return await rt.db.write(q)
 
 
-async def list_projects(rt: Runtime) -> list[dict[str, Any]]:
+async def list_projects(rt: Runtime) -> list[Project]:
     """Every live project, oldest first."""
-    def q(conn: Connection) -> list[dict[str, Any]]:
+    def q(conn: Connection) -> list[Project]:
         rows = conn.execute(select(projects).where(_live)
                             .order_by(projects.c.created_at, projects.c.id))
         return [public(r) for r in rows]
@@ -73,7 +74,7 @@ async def list_projects(rt: Runtime) -> list[dict[str, Any]]:
     return await rt.db.read(q)
 
 
-async def create_channel(rt: Runtime, *, project_id: str, name: str) -> dict[str, Any]:
+async def create_channel(rt: Runtime, *, project_id: str, name: str) -> Channel:
     """A new channel in project ``project_id`` (id or name).
 
     Raises InvalidInput, NotFound (no such project), Conflict (the name is taken
@@ -82,7 +83,7 @@ async def create_channel(rt: Runtime, *, project_id: str, name: str) -> dict[str
     name = checks.name("name", name)
     now = rt.clock.now_ms()
 
-    def q(conn: Connection) -> dict[str, Any]:
+    def q(conn: Connection) -> Channel:
         project = resolve(conn, project_id)
         taken = conn.execute(select(project_channels.c.id).where(
             project_channels.c.project_id == project.id, project_channels.c.name == name,
@@ -99,9 +100,9 @@ async def create_channel(rt: Runtime, *, project_id: str, name: str) -> dict[str
     return await rt.db.write(q)
 
 
-async def list_channels(rt: Runtime, *, project_id: str) -> list[dict[str, Any]]:
+async def list_channels(rt: Runtime, *, project_id: str) -> list[Channel]:
     """The live channels of project ``project_id`` (id or name), oldest first. Raises NotFound."""
-    def q(conn: Connection) -> list[dict[str, Any]]:
+    def q(conn: Connection) -> list[Channel]:
         project = resolve(conn, project_id)
         rows = conn.execute(select(project_channels).where(
             project_channels.c.project_id == project.id, project_channels.c.archived_at.is_(None),
@@ -111,9 +112,9 @@ async def list_channels(rt: Runtime, *, project_id: str) -> list[dict[str, Any]]
     return await rt.db.read(q)
 
 
-async def get_channel(rt: Runtime, channel_id: str) -> dict[str, Any]:
+async def get_channel(rt: Runtime, channel_id: str) -> Channel:
     """One channel, archived or not. Raises NotFound."""
-    def q(conn: Connection) -> dict[str, Any]:
+    def q(conn: Connection) -> Channel:
         row = conn.execute(select(project_channels)
                            .where(project_channels.c.id == channel_id)).first()
         if row is None:

@@ -26,6 +26,7 @@ from sqlalchemy import Connection, select, update
 from ..errors import Conflict, InvalidInput, NotFound
 from ..llm.base import ProviderConfig
 from ..llm.keyfile import KeyFileError, read_key_file
+from ..objects import DeletedProvider, Provider
 from ..store.schema import agents, llm_providers
 from . import checks
 from .runtime import Runtime, new_id
@@ -39,7 +40,7 @@ BUILTIN = {"name": "offline", "type": "offline", "default_model": "offline-demo"
 _live = llm_providers.c.deleted_at.is_(None)
 
 
-def public(row: Any) -> dict[str, Any]:
+def public(row: Any) -> Provider:
     """A provider as clients see it: ``has_api_key`` (a key is stored in the
     database) instead of the key, and where else it comes from, if anywhere."""
     return {
@@ -139,7 +140,7 @@ async def _check_key_file(path: str | None) -> None:
         raise InvalidInput("api_key_file", str(exc)) from None
 
 
-def _get(conn: Connection, provider_id: str) -> dict[str, Any]:
+def _get(conn: Connection, provider_id: str) -> Provider:
     row = conn.execute(select(llm_providers).where(llm_providers.c.id == provider_id)).one()
     return public(row)
 
@@ -156,7 +157,7 @@ async def create(
     api_key_file: str | None = None,
     is_default: bool | None = None,
     stream: bool = True,
-) -> dict[str, Any]:
+) -> Provider:
     """Create a provider; it becomes the default if asked or if it is the first.
     ``stream=False`` asks its server for one JSON answer instead of a stream.
 
@@ -178,7 +179,7 @@ async def create(
     await _check_key_file(api_key_file)
     now = rt.clock.now_ms()
 
-    def q(conn: Connection) -> dict[str, Any]:
+    def q(conn: Connection) -> Provider:
         _check_name_free(conn, name)
         pid = new_id()
         conn.execute(llm_providers.insert().values(
@@ -196,9 +197,9 @@ async def create(
     return provider
 
 
-async def list_providers(rt: Runtime) -> list[dict[str, Any]]:
+async def list_providers(rt: Runtime) -> list[Provider]:
     """Every live provider, oldest first."""
-    def q(conn: Connection) -> list[dict[str, Any]]:
+    def q(conn: Connection) -> list[Provider]:
         rows = conn.execute(select(llm_providers).where(_live)
                             .order_by(llm_providers.c.created_at, llm_providers.c.id))
         return [public(r) for r in rows]
@@ -206,7 +207,7 @@ async def list_providers(rt: Runtime) -> list[dict[str, Any]]:
     return await rt.db.read(q)
 
 
-async def get(rt: Runtime, ref: str) -> dict[str, Any]:
+async def get(rt: Runtime, ref: str) -> Provider:
     """One live provider by id or name. Raises NotFound."""
     return await rt.db.read(lambda conn: public(resolve(conn, ref)))
 
@@ -224,7 +225,7 @@ async def update_provider(
     default_model: str | None = None,
     is_default: bool | None = None,
     stream: bool | None = None,
-) -> dict[str, Any]:
+) -> Provider:
     """Change the given fields (None leaves one as it is).
 
     ``api_key=""``, ``api_key_env=""`` or ``api_key_file=""`` removes that
@@ -254,7 +255,7 @@ async def update_provider(
             changes.update({other: None for other in sources if other != column})
     now = rt.clock.now_ms()
 
-    def q(conn: Connection) -> dict[str, Any]:
+    def q(conn: Connection) -> Provider:
         row = resolve(conn, ref)
         values = dict(changes)
         if "name" in values:
@@ -277,12 +278,12 @@ async def update_provider(
     return provider
 
 
-async def set_default(rt: Runtime, ref: str) -> dict[str, Any]:
+async def set_default(rt: Runtime, ref: str) -> Provider:
     """Make ``ref`` the default provider (the one before it no longer is). Raises NotFound."""
     return await update_provider(rt, ref, is_default=True)
 
 
-async def delete(rt: Runtime, ref: str) -> dict[str, Any]:
+async def delete(rt: Runtime, ref: str) -> DeletedProvider:
     """Soft-delete a provider no agent uses; returns it with ``deleted: true``.
 
     If it was the default, the oldest remaining provider becomes the default.
@@ -290,7 +291,7 @@ async def delete(rt: Runtime, ref: str) -> dict[str, Any]:
     """
     now = rt.clock.now_ms()
 
-    def q(conn: Connection) -> dict[str, Any]:
+    def q(conn: Connection) -> DeletedProvider:
         row = resolve(conn, ref)
         users_of = list(conn.execute(
             select(agents.c.name).where(agents.c.provider_id == row.id,
@@ -302,7 +303,7 @@ async def delete(rt: Runtime, ref: str) -> dict[str, Any]:
         conn.execute(update(llm_providers).where(llm_providers.c.id == row.id)
                      .values(deleted_at=now, is_default=0, updated_at=now))
         _repair_default(conn, now)
-        return _get(conn, row.id) | {"deleted": True}
+        return {**_get(conn, row.id), "deleted": True}
 
     provider = await rt.db.write(q)
     log.info("provider %s deleted", provider["name"])

@@ -26,6 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from ..errors import NotFound
 from ..llm.base import ChatMessage, ChatRequest, ProviderConfig
 from ..llm.context import ContextMessage, build_context
+from ..objects import Message
 from ..store.database import raw
 from ..store.schema import agents
 from . import conversations
@@ -180,7 +181,7 @@ def store_reply(
     trigger_llm: ChatMessage | None,
     now_ms: int,
     truncated: bool = False,
-) -> dict[str, Any] | None:
+) -> Message | None:
     """Store the agent's reply with its llm_message (and the trigger's, if missing);
     ``truncated`` marks a reply cut off at ``max_reply_bytes``.
 
@@ -210,7 +211,7 @@ def agent_name(conn: Connection, agent_id: str) -> str | None:
 def store_error(
     conn: Connection, *, conversation_id: str, agent_id: str, trigger_id: str, content: str,
     now_ms: int,
-) -> dict[str, Any] | None:
+) -> Message | None:
     """Store an error message (``kind: "error"``, ``reply_to`` = the trigger) from the
     agent; None if the agent or the conversation no longer exists.
 

@@ -12,11 +12,12 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from ..errors import NotFound
+from ..objects import User
 from ..store.schema import users
 from .runtime import Runtime, new_id
 
 
-def public(row: Any) -> dict[str, Any]:
+def public(row: Any) -> User:
     return {"id": row.id, "name": row.name, "type": row.type, "created_at": row.created_at}
 
 
@@ -58,17 +59,17 @@ def get_row(conn: Connection, user_id: str) -> Any:
     return row
 
 
-async def me(rt: Runtime) -> dict[str, Any]:
+async def me(rt: Runtime) -> User:
     """The local human user."""
     return await get(rt, rt.local_user_id)
 
 
-async def get(rt: Runtime, user_id: str) -> dict[str, Any]:
+async def get(rt: Runtime, user_id: str) -> User:
     """One user by id. Raises NotFound."""
     return public(await rt.db.read(get_row, user_id))
 
 
-async def list_users(rt: Runtime) -> list[dict[str, Any]]:
+async def list_users(rt: Runtime) -> list[User]:
     """Every user that is not deleted, oldest first (the local human comes first)."""
     def q(conn: Connection) -> list[Any]:
         return list(conn.execute(select(users).where(users.c.deleted_at.is_(None))

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from ...errors import InvalidInput
+from ...objects import Agent, AgentList
 from ...services import agents
 from ..registry import registry
 from ..server import Call
@@ -27,7 +26,7 @@ async def agent_create(
     model: str | None = None,
     temperature: float | None = None,
     max_tokens: int | None = None,
-) -> dict[str, Any]:
+) -> Agent:
     """Create an active agent on a provider (id or name; the default when absent).
 
     ``model`` defaults to the provider's default model.
@@ -39,13 +38,13 @@ async def agent_create(
 
 
 @registry.method("agent.list")
-async def agent_list(call: Call, status: str | None = None) -> dict[str, Any]:
+async def agent_list(call: Call, status: str | None = None) -> AgentList:
     """Every agent (with ``status`` "active", "inactive" or "busy" if given), oldest first."""
     return {"agents": await agents.list_agents(call.rt, status=status)}
 
 
 @registry.method("agent.get")
-async def agent_get(call: Call, id: str | None = None, name: str | None = None) -> dict[str, Any]:
+async def agent_get(call: Call, id: str | None = None, name: str | None = None) -> Agent:
     """One agent by ``id`` or by ``name``."""
     return await agents.get(call.rt, _ref(id, name))
 
@@ -62,7 +61,7 @@ async def agent_update(
     model: str | None = None,
     temperature: float | None = None,
     max_tokens: int | None = None,
-) -> dict[str, Any]:
+) -> Agent:
     """Change an agent (``id`` is its id or current name); absent fields stay as they are.
 
     The system prompt is rebuilt; ``model: ""`` goes back to the provider's default.
@@ -76,7 +75,7 @@ async def agent_update(
 @registry.method("agent.activate")
 async def agent_activate(
     call: Call, id: str | None = None, name: str | None = None
-) -> dict[str, Any]:
+) -> Agent:
     """Let an agent (by ``id`` or ``name``) be triggered by messages again."""
     return await agents.activate(call.rt, _ref(id, name))
 
@@ -84,6 +83,6 @@ async def agent_activate(
 @registry.method("agent.deactivate")
 async def agent_deactivate(
     call: Call, id: str | None = None, name: str | None = None
-) -> dict[str, Any]:
+) -> Agent:
     """Stop an agent (by ``id`` or ``name``) from being triggered; status becomes inactive."""
     return await agents.deactivate(call.rt, _ref(id, name))

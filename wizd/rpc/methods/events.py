@@ -6,12 +6,13 @@ gap or a duplicate is told in wizd/events/feed.py.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Connection
 
 from ...errors import Conflict, InvalidInput, NotFound
 from ...events.feed import Feed
+from ...objects import Done, Subscribed
 from ...services import conversations, messages
 from ..registry import registry
 from ..server import Call
@@ -31,7 +32,7 @@ def _split(conn: Connection, conversation_id: str | None) -> int:
 @registry.method("events.subscribe")
 async def events_subscribe(
     call: Call, conversation_id: str | None = None, after_seq: int | None = None
-) -> dict[str, Any]:
+) -> Subscribed:
     """Receive events as JSON-RPC notifications on this connection.
 
     With ``conversation_id``, only that conversation's events; without, every
@@ -64,7 +65,9 @@ async def events_subscribe(
         raise
 
     async def history(after: int, limit: int) -> list[dict[str, Any]]:
-        return await rt.db.read(messages.history_after, conversation_id, after, limit)
+        # The feed takes plain dicts (it reads seq only): the Messages are ones.
+        return cast("list[dict[str, Any]]", await rt.db.read(
+            messages.history_after, conversation_id, after, limit))
 
     def forget() -> None:
         if conn.subscriptions.get(sub.id) is sub:
@@ -77,7 +80,7 @@ async def events_subscribe(
 
 
 @registry.method("events.unsubscribe")
-async def events_unsubscribe(call: Call, subscription: str) -> dict[str, Any]:
+async def events_unsubscribe(call: Call, subscription: str) -> Done:
     """End one of this connection's subscriptions; no notification of it follows
     the response. Raises NotFound for an id this connection does not hold."""
     sub = call.conn.subscriptions.pop(subscription, None)

@@ -2,49 +2,54 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import cast
 
 from ...jobs import queue
+from ...objects import Job, JobList, QueueState
 from ..registry import registry
 from ..server import Call
 
+# The queue's jobs are plain dicts (wizd.jobs is generic); they have Job's shape,
+# which tests/rpc/test_result_schemas.py checks on real results.
+
 
 @registry.method("job.list")
-async def job_list(call: Call, status: str | None = None, limit: int = 50) -> dict[str, Any]:
+async def job_list(call: Call, status: str | None = None, limit: int = 50) -> JobList:
     """The newest jobs first, optionally of one status (waiting, active, delayed,
     failed, completed, paused)."""
-    return {"jobs": await queue.list_jobs(call.rt, status=status, limit=limit)}
+    return {"jobs": cast("list[Job]", await queue.list_jobs(call.rt, status=status,
+                                                               limit=limit))}
 
 
 @registry.method("job.get")
-async def job_get(call: Call, id: str) -> dict[str, Any]:
+async def job_get(call: Call, id: str) -> Job:
     """One job by id."""
-    return await queue.get(call.rt, id)
+    return cast(Job, await queue.get(call.rt, id))
 
 
 @registry.method("job.retry")
-async def job_retry(call: Call, id: str) -> dict[str, Any]:
+async def job_retry(call: Call, id: str) -> Job:
     """Queue a failed job again with fresh attempts (conflict unless it failed)."""
-    return await queue.retry(call.rt, id)
+    return cast(Job, await queue.retry(call.rt, id))
 
 
 @registry.method("job.cancel")
-async def job_cancel(call: Call, id: str) -> dict[str, Any]:
+async def job_cancel(call: Call, id: str) -> Job:
     """Cancel a waiting, delayed or running job: it fails with reason "cancelled".
 
     A running job is cancelled where it is (its provider call is abandoned) and
     the result comes back once that is recorded. Conflict if it has finished.
     """
-    return await queue.cancel(call.rt, id)
+    return cast(Job, await queue.cancel(call.rt, id))
 
 
 @registry.method("queue.pause")
-async def queue_pause(call: Call) -> dict[str, Any]:
+async def queue_pause(call: Call) -> QueueState:
     """Start no new job until queue.resume (running ones finish); survives restarts."""
     return {"paused": await queue.set_paused(call.rt, True)}
 
 
 @registry.method("queue.resume")
-async def queue_resume(call: Call) -> dict[str, Any]:
+async def queue_resume(call: Call) -> QueueState:
     """Start jobs again after queue.pause."""
     return {"paused": await queue.set_paused(call.rt, False)}

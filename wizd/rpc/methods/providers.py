@@ -3,8 +3,7 @@ and where else it comes from (``api_key_env``, ``api_key_file``)."""
 
 from __future__ import annotations
 
-from typing import Any
-
+from ...objects import DeletedProvider, Provider, ProviderList
 from ...services import providers
 from ..registry import registry
 from ..server import Call
@@ -22,7 +21,7 @@ async def provider_create(
     api_key_file: str | None = None,
     is_default: bool | None = None,
     stream: bool = True,
-) -> dict[str, Any]:
+) -> Provider:
     """Create a provider (type "openai" or "offline"); the first one becomes the default.
 
     ``base_url`` defaults to https://api.openai.com/v1 for "openai". Give at most
@@ -41,13 +40,13 @@ async def provider_create(
 
 
 @registry.method("provider.list")
-async def provider_list(call: Call) -> dict[str, Any]:
+async def provider_list(call: Call) -> ProviderList:
     """Every provider, oldest first."""
     return {"providers": await providers.list_providers(call.rt)}
 
 
 @registry.method("provider.get")
-async def provider_get(call: Call, id: str) -> dict[str, Any]:
+async def provider_get(call: Call, id: str) -> Provider:
     """One provider by id or name."""
     return await providers.get(call.rt, id)
 
@@ -65,7 +64,7 @@ async def provider_update(
     default_model: str | None = None,
     is_default: bool | None = None,
     stream: bool | None = None,
-) -> dict[str, Any]:
+) -> Provider:
     """Change a provider (``id`` is its id or name); absent fields stay as they are.
 
     ``api_key: ""``, ``api_key_env: ""`` or ``api_key_file: ""`` removes that
@@ -79,12 +78,12 @@ async def provider_update(
 
 
 @registry.method("provider.delete")
-async def provider_delete(call: Call, id: str) -> dict[str, Any]:
+async def provider_delete(call: Call, id: str) -> DeletedProvider:
     """Delete a provider (id or name) that no agent uses; conflict while one does."""
     return await providers.delete(call.rt, id)
 
 
 @registry.method("provider.set_default")
-async def provider_set_default(call: Call, id: str) -> dict[str, Any]:
+async def provider_set_default(call: Call, id: str) -> Provider:
     """Make a provider (id or name) the default for new agents."""
     return await providers.set_default(call.rt, id)

@@ -1,0 +1,272 @@
+"""The objects wizd's RPC methods return: one typed shape per domain object.
+
+Services build them, RPC methods return them, and ``rpc.discover`` publishes
+their JSON Schema (derived from these classes by ``wizd.rpc.openrpc``), so the
+shapes a client in another language generates cannot drift from what is sent:
+tests validate real results against the published schemas, with no field
+beyond those declared here.
+
+One module, not one per noun: the shapes are small and refer to each other
+(a sent message holds a Message, a DM list holds DMs), and a client writer
+reads them in one place. It imports nothing of wizd, so every layer may use it.
+
+Field rules: a key that is always present is required (``X | None`` when its
+value may be null); ``NotRequired`` marks a key that only some results carry.
+Timestamps are integers, milliseconds since the Unix epoch.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+# pydantic derives schemas from TypedDicts only from typing_extensions' on
+# Python < 3.12.
+from typing_extensions import TypedDict
+
+UserType = Literal["human", "agent"]
+ProviderType = Literal["openai", "offline"]
+AgentStatus = Literal["active", "inactive", "busy"]
+ConversationType = Literal["dm", "channel"]
+MessageKind = Literal["text", "error"]
+JobStatus = Literal["waiting", "active", "delayed", "failed", "completed", "paused"]
+
+
+class User(TypedDict):
+    """A user: the local human, or the user behind an agent (every message author is one)."""
+
+    id: str
+    name: str
+    type: UserType
+    created_at: int
+
+
+class Provider(TypedDict):
+    """An LLM provider. Never carries the API key: ``has_api_key`` says whether one
+    is stored; ``api_key_env`` and ``api_key_file`` say where else it comes from.
+    ``stream`` false: its server is asked for one JSON answer, not a stream."""
+
+    id: str
+    name: str
+    type: ProviderType
+    base_url: str | None
+    default_model: str
+    is_default: bool
+    has_api_key: bool
+    api_key_env: str | None
+    api_key_file: str | None
+    stream: bool
+    created_at: int
+    updated_at: int
+
+
+class DeletedProvider(Provider):
+    """A provider as ``provider.delete`` returns it."""
+
+    deleted: bool
+
+
+class Agent(TypedDict):
+    """An LLM persona with a user of its own (``user_id``) that authors its replies.
+
+    ``model`` null means the provider's default model."""
+
+    id: str
+    user_id: str
+    name: str
+    role: str
+    backstory: str
+    goal: str
+    system_prompt: str
+    provider_id: str
+    model: str | None
+    temperature: float | None
+    max_tokens: int | None
+    status: AgentStatus
+    created_at: int
+    updated_at: int
+
+
+class Dm(TypedDict):
+    """A direct-message conversation; ``participants`` are user ids, the local user first."""
+
+    id: str
+    type: Literal["dm"]
+    name: str | None
+    participants: list[str]
+    archived: bool
+    archived_at: int | None
+    created_at: int
+    updated_at: int
+
+
+class OpenedDm(Dm):
+    """A DM as ``dm.create`` returns it: ``existing`` when an open one was reused."""
+
+    existing: bool
+
+
+class Channel(TypedDict):
+    """A project's channel: a conversation without a member list (``participants``
+    is empty); an agent answers there when mentioned as ``@name``."""
+
+    id: str
+    type: Literal["channel"]
+    name: str
+    project_id: str
+    participants: list[str]
+    archived: bool
+    archived_at: int | None
+    created_at: int
+    updated_at: int
+
+
+# A conversation is a DM or a channel; ``type`` tells which.
+Conversation = Dm | Channel
+
+
+class Project(TypedDict):
+    """A project: a named group of channels."""
+
+    id: str
+    name: str
+    description: str | None
+    archived: bool
+    created_at: int
+    updated_at: int
+
+
+class Message(TypedDict):
+    """A stored message. ``seq`` grows strictly with every message across the
+    daemon: the cursor for history and for resuming a subscription.
+    ``conversation_id`` and ``source_id`` are the same id. ``truncated`` marks a
+    reply cut off at the daemon's ``max_reply_bytes``."""
+
+    id: str
+    seq: int
+    conversation_id: str
+    source_type: ConversationType
+    source_id: str
+    author_id: str
+    content: str
+    kind: MessageKind
+    reply_to: str | None
+    truncated: bool
+    created_at: int
+
+
+class SentMessage(TypedDict):
+    """What ``message.send`` returns: the message and the ids of the reply jobs it queued."""
+
+    message: Message
+    jobs: list[str]
+
+
+class Job(TypedDict):
+    """A queued unit of work (a reply to write). ``data`` holds references (ids),
+    never secrets; ``result`` is what the job produced once completed."""
+
+    id: str
+    name: str
+    data: dict[str, Any]
+    status: JobStatus
+    priority: int
+    progress: int
+    attempts: int
+    max_attempts: int
+    failure_reason: str | None
+    result: Any
+    created_at: int
+    processed_on: int | None
+    finished_on: int | None
+    run_at: int
+    group_key: str | None
+
+
+class Settings(TypedDict):
+    """The daemon's effective settings (see ``wizd config``); paths as strings."""
+
+    socket: str
+    db: str
+    log_level: str
+    backend: str
+    concurrency: int
+    job_timeout: float
+    max_attempts: int
+    backoff_base: float
+    backoff_cap: float
+    shutdown_grace: float
+    context_messages: int
+    max_context_bytes: int
+    max_reply_bytes: int
+    max_line_bytes: int
+    max_batch: int
+    subscriber_buffer: int
+    synchronous: str
+
+
+class DaemonStatus(TypedDict):
+    """What ``daemon.status`` returns. ``queue`` counts jobs by status (every
+    status some job has, and at least waiting, active, delayed, failed and
+    completed); ``last_seq`` is the newest stored message's seq (0 for none)."""
+
+    version: str
+    pid: int
+    uptime_ms: int
+    db: str
+    socket: str
+    queue: dict[str, int]
+    last_seq: int
+    subscriptions: int
+    config: Settings
+
+
+# The results that wrap a list, named for the key that holds it.
+
+class UserList(TypedDict):
+    users: list[User]
+
+
+class ProviderList(TypedDict):
+    providers: list[Provider]
+
+
+class AgentList(TypedDict):
+    agents: list[Agent]
+
+
+class DmList(TypedDict):
+    conversations: list[Dm]
+
+
+class ChannelList(TypedDict):
+    conversations: list[Channel]
+
+
+class ProjectList(TypedDict):
+    projects: list[Project]
+
+
+class MessageList(TypedDict):
+    messages: list[Message]
+
+
+class JobList(TypedDict):
+    jobs: list[Job]
+
+
+class QueueState(TypedDict):
+    """Whether the queue is paused (it starts no new job while it is)."""
+
+    paused: bool
+
+
+class Subscribed(TypedDict):
+    """The id of a new subscription: the ``subscription`` param of its notifications."""
+
+    subscription: str
+
+
+class Done(TypedDict):
+    """The result of a method that has nothing else to say."""
+
+    ok: bool
