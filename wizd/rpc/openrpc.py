@@ -161,15 +161,32 @@ def _type_of(schema: dict[str, Any]) -> str:
     return str(schema.get("type", "any"))
 
 
+def _result_of(schema: dict[str, Any], shapes: dict[str, dict[str, Any]]) -> str:
+    """A result's type for the table: its shape's name, or a small shape spelled out."""
+    if "$ref" in schema:
+        name = schema["$ref"].removeprefix(REF_TEMPLATE.format(model=""))
+        props = shapes[name].get("properties", {})
+        if not 0 < len(props) <= 2:
+            return name
+        return "{" + ", ".join(f"{key}: {_result_of(value, shapes)}"
+                               for key, value in props.items()) + "}"
+    if schema.get("type") == "array":
+        return f"{_result_of(schema.get('items', {}), shapes)}[]"
+    return _type_of(schema)
+
+
 def methods_markdown(registry: Registry) -> str:
     """The methods table of docs/protocol.md, generated like ``rpc.discover``."""
-    rows = ["| method | params | what it does |", "| --- | --- | --- |"]
-    for entry in document(registry, "")["methods"]:
+    rows = ["| method | params | result | what it does |", "| --- | --- | --- | --- |"]
+    doc = document(registry, "")
+    shapes = doc["components"]["schemas"]
+    for entry in doc["methods"]:
         params = ", ".join(
             f"`{p['name']}{'' if p['required'] else '?'}`: {_type_of(p['schema'])}"
             for p in entry["params"]
         ) or "—"
-        rows.append(f"| `{entry['name']}` | {params} | {entry['summary']} |")
+        result = _result_of(entry["result"]["schema"], shapes)
+        rows.append(f"| `{entry['name']}` | {params} | {result} | {entry['summary']} |")
     return "\n".join(rows) + "\n"
 
 
