@@ -13,11 +13,8 @@ the claim, loading the agent and the history, the provider's streamed reply
 
 Two figures per reply:
 
-- client: what a subscriber sees, wall clock in this process. It includes the
-  event feed's write coalescing (``wizd.events.feed.COALESCE``, 20 ms: a
-  subscription writes at most once per 20 ms under load), which a reply that
-  takes less than that always meets, since the trigger's own notification
-  opened the window.
+- client: what a subscriber sees, wall clock in this process (the event
+  feed holds no event back: see ``wizd.events.feed``).
 - daemon: the trigger's ``created_at`` to its job's ``finished_on`` (the
   reply's commit), from the daemon's own clock: whole milliseconds.
 

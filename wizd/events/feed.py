@@ -39,18 +39,12 @@ HISTORY_PAGE = 500
 # Live events (and bytes) written in one socket send, at most.
 MAX_BATCH = 256
 MAX_BATCH_BYTES = 512 * 1024
-# Under load, a subscription writes at most once per ``window`` seconds (unless
-# its buffer gets half full): events that arrive meanwhile go out together.
-# Load is what the last write showed: a write that carried several events
-# (they queued up while the previous write was in flight, or came together)
-# opens a window of COALESCE, doubled up to COALESCE_MAX while writes keep
-# carrying several. A write that carried one event opens none: an idle
-# subscription's event, and each delta of a streamed reply, goes out at
-# once. Each write is a system call that wakes the client; under a steady
-# flood, batching them is what keeps the cost per delivery low
-# (bench/fanout.py, bench/vs_floor.py).
-COALESCE = 0.005
-COALESCE_MAX = 0.02
+# No timer: an event goes out as soon as the previous write of its
+# subscription is done, so an idle subscription's event (and each delta of a
+# streamed reply) leaves at once. Coalescing comes from the load itself:
+# events that arrive while a write is in flight, or while the loop is busy
+# elsewhere, go out together in the next write (bench/vs_floor.py: a 5-20 ms
+# timer here cost a reply ~20 ms on its way to the client).
 
 # (after_seq, limit) -> the scope's stored messages with seq > after_seq, in
 # increasing seq, at most ``limit``.
@@ -188,41 +182,21 @@ class Feed:
     def _line(self, method: str, params: dict[str, Any]) -> bytes:
         return self._head(method) + _params_tail(params)
 
-    async def _gather(self, until: float) -> None:
-        """Let events gather until ``until`` or until the buffer is half full."""
-        sub = self.sub
-        if 2 * sub.queued >= self.hub.buffer:
-            return
-        sub.hurry = anyio.Event()
-        try:
-            with anyio.CancelScope(deadline=until):
-                await sub.hurry.wait()
-        finally:
-            sub.hurry = None
-
     async def _forward(self) -> None:
         """Live events, in order, several per socket write when they queue up."""
         sub = self.sub
         receive = sub.receive
         covered = sub.last_seq
-        last_write = -COALESCE_MAX
-        window = COALESCE
-        # The last write carried several events: the window is open.
-        loaded = False
         while True:
             try:
                 event = await receive.receive()
             except (anyio.EndOfStream, anyio.ClosedResourceError):
                 return
-            gathered = loaded and anyio.current_time() - last_write < window
-            if gathered:
-                await self._gather(last_write + window)
             lines: list[bytes] = []
             size = 0
             top = covered
             ended = False
             while True:
-                sub.queued -= 1
                 line = None
                 if event.seq is None:
                     line = self._head(event.method) + _event_tail(event)
@@ -247,13 +221,6 @@ class Feed:
                     break
             if lines and not await self._send(b"".join(lines)):
                 return
-            last_write = anyio.current_time()
-            if len(lines) > 1:  # events queue up: under load
-                window = min(window * 2, COALESCE_MAX) if gathered else COALESCE
-                loaded = True
-            else:  # one event: the next one goes out at once
-                window = COALESCE
-                loaded = False
             covered = sub.last_seq = top
             if ended:
                 return

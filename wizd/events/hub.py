@@ -53,11 +53,6 @@ class Subscription:
     # Detached (unsubscribed, lagged, or its connection closed): it never
     # receives again, and attaching it is a no-op.
     closed: bool = False
-    # Events published to it and not yet taken by its reader.
-    queued: int = 0
-    # Set by its reader while it lets events gather: the hub sets it when the
-    # buffer is half full, so that gathering never causes a lag.
-    hurry: anyio.Event | None = field(default=None, repr=False)
 
     def matches(self, event: Event) -> bool:
         return self.conversation_id is None or event.conversation_id == self.conversation_id
@@ -105,9 +100,6 @@ class Hub:
                 continue
             try:
                 sub._send.send_nowait(event)
-                sub.queued += 1
-                if sub.hurry is not None and 2 * sub.queued >= self.buffer:
-                    sub.hurry.set()
             except anyio.WouldBlock:
                 sub.lagged = True
                 log.warning("subscriber %s fell behind (buffer %d full); dropped",
