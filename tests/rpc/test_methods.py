@@ -211,7 +211,7 @@ def test_rpc_discover_lists_every_method_with_params(c: Conn) -> None:
     create = {p["name"]: p for p in served["provider.create"]["params"]}
     assert {n for n, p in create.items() if p["required"]} == {"name", "type", "default_model"}
     assert set(create) == {"name", "type", "base_url", "api_key", "api_key_env",
-                           "api_key_file", "default_model", "is_default"}
+                           "api_key_file", "default_model", "is_default", "stream"}
 
 
 def test_socket_is_private(daemon: Wizd) -> None:

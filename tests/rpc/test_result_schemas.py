@@ -1,4 +1,5 @@
-"""Every method's real results match the result schema that rpc.discover publishes.
+"""Every method's real results match the result schema that rpc.discover publishes,
+and the notifications on the way match their params' schemas.
 
 One scenario calls every registered method on a real wizd (real socket, real
 database, the built-in offline provider answering), and each result is checked
@@ -44,6 +45,7 @@ class Checker:
     def __init__(self, document: dict[str, Any]) -> None:
         self.components = closed(document["components"])
         self.results = {m["name"]: m["result"]["schema"] for m in document["methods"]}
+        self.notifications = document["x-notification-params"]
 
     def validate(self, schema: dict[str, Any], value: Any) -> None:
         """Raises jsonschema.ValidationError."""
@@ -54,18 +56,17 @@ class Checker:
     def result(self, method: str, value: Any) -> None:
         self.validate(self.results[method], value)
 
-    def shape(self, name: str, value: Any) -> None:
-        self.validate({"$ref": f"#/components/schemas/{name}"}, value)
+    def notification(self, method: str, params: Any) -> None:
+        self.validate(self.notifications[method], params)
 
 
 class Recorder:
-    """A connection that keeps every result, by method, and the objects that
-    notifications carried, by shape."""
+    """A connection that keeps every result and every notification, by method."""
 
     def __init__(self, conn: Conn) -> None:
         self.conn = conn
         self.results: dict[str, list[Any]] = defaultdict(list)
-        self.carried: list[tuple[str, Any]] = []
+        self.notifications: dict[str, list[Any]] = defaultdict(list)
 
     def __call__(self, method: str, **params: Any) -> Any:
         result = self.conn.call(method, **params)
@@ -74,10 +75,7 @@ class Recorder:
 
     def notification(self) -> dict[str, Any]:
         note = self.conn.notification()
-        if note["method"] == "message.created":
-            self.carried.append(("Message", note["params"]["message"]))
-        elif note["method"] == "job.updated":
-            self.carried.append(("Job", note["params"]["job"]))
+        self.notifications[note["method"]].append(note["params"])
         return note
 
     def until_job(self, job_id: str, status: str) -> dict[str, Any]:
@@ -131,6 +129,8 @@ def scenario(call: Recorder) -> None:
     done = call.until_job(sent["jobs"][0], "completed")
     call("message.list", conversation_id=dm["id"])
     call("message.list", conversation_id=dm["id"], after_seq=0, limit=1)
+    call("message.search", query="hello", agent=ada["name"])
+    call("message.search", query="nothing-like-this")
     call("job.get", id=done["id"])
 
     call("queue.pause")
@@ -166,9 +166,14 @@ def test_every_methods_real_results_match_its_published_schema(daemon: Wizd) -> 
                 checker.result(method, result)
             except jsonschema.ValidationError as exc:
                 pytest.fail(f"{method}: {exc.message} at {list(exc.absolute_path)}")
-    assert {shape for shape, _ in call.carried} == {"Message", "Job"}
-    for shape, value in call.carried:
-        checker.shape(shape, value)
+    # events.lagged needs a subscriber that falls behind: not provoked here.
+    assert set(call.notifications) == set(checker.notifications) - {"events.lagged"}
+    for method, notes in call.notifications.items():
+        for params in notes:
+            try:
+                checker.notification(method, params)
+            except jsonschema.ValidationError as exc:
+                pytest.fail(f"{method}: {exc.message} at {list(exc.absolute_path)}")
 
 
 def test_a_field_missing_from_the_shape_fails_the_check(daemon: Wizd) -> None:

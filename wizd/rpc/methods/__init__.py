@@ -10,6 +10,7 @@ from . import (
     messages,  # noqa: F401
     projects,  # noqa: F401
     providers,  # noqa: F401
+    search,  # noqa: F401
     users,  # noqa: F401
 )
 
