@@ -270,3 +270,42 @@ class Done(TypedDict):
     """The result of a method that has nothing else to say."""
 
     ok: bool
+
+
+# The params of the notifications a subscription receives (events.subscribe).
+
+class MessageCreated(TypedDict):
+    """A message was stored (or, replaying history, had been)."""
+
+    subscription: str
+    message: Message
+
+
+class MessageDelta(TypedDict):
+    """A piece of a reply being streamed; ``index`` counts a job's pieces from 0."""
+
+    subscription: str
+    job_id: str
+    conversation_id: str
+    author_id: str
+    index: int
+    delta: str
+
+
+class AgentStatusChanged(TypedDict):
+    subscription: str
+    agent_id: str
+    status: AgentStatus
+
+
+class JobUpdated(TypedDict):
+    subscription: str
+    job: Job
+
+
+class EventsLagged(TypedDict):
+    """The subscription fell behind and has ended; ``last_seq`` is the seq of the
+    last message it delivered (resume with ``after_seq``)."""
+
+    subscription: str
+    last_seq: int

@@ -4,8 +4,9 @@ Each method's params come from the JSON Schema that pydantic derives from the
 handler's signature, so the document cannot drift from what is validated; its
 result comes from the handler's return annotation (a shape of
 ``wizd.objects``), each shape once under ``components.schemas``, referred to
-by ``$ref``. Result objects list every field wizd sends today but do not
-forbid others: the protocol lets a later version add fields to results.
+by ``$ref``; so do the params of the notifications a subscription receives
+(``x-notification-params``). Result objects list every field wizd sends today
+but do not forbid others: the protocol lets a later version add fields to results.
 Generating it takes milliseconds of CPU, so ``rpc.discover`` sends a copy
 built (and encoded) once per registry.
 """
@@ -19,6 +20,7 @@ from pydantic.json_schema import GenerateJsonSchema
 from pydantic_core import CoreSchema
 from typing_extensions import NotRequired, TypedDict  # noqa: UP035 (pydantic wants both from here on 3.11)
 
+from .. import objects
 from .dispatch import RawJSON
 from .registry import MethodSpec, Registry
 
@@ -60,6 +62,7 @@ OpenRpcDocument = TypedDict("OpenRpcDocument", {
     "methods": list[Method],
     "components": Components,
     "x-notifications": dict[str, str],
+    "x-notification-params": dict[str, dict[str, Any]],
 })
 OpenRpcDocument.__doc__ = """The OpenRPC document of wizd's methods (https://spec.open-rpc.org)."""
 
@@ -74,6 +77,14 @@ NOTIFICATIONS: dict[str, str] = {
     "agent.status": "params: subscription, agent_id, status",
     "job.updated": "params: subscription, job",
     "events.lagged": "params: subscription, last_seq; the subscription has ended",
+}
+# The shape of each notification's params, published like results.
+NOTIFICATION_PARAMS: dict[str, Any] = {
+    "message.created": objects.MessageCreated,
+    "message.delta": objects.MessageDelta,
+    "agent.status": objects.AgentStatusChanged,
+    "job.updated": objects.JobUpdated,
+    "events.lagged": objects.EventsLagged,
 }
 
 
@@ -110,19 +121,27 @@ def result_type(spec: MethodSpec) -> Any:
     return annotation
 
 
-def result_schemas(registry: Registry) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
-    """Each method's result schema (a ``$ref`` for a named shape), and the shared
-    definitions they refer to (``components.schemas``)."""
-    inputs = [(name, "serialization", TypeAdapter(result_type(spec)))
+def _schemas(
+    registry: Registry,
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]], dict[str, Any]]:
+    """Each method's result schema and each notification's params schema (a
+    ``$ref`` for a named shape), and the shared definitions they refer to
+    (``components.schemas``)."""
+    inputs = [(("result", name), "serialization", TypeAdapter(result_type(spec)))
               for name, spec in registry.methods.items()]
+    inputs += [(("notification", name), "serialization", TypeAdapter(shape))
+               for name, shape in NOTIFICATION_PARAMS.items()]
     by_key, definitions = TypeAdapter.json_schemas(
         inputs, ref_template=REF_TEMPLATE, schema_generator=_Schemas)  # type: ignore[arg-type]
-    return {name: schema for (name, _), schema in by_key.items()}, definitions.get("$defs", {})
+    found: dict[str, dict[str, dict[str, Any]]] = {"result": {}, "notification": {}}
+    for ((kind, name), _), schema in by_key.items():
+        found[kind][name] = schema
+    return found["result"], found["notification"], definitions.get("$defs", {})
 
 
 def document(registry: Registry, version: str) -> OpenRpcDocument:
     methods = []
-    results, definitions = result_schemas(registry)
+    results, notifications, definitions = _schemas(registry)
     for name in sorted(registry.methods):
         spec = registry.methods[name]
         schema = spec.params.model_json_schema()
@@ -144,6 +163,7 @@ def document(registry: Registry, version: str) -> OpenRpcDocument:
         "methods": methods,
         "components": {"schemas": definitions},
         "x-notifications": NOTIFICATIONS,
+        "x-notification-params": notifications,
     }
 
 
