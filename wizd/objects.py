@@ -161,6 +161,45 @@ class SentMessage(TypedDict):
     jobs: list[str]
 
 
+class HitMessage(TypedDict):
+    """The message found (the fields a reader needs to place it)."""
+
+    id: str
+    seq: int
+    conversation_id: str
+    author_id: str
+    content: str
+    kind: MessageKind
+    reply_to: str | None
+    created_at: int
+
+
+class HitConversation(TypedDict):
+    """Where it was said: a DM's name (or, without one, the names of its
+    participants other than the local user, comma-separated), or a channel's
+    ``project#channel``."""
+
+    id: str
+    type: ConversationType
+    name: str
+
+
+class SearchHit(TypedDict):
+    """One message ``message.search`` found, and where."""
+
+    message: HitMessage
+    conversation: HitConversation
+    author_name: str
+    snippet: str  # the matching part, matched words in [brackets], cuts marked …
+    score: float  # FTS5's bm25 rank: lower is a better match; hits come best first
+
+
+class SearchResults(TypedDict):
+    """What ``message.search`` returns: the hits, best first."""
+
+    results: list[SearchHit]
+
+
 class Job(TypedDict):
     """A queued unit of work (a reply to write). ``data`` holds references (ids),
     never secrets; ``result`` is what the job produced once completed."""

@@ -21,12 +21,12 @@ created at or after that time (ms).
 from __future__ import annotations
 
 import sqlite3
-from typing import Any, Literal
+from typing import Any
 
 from sqlalchemy import Connection
-from typing_extensions import TypedDict  # pydantic (rpc.discover) needs it on 3.11
 
 from ..errors import InvalidInput, NotFound
+from ..objects import SearchHit, SearchResults
 from ..store.database import raw as raw_connection
 from . import conversations
 from .runtime import Runtime
@@ -36,41 +36,6 @@ __all__ = ["MAX_LIMIT", "SearchHit", "SearchResults", "search"]
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 SNIPPET_TOKENS = 12
-
-
-class HitMessage(TypedDict):
-    """The message found (the fields a reader needs to place it)."""
-
-    id: str
-    seq: int
-    conversation_id: str
-    author_id: str
-    content: str
-    kind: Literal["text", "error"]
-    reply_to: str | None
-    created_at: int
-
-
-class HitConversation(TypedDict):
-    """Where it was said: a DM's name (or, without one, the names of its
-    participants other than the local user, comma-separated), or a channel's
-    ``project#channel``."""
-
-    id: str
-    type: Literal["dm", "channel"]
-    name: str
-
-
-class SearchHit(TypedDict):
-    message: HitMessage
-    conversation: HitConversation
-    author_name: str
-    snippet: str  # the matching part, matched words in [brackets], cuts marked …
-    score: float  # FTS5's bm25 rank: lower is a better match; hits come best first
-
-
-class SearchResults(TypedDict):
-    results: list[SearchHit]
 
 
 def fts_query(words: str) -> str:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from ...objects import SearchResults
 from ...services import search
-from ...services.search import SearchResults
 from ..registry import registry
 from ..server import Call
 
