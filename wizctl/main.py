@@ -19,7 +19,17 @@ from typing import Annotated
 import typer
 
 from . import exits
-from .commands import agents, ask, conversations, jobs, messages, providers, search, status
+from .commands import (
+    agents,
+    ask,
+    conversations,
+    jobs,
+    messages,
+    providers,
+    search,
+    status,
+    usage,
+)
 from .commands.base import SETTINGS, State
 
 app = typer.Typer(name="wizctl", help="Talk to wizd, the local LLM agents daemon.",
@@ -27,7 +37,7 @@ app = typer.Typer(name="wizctl", help="Talk to wizd, the local LLM agents daemon
 
 # Verbs first, then one sub-app per noun: the order `wizctl --help` lists them.
 for _command in (status.status, ask.ask, messages.send, messages.log, messages.tail,
-                 messages.events, messages.chat, search.search, jobs.jobs):
+                 messages.events, messages.chat, search.search, usage.usage, jobs.jobs):
     app.command()(_command)
 for _name, _sub in (("provider", providers.app), ("agent", agents.app),
                     ("dm", conversations.dm_app), ("project", conversations.project_app),

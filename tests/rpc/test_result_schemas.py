@@ -131,6 +131,9 @@ def scenario(call: Recorder) -> None:
     call("message.list", conversation_id=dm["id"], after_seq=0, limit=1)
     call("message.search", query="hello", agent=ada["name"])
     call("message.search", query="nothing-like-this")
+    call("usage.summary")
+    call("usage.summary", agent=ada["name"], since=0)
+    call("usage.messages", message_ids=[done["result"]["message_id"]])
     call("job.get", id=done["id"])
 
     call("queue.pause")

@@ -14,6 +14,7 @@ import typer
 from .. import follow, replies
 from ..replies import check_content
 from .base import Json, JsonLines, emit, state
+from .usage import log_with_usage
 
 
 def read_text(text: str) -> str:
@@ -44,9 +45,14 @@ def send(ctx: typer.Context,
 
 def log(ctx: typer.Context, conversation: str,
         n: Annotated[int, typer.Option("-n", min=1, help="How many messages.")] = 20,
+        usage: Annotated[bool, typer.Option(
+            "--usage", help="Show each reply's model and tokens.")] = False,
         json: Json = False) -> None:
     """Print the last messages of a conversation."""
     st = state(ctx)
+    if usage:
+        log_with_usage(st, conversation, n, json)
+        return
     if json:
         cid = st.lookup.conversation(conversation)["id"]
         emit(st.call("message.list", conversation_id=cid, limit=n), True, str)

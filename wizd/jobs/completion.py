@@ -9,7 +9,8 @@ scheduler or the queue.
 ``response_generator`` (an agent's reply):
 - success: the reply message (author = the agent's user, ``reply_to`` = the
   trigger; marked truncated if it was cut off at ``max_reply_bytes``) and its
-  llm_message, the trigger's llm_message if missing, the job completed with
+  llm_message (with the model and the provider's token counts), the
+  trigger's llm_message if missing, the job completed with
   ``{message_id, model, finish_reason, usage, truncated}``, the agent's
   status; then ``message.created``, ``job.updated``, ``agent.status``. If the
   reply exists already (a second run after a crash), the job just completes.
@@ -124,7 +125,7 @@ class ReplyHandler(Handler):
             conn, conversation=inputs.conversation, agent_user_id=inputs.agent_user_id,
             trigger_id=inputs.trigger_id, content=answer.content,
             trigger_llm=_user_turn(inputs.trigger_llm), now_ms=now_ms,
-            truncated=answer.truncated,
+            truncated=answer.truncated, model=answer.model, usage=answer.usage,
         )
         message_id = reply["id"] if reply else replies.existing_reply(
             conn, inputs.trigger_id, inputs.agent_user_id)

@@ -162,13 +162,17 @@ _REPLY = "SELECT id FROM messages WHERE reply_to = ? AND author_id = ? AND kind 
 
 
 def _add_llm_message(
-    conn: Connection, message_id: str, role: str, content: str, now_ms: int
+    conn: Connection, message_id: str, role: str, content: str, now_ms: int,
+    *, model: str | None = None, usage: dict[str, int] | None = None,
 ) -> None:
-    raw(conn).execute(_INSERT_LLM, (new_id(), message_id, role, content, now_ms, now_ms))
+    usage = usage or {}
+    raw(conn).execute(_INSERT_LLM, (
+        new_id(), message_id, role, content, now_ms, now_ms, model,
+        usage.get("prompt_tokens"), usage.get("completion_tokens")))
 
 
-_INSERT_LLM = ("INSERT INTO llm_messages (id, message_id, role, content, created_at, updated_at)"
-               " VALUES (?, ?, ?, ?, ?, ?)")
+_INSERT_LLM = ("INSERT INTO llm_messages (id, message_id, role, content, created_at, updated_at,"
+               " model, prompt_tokens, completion_tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
 
 
 def store_reply(
@@ -181,9 +185,13 @@ def store_reply(
     trigger_llm: ChatMessage | None,
     now_ms: int,
     truncated: bool = False,
+    model: str | None = None,
+    usage: dict[str, int] | None = None,
 ) -> Message | None:
     """Store the agent's reply with its llm_message (and the trigger's, if missing);
-    ``truncated`` marks a reply cut off at ``max_reply_bytes``.
+    ``truncated`` marks a reply cut off at ``max_reply_bytes``. The reply's
+    llm_message keeps the ``model`` that answered and the tokens the provider
+    counted (``usage``: prompt_tokens, completion_tokens; None if it said nothing).
 
     Returns the reply message, or None if this agent already replied to the
     trigger: a reply happens at most once per (trigger, agent), which the
@@ -198,7 +206,7 @@ def store_reply(
     except IntegrityError:
         # SQLite undoes only the failed statement; the transaction goes on.
         return None
-    _add_llm_message(conn, reply["id"], "assistant", content, now_ms)
+    _add_llm_message(conn, reply["id"], "assistant", content, now_ms, model=model, usage=usage)
     if trigger_llm is not None and not _has_llm(conn, trigger_id):
         _add_llm_message(conn, trigger_id, trigger_llm.role, trigger_llm.content, now_ms)
     return reply

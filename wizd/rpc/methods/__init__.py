@@ -11,6 +11,7 @@ from . import (
     projects,  # noqa: F401
     providers,  # noqa: F401
     search,  # noqa: F401
+    usage,  # noqa: F401
     users,  # noqa: F401
 )
 
