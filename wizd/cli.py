@@ -26,7 +26,9 @@ from . import config as config_mod
 from .errors import SchemaError, StorageUnavailable, WizError
 
 # No rich tracebacks: a crash is one log line (journald keeps one entry per line).
+# Plain help (rich_markup_mode=None), as wizctl's (wizctl/commands/base.py SETTINGS).
 app = typer.Typer(add_completion=False, no_args_is_help=False, pretty_exceptions_enable=False,
+                  rich_markup_mode=None,
                   help="wizd: the local daemon for talking to LLM agents.")
 log = logging.getLogger("wizd")
 
@@ -35,20 +37,25 @@ EXIT_CONFIG = 2
 EXIT_STORAGE = 3
 
 Socket = Annotated[Path | None, typer.Option(
-    "--socket", help="Unix socket path (env WIZ_SOCKET; default $XDG_RUNTIME_DIR/wiz/wizd.sock)")]
-Db = Annotated[Path | None, typer.Option("--db", help="SQLite database path (env WIZ_DB)")]
+    "--socket", metavar="PATH",
+    help="Unix socket path (env WIZ_SOCKET; default $XDG_RUNTIME_DIR/wiz/wizd.sock)")]
+Db = Annotated[Path | None, typer.Option(
+    "--db", metavar="PATH", help="SQLite database path (env WIZ_DB)")]
 Level = Annotated[str | None, typer.Option(
-    "--log-level", help="debug, info, warning, error (env WIZ_LOG_LEVEL; default info)")]
-Backend = Annotated[str | None, typer.Option("--backend", help="trio (default) or asyncio")]
+    "--log-level", metavar="LEVEL",
+    help="debug, info, warning, error (env WIZ_LOG_LEVEL; default info)")]
+Backend = Annotated[str | None, typer.Option(
+    "--backend", metavar="NAME", help="trio (default) or asyncio")]
 ConfigFile = Annotated[Path | None, typer.Option(
-    "--config",
+    "--config", metavar="FILE",
     help="config.toml to read (env WIZ_CONFIG; default $XDG_CONFIG_HOME/wiz/config.toml)")]
 Concurrency = Annotated[int | None, typer.Option(
-    "--concurrency", help="jobs running at once (env WIZ_CONCURRENCY; default 8)")]
+    "--concurrency", metavar="N", help="jobs running at once (env WIZ_CONCURRENCY; default 8)")]
 JobTimeout = Annotated[float | None, typer.Option(
-    "--job-timeout", help="seconds one job attempt may take (env WIZ_JOB_TIMEOUT; default 120)")]
+    "--job-timeout", metavar="SECONDS",
+    help="seconds one job attempt may take (env WIZ_JOB_TIMEOUT; default 120)")]
 ShutdownGrace = Annotated[float | None, typer.Option(
-    "--shutdown-grace",
+    "--shutdown-grace", metavar="SECONDS",
     help="seconds running jobs may take to finish on SIGTERM before they are requeued "
          "(env WIZ_SHUTDOWN_GRACE; default 0)")]
 
