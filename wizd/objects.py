@@ -221,6 +221,38 @@ class Job(TypedDict):
     group_key: str | None
 
 
+class UsageRow(TypedDict):
+    """One agent's replies from one model."""
+
+    agent_id: str
+    agent_name: str
+    model: str
+    replies: int
+    unreported: int  # replies whose provider gave no token counts
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class UsageSummary(TypedDict):
+    """What ``usage.summary`` returns: rows by agent name, then model."""
+
+    usage: list[UsageRow]
+
+
+class ReplyTokens(TypedDict):
+    """The model of one reply and the tokens its provider reported (null: none)."""
+
+    model: str
+    prompt_tokens: int | None
+    completion_tokens: int | None
+
+
+class MessageUsage(TypedDict):
+    """What ``usage.messages`` returns."""
+
+    usage: dict[str, ReplyTokens]  # by message id; only replies with a recorded model
+
+
 class Settings(TypedDict):
     """The daemon's effective settings (see ``wizd config``); paths as strings."""
 

@@ -13,41 +13,15 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import Connection
-from typing_extensions import TypedDict  # pydantic (rpc.discover) needs it on 3.11
 
 from ..errors import InvalidInput, NotFound
+from ..objects import MessageUsage, UsageRow, UsageSummary
 from ..store.database import raw
 from .runtime import Runtime
 
 __all__ = ["MAX_MESSAGES", "MessageUsage", "UsageRow", "UsageSummary", "of_messages", "summary"]
 
 MAX_MESSAGES = 1000
-
-
-class UsageRow(TypedDict):
-    """One agent's replies from one model."""
-
-    agent_id: str
-    agent_name: str
-    model: str
-    replies: int
-    unreported: int  # replies whose provider gave no token counts
-    prompt_tokens: int
-    completion_tokens: int
-
-
-class UsageSummary(TypedDict):
-    usage: list[UsageRow]
-
-
-class ReplyTokens(TypedDict):
-    model: str
-    prompt_tokens: int | None
-    completion_tokens: int | None
-
-
-class MessageUsage(TypedDict):
-    usage: dict[str, ReplyTokens]  # by message id; only replies with a recorded model
 
 
 async def summary(rt: Runtime, *, agent: str | None = None, since: int | None = None,

@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
+from ...objects import MessageUsage, UsageSummary
 from ...services import usage
-from ...services.usage import MessageUsage, UsageSummary
 from ..registry import registry
 from ..server import Call
 
