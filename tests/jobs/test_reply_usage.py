@@ -73,3 +73,22 @@ async def test_a_reply_without_usage_is_counted_as_unreported(tmp_path: Path) ->
         [row] = (await usage.summary(h.rt, agent="ada"))["usage"]
         assert (row["replies"], row["unreported"], row["prompt_tokens"]) == (1, 1, 0)
         assert (await usage.summary(h.rt, since=reply["created_at"] + 1))["usage"] == []
+
+
+@pytest.mark.anyio
+async def test_token_counts_that_are_not_storable_counts_are_left_out(tmp_path: Path) -> None:
+    # A hostile or broken server: a count past SQLite's 64 bits, a boolean, a
+    # negative number. The reply is stored; those counts are "unreported".
+    answer = {"id": "x", "object": "chat.completion", "model": "gpt-test",
+              "choices": [{"index": 0, "finish_reason": "stop",
+                           "message": {"role": "assistant", "content": "fine"}}],
+              "usage": {"prompt_tokens": 10**30, "completion_tokens": True,
+                        "total_tokens": -1}}
+    async with openai_server() as srv, harness(tmp_path, max_attempts=1) as h:
+        srv.enqueue(Reply(body=answer))
+        _ada, dm = await one_agent(h, srv.base_url)
+        [job_id] = await h.send(dm, "hello")
+        assert (await h.events.job(job_id, "completed", "failed"))["status"] == "completed"
+        _trigger, reply = await h.messages(dm)
+        assert reply["content"] == "fine"
+        assert await tokens(h, reply["id"]) == ("gpt-test", None, None)

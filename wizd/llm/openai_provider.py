@@ -343,7 +343,13 @@ def _usage(obj: dict[str, Any]) -> dict[str, int] | None:
     usage = obj.get("usage")
     if not isinstance(usage, dict):
         return None
-    return {k: usage[k] for k in USAGE_KEYS if isinstance(usage.get(k), int)} or None
+    return {k: usage[k] for k in USAGE_KEYS if _count(usage.get(k))} or None
+
+
+def _count(value: Any) -> bool:
+    """Whether ``value`` is a token count SQLite can store: a whole number (not a
+    boolean), not negative, within 64 bits. A server's nonsense is left out."""
+    return type(value) is int and 0 <= value < 2**63
 
 
 def _check_finished(provider: ProviderConfig, reply: _Reply, content_type: str) -> None:
