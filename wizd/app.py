@@ -20,6 +20,7 @@ import anyio
 
 from .config import Config
 from .events.hub import Hub
+from .jobs import retention
 from .jobs.scheduler import Scheduler
 from .lifecycle import Lifecycle, lifecycle
 from .rpc.methods import registry
@@ -67,6 +68,7 @@ async def _serve(life: Lifecycle, stop: anyio.Event) -> None:
             scheduler = Scheduler(rt)
             with starting(config.db):  # it takes back jobs a dead wizd left running
                 await tg.start(scheduler.run)  # sets rt.wake_scheduler
+            tg.start_soon(retention.run, rt)
             server = RpcServer(rt, registry, listener)
             await tg.start(server.run)
             life.ready()

@@ -87,6 +87,14 @@ class Config:
     # SQLite durability: NORMAL in WAL mode survives process crashes (kill -9);
     # FULL also survives power loss at the price of an fsync per commit.
     synchronous: str = "NORMAL"
+    # Retention of finished (completed and failed) jobs, as BullMQ's
+    # removeOnComplete/removeOnFail {age, count}: a finished job is pruned once
+    # it is older than keep_finished_days or not among the newest
+    # keep_finished_jobs; 0 turns that limit off. Pruning runs every
+    # prune_interval seconds, in batches of at most 500 rows per write.
+    keep_finished_jobs: int = 10_000
+    keep_finished_days: float = 7.0
+    prune_interval: float = 60.0
 
     def public(self) -> Settings:
         """The effective values, as shown by ``wizd config`` and ``daemon.status``."""
@@ -215,6 +223,9 @@ def _validate(cfg: Config) -> None:
         ("max_line_bytes", cfg.max_line_bytes >= 1024, "must be at least 1024"),
         ("max_batch", cfg.max_batch >= 1, "must be at least 1"),
         ("subscriber_buffer", cfg.subscriber_buffer >= 1, "must be at least 1"),
+        ("keep_finished_jobs", cfg.keep_finished_jobs >= 0, "must not be negative (0: no limit)"),
+        ("keep_finished_days", cfg.keep_finished_days >= 0, "must not be negative (0: no limit)"),
+        ("prune_interval", cfg.prune_interval > 0, "must be more than 0 seconds"),
     ]
     for name, ok, problem in checks:
         if not ok:

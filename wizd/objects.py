@@ -273,6 +273,9 @@ class Settings(TypedDict):
     max_batch: int
     subscriber_buffer: int
     synchronous: str
+    keep_finished_jobs: int
+    keep_finished_days: float
+    prune_interval: float
 
 
 class DaemonStatus(TypedDict):
@@ -318,11 +321,20 @@ class ProjectList(TypedDict):
 
 
 class MessageList(TypedDict):
+    """Messages in increasing seq. ``has_more``: more messages lie beyond this
+    page in the direction asked (older without ``after_seq``, newer with it);
+    the first or last message's seq is the cursor for the next page."""
+
     messages: list[Message]
+    has_more: bool
 
 
 class JobList(TypedDict):
+    """Jobs, newest first. ``next``: pass it as ``before`` for the next (older)
+    page; null when there is none."""
+
     jobs: list[Job]
+    next: str | None
 
 
 class QueueState(TypedDict):

@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from ..errors import Conflict, NotFound, StorageUnavailable
+from ..errors import Conflict, StorageUnavailable
 from ..events.hub import Event
 from ..services.runtime import Runtime
 from ..store import jobs as store
@@ -239,15 +239,16 @@ async def recover(rt: Runtime) -> list[Job]:
 
 
 async def get(rt: Runtime, job_id: str) -> Job:
-    job = await rt.db.read(store.get, job_id)
-    if job is None:
-        raise NotFound("job", job_id)
-    return job
+    """The job. Raises NotFound (with ``pruned`` in its data if retention removed it)."""
+    return await rt.db.read(store.require, job_id)
 
 
-async def list_jobs(rt: Runtime, *, status: str | None = None, limit: int = 50) -> list[Job]:
-    def q(conn: Connection) -> list[Job]:
-        return store.list_jobs(conn, status=status, limit=limit)
+async def list_jobs(
+    rt: Runtime, *, status: str | None = None, limit: int = 50, before: str | None = None
+) -> tuple[list[Job], str | None]:
+    """A page of jobs, newest first, and the cursor of the next (see store.list_page)."""
+    def q(conn: Connection) -> tuple[list[Job], str | None]:
+        return store.list_page(conn, status=status, limit=limit, before=before)
 
     return await rt.db.read(q)
 

@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..errors import Conflict, InvalidInput
 from ..events.hub import Event
-from ..objects import Conversation, Message, MessageKind, SentMessage
+from ..objects import Conversation, Message, MessageKind, MessageList, SentMessage
 from ..store import jobs as job_queries
 from ..store.database import raw
 from ..store.schema import messages
@@ -224,23 +224,54 @@ async def send(rt: Runtime, *, conversation_id: str, content: str) -> SentMessag
     return {"message": message, "jobs": [job["id"] for job in added]}
 
 
-async def list_messages(
-    rt: Runtime, *, conversation_id: str, after_seq: int | None = None, limit: int = DEFAULT_LIST
-) -> list[Message]:
-    """Messages of a conversation in increasing seq: without ``after_seq`` the newest
-    ``limit``, with it the first ``limit`` after that seq.
+def page(
+    conn: Connection, conversation_id: str, *, after_seq: int | None, before_seq: int | None,
+    limit: int,
+) -> MessageList:
+    """A page of one conversation's messages in increasing seq: with ``after_seq``
+    the first ``limit`` after it, else the newest ``limit``; either way only
+    those before ``before_seq`` if given. Walks messages_source (source_id,
+    seq) from the cursor, so its cost does not grow with the history."""
+    query = select(messages).where(messages.c.source_id == conversation_id,
+                                   messages.c.deleted_at.is_(None))
+    if before_seq is not None:
+        query = query.where(messages.c.seq < before_seq)
+    if after_seq is not None:
+        query = query.where(messages.c.seq > after_seq).order_by(messages.c.seq)
+    else:
+        query = query.order_by(messages.c.seq.desc())
+    rows = conn.execute(query.limit(limit + 1)).all()
+    found = [public(r) for r in rows[:limit]]
+    return {"messages": found if after_seq is not None else found[::-1],
+            "has_more": len(rows) > limit}
 
-    Raises InvalidInput (limit outside 1..1000, negative after_seq), NotFound.
+
+async def list_page(
+    rt: Runtime, *, conversation_id: str, after_seq: int | None = None,
+    before_seq: int | None = None, limit: int = DEFAULT_LIST,
+) -> MessageList:
+    """``page`` (message.list), once the conversation is found.
+
+    Raises InvalidInput (limit outside 1..1000, a negative seq), NotFound.
     """
     if not 1 <= limit <= MAX_LIST:
         raise InvalidInput("limit", f"must be between 1 and {MAX_LIST}")
-    if after_seq is not None and after_seq < 0:
-        raise InvalidInput("after_seq", "must not be negative")
+    for name, seq in (("after_seq", after_seq), ("before_seq", before_seq)):
+        if seq is not None and seq < 0:
+            raise InvalidInput(name, "must not be negative")
 
-    def q(conn: Connection) -> list[Message]:
+    def q(conn: Connection) -> MessageList:
         conversations.find(conn, conversation_id)
-        if after_seq is None:
-            return newest(conn, conversation_id, limit)
-        return history_after(conn, conversation_id, after_seq, limit)
+        return page(conn, conversation_id, after_seq=after_seq, before_seq=before_seq,
+                    limit=limit)
 
     return await rt.db.read(q)
+
+
+async def list_messages(
+    rt: Runtime, *, conversation_id: str, after_seq: int | None = None, limit: int = DEFAULT_LIST
+) -> list[Message]:
+    """The messages of ``list_page``. Raises InvalidInput, NotFound."""
+    found = await list_page(rt, conversation_id=conversation_id, after_seq=after_seq,
+                            limit=limit)
+    return found["messages"]

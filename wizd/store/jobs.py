@@ -147,12 +147,27 @@ def get(conn: Connection, job_id: str) -> dict[str, Any] | None:
     return None if row is None else _public_raw(row)
 
 
+_TOMBSTONE = ("SELECT name, status, failure_reason, created_at, finished_on, pruned_at"
+              " FROM jobs_pruned WHERE id = :id")
+
+
 def require(conn: Connection, job_id: str) -> dict[str, Any]:
-    """The job, or NotFound."""
+    """The job. Raises NotFound; if retention pruned the job, its data says so
+    (``pruned: true``) with what the job left: name, status, failure_reason,
+    created_at, finished_on, pruned_at."""
     job = get(conn, job_id)
-    if job is None:
-        raise NotFound("job", job_id)
-    return job
+    if job is not None:
+        return job
+    error = NotFound("job", job_id)
+    row = raw(conn).execute(_TOMBSTONE, {"id": job_id}).fetchone()
+    if row is not None:
+        error.message = f"job {job_id} was pruned (finished jobs are kept for a while only)"
+        error.args = (error.message,)
+        assert error.data is not None
+        error.data.update(pruned=True, **dict(zip(
+            ("name", "status", "failure_reason", "created_at", "finished_on", "pruned_at"),
+            row, strict=True)))
+    raise error
 
 
 def count_by_status(conn: Connection) -> dict[str, int]:
@@ -162,18 +177,53 @@ def count_by_status(conn: Connection) -> dict[str, int]:
     return counts
 
 
+# job.list walks migration v8's indexes in their order (newest first), from
+# the cursor on, so a page costs the same whatever the table holds. INDEXED BY
+# makes a drift between these conditions and the indexes an error, not a scan.
+_LIST = (f"SELECT rowid, {_COLUMNS} FROM jobs INDEXED BY jobs_created"
+         " WHERE (created_at, rowid) < (:created, :rowid)"
+         " ORDER BY created_at DESC, rowid DESC LIMIT :limit")
+_LIST_STATUS = (f"SELECT rowid, {_COLUMNS} FROM jobs INDEXED BY jobs_status_created"
+                " WHERE status = :status AND (created_at, rowid) < (:created, :rowid)"
+                " ORDER BY created_at DESC, rowid DESC LIMIT :limit")
+_END = 2**63 - 1  # past every created_at and rowid: the first page
+
+
+def _cursor(before: str | None) -> tuple[int, int]:
+    """The (created_at, rowid) a ``before`` cursor points at. Raises InvalidInput."""
+    if before is None:
+        return _END, _END
+    created, sep, rowid = before.partition(".")
+    if not (sep and created.isdigit() and rowid.isdigit()):
+        raise InvalidInput("before", "must be a cursor that job.list returned as next")
+    return int(created), int(rowid)
+
+
 def list_jobs(
     conn: Connection, *, status: str | None = None, limit: int = 50
 ) -> list[dict[str, Any]]:
     """The newest ``limit`` jobs (of ``status`` if given), newest first."""
+    return list_page(conn, status=status, limit=limit)[0]
+
+
+def list_page(
+    conn: Connection, *, status: str | None = None, limit: int = 50, before: str | None = None
+) -> tuple[list[dict[str, Any]], str | None]:
+    """The newest ``limit`` jobs (of ``status`` if given) older than the cursor
+    ``before`` (all when None), newest first, and the cursor of the next page
+    (None when no job is left). Raises InvalidInput."""
     if status is not None and status not in STATUSES:
         raise InvalidInput("status", f"must be one of {', '.join(STATUSES)}")
     if not 1 <= limit <= MAX_LIST:
         raise InvalidInput("limit", f"must be between 1 and {MAX_LIST}")
-    query = select(jobs).order_by(jobs.c.created_at.desc(), text("jobs.rowid DESC")).limit(limit)
-    if status is not None:
-        query = query.where(jobs.c.status == status)
-    return [public(row) for row in conn.execute(query)]
+    created, rowid = _cursor(before)
+    params = {"created": created, "rowid": rowid, "limit": limit + 1, "status": status}
+    rows = raw(conn).execute(_LIST if status is None else _LIST_STATUS, params).fetchall()
+    page = rows[:limit]
+    more = len(rows) > limit
+    last = page[-1] if page else None
+    return ([_public_raw(row[1:]) for row in page],
+            f"{last[11]}.{last[0]}" if more and last is not None else None)
 
 
 # -- the queue-wide pause ---------------------------------------------------------
@@ -413,3 +463,42 @@ def retry(conn: Connection, job_id: str, now_ms: int) -> dict[str, Any]:
                        status=job["status"])
     _set_head(conn, again["group_key"])  # pending again, and maybe older than the head
     return again
+
+
+# -- retention -----------------------------------------------------------------------
+
+# A pruning batch: the finished jobs past the age limit (the oldest first), or
+# beyond the newest ``keep`` (walked from the newest, past the kept ones).
+# Both walk migration v8's jobs_finished, whose condition they repeat.
+_FINISHED = "status IN ('completed', 'failed')"
+_TOO_OLD = (f"SELECT rowid FROM jobs INDEXED BY jobs_finished WHERE {_FINISHED}"
+            " AND finished_on < :cutoff ORDER BY finished_on LIMIT :batch")
+_TOO_MANY = (f"SELECT rowid FROM jobs INDEXED BY jobs_finished WHERE {_FINISHED}"
+             " ORDER BY finished_on DESC, rowid DESC LIMIT :batch OFFSET :keep")
+_BURY = ("INSERT OR REPLACE INTO jobs_pruned"
+         " (id, name, status, failure_reason, created_at, finished_on, pruned_at)"
+         " SELECT id, name, status, failure_reason, created_at, finished_on, :now"
+         " FROM jobs WHERE rowid IN (SELECT value FROM json_each(:rowids))")
+_PRUNE = "DELETE FROM jobs WHERE rowid IN (SELECT value FROM json_each(:rowids))"
+
+
+def prune_finished(
+    conn: Connection, *, now_ms: int, keep: int, keep_ms: int, batch: int
+) -> int:
+    """Remove at most ``batch`` finished (completed or failed) jobs that are
+    older than ``keep_ms`` or not among the newest ``keep`` (0 turns either
+    limit off), leaving a tombstone for each; returns how many it removed."""
+    rowids: list[int] = []
+    db = raw(conn)
+    if keep_ms > 0:
+        rowids = [r[0] for r in db.execute(
+            _TOO_OLD, {"cutoff": now_ms - keep_ms, "batch": batch}).fetchall()]
+    if keep > 0 and not rowids:
+        rowids = [r[0] for r in db.execute(
+            _TOO_MANY, {"batch": batch, "keep": keep}).fetchall()]
+    if not rowids:
+        return 0
+    params = {"rowids": json.dumps(rowids), "now": now_ms}
+    db.execute(_BURY, params)
+    db.execute(_PRUNE, params)
+    return len(rowids)

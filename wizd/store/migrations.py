@@ -230,7 +230,26 @@ END;
 INSERT INTO messages_fts (messages_fts) VALUES ('rebuild');
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
+# Issue 10: cost flat as history grows. job.list walks an index in its own
+# order (newest first: created_at, then rowid, which every index ends with),
+# with or without a status; retention walks the finished jobs by finish time;
+# a pruned job leaves a tombstone (what job.get says of it, a few bytes).
+_V8 = """
+CREATE INDEX jobs_created ON jobs (created_at);
+CREATE INDEX jobs_status_created ON jobs (status, created_at);
+CREATE INDEX jobs_finished ON jobs (finished_on) WHERE status IN ('completed', 'failed');
+CREATE TABLE jobs_pruned (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    status TEXT NOT NULL,
+    failure_reason TEXT,
+    created_at INTEGER NOT NULL,
+    finished_on INTEGER,
+    pruned_at INTEGER NOT NULL
+) WITHOUT ROWID;
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8)
 LATEST = len(MIGRATIONS)
 
 

@@ -191,3 +191,17 @@ queue_state = Table(
     Column("value", Text, nullable=False),  # JSON
     Column("updated_at", Integer, nullable=False),
 )
+
+# Added by migration 8: what is left of a finished job once retention pruned
+# it, so that job.get can say so (wizd.jobs.retention).
+jobs_pruned = Table(
+    "jobs_pruned",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("name", String, nullable=False),
+    Column("status", String, nullable=False),
+    Column("failure_reason", Text),
+    Column("created_at", Integer, nullable=False),
+    Column("finished_on", Integer),
+    Column("pruned_at", Integer, nullable=False),
+)

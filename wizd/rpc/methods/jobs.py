@@ -14,11 +14,13 @@ from ..server import Call
 
 
 @registry.method("job.list")
-async def job_list(call: Call, status: str | None = None, limit: int = 50) -> JobList:
+async def job_list(
+    call: Call, status: str | None = None, limit: int = 50, before: str | None = None
+) -> JobList:
     """The newest jobs first, optionally of one status (waiting, active, delayed,
-    failed, completed, paused)."""
-    return {"jobs": cast("list[Job]", await queue.list_jobs(call.rt, status=status,
-                                                               limit=limit))}
+    failed, completed, paused); ``before``: the ``next`` of the previous page."""
+    page, cursor = await queue.list_jobs(call.rt, status=status, limit=limit, before=before)
+    return {"jobs": cast("list[Job]", page), "next": cursor}
 
 
 @registry.method("job.get")

@@ -20,8 +20,10 @@ async def message_list(
     conversation_id: str,
     after_seq: int | None = None,
     limit: int = messages.DEFAULT_LIST,
+    before_seq: int | None = None,
 ) -> MessageList:
     """Messages in increasing seq: the newest ``limit`` (at most 1000), or the first
-    ``limit`` after ``after_seq``."""
-    return {"messages": await messages.list_messages(
-        call.rt, conversation_id=conversation_id, after_seq=after_seq, limit=limit)}
+    ``limit`` after ``after_seq``; only those before ``before_seq`` if given.
+    ``has_more``: more lie beyond the page (older, or with after_seq newer)."""
+    return await messages.list_page(call.rt, conversation_id=conversation_id,
+                                    after_seq=after_seq, before_seq=before_seq, limit=limit)
