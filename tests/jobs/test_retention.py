@@ -11,7 +11,8 @@ import trio
 from sqlalchemy import Connection, text
 from trio.testing import MockClock
 
-from wizd.errors import NotFound
+from wizd import config
+from wizd.errors import InvalidInput, NotFound
 from wizd.jobs import queue, retention
 from wizd.store import jobs as store
 
@@ -117,3 +118,17 @@ async def test_the_periodic_task_prunes_every_interval(
         await trio.sleep(0.2)
         assert await db.read(counts) == {
             "finished": 2, "pending": 0, "tombstones": 5 + retention.BATCH + 7}
+
+
+def test_retention_settings_are_validated(tmp_path: Path) -> None:
+    env = {"WIZ_KEEP_FINISHED_JOBS": "0", "WIZ_KEEP_FINISHED_DAYS": "0.5"}
+    loaded = config.load(environ=env, config_file=None)
+    assert (loaded.keep_finished_jobs, loaded.keep_finished_days) == (0, 0.5)
+    assert config.Config().public()["keep_finished_jobs"] == 10_000
+    for name, value in (("keep_finished_jobs", -1), ("keep_finished_days", -0.1),
+                        ("prune_interval", 0)):
+        with pytest.raises(InvalidInput) as info:
+            config.load({name: value}, environ={})
+        assert info.value.field == name
+    with pytest.raises(InvalidInput):
+        config.load(environ={"WIZ_KEEP_FINISHED_JOBS": "1.5"})
