@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import typer
 
-from wizctl.main import app
+from wizctl.cli import app
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]

@@ -14,7 +14,8 @@ import pytest
 import typer
 
 from tests.wizctl.fakewizd import Fail, FakeWizd
-from wizctl.main import app, main
+from wizctl.cli import app
+from wizctl.main import main
 
 Capsys = pytest.CaptureFixture[str]
 ME = {"id": "u-me", "name": "me", "type": "human"}

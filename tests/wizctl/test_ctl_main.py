@@ -84,13 +84,14 @@ def test_connection_lost_is_one_line(wiz: FakeWizd, capsys: Capsys) -> None:
 
 def test_ctrl_c_exits_130(wiz: FakeWizd, capsys: pytest.CaptureFixture[str],
                          monkeypatch: pytest.MonkeyPatch) -> None:
-    from wizctl.commands.base import State
+    from wizctl.client import Client
 
     def interrupted(self: object, method: str, **params: Any) -> Any:
         raise KeyboardInterrupt
-    monkeypatch.setattr(State, "call", interrupted)
-    code, _, err = run(capsys, "status")
-    assert code == 130 and "Traceback" not in err
+    monkeypatch.setattr(Client, "call", interrupted)
+    for args in (["status"], ["agent", "list"]):  # the fast path, and typer's
+        code, _, err = run(capsys, *args)
+        assert code == 130 and "Traceback" not in err
 
 
 def test_usage_error_exits_2(capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,34 +1,17 @@
-"""``wizctl status``: is wizd running, and how is its queue."""
+"""``wizctl status``: is wizd running, and how is its queue.
+
+Usually answered by ``wizctl.quick`` without typer; this command is the same
+for ``--help`` and whatever the fast path leaves to typer.
+"""
 
 from __future__ import annotations
 
-from typing import Any
-
 import typer
 
-from .. import render
+from ..status import describe
 from .base import Json, color, emit, state
-
-
-def duration(ms: Any) -> str:
-    """``ms`` milliseconds as ``1d 2h 3m 4s`` (leading zero units left out); ``-`` if
-    not a number."""
-    if not isinstance(ms, int | float):
-        return "-"
-    s = int(ms // 1000)
-    d, h, m = s // 86400, s // 3600 % 24, s // 60 % 60
-    parts = [f"{d}d"] * bool(d) + [f"{h}h"] * bool(h) + [f"{m}m"] * bool(m) + [f"{s % 60}s"]
-    return " ".join(parts)
 
 
 def status(ctx: typer.Context, json: Json = False) -> None:
     """Is wizd running, and how is its queue."""
-    def human(r: dict[str, Any]) -> str:
-        queue = r.get("queue") or {}
-        return render.fields([
-            ("wizd", f"{r.get('version')} (pid {r.get('pid')}, "
-                     f"up {duration(r.get('uptime_ms'))})"),
-            ("socket", r.get("socket")), ("database", r.get("db")),
-            ("queue", ", ".join(f"{k} {v}" for k, v in queue.items()) or "-"),
-        ], color=color())
-    emit(state(ctx).call("daemon.status"), json, human)
+    emit(state(ctx).call("daemon.status"), json, lambda r: describe(r, color=color()))

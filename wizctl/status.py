@@ -1,0 +1,28 @@
+"""What ``wizctl status`` prints for a person (typer-free: the fast path uses it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import render
+
+
+def duration(ms: Any) -> str:
+    """``ms`` milliseconds as ``1d 2h 3m 4s`` (leading zero units left out); ``-`` if
+    not a number."""
+    if not isinstance(ms, int | float):
+        return "-"
+    s = int(ms // 1000)
+    d, h, m = s // 86400, s // 3600 % 24, s // 60 % 60
+    parts = [f"{d}d"] * bool(d) + [f"{h}h"] * bool(h) + [f"{m}m"] * bool(m) + [f"{s % 60}s"]
+    return " ".join(parts)
+
+
+def describe(r: dict[str, Any], *, color: bool) -> str:
+    """``daemon.status``'s result as aligned ``key: value`` lines."""
+    queue = r.get("queue") or {}
+    return render.fields([
+        ("wizd", f"{r.get('version')} (pid {r.get('pid')}, up {duration(r.get('uptime_ms'))})"),
+        ("socket", r.get("socket")), ("database", r.get("db")),
+        ("queue", ", ".join(f"{k} {v}" for k, v in queue.items()) or "-"),
+    ], color=color)
