@@ -23,6 +23,10 @@ Then, per database and per run, a real wizd is started on it and timed:
 - send -> reply: ``message.send`` to a DM with the agent (offline provider)
   to the reply's ``message.created`` on the same subscribed connection.
 
+Last, retention on the big database: wizd keeping the newest 10,000 finished
+jobs, how long pruning the rest takes (batches of 500, a round every second),
+and ``message.send``'s round trip meanwhile (the writer is never held long).
+
 Prints the medians of the runs for both databases and the ratio big/small
 (target: within 2x for each).
 """
@@ -170,6 +174,7 @@ def one_run(info: dict[str, Any], calls: int) -> dict[str, float]:
                 ("job.list status", "job.list", {"status": "completed"}),
                 ("job.list before", "job.list", {"before": first["next"]}),
                 ("agent.list", "agent.list", {}),
+                ("message.send", "message.send", {"conversation_id": cid, "content": "hi"}),
             ]
             for name, method, params in probes:
                 figures[name] = timed(conn, method, params, calls)
@@ -178,6 +183,33 @@ def one_run(info: dict[str, Any], calls: int) -> dict[str, float]:
     finally:
         w.stop()
     return figures
+
+
+def pruning(info: dict[str, Any]) -> dict[str, float]:
+    """Retention on the big database (keep the newest 10,000, a round every
+    second): how long it takes, and message.send's round trip meanwhile."""
+    w: Wizd = info["wizd"]
+    w.env.update(WIZ_KEEP_FINISHED_JOBS="10000", WIZ_PRUNE_INTERVAL="1")
+    start_up(w)
+    try:
+        with w.connect() as conn:
+            before = conn.call("daemon.status")["queue"]["completed"]
+            begin = time.perf_counter()
+            samples: list[float] = []
+            while conn.call("daemon.status")["queue"]["completed"] > 10_000 + len(samples):
+                for _ in range(20):
+                    t = time.perf_counter()
+                    conn.call("message.send", conversation_id=info["conversation"],
+                              content="during pruning")
+                    samples.append((time.perf_counter() - t) * 1000)
+            took = time.perf_counter() - begin
+    finally:
+        w.stop()
+        for name in ("WIZ_KEEP_FINISHED_JOBS", "WIZ_PRUNE_INTERVAL"):
+            w.env.pop(name)
+    ordered = sorted(samples)
+    return {"pruned": before - 10_000, "seconds": took, "send median": ordered[len(ordered) // 2],
+            "send p99": ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]}
 
 
 def sizes(text: str) -> tuple[int, int, int]:
@@ -204,6 +236,7 @@ def main() -> None:
                 print(f"  run {run + 1} {name}: " + ", ".join(
                     f"{k} {v:.2f}" for k, v in results[name][-1].items()),
                     file=sys.stderr, flush=True)
+        prune = pruning(dbs["big"])
 
     med = {name: {k: statistics.median(r[k] for r in runs) for k in runs[0]}
            for name, runs in results.items()}
@@ -218,6 +251,10 @@ def main() -> None:
         ratio = big / small
         print(f"| {key} | {small:.2f} | {big:.2f} | {ratio:.2f}x |"
               f" {'met' if ratio <= 2 else 'not met'} |")
+    print(f"\nretention on the big database: ~{prune['pruned']:,.0f} finished jobs pruned"
+          f" (to the newest 10,000) in {prune['seconds']:.1f} s (the first round starts 1 s"
+          f" after start-up); message.send meanwhile: median {prune['send median']:.2f} ms,"
+          f" p99 {prune['send p99']:.2f} ms")
 
 
 if __name__ == "__main__":
