@@ -86,16 +86,21 @@ def _hostile_folder(base: Path) -> Path:
     return folder
 
 
-def test_wizd_refuses_to_start_in_a_hostile_folder(tmp_path: Path) -> None:
-    folder = _hostile_folder(tmp_path)
-    daemon = Wizd(tmp_path / "wizd")
-    daemon.socket = folder / "wizd.sock"
+def _start_refused(base: Path, socket_path: Path) -> str:
+    """Start a real wizd on ``socket_path``; it must exit non-zero. Its log."""
+    daemon = Wizd(base)
+    daemon.socket = socket_path
     daemon.start(wait=False)
     assert daemon.proc is not None
     code = daemon.proc.wait(timeout=30)
     daemon.proc = None
-    log = daemon.log_text()
     assert code != 0
+    return daemon.log_text()
+
+
+def test_wizd_refuses_to_start_in_a_hostile_folder(tmp_path: Path) -> None:
+    folder = _hostile_folder(tmp_path)
+    log = _start_refused(tmp_path / "wizd", folder / "wizd.sock")
     assert f"refusing the socket folder {folder}" in log
     assert "Traceback" not in log and len(log.strip().splitlines()) == 1
     assert list(folder.iterdir()) == []  # neither a socket nor a lock file went in
@@ -107,14 +112,7 @@ def test_wizd_refuses_a_symlinked_socket_folder(tmp_path: Path) -> None:
     target.mkdir(mode=0o755)
     link = tmp_path / "run-link"
     link.symlink_to(target)
-    daemon = Wizd(tmp_path / "wizd")
-    daemon.socket = link / "wizd.sock"
-    daemon.start(wait=False)
-    assert daemon.proc is not None
-    code = daemon.proc.wait(timeout=30)
-    daemon.proc = None
-    assert code != 0
-    assert "is a symbolic link" in daemon.log_text()
+    assert "is a symbolic link" in _start_refused(tmp_path / "wizd", link / "wizd.sock")
     assert stat.S_IMODE(target.stat().st_mode) == 0o755
     assert list(target.iterdir()) == []
 
