@@ -7,8 +7,8 @@ to store, an agent's status) is its completion handler's business
 same transaction, and the events it returns are published from
 ``after_commit``, so they reach subscribers in commit order.
 
-Timestamps are read from ``rt.clock`` before each transaction: the clock
-belongs to the event loop, and transactions run in worker threads.
+Timestamps are read from ``rt.clock`` before each transaction and passed in:
+a transaction is a plain function of the database (see ``Database.write``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection
@@ -78,23 +78,6 @@ def _publish_transition(rt: Runtime) -> Callable[[Transition | None], None]:
     return after_commit
 
 
-@dataclass
-class NextClaim:
-    """Claim up to ``limit`` due jobs in the transaction that records a job's
-    outcome (see ``succeed``): a worker that has just freed its place takes its
-    next job without another commit.
-
-    ``on_claimed`` runs as in ``claim``; afterwards ``claimed`` holds the jobs
-    and ``next_due`` what ``claim`` returns with them (both empty with a limit
-    of 0). One NextClaim may serve several tries of a write that failed.
-    """
-
-    limit: int
-    on_claimed: Callable[[list[Job]], object]
-    claimed: list[Job] = field(default_factory=list)
-    next_due: int | None = None
-
-
 def _announce_claimed(rt: Runtime, claimed: list[Job],
                       on_claimed: Callable[[list[Job]], object] | None) -> None:
     for job in claimed:
@@ -126,30 +109,15 @@ async def claim(
     return await rt.db.write(tx, after_commit=after_commit)
 
 
-async def _record(
-    rt: Runtime, tx: Callable[[Connection, int], Transition | None], then: NextClaim | None
-) -> Job | None:
-    """Write a job's transition (``tx(conn, now_ms)``), then the claim ``then``
-    asks for, in one transaction; publish the transition's events, then the
-    claim's. The job as it is now, or None if it had moved on."""
+async def _record(rt: Runtime, tx: Callable[[Connection, int], Transition | None]) -> Job | None:
+    """Write a job's transition (``tx(conn, now_ms)``) and publish its events.
+    The job as it is now, or None if it had moved on."""
     now = rt.clock.now_ms()
-    publish = _publish_transition(rt)
 
-    def both(conn: Connection) -> Transition | None:
-        transition = tx(conn, now)
-        if then is not None:
-            # Set at every try, so that nothing claimed by a try that failed
-            # to commit is announced by a later one.
-            then.claimed, then.next_due = (
-                store.claim(conn, now_ms=now, limit=then.limit) if then.limit > 0 else ([], None))
-        return transition
+    def write(conn: Connection) -> Transition | None:
+        return tx(conn, now)
 
-    def after_commit(transition: Transition | None) -> None:
-        publish(transition)
-        if then is not None:
-            _announce_claimed(rt, then.claimed, then.on_claimed)
-
-    transition = await rt.db.write(both, after_commit=after_commit)
+    transition = await rt.db.write(write, after_commit=_publish_transition(rt))
     return None if transition is None else transition.job
 
 
@@ -164,21 +132,19 @@ async def progress(rt: Runtime, job: Job, percent: int) -> None:
     await rt.db.write(tx, after_commit=_publish_transition(rt))
 
 
-async def succeed(rt: Runtime, job: Job, result: Any, *, then: NextClaim | None = None
-                  ) -> Job | None:
-    """Complete an active job through its handler (one transaction, with the
-    claim ``then`` if given); None if it was no longer active."""
+async def succeed(rt: Runtime, job: Job, result: Any) -> Job | None:
+    """Complete an active job through its handler (one transaction); None if
+    it was no longer active."""
     handler = completion.handler_for(job["name"])
 
     def tx(conn: Connection, now: int) -> Transition | None:
         return handler.succeeded(conn, job, result, now)
 
-    return await _record(rt, tx, then)
+    return await _record(rt, tx)
 
 
 async def fail(
     rt: Runtime, job: Job, failure: Failure, *, from_statuses: tuple[str, ...] = ("active",),
-    then: NextClaim | None = None,
 ) -> Job | None:
     """Fail a job for good through its handler; None if its status was not in
     ``from_statuses`` (it moved on meanwhile)."""
@@ -187,11 +153,10 @@ async def fail(
     def tx(conn: Connection, now: int) -> Transition | None:
         return handler.failed(conn, job, failure, now, from_statuses)
 
-    return await _record(rt, tx, then)
+    return await _record(rt, tx)
 
 
-async def retry_later(rt: Runtime, job: Job, reason: str, delay_s: float, *,
-                      then: NextClaim | None = None) -> Job | None:
+async def retry_later(rt: Runtime, job: Job, reason: str, delay_s: float) -> Job | None:
     """An attempt failed but another may succeed: the job waits ``delayed`` for
     ``delay_s`` seconds (rounded up to the millisecond)."""
     handler = completion.handler_for(job["name"])
@@ -204,7 +169,7 @@ async def retry_later(rt: Runtime, job: Job, reason: str, delay_s: float, *,
             return None
         return Transition(updated, [completion.job_event(updated), *handler.changed(conn, updated)])
 
-    return await _record(rt, tx, then)
+    return await _record(rt, tx)
 
 
 async def requeue(rt: Runtime, job_ids: list[str]) -> list[Job]:

@@ -117,9 +117,9 @@ def describe(exc: BaseException) -> str:
 
 
 def _recorder(rt: Runtime, job: Job, write: Callable[..., Awaitable[object]], *args: Any
-              ) -> Callable[[queue.NextClaim], Awaitable[object]]:
-    """``write(rt, job, *args, then=...)`` (a queue transition), given ``then`` later."""
-    return lambda then: write(rt, job, *args, then=then)
+              ) -> Callable[[], Awaitable[object]]:
+    """``write(rt, job, *args)`` (a queue transition), to call (again) later."""
+    return lambda: write(rt, job, *args)
 
 
 class Scheduler:
@@ -264,31 +264,21 @@ class Scheduler:
                 if sleep.cancelled_caught:
                     due_reached = next_due
 
-    def _register(self, claimed: list[Job], *, hand_off: bool = True) -> list[_Running]:
+    def _register(self, claimed: list[Job]) -> None:
         # Runs right after the claim commits, on the event loop: the jobs are
         # known (to cancel) before anything else can happen, then handed to
-        # the workers (unless a worker claimed them for itself).
-        entries = []
+        # the workers.
         for job in claimed:
             entry = _Running(job)
             done = self._doomed.pop(job["id"], None)
             if done is not None:
                 entry.done, entry.cancel_requested = done, True
             self.running[job["id"]] = entry
-            entries.append(entry)
-            if hand_off:
-                self._ready_send.send_nowait(entry)
-        return entries
+            self._ready_send.send_nowait(entry)
 
     async def _worker(self) -> None:
-        entry: _Running | None = None
         while True:
-            # A job that awaits nothing (or fails at once) gives the loop no
-            # checkpoint: without this, a cancelled scheduler's workers would
-            # go on claiming (the recording write cannot be cancelled).
-            await anyio.lowlevel.checkpoint_if_cancelled()
-            if entry is None:
-                entry = await self._ready.receive()
+            entry = await self._ready.receive()
             if self._draining:
                 # Claimed as the drain began (a claim already on its way to
                 # the database): start nothing new, give the attempt back.
@@ -297,9 +287,8 @@ class Scheduler:
                 except StorageUnavailable:
                     self._interrupted.add(entry.job["id"])  # tried again as the scheduler stops
                 self._release(entry)
-                entry = None
                 continue
-            entry = await self._run(entry)
+            await self._run(entry)
 
     def _release(self, entry: _Running) -> None:
         """The job's outcome is recorded (or cannot be): its place is free."""
@@ -307,36 +296,19 @@ class Scheduler:
             self.running.pop(entry.job["id"], None)
             entry.finish()
 
-    async def _run(self, entry: _Running) -> _Running | None:
-        """Run one job and record its outcome; the job this worker claimed next
-        in the same transaction, if any."""
+    async def _run(self, entry: _Running) -> None:
+        """Run one job and record its outcome; its place is then free, and the
+        loop claims the next job."""
         job = entry.job
-        mine: list[_Running] = []
-
-        def on_claimed(claimed: list[Job]) -> None:
-            # In the recording commit's hook: this job's place is freed before
-            # the next one takes it, so the loop never counts both.
-            self._release(entry)
-            mine.extend(self._register(claimed, hand_off=False))
-
-        # A worker that frees its place takes the next due job in the commit
-        # that records this one: no claim of the loop's, no hand-off.
-        then = queue.NextClaim(0, on_claimed)
-        recorded = False
         try:
             outcome = await self._execute(entry)
-            await self._record_until_stored(job, outcome, then)
-            recorded = True
+            await self._record_until_stored(job, outcome)
         except anyio.get_cancelled_exc_class():
             self._interrupted.add(job["id"])  # shutdown: requeued by run()
             raise
         finally:
             self._release(entry)
-            if not mine and (not recorded or then.limit == 0 or then.next_due is not None):
-                # A place is free and a job will be due: the loop claims it
-                # then. (Nothing pending: the next enqueue wakes the loop.)
-                self.wake()
-        return mine[0] if mine else None
+            self.wake()
 
     async def _execute(self, entry: _Running) -> _Outcome:
         job = entry.job
@@ -355,8 +327,7 @@ class Scheduler:
         # shutdown's propagates.
         return _Outcome(failure=Failure("cancelled", cancelled=True))
 
-    async def _record_until_stored(self, job: Job, outcome: _Outcome,
-                                   then: queue.NextClaim) -> None:
+    async def _record_until_stored(self, job: Job, outcome: _Outcome) -> None:
         """Record ``outcome``, trying again while the database cannot store it.
 
         Until it is stored the job stays active: its worker's place stays
@@ -371,13 +342,9 @@ class Scheduler:
         refused = False
         while True:
             # The outcome is in hand: it is recorded even if shutdown starts
-            # during the write, which cannot be cancelled once called. Draining
-            # and shutdown are read at each try, not when the job started: a
-            # job that ends then claims nothing.
-            stopping = self._draining or anyio.current_effective_deadline() == -math.inf
-            then.limit = 0 if stopping else 1
+            # during the write, which cannot be cancelled once called.
             try:
-                await record(then)
+                await record()
             except StorageUnavailable as exc:
                 problem = exc.message
             except Exception as exc:
@@ -399,10 +366,9 @@ class Scheduler:
                         job["id"], job["name"], problem, delay)
             await anyio.sleep(delay)
 
-    def _recording(self, job: Job, outcome: _Outcome
-                   ) -> Callable[[queue.NextClaim], Awaitable[object]]:
+    def _recording(self, job: Job, outcome: _Outcome) -> Callable[[], Awaitable[object]]:
         """What ``outcome`` means for ``job`` (logged once, however many tries
-        its recording takes): the write that records it, given the next claim."""
+        its recording takes): the write that records it."""
         if outcome.failure is not None:
             log.info("job %s (%s) failed: %s", job["id"], job["name"], outcome.failure.reason)
             return _recorder(self.rt, job, queue.fail, outcome.failure)
