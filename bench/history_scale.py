@@ -208,7 +208,8 @@ def pruning(info: dict[str, Any]) -> dict[str, float]:
         for name in ("WIZ_KEEP_FINISHED_JOBS", "WIZ_PRUNE_INTERVAL"):
             w.env.pop(name)
     ordered = sorted(samples)
-    return {"pruned": before - 10_000, "seconds": took, "send median": ordered[len(ordered) // 2],
+    return {"pruned": before - 10_000, "seconds": took, "sends": len(samples),
+            "send median": ordered[len(ordered) // 2],
             "send p99": ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]}
 
 
@@ -224,10 +225,18 @@ def main() -> None:
     parser.add_argument("--backend", default="trio", choices=("trio", "asyncio"))
     parser.add_argument("--small", type=sizes, default=(10_000, 5_000, 10))
     parser.add_argument("--big", type=sizes, default=(1_000_000, 500_000, 1_000))
+    parser.add_argument("--prune-only", action="store_true",
+                        help="build the big database and time retention only")
     args = parser.parse_args()
 
+    if args.prune_only:
+        with tempfile.TemporaryDirectory(prefix="wiz-history-") as tmp:
+            messages, jobs, conversations = args.big
+            prune = pruning(build(Path(tmp) / "big", messages, jobs, conversations, args.backend))
+        print_pruning(prune)
+        return
     with tempfile.TemporaryDirectory(prefix="wiz-history-") as tmp:
-        dbs = {name: build(Path(tmp) / name, *shape, args.backend)
+        dbs = {name: build(Path(tmp) / name, shape[0], shape[1], shape[2], args.backend)
                for name, shape in (("small", args.small), ("big", args.big))}
         results: dict[str, list[dict[str, float]]] = {"small": [], "big": []}
         for run in range(args.runs):
@@ -251,9 +260,14 @@ def main() -> None:
         ratio = big / small
         print(f"| {key} | {small:.2f} | {big:.2f} | {ratio:.2f}x |"
               f" {'met' if ratio <= 2 else 'not met'} |")
+    print_pruning(prune)
+
+
+def print_pruning(prune: dict[str, float]) -> None:
     print(f"\nretention on the big database: ~{prune['pruned']:,.0f} finished jobs pruned"
           f" (to the newest 10,000) in {prune['seconds']:.1f} s (the first round starts 1 s"
-          f" after start-up); message.send meanwhile: median {prune['send median']:.2f} ms,"
+          f" after start-up); {prune['sends']:,.0f} message.send meanwhile:"
+          f" median {prune['send median']:.2f} ms,"
           f" p99 {prune['send p99']:.2f} ms")
 
 
