@@ -9,8 +9,8 @@ Both sides: one SQLite file in WAL mode with the same ``synchronous``;
 transaction each (as ``message.send`` does) while the consumers run; ``workers``
 jobs at a time; the clock runs from the first enqueue to the last job finished.
 With one producer the figure is the latency of one enqueue commit (each waits
-for the last); with several, concurrent writes share commits in wizd's
-database runner (group commit), as many clients sending at once would.
+for the last); with several, as many clients sending at once would, wizd's
+writes commit one after another on its event loop.
 
 - wizd: the real Scheduler (wake on enqueue, claim, run, complete with a
   result row) over the real Database runner, in process.

@@ -3,11 +3,12 @@
     .venv/bin/python bench/rpc_roundtrip.py [--calls 10000] [--runs 3] [--backend trio]
 
 Starts a real ``wizd`` on a temporary socket and database and times
-``daemon.status`` (a read of the job counts from SQLite) over one connection,
+``daemon.status`` (figures kept in memory: no database read) over one connection,
 one call at a time. In the same run, a baseline: a bare anyio Unix-socket
 server in a subprocess that parses each newline-delimited JSON request and
 answers with a JSON result, no database, no dispatch. The difference is what
-wizd's framing, validation, dispatch and database read cost per call.
+wizd's framing, validation and dispatch cost per call (bench/vs_floor.py
+compares with a floor that does the same work).
 
 Each run reports the median and the 99th percentile; the table shows the
 median of the runs for both.
