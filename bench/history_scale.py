@@ -24,7 +24,7 @@ Then, per database and per run, a real wizd is started on it and timed:
   to the reply's ``message.created`` on the same subscribed connection.
 
 Last, retention on the big database: wizd keeping the newest 10,000 finished
-jobs, how long pruning the rest takes (batches of 500, a round every second),
+jobs, how long pruning the rest takes (small batches, a round every second),
 and ``message.send``'s round trip meanwhile (the writer is never held long).
 
 Prints the medians of the runs for both databases and the ratio big/small

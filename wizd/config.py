@@ -91,7 +91,7 @@ class Config:
     # removeOnComplete/removeOnFail {age, count}: a finished job is pruned once
     # it is older than keep_finished_days or not among the newest
     # keep_finished_jobs; 0 turns that limit off. Pruning runs every
-    # prune_interval seconds, in batches of at most 500 rows per write.
+    # prune_interval seconds, in small batches (see wizd.jobs.retention).
     keep_finished_jobs: int = 10_000
     keep_finished_days: float = 7.0
     prune_interval: float = 60.0

@@ -25,7 +25,7 @@ from ..store import jobs as store
 
 log = logging.getLogger(__name__)
 
-BATCH = 200  # rows per write: a few milliseconds of the writer, even on a cold cache
+BATCH = 100  # rows per write: a few milliseconds of the writer, even on a cold cache
 # Between two batches the writer is left to others for this long (seconds):
 # a write queued behind a batch waits for that one batch, never for a train
 # of them. Pruning still goes at thousands of rows a second.
