@@ -231,6 +231,12 @@ class _Reply:
             raise ValueError("the message's content is not text")
         return self._keep(content or "")
 
+    def completion(self) -> Completion:
+        """What was said, as the reply."""
+        return Completion(content="".join(self.parts), model=self.model,
+                          finish_reason=self.finish_reason, usage=self.usage,
+                          truncated=self.truncated)
+
     def _keep(self, text: str) -> str:
         """Add ``text`` as far as the limit allows; returns what was kept."""
         if self.truncated:
@@ -280,13 +286,7 @@ async def _read_stream(
             await _abandon(response, lines)
     if not reply.truncated:
         _check_finished(provider, reply, response.headers.get("content-type", ""))
-    return Completion(
-        content="".join(reply.parts),
-        model=reply.model,
-        finish_reason=reply.finish_reason,
-        usage=reply.usage,
-        truncated=reply.truncated,
-    )
+    return reply.completion()
 
 
 # A JSON answer's body beyond the text: id, model, usage, and the like.
@@ -329,13 +329,7 @@ async def _read_json(
         await on_delta(piece)
     if not reply.parts and reply.finish_reason is None:
         raise _protocol_error(provider, "the answer has no content and no finish reason")
-    return Completion(
-        content="".join(reply.parts),
-        model=reply.model,
-        finish_reason=reply.finish_reason,
-        usage=reply.usage,
-        truncated=reply.truncated,
-    )
+    return reply.completion()
 
 
 def _usage(obj: dict[str, Any]) -> dict[str, int] | None:
