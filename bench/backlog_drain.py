@@ -10,9 +10,9 @@ provider (no network: the time is wizd's own), one agent in one DM. The queue
 is paused, N messages are sent (N reply jobs, all of the group
 ``dm:agent``, which run one at a time, in order), then the queue is resumed
 and the clock runs until the last reply job has finished. Everything on the
-path runs for real: the claim, loading the agent and the history, the
-streamed reply, storing it with the job's outcome and the agent's status, and
-the next claim in the same transaction.
+path runs for real: the claim (with its look for the next due time),
+loading the agent and the history, the streamed reply, and storing it with
+the job's outcome and the agent's status.
 
 Figures per run, from the daemon's own clock and from /proc:
 
@@ -123,18 +123,20 @@ def main() -> None:
           " medians per job")
     print(f"{'N':>7}{'runs':>6}{'wall ms':>10}{'ratio':>8}{'cpu ms':>10}{'ratio':>8}")
     base_wall = base_cpu = 0.0
-    worst = 0.0
+    worst_wall = worst_cpu = 0.0
     for size in sizes:
         wall = statistics.median(w for w, _ in results[size])
         cpu = statistics.median(c for _, c in results[size])
         if not base_wall:
             base_wall, base_cpu = wall, cpu
-        ratio = wall / base_wall
-        worst = max(worst, ratio)
-        print(f"{size:>7}{len(results[size]):>6}{wall:>10.2f}{ratio:>7.2f}x"
+        worst_wall = max(worst_wall, wall / base_wall)
+        worst_cpu = max(worst_cpu, cpu / base_cpu)
+        print(f"{size:>7}{len(results[size]):>6}{wall:>10.2f}{wall / base_wall:>7.2f}x"
               f"{cpu:>10.2f}{cpu / base_cpu:>7.2f}x")
-    verdict = "met" if worst <= TARGET else "not met"
-    print(f"target: every size within {TARGET}x of N={sizes[0]} per job (wall): {verdict}")
+    for name, worst in (("wall", worst_wall), ("cpu", worst_cpu)):
+        verdict = "met" if worst <= TARGET else "not met"
+        print(f"target: every size within {TARGET}x of N={sizes[0]} per job ({name}): "
+              f"{worst:.2f}x, {verdict}")
 
 
 if __name__ == "__main__":
