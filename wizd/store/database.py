@@ -146,11 +146,6 @@ class Database:
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute(f"PRAGMA synchronous={self.synchronous}")
         cur.execute("PRAGMA foreign_keys=ON")
-        # 16 MiB of pages per connection (SQLite's default is 2 MiB): a queue
-        # backlog of 10,000 jobs and its conversation outgrow 2 MiB, and each
-        # missing page is a read; bench/backlog_drain.py, per job at 10,000
-        # against 100: 1.43x the CPU with the default, 1.14x with this.
-        cur.execute("PRAGMA cache_size=-16384")
         cur.close()
 
     async def open(self) -> None:
