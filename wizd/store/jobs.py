@@ -291,7 +291,7 @@ WHERE NOT {_QUEUE_PAUSED} AND rowid IN (
     FROM prio WHERE prio.p IS NOT NULL)
   SELECT rowid FROM jobs INDEXED BY jobs_ready
   WHERE {_READY} AND priority IN (SELECT p FROM prio) AND run_at <= :now
-    AND NOT EXISTS (SELECT 1 FROM jobs AS a INDEXED BY jobs_group
+    AND NOT EXISTS (SELECT 1 FROM jobs AS a INDEXED BY jobs_group_active
                     WHERE a.group_key = jobs.group_key AND a.status = 'active')
   ORDER BY priority DESC, run_at, created_at, rowid
   LIMIT :limit)
@@ -306,16 +306,19 @@ _NEXT_DUE = ("SELECT MIN(run_at) FROM jobs INDEXED BY jobs_due"
 # created_at, then the first added). Only the first two can carry a wrong
 # mark: a job that enters older than the head (added by a clock that went
 # back, or retried) pushes the old head to second place, and finished jobs
-# leave unmarked (complete and fail set is_head = 0).
+# leave unmarked (complete and fail set is_head = 0). Only a mark that is
+# wrong is written: adding to a backlog writes none.
 _SET_HEAD = """
-UPDATE jobs SET is_head = (rowid = (
+WITH head(rid) AS (
     SELECT rowid FROM jobs INDEXED BY jobs_group_pending
     WHERE group_key = :group_key AND status IN ('waiting', 'delayed', 'paused', 'active')
-    ORDER BY created_at, rowid LIMIT 1))
+    ORDER BY created_at, rowid LIMIT 1)
+UPDATE jobs SET is_head = (rowid IN (SELECT rid FROM head))
 WHERE rowid IN (
     SELECT rowid FROM jobs INDEXED BY jobs_group_pending
     WHERE group_key = :group_key AND status IN ('waiting', 'delayed', 'paused', 'active')
     ORDER BY created_at, rowid LIMIT 2)
+  AND is_head != (rowid IN (SELECT rid FROM head))
 """
 
 

@@ -182,7 +182,11 @@ CREATE INDEX jobs_pending_agent ON jobs (json_extract(data, '$.agent_id'))
 # pending job of each group (the one that runs next), kept by store.jobs as
 # jobs enter and leave the pending ones, and set here for the jobs already
 # queued; jobs_ready holds only the jobs a claim may take, in claim order;
-# jobs_group_pending finds a group's head; jobs_due the next due time.
+# jobs_group_pending finds a group's head; jobs_group_active its running job
+# (replacing jobs_group, which held every job of every group); jobs_due the
+# next due time. jobs_claim goes: the claim no longer reads it, and lookups by
+# status use jobs_status_created (migration 8). Every index here is written
+# as jobs change status: fewer and smaller ones keep a job's writes as before.
 _V6 = """
 ALTER TABLE llm_providers ADD COLUMN api_key_file TEXT;
 ALTER TABLE messages ADD COLUMN truncated INTEGER NOT NULL DEFAULT 0;
@@ -200,6 +204,10 @@ UPDATE jobs SET is_head = 1 WHERE rowid IN (
 CREATE INDEX jobs_ready ON jobs (priority DESC, run_at, created_at)
     WHERE status IN ('waiting', 'delayed') AND (group_key IS NULL OR is_head = 1);
 CREATE INDEX jobs_due ON jobs (run_at) WHERE status IN ('waiting', 'delayed');
+CREATE INDEX jobs_group_active ON jobs (group_key)
+    WHERE group_key IS NOT NULL AND status = 'active';
+DROP INDEX jobs_group;
+DROP INDEX jobs_claim;
 """
 
 # Issue 11: a provider may be set not to stream; a reply's llm_message keeps
