@@ -276,13 +276,20 @@ def _backup(conn: sqlite3.Connection, path: Path, version: int) -> Path:
     return target
 
 
-def migrate(path: Path, *, upto: int = LATEST) -> tuple[int, int]:
-    """Bring the database at ``path`` to schema version ``upto`` (default: latest).
+def migrate(
+    path: Path, *, upto: int | None = None, migrations: tuple[str, ...] = MIGRATIONS
+) -> tuple[int, int]:
+    """Bring the database at ``path`` to schema version ``upto`` (default: the latest
+    of ``migrations``).
 
-    Returns (version before, version after). Raises SchemaError when the database
-    is newer than this wizd knows, or is not a SQLite database; sqlite3.Error
-    when it is damaged (see ``_check_readable``) or its storage fails.
+    ``migrations`` is the list to apply (tests give their own). Returns
+    (version before, version after). Raises SchemaError when the database is
+    newer than ``migrations`` know, or is not a SQLite database; sqlite3.Error
+    when it is damaged (see ``_check_readable``), a script fails, or its
+    storage fails.
     """
+    latest = len(migrations)
+    upto = latest if upto is None else upto
     conn = sqlite3.connect(path, isolation_level=None)
     try:
         conn.execute("PRAGMA busy_timeout=5000")
@@ -290,10 +297,10 @@ def migrate(path: Path, *, upto: int = LATEST) -> tuple[int, int]:
             before = schema_version(conn)
         except sqlite3.DatabaseError as exc:
             raise SchemaError(f"{path} is not a wiz database: {exc}") from exc
-        if before > LATEST:
+        if before > latest:
             raise SchemaError(
                 f"{path} has schema version {before}, newer than this wizd knows "
-                f"({LATEST}); upgrade wiz, or point --db at another file. "
+                f"({latest}); upgrade wiz, or point --db at another file. "
                 "The database was left untouched."
             )
         _check_readable(conn)
@@ -306,34 +313,28 @@ def migrate(path: Path, *, upto: int = LATEST) -> tuple[int, int]:
                 copy = _backup(conn, path, version)
                 log.info("upgrading database schema v%d -> v%d; copy kept at %s",
                          before, upto, copy)
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                for statement in _statements(MIGRATIONS[version]):
-                    conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {version + 1}")
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+            _apply(conn, migrations[version], version + 1)
         return before, max(before, upto)
     finally:
         conn.close()
 
 
-def _statements(script: str) -> list[str]:
-    """The statements of ``script``: split at each ';' that ends one, so a
-    trigger's body (whose statements end in ';' too) stays whole."""
-    statements: list[str] = []
-    pending = ""
-    for part in script.split(";"):
-        pending += part + ";"
-        if sqlite3.complete_statement(pending):
-            if pending.strip(" \t\n;"):
-                statements.append(pending)
-            pending = ""
-    if pending.strip(" \t\n;"):
-        raise ValueError(f"incomplete SQL statement in a migration: {pending[:80]!r}")
-    return statements
+def _apply(conn: sqlite3.Connection, script: str, version: int) -> None:
+    """Run ``script`` and set ``user_version`` to ``version``, in one transaction.
+
+    SQLite parses the script itself (``executescript``): a trigger's body, a
+    ``;`` inside a string literal or a comment stay whole, which no split on
+    ``;`` can promise. The transaction is part of the script because
+    ``executescript`` commits any transaction already open before it runs.
+    """
+    try:
+        conn.executescript(
+            f"BEGIN IMMEDIATE;\n{script}\n;\nPRAGMA user_version = {version};\nCOMMIT;")
+    except BaseException:
+        # A failed statement leaves the transaction open (unless BEGIN failed).
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
 
 
 def _check_readable(conn: sqlite3.Connection) -> None:
