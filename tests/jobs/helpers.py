@@ -28,6 +28,8 @@ from wizd.events.hub import Event, Hub
 from wizd.jobs.queue import Processor
 from wizd.jobs.scheduler import Scheduler
 from wizd.services import agents, conversations, messages, providers, users
+from wizd.services.agents import AgentCreate
+from wizd.services.providers import ProviderCreate
 from wizd.services.runtime import QueueClock, Runtime
 from wizd.store import jobs as store
 from wizd.store.database import Database
@@ -199,15 +201,15 @@ class Harness:
     # -- setting up a conversation ---------------------------------------------------
 
     async def provider(self, base_url: str, *, name: str = "test", model: str = "gpt-test") -> str:
-        made = await providers.create(self.rt, name=name, type="openai", default_model=model,
-                                      base_url=base_url, api_key=SECRET)
+        made = await providers.create(self.rt, ProviderCreate(
+            name=name, type="openai", default_model=model, base_url=base_url, api_key=SECRET))
         return str(made["id"])
 
     async def agent(self, name: str = "ada", *, provider_id: str | None = None,
                     **extra: Any) -> dict[str, Any]:
-        return await agents.create(self.rt, name=name, role="Researcher",
-                                   backstory="Grew up in a library.", goal="Answer well.",
-                                   provider_id=provider_id, **extra)
+        return await agents.create(self.rt, AgentCreate(
+            name=name, role="Researcher", backstory="Grew up in a library.", goal="Answer well.",
+            provider_id=provider_id, **extra))
 
     async def dm(self, *participants: str) -> str:
         made = await conversations.create_dm(self.rt, participants=list(participants))

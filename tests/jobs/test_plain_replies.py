@@ -10,6 +10,7 @@ import pytest
 
 from tests.support.openai_server import Reply, openai_server
 from wizd.services import providers
+from wizd.services.providers import ProviderUpdate
 
 from .helpers import harness
 from .test_reply_jobs import one_agent
@@ -36,7 +37,7 @@ async def test_a_provider_set_not_to_stream_asks_for_one_answer(tmp_path: Path) 
     async with openai_server() as srv, harness(tmp_path) as h:
         srv.enqueue(Reply(text="One piece."))
         ada, dm = await one_agent(h, srv.base_url)
-        await providers.update_provider(h.rt, ada["provider_id"], stream=False)
+        await providers.update_provider(h.rt, ada["provider_id"], ProviderUpdate(stream=False))
         [job_id] = await h.send(dm, "hello")
         await h.events.job(job_id, "completed")
 

@@ -11,12 +11,12 @@ from typing import Any
 
 import anyio
 import pytest
-import sqlalchemy.exc
 import trio
 import trio.testing
 from trio.testing import MockClock
 
 from tests.support.openai_server import RecordedRequest, Reply, echo, openai_server
+from wizd.errors import Conflict
 from wizd.jobs import queue
 from wizd.services import agents, replies
 from wizd.services.messages import insert_message
@@ -312,7 +312,7 @@ async def test_the_unique_index_backs_the_check_and_the_transaction_survives(
             try:
                 insert_message(conn, conversation=conversation, author_id=ada["user_id"],
                                content="three", reply_to=trigger["id"], now_ms=3)
-            except sqlalchemy.exc.IntegrityError:
+            except Conflict:
                 outcome = "refused"
             else:
                 outcome = "stored"

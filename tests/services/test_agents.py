@@ -8,6 +8,8 @@ from sqlalchemy import update
 from wizd.errors import Conflict, InvalidInput, NotFound
 from wizd.llm.context import system_prompt
 from wizd.services import agents, providers, users
+from wizd.services.agents import AgentCreate, AgentUpdate
+from wizd.services.providers import ProviderCreate
 from wizd.services.runtime import Runtime
 from wizd.store import jobs as job_queries
 from wizd.store.schema import jobs
@@ -19,7 +21,7 @@ pytestmark = pytest.mark.anyio
 
 async def make(rt: Runtime, name: str = "ada", **kwargs: object) -> dict:
     args = {"role": "analyst", "backstory": "Counts things.", "goal": "Be exact."} | kwargs
-    return await agents.create(rt, name=name, **args)  # type: ignore[arg-type]
+    return await agents.create(rt, AgentCreate(name=name, **args))  # type: ignore[arg-type]
 
 
 def add_job(conn, agent_id: str, *, delay_ms: int = 0) -> str:  # type: ignore[no-untyped-def]
@@ -43,7 +45,7 @@ async def test_create_on_the_default_provider_with_its_own_user(rt: Runtime) -> 
 
 
 async def test_create_on_a_named_provider_with_tuning(rt: Runtime) -> None:
-    p = await providers.create(rt, name="oa", type="openai", default_model="gpt")
+    p = await providers.create(rt, ProviderCreate(name="oa", type="openai", default_model="gpt"))
     agent = await make(rt, provider_id="oa", model="gpt-4o", temperature=0.3, max_tokens=50)
     assert (agent["provider_id"], agent["model"], agent["temperature"], agent["max_tokens"]) == (
         p["id"], "gpt-4o", 0.3, 50)
@@ -81,18 +83,19 @@ async def test_no_default_provider_is_a_conflict(rt: Runtime) -> None:
 
 async def test_update_rebuilds_the_prompt_and_renames_the_user(rt: Runtime) -> None:
     agent = await make(rt, model="m1")
-    other = await providers.create(rt, name="second", type="offline", default_model="m")
-    updated = await agents.update_agent(rt, "ada", name="ada2", goal="New goal.",
-                                        provider_id="second", model="")
+    other = await providers.create(rt, ProviderCreate(
+            name="second", type="offline", default_model="m"))
+    updated = await agents.update_agent(rt, "ada", AgentUpdate(name="ada2", goal="New goal.",
+                                                    provider_id="second", model=""))
     assert updated["system_prompt"] == system_prompt("ada2", "analyst", "Counts things.",
                                                      "New goal.")
     assert (updated["provider_id"], updated["model"]) == (other["id"], None)
     assert (await users.get(rt, agent["user_id"]))["name"] == "ada2"
     await make(rt, name="ada")  # the old name is free again
     with pytest.raises(Conflict):
-        await agents.update_agent(rt, "ada2", name="ada")
+        await agents.update_agent(rt, "ada2", AgentUpdate(name="ada"))
     # Renaming to its own name is no conflict.
-    assert (await agents.update_agent(rt, agent["id"], name="ada2"))["name"] == "ada2"
+    assert (await agents.update_agent(rt, agent["id"], AgentUpdate(name="ada2")))["name"] == "ada2"
 
 
 async def test_activate_and_deactivate_publish_status(rt: Runtime) -> None:

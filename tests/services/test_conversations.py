@@ -6,13 +6,14 @@ import pytest
 
 from wizd.errors import Conflict, InvalidInput, NotFound
 from wizd.services import agents, conversations, projects, users
+from wizd.services.agents import AgentCreate
 from wizd.services.runtime import Runtime
 
 pytestmark = pytest.mark.anyio
 
 
 async def agent(rt: Runtime, name: str) -> dict:
-    return await agents.create(rt, name=name, role="r", backstory="", goal="")
+    return await agents.create(rt, AgentCreate(name=name, role="r", backstory="", goal=""))
 
 
 async def test_dm_participants_by_agent_id_name_or_user_id(rt: Runtime) -> None:

@@ -6,13 +6,14 @@ from __future__ import annotations
 import pytest
 
 from wizd.services import agents, conversations
+from wizd.services.agents import AgentCreate
 from wizd.services.runtime import Runtime
 
 pytestmark = pytest.mark.anyio
 
 
 async def agent(rt: Runtime, name: str) -> dict:
-    return await agents.create(rt, name=name, role="r", backstory="", goal="")
+    return await agents.create(rt, AgentCreate(name=name, role="r", backstory="", goal=""))
 
 
 async def test_reuse_returns_the_oldest_open_dm_with_exactly_these_people(rt: Runtime) -> None:

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from wizd.errors import Conflict, InvalidInput, NotFound
 from wizd.services import agents, conversations, messages, projects
+from wizd.services.agents import AgentCreate
 from wizd.services.runtime import Runtime
 from wizd.store.schema import jobs
 
@@ -19,7 +20,7 @@ pytestmark = pytest.mark.anyio
 
 
 async def agent(rt: Runtime, name: str) -> dict:
-    return await agents.create(rt, name=name, role="r", backstory="", goal="")
+    return await agents.create(rt, AgentCreate(name=name, role="r", backstory="", goal=""))
 
 
 async def channel(rt: Runtime) -> dict:

@@ -11,13 +11,14 @@ import pytest
 from wizd.errors import InvalidInput, NotFound
 from wizd.llm.base import ChatMessage
 from wizd.services import agents, conversations, messages, projects, replies, search
+from wizd.services.agents import AgentCreate
 from wizd.services.runtime import Runtime
 
 pytestmark = pytest.mark.anyio
 
 
 async def agent(rt: Runtime, name: str) -> dict[str, Any]:
-    return await agents.create(rt, name=name, role="r", backstory="", goal="")
+    return await agents.create(rt, AgentCreate(name=name, role="r", backstory="", goal=""))
 
 
 async def say(rt: Runtime, conversation_id: str, content: str) -> dict[str, Any]:

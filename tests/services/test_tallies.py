@@ -14,6 +14,7 @@ from sqlalchemy import Connection, text
 from wizd.config import Config
 from wizd.events.hub import Hub
 from wizd.services import agents, conversations, messages, providers, users
+from wizd.services.agents import AgentCreate
 from wizd.services.runtime import QueueClock, Runtime
 from wizd.services.tallies import Tallies
 from wizd.store import jobs as store
@@ -57,7 +58,7 @@ async def test_figures_loaded_at_start_then_kept_at_each_commit(rt: Runtime) -> 
     await rt.tallies.start(rt.db)
     assert (rt.tallies.queue(), rt.tallies.last_seq) == await rt.db.read(stored)
 
-    await agents.create(rt, name="ada", role="r", backstory="", goal="")
+    await agents.create(rt, AgentCreate(name="ada", role="r", backstory="", goal=""))
     dm = await conversations.create_dm(rt, participants=["ada"])  # each send adds a job
     for _ in range(200):
         now += rng.randrange(0, 50)

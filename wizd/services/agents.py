@@ -13,16 +13,18 @@ true; it runs inside the transaction that adds or finishes a job).
 from __future__ import annotations
 
 import logging
-from typing import Any
 
-from sqlalchemy import Connection, select, update
+import pydantic
+from sqlalchemy import Connection
 
 from ..errors import Conflict, InvalidInput, NotFound
 from ..llm.context import system_prompt
 from ..objects import Agent
+from ..store import agents as store
+from ..store import users as user_store
+from ..store.agents import AgentChanges, AgentRow
 from ..store.database import raw
 from ..store.jobs import PENDING
-from ..store.schema import agents, users
 from . import checks, providers
 from .runtime import Runtime, new_id
 from .users import insert_user
@@ -32,44 +34,78 @@ log = logging.getLogger(__name__)
 STATUSES = ("active", "inactive", "busy")
 MAX_PROMPT_PART = 20_000
 
-_live = agents.c.deleted_at.is_(None)
 
 
-def public(row: Any) -> Agent:
+class AgentCreate(pydantic.BaseModel):
+    """What ``agent.create`` takes: its RPC params and ``create``'s input.
+
+    ``provider_id`` is a provider's id or name (the default provider when
+    absent); ``model`` defaults to the provider's default model.
+    """
+
+    model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    role: str
+    backstory: str
+    goal: str
+    provider_id: str | None = None
+    model: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+
+
+class AgentUpdate(pydantic.BaseModel):
+    """What ``agent.update`` changes (besides the ``id`` it names): its RPC params
+    and ``update_agent``'s input. None leaves a field as it is; ``model=""``
+    goes back to the provider's default model."""
+
+    model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
+
+    name: str | None = None
+    role: str | None = None
+    backstory: str | None = None
+    goal: str | None = None
+    provider_id: str | None = None
+    model: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+
+
+def public(row: AgentRow) -> Agent:
     return {
-        "id": row.id,
-        "user_id": row.user_id,
-        "name": row.name,
-        "role": row.role,
-        "backstory": row.backstory,
-        "goal": row.goal,
-        "system_prompt": row.system_prompt,
-        "provider_id": row.provider_id,
-        "model": row.model,
-        "temperature": row.temperature,
-        "max_tokens": row.max_tokens,
-        "status": row.status,
-        "created_at": row.created_at,
-        "updated_at": row.updated_at,
+        "id": row["id"],
+        "user_id": row["user_id"],
+        "name": row["name"],
+        "role": row["role"],
+        "backstory": row["backstory"],
+        "goal": row["goal"],
+        "system_prompt": row["system_prompt"],
+        "provider_id": row["provider_id"],
+        "model": row["model"],
+        "temperature": row["temperature"],
+        "max_tokens": row["max_tokens"],
+        "status": row["status"],
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
     }
 
 
-def resolve(conn: Connection, ref: str) -> Any:
+def resolve(conn: Connection, ref: str) -> AgentRow:
     """The live agent whose id or name is ``ref``. Raises NotFound."""
-    for column in (agents.c.id, agents.c.name):
-        row = conn.execute(select(agents).where(_live, column == ref)).first()
-        if row is not None:
-            return row
-    raise NotFound("agent", ref)
+    row = store.by_ref(conn, ref)
+    if row is None:
+        raise NotFound("agent", ref)
+    return row
 
 
-def by_user(conn: Connection, user_id: str) -> Any:
+def by_user(conn: Connection, user_id: str) -> AgentRow | None:
     """The live agent behind user ``user_id``, or None (a human, or a deleted agent)."""
-    return conn.execute(select(agents).where(_live, agents.c.user_id == user_id)).first()
+    return store.by_user(conn, user_id)
 
 
-def get_row(conn: Connection, agent_id: str) -> Any:
-    row = conn.execute(select(agents).where(agents.c.id == agent_id)).first()
+def get_row(conn: Connection, agent_id: str) -> AgentRow:
+    row = store.get(conn, agent_id)
     if row is None:
         raise NotFound("agent", agent_id)
     return row
@@ -115,7 +151,7 @@ async def refresh(rt: Runtime, agent_id: str) -> str | None:
 
 
 def _check_name_free(conn: Connection, name: str, *, except_id: str | None = None) -> None:
-    found = conn.execute(select(agents.c.id).where(_live, agents.c.name == name)).scalar()
+    found = store.id_named(conn, name)
     if found is not None and found != except_id:
         raise Conflict(f"an agent named {name!r} already exists", name=name)
 
@@ -129,49 +165,38 @@ def _check_tuning(temperature: float | None, max_tokens: int | None) -> None:
 
 def _provider_id(conn: Connection, ref: str | None) -> str:
     if ref is not None:
-        return str(providers.resolve(conn, ref).id)
+        return providers.resolve(conn, ref)["id"]
     found = providers.default_id(conn)
     if found is None:
         raise Conflict("there is no default provider: create one, or give provider_id")
     return found
 
 
-async def create(
-    rt: Runtime,
-    *,
-    name: str,
-    role: str,
-    backstory: str,
-    goal: str,
-    provider_id: str | None = None,
-    model: str | None = None,
-    temperature: float | None = None,
-    max_tokens: int | None = None,
-) -> Agent:
-    """Create an active agent and its user, on ``provider_id`` (id or name) or the default.
+async def create(rt: Runtime, spec: AgentCreate) -> Agent:
+    """Create an active agent and its user, on ``spec.provider_id`` (id or name)
+    or the default.
 
     Raises InvalidInput, NotFound (no such provider) and Conflict (the name is
     taken, or there is no default provider).
     """
-    name = checks.name("name", name)
-    role = checks.name("role", role, max_len=MAX_PROMPT_PART)
-    backstory = checks.text("backstory", backstory, max_len=MAX_PROMPT_PART)
-    goal = checks.text("goal", goal, max_len=MAX_PROMPT_PART)
-    model = checks.name("model", model, max_len=200) if model is not None else None
-    _check_tuning(temperature, max_tokens)
+    name = checks.name("name", spec.name)
+    role = checks.name("role", spec.role, max_len=MAX_PROMPT_PART)
+    backstory = checks.text("backstory", spec.backstory, max_len=MAX_PROMPT_PART)
+    goal = checks.text("goal", spec.goal, max_len=MAX_PROMPT_PART)
+    model = checks.name("model", spec.model, max_len=200) if spec.model is not None else None
+    _check_tuning(spec.temperature, spec.max_tokens)
     prompt = system_prompt(name, role, backstory, goal)
     now = rt.clock.now_ms()
 
     def q(conn: Connection) -> Agent:
         _check_name_free(conn, name)
-        pid = _provider_id(conn, provider_id)
+        pid = _provider_id(conn, spec.provider_id)
         user_id = insert_user(conn, name=name, type="agent", now_ms=now)
         agent_id = new_id()
-        conn.execute(agents.insert().values(
-            id=agent_id, user_id=user_id, name=name, role=role, backstory=backstory, goal=goal,
-            system_prompt=prompt, provider_id=pid, model=model, temperature=temperature,
-            max_tokens=max_tokens, status="active", created_at=now, updated_at=now,
-        ))
+        store.insert(conn, id=agent_id, user_id=user_id, name=name, role=role,
+                     backstory=backstory, goal=goal, system_prompt=prompt, provider_id=pid,
+                     model=model, temperature=spec.temperature, max_tokens=spec.max_tokens,
+                     now_ms=now)
         return public(get_row(conn, agent_id))
 
     agent = await rt.db.write(q)
@@ -183,14 +208,7 @@ async def list_agents(rt: Runtime, *, status: str | None = None) -> list[Agent]:
     """Every live agent (of ``status`` if given), oldest first."""
     if status is not None and status not in STATUSES:
         raise InvalidInput("status", f"must be one of {', '.join(STATUSES)}")
-
-    def q(conn: Connection) -> list[Agent]:
-        query = select(agents).where(_live).order_by(agents.c.created_at, agents.c.id)
-        if status is not None:
-            query = query.where(agents.c.status == status)
-        return [public(r) for r in conn.execute(query)]
-
-    return await rt.db.read(q)
+    return [public(r) for r in await rt.db.read(store.list_live, status)]
 
 
 async def get(rt: Runtime, ref: str) -> Agent:
@@ -198,58 +216,47 @@ async def get(rt: Runtime, ref: str) -> Agent:
     return await rt.db.read(lambda conn: public(resolve(conn, ref)))
 
 
-async def update_agent(
-    rt: Runtime,
-    ref: str,
-    *,
-    name: str | None = None,
-    role: str | None = None,
-    backstory: str | None = None,
-    goal: str | None = None,
-    provider_id: str | None = None,
-    model: str | None = None,
-    temperature: float | None = None,
-    max_tokens: int | None = None,
-) -> Agent:
-    """Change the given fields (None leaves one as it is; ``model=""`` goes back to
-    the provider's default model) and rebuild the system prompt.
+async def update_agent(rt: Runtime, ref: str, spec: AgentUpdate) -> Agent:
+    """Change the fields ``spec`` gives (None leaves one as it is; ``model=""`` goes
+    back to the provider's default model) and rebuild the system prompt.
 
     Raises NotFound, InvalidInput, Conflict (the new name is taken).
     """
-    changes: dict[str, Any] = {}
-    if name is not None:
-        changes["name"] = checks.name("name", name)
-    if role is not None:
-        changes["role"] = checks.name("role", role, max_len=MAX_PROMPT_PART)
-    if backstory is not None:
-        changes["backstory"] = checks.text("backstory", backstory, max_len=MAX_PROMPT_PART)
-    if goal is not None:
-        changes["goal"] = checks.text("goal", goal, max_len=MAX_PROMPT_PART)
-    if model is not None:
-        changes["model"] = checks.name("model", model, max_len=200) if model.strip() else None
-    _check_tuning(temperature, max_tokens)
-    if temperature is not None:
-        changes["temperature"] = temperature
-    if max_tokens is not None:
-        changes["max_tokens"] = max_tokens
+    changes: AgentChanges = {}
+    if spec.name is not None:
+        changes["name"] = checks.name("name", spec.name)
+    if spec.role is not None:
+        changes["role"] = checks.name("role", spec.role, max_len=MAX_PROMPT_PART)
+    if spec.backstory is not None:
+        changes["backstory"] = checks.text("backstory", spec.backstory,
+                                           max_len=MAX_PROMPT_PART)
+    if spec.goal is not None:
+        changes["goal"] = checks.text("goal", spec.goal, max_len=MAX_PROMPT_PART)
+    if spec.model is not None:
+        changes["model"] = (checks.name("model", spec.model, max_len=200)
+                            if spec.model.strip() else None)
+    _check_tuning(spec.temperature, spec.max_tokens)
+    if spec.temperature is not None:
+        changes["temperature"] = spec.temperature
+    if spec.max_tokens is not None:
+        changes["max_tokens"] = spec.max_tokens
     now = rt.clock.now_ms()
 
     def q(conn: Connection) -> tuple[Agent, list[str]]:
         row = resolve(conn, ref)
-        values = dict(changes)
+        values = AgentChanges(**changes)
         if "name" in values:
-            _check_name_free(conn, values["name"], except_id=row.id)
-            conn.execute(update(users).where(users.c.id == row.user_id)
-                         .values(name=values["name"], updated_at=now))
-        if provider_id is not None:
-            values["provider_id"] = _provider_id(conn, provider_id)
+            _check_name_free(conn, values["name"], except_id=row["id"])
+            user_store.rename(conn, row["user_id"], values["name"], now)
+        if spec.provider_id is not None:
+            values["provider_id"] = _provider_id(conn, spec.provider_id)
         # What the log names: the fields whose value differs, whoever asked for them.
-        changed = sorted(k for k, v in values.items() if getattr(row, k) != v)
-        merged = {k: values.get(k, getattr(row, k)) for k in ("name", "role", "backstory", "goal")}
+        changed = sorted(k for k, v in values.items() if row.get(k) != v)
         values["system_prompt"] = system_prompt(
-            merged["name"], merged["role"], merged["backstory"], merged["goal"])
-        conn.execute(update(agents).where(agents.c.id == row.id).values(**values, updated_at=now))
-        return public(get_row(conn, row.id)), changed
+            values.get("name", row["name"]), values.get("role", row["role"]),
+            values.get("backstory", row["backstory"]), values.get("goal", row["goal"]))
+        store.update_fields(conn, row["id"], values, now)
+        return public(get_row(conn, row["id"])), changed
 
     agent, changed = await rt.db.write(q)
     log.info("agent %s updated (%s)", agent["name"], ", ".join(changed) or "no change")
@@ -275,16 +282,14 @@ async def _set_active(rt: Runtime, ref: str, *, active: bool) -> Agent:
 
     def q(conn: Connection) -> tuple[Agent, bool]:
         row = resolve(conn, ref)
-        if active and row.status == "inactive":
+        if active and row["status"] == "inactive":
             # Provisionally active; refresh_status makes it busy if it has work.
-            conn.execute(update(agents).where(agents.c.id == row.id)
-                         .values(status="active", updated_at=now))
-            refresh_status(conn, row.id)
-        elif not active and row.status != "inactive":
-            conn.execute(update(agents).where(agents.c.id == row.id)
-                         .values(status="inactive", updated_at=now))
-        after = get_row(conn, row.id)
-        return public(after), after.status != row.status
+            store.update_fields(conn, row["id"], {"status": "active"}, now)
+            refresh_status(conn, row["id"])
+        elif not active and row["status"] != "inactive":
+            store.update_fields(conn, row["id"], {"status": "inactive"}, now)
+        after = get_row(conn, row["id"])
+        return public(after), after["status"] != row["status"]
 
     agent, changed = await rt.db.write(q)
     if changed:

@@ -16,19 +16,19 @@ A message written by an agent triggers no one, so agents never loop.
 from __future__ import annotations
 
 import re
-import sqlite3
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
-from sqlalchemy import Connection, func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection
 
 from ..errors import Conflict, InvalidInput
 from ..events.hub import Event
 from ..objects import Conversation, Message, MessageKind, MessageList, SentMessage
+from ..store import agents as agent_store
 from ..store import jobs as job_queries
-from ..store.database import raw
-from ..store.schema import messages
+from ..store import messages as store
+from ..store.agents import Triggered
+from ..store.messages import MessageRow
 from . import agents as agent_service
 from . import conversations
 from .runtime import Runtime, new_id
@@ -39,20 +39,20 @@ DEFAULT_LIST = 50
 JOB_NAME = "response_generator"
 
 
-def public(row: Any) -> Message:
+def public(row: MessageRow) -> Message:
     """A message row as the protocol shows it."""
     return {
-        "id": row.id,
-        "seq": row.seq,
-        "conversation_id": row.source_id,
-        "source_type": row.source_type,
-        "source_id": row.source_id,
-        "author_id": row.author_id,
-        "content": row.content,
-        "kind": row.kind,
-        "reply_to": row.reply_to,
-        "truncated": bool(row.truncated),
-        "created_at": row.created_at,
+        "id": row["id"],
+        "seq": row["seq"],
+        "conversation_id": row["source_id"],
+        "source_type": row["source_type"],
+        "source_id": row["source_id"],
+        "author_id": row["author_id"],
+        "content": row["content"],
+        "kind": row["kind"],
+        "reply_to": row["reply_to"],
+        "truncated": bool(row["truncated"]),
+        "created_at": row["created_at"],
     }
 
 
@@ -72,18 +72,15 @@ def insert_message(
     ``truncated`` marks a reply cut off at ``max_reply_bytes``.
 
     A second reply by the same author to the same ``reply_to`` violates the
-    ``messages_one_reply`` unique index (IntegrityError): replies happen once.
+    ``messages_one_reply`` unique index (Conflict): replies happen once.
     """
     message_id = new_id()
-    values = (message_id, conversation["type"], conversation["id"], author_id, content, kind,
-              reply_to, int(truncated), now_ms, now_ms)
-    try:
-        seq = raw(conn).execute(_INSERT, values).lastrowid
-    except sqlite3.IntegrityError as exc:  # as SQLAlchemy would raise it
-        raise IntegrityError(_INSERT, values, exc) from exc
+    seq = store.insert(conn, id=message_id, source_type=conversation["type"],
+                       source_id=conversation["id"], author_id=author_id, content=content,
+                       kind=kind, reply_to=reply_to, truncated=truncated, now_ms=now_ms)
     return {
         "id": message_id,
-        "seq": int(seq),
+        "seq": seq,
         "conversation_id": conversation["id"],
         "source_type": conversation["type"],
         "source_id": conversation["id"],
@@ -96,33 +93,22 @@ def insert_message(
     }
 
 
-_INSERT = ("INSERT INTO messages (id, source_type, source_id, author_id, content, kind, reply_to,"
-           " truncated, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-
-
 def history_after(
     conn: Connection, conversation_id: str | None, after_seq: int, limit: int
 ) -> list[Message]:
     """Up to ``limit`` messages with ``seq > after_seq``, in increasing seq, of one
     conversation or (``conversation_id=None``) of all."""
-    query = (select(messages).where(messages.c.seq > after_seq, messages.c.deleted_at.is_(None))
-             .order_by(messages.c.seq).limit(limit))
-    if conversation_id is not None:
-        query = query.where(messages.c.source_id == conversation_id)
-    return [public(r) for r in conn.execute(query)]
+    return [public(r) for r in store.after(conn, conversation_id, after_seq, limit)]
 
 
 def newest(conn: Connection, conversation_id: str, limit: int) -> list[Message]:
     """The newest ``limit`` messages of a conversation, in increasing seq."""
-    rows = conn.execute(select(messages).where(messages.c.source_id == conversation_id,
-                                               messages.c.deleted_at.is_(None))
-                        .order_by(messages.c.seq.desc()).limit(limit)).all()
-    return [public(r) for r in reversed(rows)]
+    return [public(r) for r in reversed(store.newest(conn, conversation_id, limit))]
 
 
 def max_seq(conn: Connection) -> int:
     """The greatest stored seq (0 when there is no message)."""
-    return int(conn.execute(select(func.coalesce(func.max(messages.c.seq), 0))).scalar_one())
+    return store.max_seq(conn)
 
 
 def mentioned(content: str, names: list[str]) -> set[str]:
@@ -139,35 +125,18 @@ def mentioned(content: str, names: list[str]) -> set[str]:
 
 def triggered_agents(
     conn: Connection, conversation: Conversation, author_id: str, content: str
-) -> list[Any]:
+) -> list[Triggered]:
     """The agents (``id``, ``name``) that must answer a message by ``author_id``,
     oldest first."""
-    db = raw(conn)
-    author = db.execute(_AUTHOR_TYPE, (author_id,)).fetchone()
-    if author is None or author[0] != "human":
+    if store.author_type(conn, author_id) != "human":
         return []
     if conversation["type"] == "dm":
-        return [_Agent(*row) for row in db.execute(_DM_AGENTS, (conversation["id"], author_id))]
+        return agent_store.dm_agents(conn, conversation["id"], author_id)
     if "@" not in content:  # mentions nobody
         return []
-    candidates = [_Agent(*row) for row in db.execute(_LIVE_AGENTS, (author_id,))]
+    candidates = agent_store.live_agents(conn, author_id)
     names = mentioned(content, [agent.name for agent in candidates])
     return [agent for agent in candidates if agent.name in names]
-
-
-class _Agent(NamedTuple):
-    """What triggering needs of an agent row."""
-
-    id: str
-    name: str
-
-
-_AUTHOR_TYPE = "SELECT type FROM users WHERE id = ?"
-_LIVE = "a.deleted_at IS NULL AND a.status != 'inactive' AND a.user_id != ?"
-_DM_AGENTS = ("SELECT a.id, a.name FROM agents AS a JOIN dm_participants AS p"
-              f" ON p.user_id = a.user_id WHERE p.conversation_id = ? AND {_LIVE}"
-              " ORDER BY a.created_at, a.id")
-_LIVE_AGENTS = f"SELECT a.id, a.name FROM agents AS a WHERE {_LIVE} ORDER BY a.created_at, a.id"
 
 
 async def send(rt: Runtime, *, conversation_id: str, content: str) -> SentMessage:
@@ -232,15 +201,8 @@ def page(
     the first ``limit`` after it, else the newest ``limit``; either way only
     those before ``before_seq`` if given. Walks messages_source (source_id,
     seq) from the cursor, so its cost does not grow with the history."""
-    query = select(messages).where(messages.c.source_id == conversation_id,
-                                   messages.c.deleted_at.is_(None))
-    if before_seq is not None:
-        query = query.where(messages.c.seq < before_seq)
-    if after_seq is not None:
-        query = query.where(messages.c.seq > after_seq).order_by(messages.c.seq)
-    else:
-        query = query.order_by(messages.c.seq.desc())
-    rows = conn.execute(query.limit(limit + 1)).all()
+    rows = store.page(conn, conversation_id, after_seq=after_seq, before_seq=before_seq,
+                      limit=limit + 1)
     found = [public(r) for r in rows[:limit]]
     return {"messages": found if after_seq is not None else found[::-1],
             "has_more": len(rows) > limit}

@@ -21,9 +21,8 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, select
-from sqlalchemy.exc import IntegrityError
 
-from ..errors import NotFound
+from ..errors import Conflict, NotFound
 from ..llm.base import ChatMessage, ChatRequest, ProviderConfig
 from ..llm.context import ContextMessage, build_context
 from ..objects import Message
@@ -203,7 +202,7 @@ def store_reply(
         reply = insert_message(conn, conversation=conversation, author_id=agent_user_id,
                                content=content, reply_to=trigger_id, truncated=truncated,
                                now_ms=now_ms)
-    except IntegrityError:
+    except Conflict:  # the messages_one_reply index refused it
         # SQLite undoes only the failed statement; the transaction goes on.
         return None
     _add_llm_message(conn, reply["id"], "assistant", content, now_ms, model=model, usage=usage)

@@ -7,34 +7,32 @@ Every author of a message is a user, so an agent is a ``users`` row of type
 from __future__ import annotations
 
 import getpass
-from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from ..errors import NotFound
-from ..objects import User
-from ..store.schema import users
+from ..objects import User, UserType
+from ..store import users as store
+from ..store.users import UserRow
 from .runtime import Runtime, new_id
 
 
-def public(row: Any) -> User:
-    return {"id": row.id, "name": row.name, "type": row.type, "created_at": row.created_at}
+def public(row: UserRow) -> User:
+    return {"id": row["id"], "name": row["name"], "type": row["type"],
+            "created_at": row["created_at"]}
 
 
-def insert_user(conn: Connection, *, name: str, type: str, now_ms: int) -> str:
+def insert_user(conn: Connection, *, name: str, type: UserType, now_ms: int) -> str:
     """Insert a user inside the caller's transaction; returns its id."""
     uid = new_id()
-    conn.execute(users.insert().values(id=uid, name=name, type=type, created_at=now_ms,
-                                       updated_at=now_ms))
+    store.insert(conn, id=uid, name=name, type=type, now_ms=now_ms)
     return uid
 
 
 def _ensure_local(conn: Connection, now: int) -> str:
-    found = conn.execute(
-        select(users.c.id).where(users.c.type == "human").order_by(users.c.created_at).limit(1)
-    ).scalar()
+    found = store.first_human_id(conn)
     if found:
-        return str(found)
+        return found
     try:
         name = getpass.getuser()
     except (KeyError, OSError):
@@ -48,12 +46,12 @@ async def ensure_local_user(rt: Runtime) -> str:
     return rt.local_user_id
 
 
-def get_row(conn: Connection, user_id: str) -> Any:
+def get_row(conn: Connection, user_id: str) -> UserRow:
     """The user row (soft-deleted ones included: history keeps its authors).
 
     Raises NotFound.
     """
-    row = conn.execute(select(users).where(users.c.id == user_id)).first()
+    row = store.get(conn, user_id)
     if row is None:
         raise NotFound("user", user_id)
     return row
@@ -71,8 +69,4 @@ async def get(rt: Runtime, user_id: str) -> User:
 
 async def list_users(rt: Runtime) -> list[User]:
     """Every user that is not deleted, oldest first (the local human comes first)."""
-    def q(conn: Connection) -> list[Any]:
-        return list(conn.execute(select(users).where(users.c.deleted_at.is_(None))
-                                 .order_by(users.c.created_at, users.c.id)).all())
-
-    return [public(r) for r in await rt.db.read(q)]
+    return [public(r) for r in await rt.db.read(store.list_live)]

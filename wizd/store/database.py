@@ -31,6 +31,8 @@ What could make the loop wait is kept off it:
 Hot queries may bypass SQLAlchemy's statement machinery with ``raw(conn)``
 (the DB-API connection under ``conn``, in the same transaction): here a
 statement costs ~3 us that way and ~30 us through ``Connection.execute``.
+Which statements do is a rule of the store (docs/architecture.md, "The
+database runner"): only the few on the per-message and per-job path.
 
 Figures that calls read often (queue counts, the last seq) are kept in
 memory and maintained at commit through a ``Watch``: temporary triggers on
@@ -64,7 +66,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
-from .failures import starting, storage_error
+from .failures import constraint_error, starting, storage_error
 from .migrations import migrate
 
 log = logging.getLogger(__name__)
@@ -312,7 +314,10 @@ class Database:
             finally:
                 self._recorder.target = None
         except Exception as exc:
-            req.error = exc
+            # A constraint that refused a statement is a Conflict, here for
+            # every write (failures.constraint_error); storage trouble is
+            # translated in _finish.
+            req.error = constraint_error(exc) or exc
             req.changes.clear()
             if self._writer is not None and not _usable(self._writer):
                 _close_quietly(self._writer)

@@ -13,6 +13,11 @@ SQLITE_NOTADB) is a SchemaError instead: no wait makes it go away.
 
 At start-up an operator reads the error in the journal, so ``at_start``
 adds where and what to do, on one line.
+
+A constraint that refuses a write (SQLITE_CONSTRAINT: a unique index, a
+foreign key) becomes ``Conflict`` through ``constraint_error``: services
+check what they can first and never see SQLite's errors; the store's
+statements and the write runner translate what gets past them.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from pathlib import Path
 
 from sqlalchemy.exc import DBAPIError
 
-from ..errors import SchemaError, StorageUnavailable, WizError
+from ..errors import Conflict, SchemaError, StorageUnavailable, WizError
 
 # SQLite's primary result codes (the low byte of an extended one).
 _SQLITE_CAUSES = {
@@ -94,6 +99,26 @@ def storage_error(exc: BaseException) -> StorageUnavailable | None:
     translated = StorageUnavailable(cause)
     translated.__cause__ = exc
     return translated
+
+
+# What a constraint's failure means, by the columns SQLite names in its message.
+_CONSTRAINTS = {
+    "messages.reply_to, messages.author_id": "this author already replied to that message",
+}
+
+
+def constraint_error(exc: BaseException) -> Conflict | None:
+    """The Conflict that ``exc`` stands for if it is a constraint refusing a
+    statement (SQLite's or SQLAlchemy's IntegrityError), else None."""
+    if isinstance(exc, DBAPIError):
+        exc = exc.orig  # type: ignore[assignment]
+    if not isinstance(exc, sqlite3.IntegrityError):
+        return None
+    detail = str(exc)
+    reason = _CONSTRAINTS.get(detail.partition(": ")[2])
+    conflict = Conflict(reason or f"refused by the database ({detail})")
+    conflict.__cause__ = exc
+    return conflict
 
 
 def os_cause(exc: OSError) -> str:

@@ -1,12 +1,19 @@
-"""agent.*: agents, referred to by id or name."""
+"""agent.*: agents, referred to by id or name.
+
+The params of agent.create and agent.update are the fields of
+``services.agents.AgentCreate`` and ``AgentUpdate``."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from ...errors import InvalidInput
 from ...objects import Agent, AgentList
 from ...services import agents
+from ...services.agents import AgentCreate, AgentUpdate
 from ..registry import registry
 from ..server import Call
+from .params import params_of
 
 
 def _ref(id: str | None, name: str | None) -> str:
@@ -16,25 +23,13 @@ def _ref(id: str | None, name: str | None) -> str:
 
 
 @registry.method("agent.create")
-async def agent_create(
-    call: Call,
-    name: str,
-    role: str,
-    backstory: str,
-    goal: str,
-    provider_id: str | None = None,
-    model: str | None = None,
-    temperature: float | None = None,
-    max_tokens: int | None = None,
-) -> Agent:
+@params_of(AgentCreate)
+async def agent_create(call: Call, **fields: Any) -> Agent:
     """Create an active agent on a provider (id or name; the default when absent).
 
     ``model`` defaults to the provider's default model.
     """
-    return await agents.create(
-        call.rt, name=name, role=role, backstory=backstory, goal=goal, provider_id=provider_id,
-        model=model, temperature=temperature, max_tokens=max_tokens,
-    )
+    return await agents.create(call.rt, AgentCreate(**fields))
 
 
 @registry.method("agent.list")
@@ -50,26 +45,13 @@ async def agent_get(call: Call, id: str | None = None, name: str | None = None) 
 
 
 @registry.method("agent.update")
-async def agent_update(
-    call: Call,
-    id: str,
-    name: str | None = None,
-    role: str | None = None,
-    backstory: str | None = None,
-    goal: str | None = None,
-    provider_id: str | None = None,
-    model: str | None = None,
-    temperature: float | None = None,
-    max_tokens: int | None = None,
-) -> Agent:
+@params_of(AgentUpdate, first=("id",))
+async def agent_update(call: Call, id: str, **fields: Any) -> Agent:
     """Change an agent (``id`` is its id or current name); absent fields stay as they are.
 
     The system prompt is rebuilt; ``model: ""`` goes back to the provider's default.
     """
-    return await agents.update_agent(
-        call.rt, id, name=name, role=role, backstory=backstory, goal=goal,
-        provider_id=provider_id, model=model, temperature=temperature, max_tokens=max_tokens,
-    )
+    return await agents.update_agent(call.rt, id, AgentUpdate(**fields))
 
 
 @registry.method("agent.activate")

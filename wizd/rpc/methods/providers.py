@@ -1,27 +1,24 @@
 """provider.*: LLM providers. Results never carry the API key, only ``has_api_key``
-and where else it comes from (``api_key_env``, ``api_key_file``)."""
+and where else it comes from (``api_key_env``, ``api_key_file``).
+
+The params of provider.create and provider.update are the fields of
+``services.providers.ProviderCreate`` and ``ProviderUpdate``."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from ...objects import DeletedProvider, Provider, ProviderList
 from ...services import providers
+from ...services.providers import ProviderCreate, ProviderUpdate
 from ..registry import registry
 from ..server import Call
+from .params import params_of
 
 
 @registry.method("provider.create")
-async def provider_create(
-    call: Call,
-    name: str,
-    type: str,
-    default_model: str,
-    base_url: str | None = None,
-    api_key: str | None = None,
-    api_key_env: str | None = None,
-    api_key_file: str | None = None,
-    is_default: bool | None = None,
-    stream: bool = True,
-) -> Provider:
+@params_of(ProviderCreate)
+async def provider_create(call: Call, **fields: Any) -> Provider:
     """Create a provider (type "openai" or "offline"); the first one becomes the default.
 
     ``base_url`` defaults to https://api.openai.com/v1 for "openai". Give at most
@@ -32,11 +29,7 @@ async def provider_create(
     ``stream: false`` asks the server for one JSON answer instead of a stream,
     for servers that cannot stream (a JSON answer is accepted either way).
     """
-    return await providers.create(
-        call.rt, name=name, type=type, default_model=default_model, base_url=base_url,
-        api_key=api_key, api_key_env=api_key_env, api_key_file=api_key_file,
-        is_default=is_default, stream=stream,
-    )
+    return await providers.create(call.rt, ProviderCreate(**fields))
 
 
 @registry.method("provider.list")
@@ -52,29 +45,14 @@ async def provider_get(call: Call, id: str) -> Provider:
 
 
 @registry.method("provider.update")
-async def provider_update(
-    call: Call,
-    id: str,
-    name: str | None = None,
-    type: str | None = None,
-    base_url: str | None = None,
-    api_key: str | None = None,
-    api_key_env: str | None = None,
-    api_key_file: str | None = None,
-    default_model: str | None = None,
-    is_default: bool | None = None,
-    stream: bool | None = None,
-) -> Provider:
+@params_of(ProviderUpdate, first=("id",))
+async def provider_update(call: Call, id: str, **fields: Any) -> Provider:
     """Change a provider (``id`` is its id or name); absent fields stay as they are.
 
     ``api_key: ""``, ``api_key_env: ""`` or ``api_key_file: ""`` removes that
     setting; setting one removes the other two.
     """
-    return await providers.update_provider(
-        call.rt, id, name=name, type=type, base_url=base_url, api_key=api_key,
-        api_key_env=api_key_env, api_key_file=api_key_file, default_model=default_model,
-        is_default=is_default, stream=stream,
-    )
+    return await providers.update_provider(call.rt, id, ProviderUpdate(**fields))
 
 
 @registry.method("provider.delete")

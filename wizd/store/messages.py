@@ -1,0 +1,113 @@
+"""Queries over ``messages``.
+
+``insert`` and ``author_type`` run on every message sent and every reply
+stored: DB-API through ``raw``, with ``:name`` params. History reads are
+Core.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any, TypedDict
+
+from sqlalchemy import Connection, Select, func, select
+
+from ..objects import ConversationType, MessageKind, UserType
+from .database import raw
+from .failures import constraint_error
+from .rows import every
+from .schema import messages
+
+
+class MessageRow(TypedDict):
+    seq: int
+    id: str
+    source_type: ConversationType
+    source_id: str
+    author_id: str
+    content: str
+    kind: MessageKind
+    reply_to: str | None
+    created_at: int
+    updated_at: int
+    deleted_at: int | None
+    truncated: int
+
+
+def insert(
+    conn: Connection, *, id: str, source_type: ConversationType, source_id: str,
+    author_id: str, content: str, kind: MessageKind, reply_to: str | None, truncated: bool,
+    now_ms: int,
+) -> int:
+    """Store a message inside the caller's transaction; returns its seq.
+
+    Raises Conflict when a constraint refuses it: a second text reply by the
+    same author to the same ``reply_to`` (the ``messages_one_reply`` index).
+    SQLite undoes the refused statement only; the transaction goes on.
+    """
+    try:
+        cursor = raw(conn).execute(_INSERT, {
+            "id": id, "source_type": source_type, "source_id": source_id,
+            "author_id": author_id, "content": content, "kind": kind, "reply_to": reply_to,
+            "truncated": int(truncated), "now": now_ms})
+    except sqlite3.IntegrityError as exc:
+        conflict = constraint_error(exc)
+        assert conflict is not None
+        raise conflict from exc
+    return int(cursor.lastrowid)
+
+
+_INSERT = ("INSERT INTO messages (id, source_type, source_id, author_id, content, kind, reply_to,"
+           " truncated, created_at, updated_at) VALUES (:id, :source_type, :source_id,"
+           " :author_id, :content, :kind, :reply_to, :truncated, :now, :now)")
+
+
+def author_type(conn: Connection, user_id: str) -> UserType | None:
+    """The type of user ``user_id`` (hot: who a sent message triggers)."""
+    found = raw(conn).execute(_AUTHOR_TYPE, {"id": user_id}).fetchone()
+    return None if found is None else found[0]
+
+
+_AUTHOR_TYPE = "SELECT type FROM users WHERE id = :id"
+
+
+def _live(conversation_id: str | None = None) -> Select[Any]:
+    query = select(messages).where(messages.c.deleted_at.is_(None))
+    if conversation_id is not None:
+        query = query.where(messages.c.source_id == conversation_id)
+    return query
+
+
+def after(conn: Connection, conversation_id: str | None, after_seq: int,
+          limit: int) -> list[MessageRow]:
+    """Up to ``limit`` live messages with ``seq > after_seq``, in increasing seq, of
+    one conversation or (None) of all."""
+    return every(conn, _live(conversation_id).where(messages.c.seq > after_seq)
+                 .order_by(messages.c.seq).limit(limit), MessageRow)
+
+
+def newest(conn: Connection, conversation_id: str, limit: int) -> list[MessageRow]:
+    """The newest ``limit`` live messages of a conversation, newest first."""
+    return every(conn, _live(conversation_id).order_by(messages.c.seq.desc()).limit(limit),
+                 MessageRow)
+
+
+def page(conn: Connection, conversation_id: str, *, after_seq: int | None,
+         before_seq: int | None, limit: int) -> list[MessageRow]:
+    """Up to ``limit`` live messages of a conversation, walking messages_source
+    (source_id, seq) from a cursor: after ``after_seq`` in increasing seq if
+    given, else from the newest in decreasing seq; only those before
+    ``before_seq`` if given."""
+    query = _live(conversation_id)
+    if before_seq is not None:
+        query = query.where(messages.c.seq < before_seq)
+    if after_seq is not None:
+        query = query.where(messages.c.seq > after_seq).order_by(messages.c.seq)
+    else:
+        query = query.order_by(messages.c.seq.desc())
+    return every(conn, query.limit(limit), MessageRow)
+
+
+def max_seq(conn: Connection) -> int:
+    """The greatest stored seq (0 when there is no message)."""
+    return int(conn.execute(select(func.coalesce(func.max(messages.c.seq), 0))).scalar_one())
