@@ -20,14 +20,12 @@ created at or after that time (ms).
 
 from __future__ import annotations
 
-import sqlite3
-from typing import Any
-
 from sqlalchemy import Connection
 
 from ..errors import InvalidInput, NotFound
 from ..objects import SearchHit, SearchResults
-from ..store.database import raw as raw_connection
+from ..store import agents as agent_store
+from ..store import search as store
 from . import conversations
 from .runtime import Runtime
 
@@ -75,91 +73,55 @@ async def search(
     match = query if raw else fts_query(query)
 
     def q(conn: Connection) -> SearchResults:
-        where = ["messages_fts MATCH ?", "m.deleted_at IS NULL"]
-        args: list[Any] = [match]
         if conversation_id is not None:
             conversations.find(conn, conversation_id)  # NotFound
-            where.append("m.source_id = ?")
-            args.append(conversation_id)
-        if agent is not None:
-            user_id = _agent_user(conn, agent)
-            where.append("(m.author_id = ? OR m.source_id IN"
-                         " (SELECT conversation_id FROM dm_participants WHERE user_id = ?))")
-            args += [user_id, user_id]
-        if since is not None:
-            where.append("m.created_at >= ?")
-            args.append(since)
-        db = raw_connection(conn)
+        user_id = None if agent is None else _agent_user(conn, agent)
         try:
-            ranked = db.execute(
-                "SELECT m.seq, messages_fts.rank FROM messages_fts"
-                " JOIN messages AS m ON m.seq = messages_fts.rowid"
-                f" WHERE {' AND '.join(where)} ORDER BY messages_fts.rank LIMIT ?",
-                (*args, limit)).fetchall()
-        except sqlite3.OperationalError as exc:
+            found = store.ranked(conn, match, conversation_id=conversation_id,
+                                 agent_user_id=user_id, since=since, limit=limit)
+        except store.BadMatch as exc:
             # Only a raw query can be malformed; quoted words always parse.
             raise InvalidInput("query", f"not valid FTS5 syntax ({exc}); "
                                "leave out raw to search for the words as written") from None
-        return {"results": _hits(db, match, ranked)}
+        return {"results": _hits(conn, match, found)}
 
     return await rt.db.read(q)
 
 
 def _agent_user(conn: Connection, ref: str) -> str:
-    found = raw_connection(conn).execute(
-        "SELECT user_id FROM agents WHERE deleted_at IS NULL AND (id = ? OR name = ?)"
-        " ORDER BY id = ? DESC LIMIT 1", (ref, ref, ref)).fetchone()
+    found = agent_store.by_ref(conn, ref)
     if found is None:
         raise NotFound("agent", ref)
-    return str(found[0])
+    return found["user_id"]
 
 
-def _hits(db: Any, match: str, ranked: list[Any]) -> list[SearchHit]:
-    """The details and snippets of the hits ``ranked`` ((seq, rank), best first)."""
-    if not ranked:
-        return []
-    marks = ", ".join("?" * len(ranked))
-    rows = db.execute(
-        "SELECT m.seq, m.id, m.source_type, m.source_id, m.author_id, m.content, m.kind,"
-        " m.reply_to, m.created_at, u.name,"
-        f" snippet(messages_fts, 0, '[', ']', '…', {SNIPPET_TOKENS})"
-        " FROM messages_fts JOIN messages AS m ON m.seq = messages_fts.rowid"
-        " JOIN users AS u ON u.id = m.author_id"
-        f" WHERE messages_fts MATCH ? AND messages_fts.rowid IN ({marks})",
-        (match, *(seq for seq, _ in ranked))).fetchall()
-    by_seq = {row[0]: row for row in rows}
-    names = _conversation_names(db, {(row[2], row[3]) for row in rows})
-    hits: list[SearchHit] = []
+def _hits(conn: Connection, match: str, ranked: list[store.Ranked]) -> list[SearchHit]:
+    """The details and snippets of the hits ``ranked`` (best first)."""
+    by_seq = {hit.seq: hit for hit in store.hits(conn, match, [r.seq for r in ranked],
+                                                 SNIPPET_TOKENS)}
+    names = _conversation_names(conn, {(hit.source_type, hit.source_id)
+                                       for hit in by_seq.values()})
+    found: list[SearchHit] = []
     for seq, rank in ranked:
-        (_, mid, source_type, source_id, author_id, content, kind, reply_to, created_at,
-         author_name, snippet) = by_seq[seq]
-        hits.append({
-            "message": {"id": mid, "seq": seq, "conversation_id": source_id,
-                        "author_id": author_id, "content": content, "kind": kind,
-                        "reply_to": reply_to, "created_at": created_at},
-            "conversation": {"id": source_id, "type": source_type,
-                             "name": names.get(source_id, "")},
-            "author_name": author_name,
-            "snippet": snippet,
-            "score": float(rank),
+        hit = by_seq[seq]
+        found.append({
+            "message": {"id": hit.id, "seq": seq, "conversation_id": hit.source_id,
+                        "author_id": hit.author_id, "content": hit.content,
+                        "kind": hit.kind, "reply_to": hit.reply_to,
+                        "created_at": hit.created_at},
+            "conversation": {"id": hit.source_id, "type": hit.source_type,
+                             "name": names.get(hit.source_id, "")},
+            "author_name": hit.author_name,
+            "snippet": hit.snippet,
+            "score": rank,
         })
-    return hits
+    return found
 
 
-def _conversation_names(db: Any, places: set[tuple[str, str]]) -> dict[str, str]:
+def _conversation_names(conn: Connection, places: set[tuple[str, str]]) -> dict[str, str]:
     """Display names of the hits' conversations (a handful: one query each)."""
     names: dict[str, str] = {}
     for kind, cid in places:
-        if kind == "dm":
-            row = db.execute(
-                "SELECT d.name, (SELECT group_concat(name, ', ') FROM (SELECT u.name"
-                "   FROM dm_participants AS p JOIN users AS u ON u.id = p.user_id"
-                "   WHERE p.conversation_id = d.id AND u.type = 'agent' ORDER BY u.name))"
-                " FROM dm_conversations AS d WHERE d.id = ?", (cid,)).fetchone()
-        else:
-            row = db.execute(
-                "SELECT p.name || '#' || c.name, NULL FROM project_channels AS c"
-                " JOIN projects AS p ON p.id = c.project_id WHERE c.id = ?", (cid,)).fetchone()
-        if row is not None:
-            names[cid] = row[0] or row[1] or ""
+        title = store.dm_title(conn, cid) if kind == "dm" else store.channel_title(conn, cid)
+        names[cid] = title or ""
     return names

@@ -17,26 +17,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection
 
-from ..store import jobs as job_queries
+from ..store import tallies as store
 from ..store.database import Database, Watch
-from ..store.schema import messages
+from ..store.tallies import TRIGGERS
 
 # Shown even at 0, in this order; other statuses (paused) only while some job has them.
 SHOWN = ("waiting", "active", "delayed", "failed", "completed")
-
-TRIGGERS = (
-    "CREATE TEMP TRIGGER IF NOT EXISTS wiz_job_added AFTER INSERT ON main.jobs"
-    " BEGIN SELECT wiz_changed('job', NULL, new.status); END",
-    "CREATE TEMP TRIGGER IF NOT EXISTS wiz_job_moved AFTER UPDATE OF status ON main.jobs"
-    " WHEN old.status IS NOT new.status"
-    " BEGIN SELECT wiz_changed('job', old.status, new.status); END",
-    "CREATE TEMP TRIGGER IF NOT EXISTS wiz_job_removed AFTER DELETE ON main.jobs"
-    " BEGIN SELECT wiz_changed('job', old.status, NULL); END",
-    "CREATE TEMP TRIGGER IF NOT EXISTS wiz_message_added AFTER INSERT ON main.messages"
-    " BEGIN SELECT wiz_changed('message', new.seq); END",
-)
 
 
 class Tallies:
@@ -54,8 +42,7 @@ class Tallies:
     @staticmethod
     def read(conn: Connection) -> tuple[dict[str, int], int]:
         """The stored figures (a full count: once, at start)."""
-        last_seq = conn.execute(select(func.coalesce(func.max(messages.c.seq), 0))).scalar_one()
-        return job_queries.count_by_status(conn), int(last_seq)
+        return store.figures(conn)
 
     async def start(self, db: Database) -> None:
         """Read the stored figures; ``db`` was opened with ``self.watch``."""

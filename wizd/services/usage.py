@@ -10,13 +10,12 @@ migration 7 have no model recorded and are left out.
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import Connection
 
 from ..errors import InvalidInput, NotFound
 from ..objects import MessageUsage, UsageRow, UsageSummary
-from ..store.database import raw
+from ..store import agents as agent_store
+from ..store import usage as store
 from .runtime import Runtime
 
 __all__ = ["MAX_MESSAGES", "MessageUsage", "UsageRow", "UsageSummary", "of_messages", "summary"]
@@ -33,34 +32,15 @@ async def summary(rt: Runtime, *, agent: str | None = None, since: int | None = 
         raise InvalidInput("since", "must not be negative")
 
     def q(conn: Connection) -> UsageSummary:
-        db = raw(conn)
-        where, args = ["l.role = 'assistant'", "l.model IS NOT NULL"], []
+        agent_id = None
         if agent is not None:
-            found = db.execute(
-                "SELECT id FROM agents WHERE deleted_at IS NULL AND (id = ? OR name = ?)"
-                " ORDER BY id = ? DESC LIMIT 1", (agent, agent, agent)).fetchone()
+            found = agent_store.by_ref(conn, agent)
             if found is None:
                 raise NotFound("agent", agent)
-            where.append("a.id = ?")
-            args.append(found[0])
-        if since is not None:
-            where.append("m.created_at >= ?")
-            args.append(since)
-        rows = db.execute(
-            "SELECT a.id, a.name, l.model, count(*), count(*) - count(l.completion_tokens),"
-            " coalesce(sum(l.prompt_tokens), 0), coalesce(sum(l.completion_tokens), 0)"
-            " FROM llm_messages AS l JOIN messages AS m ON m.id = l.message_id"
-            " JOIN agents AS a ON a.user_id = m.author_id"
-            f" WHERE {' AND '.join(where)}"
-            " GROUP BY a.id, l.model ORDER BY a.name, a.id, l.model", args).fetchall()
-        return {"usage": [_row(r) for r in rows]}
+            agent_id = found["id"]
+        return {"usage": store.per_agent_and_model(conn, agent_id=agent_id, since=since)}
 
     return await rt.db.read(q)
-
-
-def _row(r: Any) -> UsageRow:
-    return {"agent_id": r[0], "agent_name": r[1], "model": r[2], "replies": r[3],
-            "unreported": r[4], "prompt_tokens": r[5], "completion_tokens": r[6]}
 
 
 async def of_messages(rt: Runtime, message_ids: list[str]) -> MessageUsage:
@@ -70,13 +50,4 @@ async def of_messages(rt: Runtime, message_ids: list[str]) -> MessageUsage:
         raise InvalidInput("message_ids", f"more than {MAX_MESSAGES}")
     if not message_ids:
         return {"usage": {}}
-
-    def q(conn: Connection) -> MessageUsage:
-        marks = ", ".join("?" * len(message_ids))
-        rows = raw(conn).execute(
-            "SELECT message_id, model, prompt_tokens, completion_tokens FROM llm_messages"
-            f" WHERE model IS NOT NULL AND message_id IN ({marks})", message_ids).fetchall()
-        return {"usage": {r[0]: {"model": r[1], "prompt_tokens": r[2],
-                                 "completion_tokens": r[3]} for r in rows}}
-
-    return await rt.db.read(q)
+    return {"usage": await rt.db.read(store.of_messages, message_ids)}
