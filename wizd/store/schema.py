@@ -154,7 +154,7 @@ llm_messages = Table(
 
 # Also added by migration 7, outside SQLAlchemy: ``messages_fts``, an FTS5
 # table over messages.content (rowid = seq, external content), kept in step by
-# the triggers messages_fts_insert/_delete/_update; queried by services.search.
+# the triggers messages_fts_insert/_delete/_update; queried by store.search.
 
 jobs = Table(
     "jobs",
