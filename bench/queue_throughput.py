@@ -47,6 +47,7 @@ def run_wizd(path: Path, jobs: int, workers: int, producers: int, synchronous: s
     from wizd.config import Config
     from wizd.events.hub import Hub
     from wizd.jobs.queue import JobContext
+    from wizd.jobs.registry import JobTypes
     from wizd.jobs.scheduler import Scheduler
     from wizd.services.runtime import QueueClock, Runtime
     from wizd.store import jobs as store
@@ -65,9 +66,10 @@ def run_wizd(path: Path, jobs: int, workers: int, producers: int, synchronous: s
         db = Database(path, synchronous=synchronous)
         await db.open()
         rt = Runtime(config=config, db=db, hub=Hub(), clock=QueueClock())
+        scheduler = rt.scheduler = Scheduler(rt, JobTypes.of({"noop": noop}))
         try:
             async with anyio.create_task_group() as tg:
-                await tg.start(Scheduler(rt, {"noop": noop}).run)
+                await tg.start(scheduler.run)
                 start = time.perf_counter()
 
                 async def produce(count: int) -> None:
@@ -79,7 +81,7 @@ def run_wizd(path: Path, jobs: int, workers: int, producers: int, synchronous: s
                                                  max_attempts=3)
 
                         await db.write(add)
-                        rt.wake_scheduler()
+                        rt.scheduler.wake()
 
                 for share in _shares(jobs, producers):
                     tg.start_soon(produce, share)

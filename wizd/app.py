@@ -4,7 +4,8 @@
       lifecycle(config)          instance locks, the socket systemd passed, sd_notify
       ├── Database.open()        migrations, WAL
       ├── users.ensure_local_user
-      ├── Scheduler.run          (tg.start: ready once jobs left active are taken back)
+      ├── Scheduler.run          (tg.start: ready once jobs left active are taken back;
+      │                           runs the job types of JOB_TYPES)
       ├── RpcServer.run          (tg.start: ready once the socket accepts)
       └── wait for SIGTERM/SIGINT, then stop accepting, stop the scheduler
           (running jobs go back to the queue), close the database, remove the socket.
@@ -21,8 +22,10 @@ import anyio
 from .config import Config
 from .events.hub import Hub
 from .jobs import retention
+from .jobs.registry import JobTypes
 from .jobs.scheduler import Scheduler
 from .lifecycle import Lifecycle, lifecycle
+from .replies.job_type import REPLY
 from .rpc.methods import registry
 from .rpc.server import RpcServer
 from .services import providers, users
@@ -32,6 +35,9 @@ from .store.database import Database
 from .store.failures import starting
 
 log = logging.getLogger("wizd")
+
+# The job types wizd runs, each with its processor and outcome handler.
+JOB_TYPES = JobTypes([REPLY])
 
 
 async def serve(config: Config, *, stop: anyio.Event | None = None) -> None:
@@ -52,6 +58,9 @@ async def _serve(life: Lifecycle, stop: anyio.Event) -> None:
     await db.open()
     rt = Runtime(config=config, db=db, hub=Hub(config.subscriber_buffer), clock=QueueClock(),
                  tallies=tallies)
+    # Each needs the other: the scheduler runs the runtime's jobs, services
+    # wake it (and cancel running jobs) through rt.scheduler.
+    scheduler = rt.scheduler = Scheduler(rt, JOB_TYPES)
     served = False
     try:
         if db.schema_before != db.schema_after:
@@ -65,9 +74,8 @@ async def _serve(life: Lifecycle, stop: anyio.Event) -> None:
         async with anyio.create_task_group() as tg:
             tg.start_soon(_wait_for_signal, stop)
             tg.start_soon(life.watchdog)
-            scheduler = Scheduler(rt)
             with starting(config.db):  # it takes back jobs a dead wizd left running
-                await tg.start(scheduler.run)  # sets rt.wake_scheduler
+                await tg.start(scheduler.run)
             tg.start_soon(retention.run, rt)
             server = RpcServer(rt, registry, listener)
             await tg.start(server.run)

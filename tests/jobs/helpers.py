@@ -23,9 +23,10 @@ import anyio
 import sniffio
 from sqlalchemy import Connection, select
 
+from wizd.app import JOB_TYPES
 from wizd.config import Config
 from wizd.events.hub import Event, Hub
-from wizd.jobs.queue import Processor
+from wizd.jobs.registry import JobTypes, Processor
 from wizd.jobs.scheduler import Scheduler
 from wizd.services import agents, conversations, messages, providers, users
 from wizd.services.agents import AgentCreate
@@ -165,7 +166,10 @@ class Harness:
     async def start_scheduler(
         self, processors: dict[str, Processor] | None = None, *, rng: random.Random | None = None
     ) -> Scheduler:
-        scheduler = Scheduler(self.rt, processors, rng=rng or MaxRandom())
+        """Start a scheduler of ``processors`` (generic job types), or of the job
+        types wizd runs, as a (re)started wizd does: it becomes ``rt.scheduler``."""
+        scheduler = Scheduler(self.rt, _job_types(processors), rng=rng or MaxRandom())
+        self.rt.scheduler = scheduler
         await self.tg.start(self._run, scheduler)
         return scheduler
 
@@ -195,7 +199,7 @@ class Harness:
 
         job = await self.rt.db.write(tx)
         if wake:
-            self.rt.wake_scheduler()
+            self.rt.scheduler.wake()
         return job
 
     # -- setting up a conversation ---------------------------------------------------
@@ -250,6 +254,10 @@ class Harness:
         return await self.rt.db.read(q)
 
 
+def _job_types(processors: dict[str, Processor] | None) -> JobTypes:
+    return JOB_TYPES if processors is None else JobTypes.of(processors)
+
+
 def config_for(path: Path, **settings: Any) -> Config:
     return Config(db=path / "data" / "wiz.db", socket=path / "run" / "wizd.sock",
                   backend=sniffio.current_async_library(), **settings)
@@ -270,6 +278,9 @@ async def harness(
     db = TrackedDatabase(config.db)
     await db.open()
     rt = Runtime(config=config, db=db, hub=Hub(100_000), clock=QueueClock())
+    # As app.py does: the runtime has its scheduler before anything runs (the
+    # queue finds job types through it), started below or by start_scheduler.
+    rt.scheduler = Scheduler(rt, _job_types(processors), rng=rng or MaxRandom())
     try:
         await users.ensure_local_user(rt)
         await providers.ensure_builtin_provider(rt)

@@ -7,6 +7,7 @@ a job's ``processed_on`` and the clock are both driven by it.
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from tests.support.tmpfs import fill, tmpfs
 from wizd.errors import Conflict, ProviderAuthError, ProviderError, ProviderRateLimited
 from wizd.jobs import queue
 from wizd.jobs.queue import JobContext
+from wizd.jobs.registry import JobTypes
 from wizd.jobs.scheduler import Scheduler
 from wizd.store import jobs as store
 
@@ -96,7 +98,7 @@ async def test_a_queued_job_starts_when_woken_and_not_before(
         # No polling interval: an hour of virtual time passes and nobody looks.
         await trio.sleep(3600)
         assert (await h.job(job["id"]))["status"] == "waiting"
-        h.rt.wake_scheduler()
+        h.rt.scheduler.wake()
         done = await h.events.job(job["id"], "completed")
         assert done["processed_on"] == h.rt.clock.now_ms()
         assert done["result"] == {"ok": None} and done["attempts"] == 1
@@ -149,7 +151,7 @@ async def test_queued_jobs_run_in_order_then_the_scheduler_rests(
         jobs = [await h.add_job(data={"tag": str(i)}, wake=False) for i in range(5)]
         db = h.rt.db
         assert isinstance(db, TrackedDatabase)
-        h.rt.wake_scheduler()
+        h.rt.scheduler.wake()
         for job in jobs:
             await h.events.job(job["id"], "completed")
         await trio.sleep(1)
@@ -176,10 +178,10 @@ async def test_a_worker_frees_its_place_before_taking_the_next_job(tmp_path: Pat
     limit is never passed and no worker idles while jobs wait."""
     rec = Recorder()
     async with harness(tmp_path, scheduler=False, concurrency=2) as h:
-        scheduler = CountingScheduler(h.rt, {"noop": rec})
+        scheduler = h.rt.scheduler = CountingScheduler(h.rt, JobTypes.of({"noop": rec}))
         await h.tg.start(h._run, scheduler)
         jobs = [await h.add_job(data={"tag": str(i)}, wake=False) for i in range(30)]
-        h.rt.wake_scheduler()
+        h.rt.scheduler.wake()
         for job in jobs:
             await h.events.job(job["id"], "completed")
         assert scheduler.most == 2
@@ -327,7 +329,30 @@ async def test_attempts_run_out(tmp_path: Path, autojump_clock: MockClock) -> No
         job = await h.add_job(max_attempts=2)
         failed = await h.events.job(job["id"], "failed")
         assert failed["attempts"] == 2
-        assert failed["failure_reason"] == "RuntimeError: two"
+        assert failed["failure_reason"] == "internal error; see the wizd log"
+
+
+@pytest.mark.anyio
+async def test_an_internal_error_is_a_plain_reason_for_clients_and_a_traceback_in_the_log(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Dispatch hides internal errors from clients; so does the queue: job.get
+    shows a plain reason, never the exception's text, which goes to the log."""
+
+    async def broken(ctx: JobContext) -> None:
+        raise KeyError("agent_id")
+
+    caplog.set_level(logging.ERROR, logger="wizd.jobs.scheduler")
+    async with harness(tmp_path, processors={"noop": broken}) as h:
+        job = await h.add_job(max_attempts=1)
+        await h.events.job(job["id"], "failed")
+        failed = await queue.get(h.rt, job["id"])
+    assert failed["failure_reason"] == "internal error; see the wizd log"
+    assert "KeyError" not in json.dumps(failed)
+    [record] = [r for r in caplog.records if r.exc_info is not None]
+    assert record.exc_info is not None and isinstance(record.exc_info[1], KeyError)
+    assert job["id"] in record.getMessage()
+    assert "KeyError: 'agent_id'" in caplog.text and "Traceback" in caplog.text
 
 
 @pytest.mark.anyio
@@ -664,7 +689,7 @@ async def test_a_claim_that_cannot_be_stored_is_one_line_and_tried_again(
         job = await h.add_job(data={"blob": BIG}, wake=False)
         await h.rt.db.write(no_more_pages)
         t0 = trio.current_time()
-        h.rt.wake_scheduler()
+        h.rt.scheduler.wake()
         await trio.sleep(10)  # tries at 0, 0.5, 1.5, 3.5, 7.5; the next at 15.5
         assert (await h.job(job["id"]))["status"] == "waiting"
         await h.rt.db.write(pages_again)
@@ -692,7 +717,8 @@ async def test_an_outcome_the_database_refuses_fails_the_job_and_its_group_goes_
         with anyio.fail_after(10):
             failed = await h.events.job(bad["id"], "failed")
             done = await h.events.job(good["id"], "completed")
-    assert failed["failure_reason"].startswith("could not store the outcome: TypeError")
+    assert failed["failure_reason"] == (
+        "could not store the outcome: internal error; see the wizd log")
     assert done["result"] == "fine"
 
 

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import update
 
 from wizd.errors import Conflict, InvalidInput, NotFound
 from wizd.llm.context import system_prompt
+from wizd.replies import job as reply_job
 from wizd.services import agents, providers, users
 from wizd.services.agents import AgentCreate, AgentUpdate
 from wizd.services.providers import ProviderCreate
 from wizd.services.runtime import Runtime
 from wizd.store import jobs as job_queries
-from wizd.store.schema import jobs
+from wizd.store import replies as reply_queries
 
 from .helpers import drain, subscribed
 
@@ -24,13 +24,12 @@ async def make(rt: Runtime, name: str = "ada", **kwargs: object) -> dict:
     return await agents.create(rt, AgentCreate(name=name, **args))  # type: ignore[arg-type]
 
 
-def add_job(conn, agent_id: str, *, delay_ms: int = 0) -> str:  # type: ignore[no-untyped-def]
-    return job_queries.add_job(conn, name="response_generator", data={"agent_id": agent_id},
-                               now_ms=1000, max_attempts=3, delay_ms=delay_ms)["id"]
-
-
-def set_job_status(conn, job_id: str, status: str) -> None:  # type: ignore[no-untyped-def]
-    conn.execute(update(jobs).where(jobs.c.id == job_id).values(status=status))
+def add_job(conn, agent_id: str) -> str:  # type: ignore[no-untyped-def]
+    """A pending reply job of the agent, as wizd.replies.triggers queues one."""
+    job_id = job_queries.add_job(conn, name=reply_job.NAME, data={"agent_id": agent_id},
+                                 now_ms=1000, max_attempts=3)["id"]
+    reply_queries.add_pending(conn, job_id, agent_id)
+    return job_id
 
 
 async def test_create_on_the_default_provider_with_its_own_user(rt: Runtime) -> None:
@@ -111,36 +110,6 @@ async def test_activate_and_deactivate_publish_status(rt: Runtime) -> None:
     ]
     assert [a["name"] for a in await agents.list_agents(rt, status="active")] == ["ada"]
     assert await agents.list_agents(rt, status="inactive") == []
-
-
-async def test_refresh_status_follows_pending_jobs(rt: Runtime) -> None:
-    agent = await make(rt)
-    other = await make(rt, name="bob")
-    aid = agent["id"]
-    job = await rt.db.write(add_job, aid)
-    assert await rt.db.write(agents.refresh_status, aid) == "busy"
-    assert await rt.db.write(agents.refresh_status, aid) is None  # unchanged
-    # Another agent's job does not make this one busy.
-    assert await rt.db.write(agents.refresh_status, other["id"]) is None
-    for status, expected in (("active", None), ("delayed", None), ("completed", "active")):
-        await rt.db.write(set_job_status, job, status)
-        assert await rt.db.write(agents.refresh_status, aid) == expected
-    await rt.db.write(lambda conn: add_job(conn, aid, delay_ms=5000))
-    assert await agents.refresh(rt, aid) == "busy"
-    assert (await agents.get(rt, aid))["status"] == "busy"
-
-
-async def test_the_busy_check_is_one_index_look_up(rt: Runtime) -> None:
-    """refresh_status runs for every triggering message and every job's end: its
-    pending-job check must use the partial index of migration v5, not read every
-    pending job's data (which it would if query and index drifted apart)."""
-    from wizd.services.agents import _HAS_PENDING_JOB
-    from wizd.store.database import raw
-
-    plan = await rt.db.read(
-        lambda conn: raw(conn).execute("EXPLAIN QUERY PLAN " + _HAS_PENDING_JOB, ("x",)).fetchall())
-    details = " | ".join(str(row[-1]) for row in plan)
-    assert "USING INDEX jobs_pending_agent" in details, details
 
 
 async def test_inactive_agent_is_never_made_busy(rt: Runtime) -> None:

@@ -10,7 +10,8 @@ import pytest
 
 from wizd.errors import InvalidInput, NotFound
 from wizd.llm.base import ChatMessage
-from wizd.services import agents, conversations, messages, projects, replies, search
+from wizd.replies import storing
+from wizd.services import agents, conversations, messages, projects, search
 from wizd.services.agents import AgentCreate
 from wizd.services.runtime import Runtime
 
@@ -27,7 +28,7 @@ async def say(rt: Runtime, conversation_id: str, content: str) -> dict[str, Any]
 
 async def reply(rt: Runtime, ada: dict[str, Any], to: dict[str, Any], content: str) -> None:
     now = rt.clock.now_ms()
-    await rt.db.write(lambda conn: replies.store_reply(
+    await rt.db.write(lambda conn: storing.store_reply(
         conn, conversation={"id": to["conversation_id"], "type": "dm"},
         agent_user_id=ada["user_id"], trigger_id=to["id"], content=content,
         trigger_llm=ChatMessage("user", to["content"]), now_ms=now))

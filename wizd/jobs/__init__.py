@@ -1,8 +1,13 @@
-"""The job queue (generic), the scheduler that runs it, and the job types wizd has.
+"""The job queue, generic: it knows no job type and nothing of agents.
 
 - ``queue``: operations over the jobs table, each one transaction plus its events;
 - ``scheduler``: the task group that claims and runs jobs;
-- ``completion``: what each job type's outcome means, routed by job name;
+- ``registry``: the job types a scheduler runs (name -> processor, outcome
+  handler), built by app.py;
+- ``outcome``: what a job's outcome means (the generic handler), failure
+  reasons for clients;
 - ``backoff``: when a failed job runs again;
-- ``response_generator``: an agent's reply to a message.
+- ``retention``: finished jobs are pruned.
+
+The job types wizd has live with their features (wizd.replies).
 """

@@ -2,9 +2,10 @@
 
 Generic: the queue moves jobs between statuses (see ``wizd.store.jobs``) and
 knows nothing of agents. What a transition means for one kind of job (a reply
-to store, an agent's status) is its completion handler's business
-(``wizd.jobs.completion``, routed by job name); the handler runs inside the
-same transaction, and the events it returns are published from
+to store, an agent's status) is its outcome handler's business
+(``wizd.jobs.outcome``), found by job name in the registry of the scheduler
+the runtime was given (``rt.scheduler.job_types``); the handler runs inside
+the same transaction, and the events it returns are published from
 ``after_commit``, so they reach subscribers in commit order.
 
 Timestamps are read from ``rt.clock`` before each transaction and passed in:
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,12 +26,9 @@ from ..errors import Conflict, StorageUnavailable
 from ..events.hub import Event
 from ..services.runtime import Runtime
 from ..store import jobs as store
-from . import completion
-from .completion import Failure, Transition
+from .outcome import Failure, Job, OutcomeHandler, Transition, job_event
 
 log = logging.getLogger(__name__)
-
-Job = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -57,7 +55,8 @@ class JobContext:
             log.warning("job %s: progress not recorded: %s", self.job["id"], exc.message)
 
 
-Processor = Callable[[JobContext], Awaitable[Any]]
+def _outcome(rt: Runtime, job: Job) -> OutcomeHandler:
+    return rt.scheduler.job_types.outcome(job["name"])
 
 
 def _publisher(rt: Runtime) -> Callable[[list[Event]], None]:
@@ -81,7 +80,7 @@ def _publish_transition(rt: Runtime) -> Callable[[Transition | None], None]:
 def _announce_claimed(rt: Runtime, claimed: list[Job],
                       on_claimed: Callable[[list[Job]], object] | None) -> None:
     for job in claimed:
-        rt.hub.publish(completion.job_event(job))
+        rt.hub.publish(job_event(job))
     if on_claimed is not None:
         on_claimed(claimed)
 
@@ -127,7 +126,7 @@ async def progress(rt: Runtime, job: Job, percent: int) -> None:
 
     def tx(conn: Connection) -> Transition | None:
         updated = store.set_progress(conn, job["id"], percent, now)
-        return None if updated is None else Transition(updated, [completion.job_event(updated)])
+        return None if updated is None else Transition(updated, [job_event(updated)])
 
     await rt.db.write(tx, after_commit=_publish_transition(rt))
 
@@ -135,7 +134,7 @@ async def progress(rt: Runtime, job: Job, percent: int) -> None:
 async def succeed(rt: Runtime, job: Job, result: Any) -> Job | None:
     """Complete an active job through its handler (one transaction); None if
     it was no longer active."""
-    handler = completion.handler_for(job["name"])
+    handler = _outcome(rt, job)
 
     def tx(conn: Connection, now: int) -> Transition | None:
         return handler.succeeded(conn, job, result, now)
@@ -148,7 +147,7 @@ async def fail(
 ) -> Job | None:
     """Fail a job for good through its handler; None if its status was not in
     ``from_statuses`` (it moved on meanwhile)."""
-    handler = completion.handler_for(job["name"])
+    handler = _outcome(rt, job)
 
     def tx(conn: Connection, now: int) -> Transition | None:
         return handler.failed(conn, job, failure, now, from_statuses)
@@ -159,7 +158,7 @@ async def fail(
 async def retry_later(rt: Runtime, job: Job, reason: str, delay_s: float) -> Job | None:
     """An attempt failed but another may succeed: the job waits ``delayed`` for
     ``delay_s`` seconds (rounded up to the millisecond)."""
-    handler = completion.handler_for(job["name"])
+    handler = _outcome(rt, job)
 
     def tx(conn: Connection, now: int) -> Transition | None:
         # Round up, ignoring float noise (0.3 s is 300.00000000000006 ms).
@@ -167,7 +166,7 @@ async def retry_later(rt: Runtime, job: Job, reason: str, delay_s: float) -> Job
         updated = store.retry_later(conn, job["id"], reason, run_at, now)
         if updated is None:
             return None
-        return Transition(updated, [completion.job_event(updated), *handler.changed(conn, updated)])
+        return Transition(updated, [job_event(updated), *handler.changed(conn, updated)])
 
     return await _record(rt, tx)
 
@@ -180,7 +179,7 @@ async def requeue(rt: Runtime, job_ids: list[str]) -> list[Job]:
         return store.requeue(conn, job_ids, now)
 
     def after_commit(requeued: list[Job]) -> None:
-        _publisher(rt)([completion.job_event(job) for job in requeued])
+        _publisher(rt)([job_event(job) for job in requeued])
 
     return await rt.db.write(tx, after_commit=after_commit)
 
@@ -224,11 +223,11 @@ async def retry(rt: Runtime, job_id: str) -> Job:
 
     def tx(conn: Connection) -> Transition:
         job = store.retry(conn, job_id, now)
-        handler = completion.handler_for(job["name"])
-        return Transition(job, [completion.job_event(job), *handler.changed(conn, job)])
+        handler = _outcome(rt, job)
+        return Transition(job, [job_event(job), *handler.changed(conn, job)])
 
     transition = await rt.db.write(tx, after_commit=_publish_transition(rt))
-    rt.wake_scheduler()
+    rt.scheduler.wake()
     return transition.job
 
 
@@ -244,14 +243,11 @@ async def cancel(rt: Runtime, job_id: str) -> Job:
         failed = await fail(rt, job, Failure("cancelled", cancelled=True),
                             from_statuses=store.QUEUED)
         if failed is not None:
-            rt.wake_scheduler()  # younger jobs of its group may run now
+            rt.scheduler.wake()  # younger jobs of its group may run now
             return failed
         job = await get(rt, job_id)  # claimed meanwhile: cancel it running
     if job["status"] == "active":
-        cancel_running = rt.cancel_running
-        if cancel_running is None:
-            raise Conflict(f"job {job_id} is running and no scheduler can cancel it")
-        await cancel_running(job_id)
+        await rt.scheduler.cancel(job_id)
         return await get(rt, job_id)
     raise Conflict(f"job {job_id} is {job['status']}; only an unfinished job can be cancelled",
                    status=job["status"])
@@ -265,7 +261,7 @@ async def set_paused(rt: Runtime, paused: bool) -> bool:
         return store.set_paused(conn, paused, now)
 
     result = await rt.db.write(tx)
-    rt.wake_scheduler()
+    rt.scheduler.wake()
     return result
 
 

@@ -9,7 +9,7 @@
                        ──> record the outcome (success / retry later with
                            backoff / fail for good), tried again until stored
 
-- Wake on enqueue: ``rt.wake_scheduler()`` sets an event; there is no polling
+- Wake on enqueue: ``rt.scheduler.wake()`` sets an event; there is no polling
   interval. A delayed job starts when due: the loop sleeps until the earliest
   ``run_at``, or less if woken.
 - At most ``config.concurrency`` jobs run at once: as many workers run them,
@@ -20,7 +20,10 @@
 - Each job runs in its own CancelScope, kept so ``job.cancel`` can cancel it.
 - On shutdown (the scheduler's scope is cancelled) running jobs are cancelled
   and returned to the queue with the attempt they were in given back.
-- Processors are looked up by job name; an unknown name fails the job at once.
+- Processors are looked up by job name in the registry app.py passes in
+  (``JobTypes``); an unknown name fails the job at once.
+- A failure reason is stored for clients to read: a WizError's message, or
+  "internal error" with the traceback in the log, never an exception's text.
 - When the database cannot store a write (a full disk: StorageUnavailable),
   the write is tried again after waits that double from RETRY_FIRST up to
   RETRY_CAP, one warning line each: a claim by the loop, and a job's outcome
@@ -33,19 +36,21 @@ from __future__ import annotations
 import logging
 import math
 import random
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
 import anyio.lowlevel
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ..errors import StorageUnavailable, WizError
 from ..services.runtime import Runtime
 from ..store import jobs as store
 from . import backoff, queue
-from .completion import Failure
-from .queue import Job, JobContext, Processor
+from .outcome import Failure, Job, client_reason
+from .queue import JobContext
+from .registry import JobTypes
 
 log = logging.getLogger(__name__)
 
@@ -61,13 +66,6 @@ def _retry_delays() -> Iterator[float]:
     while True:
         yield delay
         delay = min(delay * 2, RETRY_CAP)
-
-
-def default_processors() -> dict[str, Processor]:
-    """The job types wizd runs: job name -> processor."""
-    from . import response_generator
-
-    return {response_generator.NAME: response_generator.process}
 
 
 @dataclass(eq=False)
@@ -109,13 +107,6 @@ def _nothing(conn: Any) -> None:
     return None
 
 
-def describe(exc: BaseException) -> str:
-    """An exception as a job's failure_reason."""
-    if isinstance(exc, WizError):
-        return exc.message
-    return f"{type(exc).__name__}: {exc}"
-
-
 def _recorder(rt: Runtime, job: Job, write: Callable[..., Awaitable[object]], *args: Any
               ) -> Callable[[], Awaitable[object]]:
     """``write(rt, job, *args)`` (a queue transition), to call (again) later."""
@@ -123,22 +114,27 @@ def _recorder(rt: Runtime, job: Job, write: Callable[..., Awaitable[object]], *a
 
 
 class Scheduler:
+    """Runs the jobs of ``rt`` whose types ``job_types`` knows; implements
+    ``services.runtime.Scheduling`` (app.py sets it as ``rt.scheduler``)."""
+
+    _ready_send: MemoryObjectSendStream[_Running]
+    _ready: MemoryObjectReceiveStream[_Running]
+
     def __init__(
         self,
         rt: Runtime,
-        processors: Mapping[str, Processor] | None = None,
+        job_types: JobTypes,
         *,
         rng: random.Random | None = None,
     ) -> None:
         self.rt = rt
-        self.processors = dict(default_processors() if processors is None else processors)
+        self.job_types = job_types
         # Injectable so tests can pin the jitter and assert exact virtual times.
         self.rng = rng or random.Random()
         self.policy = backoff.Policy(rt.config.backoff_base, rt.config.backoff_cap)
         self.concurrency = rt.config.concurrency
         # Claimed and not yet recorded (running, or waiting for a worker).
         self.running: dict[str, _Running] = {}
-        self._ready_send, self._ready = anyio.create_memory_object_stream[_Running](math.inf)
         # Cancel requests for jobs seen active but not registered yet.
         self._doomed: dict[str, anyio.Event] = {}
         self._interrupted: set[str] = set()
@@ -152,13 +148,11 @@ class Scheduler:
     async def run(
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
-        """Run jobs until cancelled; ``started`` once left-over active jobs are taken back.
-
-        Sets ``rt.wake_scheduler`` and ``rt.cancel_running`` for the services.
-        """
+        """Run jobs until cancelled; ``started`` once left-over active jobs are taken back."""
+        # Claimed jobs on their way to the workers; made here, where it is
+        # closed again, so a scheduler that never runs holds nothing open.
+        self._ready_send, self._ready = anyio.create_memory_object_stream[_Running](math.inf)
         await queue.recover(self.rt)
-        self.rt.wake_scheduler = self.wake
-        self.rt.cancel_running = self.cancel
         try:
             async with anyio.create_task_group() as tg:
                 for i in range(self.concurrency):
@@ -166,8 +160,6 @@ class Scheduler:
                 task_status.started()
                 await self._loop()
         finally:
-            self.rt.wake_scheduler = lambda: None
-            self.rt.cancel_running = None
             self._ready_send.close()
             self._ready.close()
             try:
@@ -312,7 +304,7 @@ class Scheduler:
 
     async def _execute(self, entry: _Running) -> _Outcome:
         job = entry.job
-        processor = self.processors.get(job["name"])
+        processor = self.job_types.processor(job["name"])
         if processor is None:
             return _Outcome(failure=Failure(f"no processor for job name {job['name']!r}"))
         with anyio.CancelScope() as scope:
@@ -352,10 +344,11 @@ class Scheduler:
                     refused, completes = True, False
                     log.exception("job %s (%s): the database refused its outcome; it fails "
                                   "instead", job["id"], job["name"])
-                    failure = Failure(f"could not store the outcome: {describe(exc)}", exc)
+                    failure = Failure(f"could not store the outcome: {client_reason(exc)}",
+                                      exc)
                     record = _recorder(self.rt, job, queue.fail, failure)
                     continue
-                problem = describe(exc)
+                problem = f"{type(exc).__name__}: {exc}"  # for the log only
             else:
                 if completes:
                     log.debug("job %s (%s) completed after %d attempt(s)",
@@ -375,8 +368,9 @@ class Scheduler:
         exc = outcome.error
         if exc is None:
             return _recorder(self.rt, job, queue.succeed, outcome.result)
-        reason = describe(exc)
+        reason = client_reason(exc)
         if not isinstance(exc, WizError):
+            # The client reads a plain reason; the traceback is for the log.
             log.error("job %s (%s) raised", job["id"], job["name"], exc_info=exc)
         delay = backoff.retry_delay(exc, attempts=job["attempts"], max_attempts=job["max_attempts"],
                                     policy=self.policy, rng=self.rng)

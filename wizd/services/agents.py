@@ -21,10 +21,9 @@ from ..errors import Conflict, InvalidInput, NotFound
 from ..llm.context import system_prompt
 from ..objects import Agent
 from ..store import agents as store
+from ..store import replies as reply_store
 from ..store import users as user_store
 from ..store.agents import AgentChanges, AgentRow
-from ..store.database import raw
-from ..store.jobs import PENDING
 from . import checks, providers
 from .runtime import Runtime, new_id
 from .users import insert_user
@@ -114,32 +113,19 @@ def get_row(conn: Connection, agent_id: str) -> AgentRow:
 def refresh_status(conn: Connection, agent_id: str) -> str | None:
     """Recompute the agent's busy/active status inside the caller's transaction.
 
-    Busy iff the agent is not inactive and has a job in waiting, delayed or
-    active whose ``data.agent_id`` is the agent. Returns the new status if it
+    Busy iff the agent is not inactive and has a reply job in waiting,
+    delayed, paused or active (``store.replies``). Returns the new status if it
     changed, else None (also for an inactive or unknown agent).
     """
-    db = raw(conn)
-    row = db.execute(_AGENT_STATUS, (agent_id,)).fetchone()
-    if row is None or row[0] == "inactive":
+    current = store.status_of(conn, agent_id)
+    if current is None or current == "inactive":
         return None
-    pending = db.execute(_HAS_PENDING_JOB, (agent_id,)).fetchone()[0]
+    pending = reply_store.agent_has_pending(conn, agent_id)
     status = "busy" if pending else "active"
-    if status == row[0]:
+    if status == current:
         return None
-    db.execute(_SET_STATUS, (status, agent_id))
+    store.set_status(conn, agent_id, status)
     return status
-
-
-# Hot (every triggering message, every job's end): plain SQL. _HAS_PENDING_JOB
-# is served by the jobs_pending_agent index (migration v5), whose expression
-# and condition it repeats word for word.
-_AGENT_STATUS = "SELECT status FROM agents WHERE id = ?"
-_HAS_PENDING_JOB = (
-    "SELECT EXISTS (SELECT 1 FROM jobs"
-    f" WHERE status IN ({', '.join(repr(s) for s in PENDING)})"
-    " AND json_extract(data, '$.agent_id') = ?)"
-)
-_SET_STATUS = "UPDATE agents SET status = ? WHERE id = ?"
 
 
 async def refresh(rt: Runtime, agent_id: str) -> str | None:

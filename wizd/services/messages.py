@@ -1,21 +1,15 @@
-"""Messages: storing them, reading history by ``seq``, and triggering agents.
+"""Messages: storing them, reading history by ``seq``.
 
 ``seq`` (an AUTOINCREMENT key) grows with every stored message across the
 daemon, so it is the cursor for history and for resuming a subscription.
 ``message.created`` is published from the write's ``after_commit`` hook;
 hooks run in commit order, so subscribers see messages in ``seq`` order.
 
-Who answers a message from a human:
-- in a DM, every agent participant that is not inactive;
-- in a channel, every agent (not inactive) mentioned as ``@name``, the name
-  matched whole and case-insensitively (``@bob`` is not ``@bobby``; where two
-  names start at one ``@``, the longer one wins).
-A message written by an agent triggers no one, so agents never loop.
+Which agents a message triggers, and their reply jobs: ``wizd.replies.triggers``.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,20 +17,16 @@ from sqlalchemy import Connection
 
 from ..errors import Conflict, InvalidInput
 from ..events.hub import Event
-from ..objects import Conversation, Message, MessageKind, MessageList, SentMessage
-from ..store import agents as agent_store
-from ..store import jobs as job_queries
+from ..objects import Message, MessageKind, MessageList, SentMessage
+from ..replies import triggers
 from ..store import messages as store
-from ..store.agents import Triggered
 from ..store.messages import MessageRow
-from . import agents as agent_service
 from . import conversations
 from .runtime import Runtime, new_id
 
 MAX_CONTENT = 100_000
 MAX_LIST = 1000
 DEFAULT_LIST = 50
-JOB_NAME = "response_generator"
 
 
 def public(row: MessageRow) -> Message:
@@ -111,34 +101,6 @@ def max_seq(conn: Connection) -> int:
     return store.max_seq(conn)
 
 
-def mentioned(content: str, names: list[str]) -> set[str]:
-    """The names among ``names`` that ``content`` mentions as ``@name``."""
-    longest: dict[int, str] = {}  # position of "@" -> the longest name mentioned there
-    for name in names:
-        pattern = re.compile(r"(?<![\w@])@" + re.escape(name) + r"(?!\w)", re.IGNORECASE)
-        for match in pattern.finditer(content):
-            current = longest.get(match.start())
-            if current is None or len(name) > len(current):
-                longest[match.start()] = name
-    return set(longest.values())
-
-
-def triggered_agents(
-    conn: Connection, conversation: Conversation, author_id: str, content: str
-) -> list[Triggered]:
-    """The agents (``id``, ``name``) that must answer a message by ``author_id``,
-    oldest first."""
-    if store.author_type(conn, author_id) != "human":
-        return []
-    if conversation["type"] == "dm":
-        return agent_store.dm_agents(conn, conversation["id"], author_id)
-    if "@" not in content:  # mentions nobody
-        return []
-    candidates = agent_store.live_agents(conn, author_id)
-    names = mentioned(content, [agent.name for agent in candidates])
-    return [agent for agent in candidates if agent.name in names]
-
-
 async def send(rt: Runtime, *, conversation_id: str, content: str) -> SentMessage:
     """Store a message from the local user and queue one reply job per agent it triggers.
 
@@ -154,43 +116,29 @@ async def send(rt: Runtime, *, conversation_id: str, content: str) -> SentMessag
     author_id = rt.local_user_id
     now = rt.clock.now_ms()
 
-    def q(conn: Connection) -> tuple[Message, list[dict[str, Any]], list[tuple[str, str]]]:
+    def q(conn: Connection) -> tuple[Message, triggers.Queued]:
         conversation = conversations.find(conn, conversation_id)
         if conversation["archived"]:
             raise Conflict(f"the {conversation['type']} is archived", id=conversation_id)
         message = insert_message(conn, conversation=conversation, author_id=author_id,
                                  content=content, now_ms=now)
-        added: list[dict[str, Any]] = []
-        changed: list[tuple[str, str]] = []
-        for agent in triggered_agents(conn, conversation, author_id, content):
-            added.append(job_queries.add_job(
-                conn, name=JOB_NAME,
-                data={"conversation_id": conversation_id, "message_id": message["id"],
-                      "agent_id": agent.id},
-                now_ms=now, max_attempts=rt.config.max_attempts,
-                group_key=f"{conversation_id}:{agent.id}",
-            ))
-            status = agent_service.refresh_status(conn, agent.id)
-            if status is not None:
-                changed.append((agent.id, status))
-        return message, added, changed
+        return message, triggers.queue_replies(
+            conn, conversation=conversation, message=message,
+            max_attempts=rt.config.max_attempts, now_ms=now)
 
-    def announce(result: tuple[Message, Any, Any]) -> None:
+    def announce(result: tuple[Message, triggers.Queued]) -> None:
         # Everything from the commit's hook: a claim of these jobs committed
         # right after this one publishes "active" after our "waiting", never before.
-        message, added, changed = result
+        message, queued = result
         rt.hub.publish(Event("message.created", {"message": message},
                              conversation_id=conversation_id, seq=message["seq"]))
-        for job in added:
-            rt.publish("job.updated", {"job": job}, conversation_id=conversation_id)
-        for agent_id, status in changed:
-            rt.publish("agent.status", {"agent_id": agent_id, "status": status},
-                       conversation_id=conversation_id)
+        for event in queued.events():
+            rt.hub.publish(event)
 
-    message, added, _changed = await rt.db.write(q, after_commit=announce)
-    if added:
-        rt.wake_scheduler()
-    return {"message": message, "jobs": [job["id"] for job in added]}
+    message, queued = await rt.db.write(q, after_commit=announce)
+    if queued.jobs:
+        rt.scheduler.wake()
+    return {"message": message, "jobs": [job["id"] for job in queued.jobs]}
 
 
 def page(

@@ -1,5 +1,5 @@
 """What every service function needs: the database, the event hub, the
-settings, the queue clock and a way to wake the scheduler.
+settings, the queue clock and the job scheduler.
 
 Services are plain async functions taking a Runtime first; RPC methods and
 job processors are thin adapters over them.
@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import anyio
 
 from ..config import Config
+from ..errors import Conflict
 from ..events.hub import Event, Hub
+from ..jobs.registry import JobTypes
 from ..llm.clients import ClientCache
 from ..store.database import Database
 from .tallies import Tallies
@@ -45,6 +47,35 @@ class QueueClock:
         return self._loop0 + epoch_ms / 1000 - self._wall0
 
 
+class Scheduling(Protocol):
+    """What the rest of wizd asks of the job scheduler (wizd.jobs.scheduler.Scheduler)."""
+
+    @property
+    def job_types(self) -> JobTypes:
+        """The job types it runs: the queue finds a job's outcome handler here."""
+        ...
+
+    def wake(self) -> None:
+        """Look at the queue again now (work was queued, retried or resumed)."""
+
+    async def cancel(self, job_id: str) -> None:
+        """Cancel running job ``job_id`` and wait until its cancellation is recorded."""
+
+
+class NoScheduler:
+    """The scheduler of a runtime that runs no jobs (tests of services alone):
+    waking it does nothing, every job type is generic, and a running job
+    cannot be cancelled (Conflict)."""
+
+    job_types = JobTypes()
+
+    def wake(self) -> None:
+        pass
+
+    async def cancel(self, job_id: str) -> None:
+        raise Conflict(f"job {job_id} is running and no scheduler can cancel it")
+
+
 @dataclass
 class Runtime:
     config: Config
@@ -52,11 +83,11 @@ class Runtime:
     hub: Hub
     clock: QueueClock
     started_at: float = field(default_factory=anyio.current_time)
-    # Set by the scheduler when it starts; waking it is a no-op before that.
-    wake_scheduler: Callable[[], None] = lambda: None
-    # Set by the scheduler while it runs: cancel a running job and wait until
-    # its cancellation is recorded.
-    cancel_running: Callable[[str], Awaitable[None]] | None = None
+    # The scheduler that runs this runtime's jobs: services wake it after
+    # queueing work and cancel running jobs through it. Each needs the other,
+    # so app.py builds the runtime, then the scheduler over it, and sets it
+    # here once, before anything runs.
+    scheduler: Scheduling = field(default_factory=NoScheduler)
     local_user_id: str = ""
     # HTTP clients of the LLM providers, kept alive between replies.
     llm_clients: ClientCache = field(default_factory=ClientCache)
@@ -64,6 +95,8 @@ class Runtime:
     # opened with ``tallies.watch`` and ``tallies.start`` has run).
     tallies: Tallies = field(default_factory=Tallies)
 
-    def publish(self, method: str, params: dict, *, conversation_id: str | None = None) -> None:
+    def publish(
+        self, method: str, params: dict[str, Any], *, conversation_id: str | None = None
+    ) -> None:
         """Publish a non-message event (job.updated, agent.status, message.delta)."""
         self.hub.publish(Event(method, params, conversation_id))

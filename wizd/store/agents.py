@@ -7,7 +7,7 @@ message.send path.
 
 from __future__ import annotations
 
-from typing import NamedTuple, TypedDict
+from typing import TypedDict
 
 from sqlalchemy import Connection, select, update
 
@@ -51,13 +51,6 @@ class AgentChanges(TypedDict, total=False):
     temperature: float
     max_tokens: int
     status: AgentStatus
-
-
-class Triggered(NamedTuple):
-    """What triggering needs of an agent row."""
-
-    id: str
-    name: str
 
 
 def by_ref(conn: Connection, ref: str) -> AgentRow | None:
@@ -112,22 +105,16 @@ def update_fields(conn: Connection, agent_id: str, changes: AgentChanges, now_ms
                  .values(**changes, updated_at=now_ms))
 
 
-def dm_agents(conn: Connection, conversation_id: str, author_id: str) -> list[Triggered]:
-    """The agents of a DM that may answer ``author_id`` (not inactive, not the
-    author), oldest first."""
-    rows = raw(conn).execute(_DM_AGENTS, {"conversation_id": conversation_id,
-                                          "author_id": author_id})
-    return [Triggered(*row) for row in rows]
+def status_of(conn: Connection, agent_id: str) -> str | None:
+    """The agent's status, or None for an unknown agent (hot: every triggering message)."""
+    row = raw(conn).execute(_STATUS_OF, {"id": agent_id}).fetchone()
+    return None if row is None else str(row[0])
 
 
-def live_agents(conn: Connection, author_id: str) -> list[Triggered]:
-    """Every agent that may answer ``author_id`` (not inactive, not the author),
-    oldest first."""
-    return [Triggered(*row) for row in raw(conn).execute(_LIVE_AGENTS, {"author_id": author_id})]
+def set_status(conn: Connection, agent_id: str, status: str) -> None:
+    raw(conn).execute(_SET_STATUS, {"status": status, "id": agent_id})
 
 
-_LIVE = "a.deleted_at IS NULL AND a.status != 'inactive' AND a.user_id != :author_id"
-_DM_AGENTS = ("SELECT a.id, a.name FROM agents AS a JOIN dm_participants AS p"
-              f" ON p.user_id = a.user_id WHERE p.conversation_id = :conversation_id AND {_LIVE}"
-              " ORDER BY a.created_at, a.id")
-_LIVE_AGENTS = f"SELECT a.id, a.name FROM agents AS a WHERE {_LIVE} ORDER BY a.created_at, a.id"
+# Hot (every triggering message, every reply job's end): plain SQL.
+_STATUS_OF = "SELECT status FROM agents WHERE id = :id"
+_SET_STATUS = "UPDATE agents SET status = :status WHERE id = :id"

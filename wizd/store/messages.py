@@ -1,6 +1,6 @@
 """Queries over ``messages``.
 
-``insert`` and ``author_type`` run on every message sent and every reply
+``insert`` runs on every message sent and every reply
 stored: DB-API through ``raw``, with ``:name`` params. History reads are
 Core.
 """
@@ -12,7 +12,7 @@ from typing import Any, TypedDict
 
 from sqlalchemy import Connection, Select, func, select
 
-from ..objects import ConversationType, MessageKind, UserType
+from ..objects import ConversationType, MessageKind
 from .database import raw
 from .failures import constraint_error
 from .rows import every
@@ -62,13 +62,6 @@ _INSERT = ("INSERT INTO messages (id, source_type, source_id, author_id, content
            " :author_id, :content, :kind, :reply_to, :truncated, :now, :now)")
 
 
-def author_type(conn: Connection, user_id: str) -> UserType | None:
-    """The type of user ``user_id`` (hot: who a sent message triggers)."""
-    found = raw(conn).execute(_AUTHOR_TYPE, {"id": user_id}).fetchone()
-    return None if found is None else found[0]
-
-
-_AUTHOR_TYPE = "SELECT type FROM users WHERE id = :id"
 
 
 def _live(conversation_id: str | None = None) -> Select[Any]:

@@ -257,7 +257,27 @@ CREATE TABLE jobs_pruned (
 ) WITHOUT ROWID;
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8)
+# Issue 12: the generic jobs table knows nothing of agents. What makes an
+# agent busy (a reply job of it not finished) moves to the reply side: one
+# row per pending reply job (store.replies), kept by wizd.replies in the
+# transactions that queue and finish the job, filled here from the reply
+# jobs already pending; jobs_pending_agent (v5, on the job data's agent_id)
+# goes.
+_V9 = """
+CREATE TABLE pending_replies (
+    job_id TEXT PRIMARY KEY,
+    agent_id TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX pending_replies_agent ON pending_replies (agent_id);
+INSERT INTO pending_replies (job_id, agent_id)
+    SELECT id, json_extract(data, '$.agent_id') FROM jobs
+    WHERE name = 'response_generator'
+      AND status IN ('waiting', 'delayed', 'paused', 'active')
+      AND json_extract(data, '$.agent_id') IS NOT NULL;
+DROP INDEX jobs_pending_agent;
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9)
 LATEST = len(MIGRATIONS)
 
 

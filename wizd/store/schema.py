@@ -205,3 +205,12 @@ jobs_pruned = Table(
     Column("finished_on", Integer),
     Column("pruned_at", Integer, nullable=False),
 )
+
+# Added by migration 9: the reply jobs not finished yet, by agent (an agent
+# with one is busy); kept by wizd.replies, read by store.replies.
+pending_replies = Table(
+    "pending_replies",
+    metadata,
+    Column("job_id", String, primary_key=True),
+    Column("agent_id", String, nullable=False),
+)

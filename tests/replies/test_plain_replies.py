@@ -1,5 +1,5 @@
 """A server that answers a streaming request with one JSON body, through
-message.send -> response_generator -> completion handler, against a real
+message.send -> reply processor -> outcome handler, against a real
 SQLite file and the real scripted HTTP server."""
 
 from __future__ import annotations
@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.jobs.helpers import harness
 from tests.support.openai_server import Reply, openai_server
 from wizd.services import providers
 from wizd.services.providers import ProviderUpdate
 
-from .helpers import harness
 from .test_reply_jobs import one_agent
 
 

@@ -1,5 +1,5 @@
 """Replies and contexts within their size caps, and streams broken off before
-their finish, through message.send -> response_generator -> completion handler,
+their finish, through message.send -> reply processor -> outcome handler,
 against a real SQLite file and the real scripted HTTP server."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import pytest
 import trio
 from trio.testing import MockClock
 
+from tests.jobs.helpers import harness
 from tests.support.openai_server import Reply, openai_server
 
-from .helpers import harness
 from .test_reply_jobs import Script, one_agent, sent_messages
 
 CAP = 2048

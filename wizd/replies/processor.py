@@ -1,9 +1,9 @@
-"""The processor of ``response_generator`` jobs: one agent's reply to one message.
+"""The processor of reply jobs: one agent's reply to one message.
 
-It loads what the reply needs when the attempt starts (the agent, its
-provider with the secret resolved now, the conversation up to the trigger),
-streams the completion, publishing each piece as ``message.delta``, and hands
-the result to the completion handler, which stores it. The context is capped
+It loads what the reply needs when the attempt starts (``inputs``: the agent,
+its provider with the secret resolved now, the conversation up to the
+trigger), streams the completion, publishing each piece as ``message.delta``,
+and hands the result to the outcome handler (``outcome``), which stores it. The context is capped
 at ``config.max_context_bytes`` and the reply at ``config.max_reply_bytes``
 (a provider stops reading there: the deltas never pass it either). Only the provider call
 runs under ``config.job_timeout``: a slow database is not the model's fault.
@@ -11,18 +11,18 @@ runs under ``config.job_timeout``: a slow database is not the model's fault.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
 from sqlalchemy import Connection
 
 from ..errors import ProviderTimeout
+from ..jobs.queue import JobContext
 from ..llm import providers
-from ..services import replies
-from .completion import ReplyResult, Skipped
-from .queue import JobContext
-
-NAME = "response_generator"
+from ..llm.base import Completion
+from .inputs import ReplyInputs, Skip, load_inputs
+from .job import data_of
 
 # Progress is a database write that every other job's completion queues
 # behind, so it is written only for a stream that is still going after
@@ -32,22 +32,30 @@ PROGRESS_AFTER = 2.0
 STREAMING_PROGRESS = 50
 
 
-async def process(ctx: JobContext) -> ReplyResult | Skipped:
-    """Generate the reply. Raises ProviderError subclasses (ProviderTimeout when
-    the provider takes longer than ``config.job_timeout``), NotFound if the
-    conversation or provider is gone."""
-    rt = ctx.rt
-    data = ctx.data
+@dataclass(frozen=True)
+class ReplyResult:
+    """What the processor hands to the outcome handler: the reply to store."""
 
-    def load(conn: Connection) -> replies.ReplyInputs | replies.Skip:
-        return replies.load_inputs(
+    inputs: ReplyInputs
+    completion: Completion
+
+
+async def process(ctx: JobContext) -> ReplyResult | Skip:
+    """Generate the reply (or Skip: nothing to answer any more). Raises
+    ProviderError subclasses (ProviderTimeout when the provider takes longer
+    than ``config.job_timeout``), NotFound if the conversation or provider is gone."""
+    rt = ctx.rt
+    data = data_of(ctx.job)
+
+    def load(conn: Connection) -> ReplyInputs | Skip:
+        return load_inputs(
             conn, data, default_context=rt.config.context_messages,
             max_context_bytes=rt.config.max_context_bytes,
             max_reply_bytes=rt.config.max_reply_bytes)
 
     inputs = await rt.db.read(load)
-    if isinstance(inputs, replies.Skip):
-        return Skipped(inputs.reason)
+    if isinstance(inputs, Skip):
+        return inputs
 
     index = 0
     started = anyio.current_time()

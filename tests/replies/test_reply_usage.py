@@ -1,6 +1,6 @@
 """Tokens per reply: what the provider counted is stored with the reply's
 llm_message (with the model that answered) and summed per agent and model;
-through message.send -> response_generator -> completion handler, against a
+through message.send -> reply processor -> outcome handler, against a
 real SQLite file and the real scripted HTTP server."""
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from sqlalchemy import Connection, select
 
+from tests.jobs.helpers import Harness, harness
 from tests.support.openai_server import Reply, openai_server
 from wizd.services import usage
 from wizd.store.schema import llm_messages
 
-from .helpers import Harness, harness
 from .test_reply_jobs import one_agent
 
 

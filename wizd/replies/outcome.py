@@ -1,12 +1,6 @@
-"""Completion handlers: what a job's outcome means, routed by job name.
+"""The reply job's outcome handler: the reply (or why there is none) is
+stored in the transaction that finishes the job.
 
-The queue calls a handler inside the transaction that finishes the job, so a
-job's outcome and its side effects commit together or not at all; the events
-the handler returns are published after the commit. A new job type registers
-a handler here (or lives with the generic one) and needs no change to the
-scheduler or the queue.
-
-``response_generator`` (an agent's reply):
 - success: the reply message (author = the agent's user, ``reply_to`` = the
   trigger; marked truncated if it was cut off at ``max_reply_bytes``) and its
   llm_message (with the model and the provider's token counts), the
@@ -14,14 +8,18 @@ scheduler or the queue.
   ``{message_id, model, finish_reason, usage, truncated}``, the agent's
   status; then ``message.created``, ``job.updated``, ``agent.status``. If the
   reply exists already (a second run after a crash), the job just completes.
+- skipped (the agent or the trigger is gone): the job completes with
+  ``{skipped: reason}``.
 - final failure: an error message from the agent, in a plain sentence (the
-  details stay in the job's ``failure_reason``), then the same.
+  job's ``failure_reason`` says it in the queue's words), then the same.
+
+Every move of a reply job in or out of the pending ones keeps its row in
+``pending_replies`` (what makes its agent busy) and refreshes the agent's status.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection
@@ -36,98 +34,41 @@ from ..errors import (
     WizError,
 )
 from ..events.hub import Event
-from ..llm.base import ChatMessage, Completion
+from ..jobs.outcome import Failure, Job, OutcomeHandler, Transition, job_event
+from ..llm.base import ChatMessage
 from ..objects import Message
-from ..services import agents, replies
-from ..store import jobs as store
+from ..services import agents
+from ..store import jobs as job_store
+from ..store import replies as store
+from .inputs import Skip
+from .job import data_of
+from .processor import ReplyResult
+from .storing import store_error, store_reply
 
 log = logging.getLogger(__name__)
 
-Job = dict[str, Any]
 
-
-@dataclass(frozen=True)
-class Failure:
-    """Why a job failed for good: ``reason`` is stored as its failure_reason."""
-
-    reason: str
-    exc: BaseException | None = None
-    cancelled: bool = False
-
-
-@dataclass(frozen=True)
-class Transition:
-    """A job's new state and the events to publish once it is committed."""
-
-    job: Job
-    events: list[Event] = field(default_factory=list)
-
-
-def job_event(job: Job) -> Event:
-    data = job.get("data")
-    conversation_id = data.get("conversation_id") if isinstance(data, dict) else None
-    return Event("job.updated", {"job": job}, conversation_id=conversation_id)
-
-
-class Handler:
-    """The generic handler: the job's own row is all there is to update."""
+class ReplyOutcome(OutcomeHandler):
+    """Store the reply or the error message with the job's outcome."""
 
     def succeeded(self, conn: Connection, job: Job, result: Any, now_ms: int) -> Transition | None:
-        """Complete the active job with ``result`` (JSON); None if it is not active."""
-        done = store.complete(conn, job["id"], result, now_ms)
-        return None if done is None else Transition(done, [job_event(done)])
-
-    def failed(
-        self,
-        conn: Connection,
-        job: Job,
-        failure: Failure,
-        now_ms: int,
-        from_statuses: tuple[str, ...],
-    ) -> Transition | None:
-        """Fail the job for good; None if its status is not in ``from_statuses``."""
-        done = store.fail(conn, job["id"], failure.reason, now_ms, from_statuses=from_statuses)
-        return None if done is None else Transition(done, [job_event(done)])
-
-    def changed(self, conn: Connection, job: Job) -> list[Event]:
-        """The job moved without an outcome (retried, delayed): extra events, if any."""
-        return []
-
-
-@dataclass(frozen=True)
-class ReplyResult:
-    """What the response_generator processor hands to its completion handler."""
-
-    inputs: replies.ReplyInputs
-    completion: Completion
-
-
-@dataclass(frozen=True)
-class Skipped:
-    reason: str
-
-
-class ReplyHandler(Handler):
-    """response_generator: store the reply or the error message with the job's outcome."""
-
-    def succeeded(self, conn: Connection, job: Job, result: Any, now_ms: int) -> Transition | None:
-        data = job["data"]
-        if isinstance(result, Skipped):
-            done = store.complete(conn, job["id"], {"skipped": result.reason}, now_ms)
+        data = data_of(job)
+        if isinstance(result, Skip):
+            done = job_store.complete(conn, job["id"], {"skipped": result.reason}, now_ms)
             return None if done is None else self._finish(conn, done, [])
         if not isinstance(result, ReplyResult):
-            raise TypeError(f"response_generator returned {type(result).__name__}")
+            raise TypeError(f"the reply processor returned {type(result).__name__}")
         inputs, answer = result.inputs, result.completion
-        current = store.get(conn, job["id"])
+        current = job_store.get(conn, job["id"])
         if current is None or current["status"] != "active":
             return None  # cancelled or finished meanwhile: its result is dropped
-        reply = replies.store_reply(
+        reply = store_reply(
             conn, conversation=inputs.conversation, agent_user_id=inputs.agent_user_id,
             trigger_id=inputs.trigger_id, content=answer.content,
             trigger_llm=_user_turn(inputs.trigger_llm), now_ms=now_ms,
             truncated=answer.truncated, model=answer.model, usage=answer.usage,
         )
-        message_id = reply["id"] if reply else replies.existing_reply(
+        message_id = reply["id"] if reply else store.existing_reply(
             conn, inputs.trigger_id, inputs.agent_user_id)
         outcome = {"message_id": message_id, "model": answer.model,
                    "finish_reason": answer.finish_reason, "usage": answer.usage,
@@ -136,7 +77,7 @@ class ReplyHandler(Handler):
             outcome["duplicate"] = True
             log.info("job %s: agent %s had already replied to %s; not replying again",
                      job["id"], data["agent_id"], inputs.trigger_id)
-        done = store.complete(conn, job["id"], outcome, now_ms)
+        done = job_store.complete(conn, job["id"], outcome, now_ms)
         if done is None:  # cannot happen: checked above, and writes are serialised
             raise RuntimeError(f"job {job['id']} stopped being active mid-transaction")
         events = [] if reply is None else [_message_event(reply)]
@@ -150,13 +91,14 @@ class ReplyHandler(Handler):
         now_ms: int,
         from_statuses: tuple[str, ...],
     ) -> Transition | None:
-        done = store.fail(conn, job["id"], failure.reason, now_ms, from_statuses=from_statuses)
+        done = job_store.fail(conn, job["id"], failure.reason, now_ms,
+                              from_statuses=from_statuses)
         if done is None:
             return None
-        data = done["data"]
-        name = replies.agent_name(conn, data["agent_id"]) or "the agent"
+        data = data_of(done)
+        name = store.agent_name(conn, data["agent_id"]) or "the agent"
         verb = "did not reply" if failure.cancelled else "could not reply"
-        error = replies.store_error(
+        error = store_error(
             conn, conversation_id=data["conversation_id"], agent_id=data["agent_id"],
             trigger_id=data["message_id"], now_ms=now_ms,
             content=f"Agent {name} {verb}: {plain_reason(failure)}.",
@@ -164,14 +106,18 @@ class ReplyHandler(Handler):
         return self._finish(conn, done, [] if error is None else [_message_event(error)])
 
     def changed(self, conn: Connection, job: Job) -> list[Event]:
+        # Delayed for a retry (pending still: a no-op) or retried after it
+        # failed (pending again).
+        store.add_pending(conn, job["id"], data_of(job)["agent_id"])
         return self._status_events(conn, job)
 
     def _finish(self, conn: Connection, job: Job, events: list[Event]) -> Transition:
+        store.remove_pending(conn, job["id"])
         return Transition(job, [*events, job_event(job), *self._status_events(conn, job)])
 
     @staticmethod
     def _status_events(conn: Connection, job: Job) -> list[Event]:
-        data = job["data"]
+        data = data_of(job)
         status = agents.refresh_status(conn, data["agent_id"])
         if status is None:
             return []
@@ -189,7 +135,7 @@ def _message_event(message: Message) -> Event:
 
 
 def plain_reason(failure: Failure) -> str:
-    """Why a job failed, as a plain phrase for people (details stay in the job)."""
+    """Why a reply job failed, as a plain phrase for the error message."""
     if failure.cancelled:
         return "the reply was cancelled"
     exc = failure.exc
@@ -220,12 +166,3 @@ def plain_reason(failure: Failure) -> str:
     if isinstance(exc, WizError):
         return exc.message
     return "an internal error occurred"
-
-
-GENERIC = Handler()
-HANDLERS: dict[str, Handler] = {"response_generator": ReplyHandler()}
-
-
-def handler_for(name: str) -> Handler:
-    """The completion handler of job ``name`` (the generic one if it has none)."""
-    return HANDLERS.get(name, GENERIC)

@@ -1,4 +1,4 @@
-"""Agent replies in process: message.send -> response_generator -> completion
+"""Agent replies in process: message.send -> reply processor -> outcome
 handler, against a real SQLite file and a real OpenAI-compatible HTTP server
 on 127.0.0.1 (tests/support/openai_server.py)."""
 
@@ -15,13 +15,13 @@ import trio
 import trio.testing
 from trio.testing import MockClock
 
+from tests.jobs.helpers import SECRET, Harness, harness
 from tests.support.openai_server import RecordedRequest, Reply, echo, openai_server
 from wizd.errors import Conflict
 from wizd.jobs import queue
-from wizd.services import agents, replies
+from wizd.replies import storing
+from wizd.services import agents
 from wizd.services.messages import insert_message
-
-from .helpers import SECRET, Harness, harness
 
 
 class Script:
@@ -303,10 +303,10 @@ async def test_the_unique_index_backs_the_check_and_the_transaction_survives(
         conversation = {"id": dm, "type": "dm"}
 
         def twice(conn: Any) -> tuple[Any, Any, str]:
-            first = replies.store_reply(conn, conversation=conversation,
+            first = storing.store_reply(conn, conversation=conversation,
                                         agent_user_id=ada["user_id"], trigger_id=trigger["id"],
                                         content="one", trigger_llm=None, now_ms=1)
-            second = replies.store_reply(conn, conversation=conversation,
+            second = storing.store_reply(conn, conversation=conversation,
                                          agent_user_id=ada["user_id"], trigger_id=trigger["id"],
                                          content="two", trigger_llm=None, now_ms=2)
             try:

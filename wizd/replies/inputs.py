@@ -1,0 +1,103 @@
+"""What an agent needs to answer a message, loaded when a reply attempt starts.
+
+The processor loads its inputs with ``load_inputs`` (a read over the
+caller's Connection). The job's data holds references only (see ``job``);
+the provider's secret is resolved here, when the job runs, and never leaves
+memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Connection
+
+from ..llm.base import ChatMessage, ChatRequest, ProviderConfig
+from ..llm.context import ContextMessage, build_context
+from ..objects import Conversation
+from ..services import conversations
+from ..services.providers import provider_config
+from ..store import replies as store
+from .job import ReplyJobData
+
+
+@dataclass(frozen=True)
+class ReplyInputs:
+    """Everything one reply attempt needs, loaded when the attempt starts."""
+
+    agent_id: str
+    agent_name: str
+    agent_user_id: str
+    conversation: Conversation
+    trigger_id: str
+    provider: ProviderConfig  # holds the secret: never log or store this
+    request: ChatRequest
+    # The trigger as the model saw it, stored with the reply if the trigger has
+    # no llm_message yet; None when it has one.
+    trigger_llm: ChatMessage | None
+
+
+@dataclass(frozen=True)
+class Skip:
+    """The job has nothing to do any more (the agent or the message is gone)."""
+
+    reason: str
+
+
+def load_inputs(
+    conn: Connection, data: ReplyJobData, *, default_context: int, max_context_bytes: int,
+    max_reply_bytes: int,
+) -> ReplyInputs | Skip:
+    """The agent, its provider (secret resolved now), and the context up to and
+    including the trigger message, within ``max_context_bytes`` (see
+    ``build_context``); the request asks for at most ``max_reply_bytes`` of reply.
+
+    Returns Skip if the agent was deleted or deactivated, or the trigger
+    deleted. Raises NotFound if the conversation or the agent's provider is gone.
+    """
+    agent = store.reply_agent(conn, data["agent_id"])
+    if agent is None or agent.deleted_at is not None:
+        return Skip("the agent was deleted")
+    if agent.status == "inactive":
+        return Skip("the agent is inactive")
+    trigger = store.trigger(conn, data["message_id"])
+    if trigger is None or trigger.deleted_at is not None:
+        return Skip("the message was deleted")
+    trigger_id, trigger_seq = trigger.id, trigger.seq
+    conversation = conversations.find(conn, data["conversation_id"])
+    provider = provider_config(conn, agent.provider_id)
+    limit = agent.context_messages or default_context
+    history = _history(conn, conversation["id"], trigger_seq, limit, agent.user_id)
+    context = build_context(agent_user_id=agent.user_id, system_prompt=agent.system_prompt,
+                            history=history, limit=limit, max_bytes=max_context_bytes)
+    request = ChatRequest(model=agent.model or provider.default_model, messages=context,
+                          temperature=agent.temperature, max_tokens=agent.max_tokens,
+                          max_reply_bytes=max_reply_bytes)
+    last = context[-1] if len(context) > 1 else None
+    trigger_llm = last if (
+        last is not None and last.role == "user"
+        and not store.has_llm_message(conn, trigger_id)) else None
+    return ReplyInputs(
+        agent_id=agent.id, agent_name=agent.name, agent_user_id=agent.user_id,
+        conversation=conversation,
+        trigger_id=trigger_id, provider=provider, request=request, trigger_llm=trigger_llm,
+    )
+
+
+def _history(
+    conn: Connection, conversation_id: str, upto_seq: int, limit: int, agent_user_id: str
+) -> list[ContextMessage]:
+    """The last ``limit`` non-error messages up to ``upto_seq``, oldest first."""
+    history = []
+    for author_id, content, kind, author_name, llm_role, llm_content in reversed(
+            store.newest_history(conn, conversation_id, upto_seq, limit)):
+        # A stored LLM form is written from its author's side: another agent's
+        # reply is stored as "assistant", but to this agent it is a "user"
+        # turn, so only this agent's own forms and "user" forms are reused.
+        reuse = llm_role is not None and (author_id == agent_user_id or llm_role == "user")
+        history.append(ContextMessage(
+            author_id=author_id, author_name=author_name, content=content,
+            kind=kind, llm_role=llm_role if reuse else None,
+            llm_content=llm_content if reuse else None,
+        ))
+    return history

@@ -1,0 +1,190 @@
+"""Queries of the reply feature (wizd.replies): who a message triggers, what a
+reply needs, storing its llm_messages, and the pending replies that keep an
+agent busy.
+
+Every message and every reply job runs most of these, so they are plain SQL
+on the DB-API connection (``raw``, named placeholders): SQLAlchemy's
+statement machinery costs more than the query here. The few that run only
+when a reply fails are Core expressions.
+
+``pending_replies`` (migration 9) holds one row per reply job that has not
+finished (waiting, delayed, paused or active), with its agent: an agent with
+a row is busy. wizd.replies adds the row in the transaction that queues the
+job and removes it in the one that finishes it, so the generic jobs table
+needs no index on what its data says.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from sqlalchemy import Connection, select
+
+from .database import raw
+from .schema import agents
+
+
+class TriggeredAgent(NamedTuple):
+    """What triggering needs of an agent row."""
+
+    id: str
+    name: str
+
+
+_AUTHOR_TYPE = "SELECT type FROM users WHERE id = :author_id"
+_LIVE = "a.deleted_at IS NULL AND a.status != 'inactive' AND a.user_id != :author_id"
+_DM_AGENTS = ("SELECT a.id, a.name FROM agents AS a JOIN dm_participants AS p"
+              f" ON p.user_id = a.user_id WHERE p.conversation_id = :conversation_id AND {_LIVE}"
+              " ORDER BY a.created_at, a.id")
+_LIVE_AGENTS = f"SELECT a.id, a.name FROM agents AS a WHERE {_LIVE} ORDER BY a.created_at, a.id"
+
+
+def author_type(conn: Connection, author_id: str) -> str | None:
+    """``human`` or ``agent``; None for an unknown user."""
+    row = raw(conn).execute(_AUTHOR_TYPE, {"author_id": author_id}).fetchone()
+    return None if row is None else str(row[0])
+
+
+def dm_agents(conn: Connection, conversation_id: str, author_id: str) -> list[TriggeredAgent]:
+    """The live agents (not inactive, not the author) taking part in a DM, oldest first."""
+    rows = raw(conn).execute(_DM_AGENTS, {"conversation_id": conversation_id,
+                                          "author_id": author_id})
+    return [TriggeredAgent(*row) for row in rows]
+
+
+def live_agents(conn: Connection, author_id: str) -> list[TriggeredAgent]:
+    """Every live agent (not inactive, not the author), oldest first."""
+    return [TriggeredAgent(*row)
+            for row in raw(conn).execute(_LIVE_AGENTS, {"author_id": author_id})]
+
+
+# -- pending replies: what makes an agent busy ------------------------------------------
+
+_ADD_PENDING = ("INSERT OR IGNORE INTO pending_replies (job_id, agent_id)"
+                " VALUES (:job_id, :agent_id)")
+_REMOVE_PENDING = "DELETE FROM pending_replies WHERE job_id = :job_id"
+# One look-up in pending_replies_agent.
+_HAS_PENDING = "SELECT EXISTS (SELECT 1 FROM pending_replies WHERE agent_id = :agent_id)"
+
+
+def add_pending(conn: Connection, job_id: str, agent_id: str) -> None:
+    """Reply job ``job_id`` of ``agent_id`` is pending (again); a no-op if it was."""
+    raw(conn).execute(_ADD_PENDING, {"job_id": job_id, "agent_id": agent_id})
+
+
+def remove_pending(conn: Connection, job_id: str) -> None:
+    """Reply job ``job_id`` has finished."""
+    raw(conn).execute(_REMOVE_PENDING, {"job_id": job_id})
+
+
+def agent_has_pending(conn: Connection, agent_id: str) -> bool:
+    """Whether a reply job of ``agent_id`` has not finished (the agent is busy)."""
+    return bool(raw(conn).execute(_HAS_PENDING, {"agent_id": agent_id}).fetchone()[0])
+
+
+# -- what a reply needs ----------------------------------------------------------------
+
+
+class ReplyAgent(NamedTuple):
+    """What a reply needs of an agent row (the columns of ``_AGENT``)."""
+
+    id: str
+    name: str
+    user_id: str
+    system_prompt: str
+    provider_id: str
+    model: str | None
+    temperature: float | None
+    max_tokens: int | None
+    context_messages: int | None
+    status: str
+    deleted_at: int | None
+
+
+class Trigger(NamedTuple):
+    """The message a reply answers."""
+
+    id: str
+    seq: int
+    deleted_at: int | None
+
+
+class HistoryRow(NamedTuple):
+    """A message of the context, with its author's name and stored LLM form."""
+
+    author_id: str
+    content: str
+    kind: str
+    author_name: str
+    llm_role: str | None
+    llm_content: str | None
+
+
+_AGENT = f"SELECT {', '.join(ReplyAgent._fields)} FROM agents WHERE id = :agent_id"
+_TRIGGER = "SELECT id, seq, deleted_at FROM messages WHERE id = :message_id"
+_HAS_LLM = "SELECT 1 FROM llm_messages WHERE message_id = :message_id"
+_HISTORY = (
+    "SELECT m.author_id, m.content, m.kind, u.name, l.role, l.content"
+    " FROM messages AS m JOIN users AS u ON u.id = m.author_id"
+    " LEFT OUTER JOIN llm_messages AS l ON l.message_id = m.id"
+    " WHERE m.source_id = :conversation_id AND m.seq <= :upto_seq AND m.deleted_at IS NULL"
+    " AND m.kind != 'error' ORDER BY m.seq DESC LIMIT :limit"
+)
+
+
+def reply_agent(conn: Connection, agent_id: str) -> ReplyAgent | None:
+    found = raw(conn).execute(_AGENT, {"agent_id": agent_id}).fetchone()
+    return None if found is None else ReplyAgent(*found)
+
+
+def trigger(conn: Connection, message_id: str) -> Trigger | None:
+    found = raw(conn).execute(_TRIGGER, {"message_id": message_id}).fetchone()
+    return None if found is None else Trigger(*found)
+
+
+def has_llm_message(conn: Connection, message_id: str) -> bool:
+    return raw(conn).execute(_HAS_LLM, {"message_id": message_id}).fetchone() is not None
+
+
+def newest_history(
+    conn: Connection, conversation_id: str, upto_seq: int, limit: int
+) -> list[HistoryRow]:
+    """The last ``limit`` non-error messages up to ``upto_seq``, newest first."""
+    rows = raw(conn).execute(_HISTORY, {"conversation_id": conversation_id,
+                                        "upto_seq": upto_seq, "limit": limit})
+    return [HistoryRow(*row) for row in rows]
+
+
+# -- storing a reply ---------------------------------------------------------------------
+
+_REPLY = ("SELECT id FROM messages"
+          " WHERE reply_to = :trigger_id AND author_id = :author_id AND kind = 'text'")
+_INSERT_LLM = ("INSERT INTO llm_messages (id, message_id, role, content, created_at, updated_at,"
+               " model, prompt_tokens, completion_tokens) VALUES (:id, :message_id, :role,"
+               " :content, :now, :now, :model, :prompt_tokens, :completion_tokens)")
+
+
+def existing_reply(conn: Connection, trigger_id: str, author_id: str) -> str | None:
+    """The id of ``author_id``'s reply to ``trigger_id``, if it exists."""
+    found = raw(conn).execute(_REPLY, {"trigger_id": trigger_id,
+                                       "author_id": author_id}).fetchone()
+    return None if found is None else str(found[0])
+
+
+def add_llm_message(
+    conn: Connection, *, llm_id: str, message_id: str, role: str, content: str, now_ms: int,
+    model: str | None = None, prompt_tokens: int | None = None,
+    completion_tokens: int | None = None,
+) -> None:
+    raw(conn).execute(_INSERT_LLM, {
+        "id": llm_id, "message_id": message_id, "role": role, "content": content,
+        "now": now_ms, "model": model, "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens})
+
+
+def agent_name(conn: Connection, agent_id: str) -> str | None:
+    return conn.execute(select(agents.c.name).where(agents.c.id == agent_id)).scalar()
+
+
+def agent_user_id(conn: Connection, agent_id: str) -> str | None:
+    return conn.execute(select(agents.c.user_id).where(agents.c.id == agent_id)).scalar()
