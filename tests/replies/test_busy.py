@@ -10,6 +10,7 @@ from sqlalchemy import Connection, select
 from wizd.jobs import queue
 from wizd.replies.inputs import Skip
 from wizd.services import agents, conversations, messages
+from wizd.services.agents import AgentCreate
 from wizd.services.runtime import Runtime
 from wizd.store import replies as store
 from wizd.store.database import raw
@@ -29,8 +30,8 @@ async def pending(rt: Runtime) -> set[tuple[str, str]]:
 
 
 async def test_busy_follows_the_reply_jobs_through_every_transition(rt: Runtime) -> None:
-    ada = await agents.create(rt, name="ada", role="r", backstory="", goal="")
-    bob = await agents.create(rt, name="bob", role="r", backstory="", goal="")
+    ada = await agents.create(rt, AgentCreate(name="ada", role="r", backstory="", goal=""))
+    bob = await agents.create(rt, AgentCreate(name="bob", role="r", backstory="", goal=""))
     dm = await conversations.create_dm(rt, participants=["ada", "bob"])
     sent = await messages.send(rt, conversation_id=dm["id"], content="hello")
     jobs = {(await queue.get(rt, j))["data"]["agent_id"]: j for j in sent["jobs"]}

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from tests.services.helpers import drain, subscribed
 from wizd.replies import triggers
 from wizd.services import agents, conversations, messages, projects
+from wizd.services.agents import AgentCreate
 from wizd.services.runtime import NoScheduler, Runtime
 from wizd.store.schema import jobs
 
@@ -28,7 +29,7 @@ class WakeCounter(NoScheduler):
 
 
 async def agent(rt: Runtime, name: str) -> dict:
-    return await agents.create(rt, name=name, role="r", backstory="", goal="")
+    return await agents.create(rt, AgentCreate(name=name, role="r", backstory="", goal=""))
 
 
 async def channel(rt: Runtime) -> dict:
