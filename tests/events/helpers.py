@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 from tests.support.daemon import Conn, RpcFailure, Wizd
@@ -58,10 +57,3 @@ def stored_after(w: Wizd, conversation_id: str, after_seq: int) -> list[dict[str
 def newest_seq(w: Wizd, conversation_id: str) -> int:
     page = w.call("message.list", conversation_id=conversation_id, limit=1)["messages"]
     return int(page[-1]["seq"]) if page else 0
-
-
-def vm_rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmRSS")

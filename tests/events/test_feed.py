@@ -16,8 +16,9 @@ import pytest
 from anyio.abc import UNIXSocketStream
 from anyio.streams.buffered import BufferedByteReceiveStream
 
-from wizd.events.feed import HISTORY_PAGE, Feed, notification_line
+from wizd.events.feed import HISTORY_PAGE, Feed
 from wizd.events.hub import Event, Hub, Subscription
+from wizd.events.notifications import notification_line
 from wizd.rpc.dispatch import encode
 from wizd.rpc.server import ClientConnection
 
@@ -120,7 +121,7 @@ async def test_history_then_live_exactly_once_in_order() -> None:
         hub.detach(sub)  # unsubscribe
         await ended.wait()
         assert client.nothing_sent()
-    assert sub.receive._closed  # the feed closed its buffer on the way out
+    assert sub.closed and len(hub) == 0
 
 
 async def test_lagged_reports_the_last_delivered_seq() -> None:
@@ -137,8 +138,8 @@ async def test_lagged_reports_the_last_delivered_seq() -> None:
         got = [await client.note() for _ in range(3)]
         assert [n["method"] for n in got] == ["agent.status", "message.created", "message.created"]
         await anyio.wait_all_tasks_blocked()
-        # The waiting feed takes one, four fill the buffer, the sixth overflows;
-        # all without yielding, as a burst of commits can.
+        # Four fill the buffer, the fifth overflows; all without yielding, as a
+        # burst of commits can.
         for seq in range(13, 19):
             hub.publish(created(seq))
         assert sub.lagged and len(hub) == 0
@@ -176,7 +177,7 @@ async def test_live_only_subscription_covers_up_to_the_split() -> None:
         note = await client.note()
         assert note["params"]["message"]["seq"] == 43
         await anyio.wait_all_tasks_blocked()
-        for seq in (44, 45, 46):  # one to the waiting feed, one buffered, one too many
+        for seq in (44, 45):  # one buffered, one too many
             hub.publish(created(seq))
         note = await client.note()
         assert note["method"] == "events.lagged" and note["params"]["last_seq"] == 43
@@ -205,11 +206,13 @@ async def test_a_client_that_never_reads_costs_others_nothing() -> None:
         tg.start_soon(read_fast)
         for seq in range(1, total + 1):
             hub.publish(created(seq, content=big))
+            # Bounded: the slow subscription holds at most its buffer, then nothing.
+            assert len(slow_sub.buffer) <= hub.buffer
             await anyio.lowlevel.checkpoint()  # the publisher yields, never waits
         with anyio.fail_after(10):
             await all_received.wait()
         assert received == list(range(1, total + 1))
-        assert slow_sub.lagged and not fast_sub.lagged
+        assert slow_sub.lagged and not fast_sub.lagged and not slow_sub.buffer
         # The slow client finally reads: an unbroken prefix, then the lagged note.
         seqs = []
         while True:

@@ -1,5 +1,6 @@
 """When the forwarder writes, in virtual time (trio's MockClock): at once when
-idle, gathered under load, early when its buffer gets half full."""
+idle, together when events queue up during a write, and under load (many
+subscriptions with events waiting) at most once per pause."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import trio
 
 from tests.events.test_feed import created, start, stored
 from wizd.events.feed import Feed
-from wizd.events.hub import Hub
+from wizd.events.hub import BUSY, COALESCE, Hub
 
 
 class RecordingSink:
@@ -67,3 +68,43 @@ async def test_no_timer_holds_an_event_back(autojump_clock: Any) -> None:
         (1.011, [7, 8]),
         (2.0105, [9]),
     ]
+
+
+@pytest.mark.trio
+async def test_under_load_writes_coalesce_yet_an_idle_subscription_writes_at_once(
+    autojump_clock: Any,
+) -> None:
+    """With BUSY subscriptions following one conversation (a message is BUSY
+    writes), each write that carried events is followed by a COALESCE pause,
+    shared by all of them: the messages published meanwhile go out together,
+    in order, none lost. A subscription waiting idle still writes at once."""
+    hub = Hub(buffer=64)
+    subs = [start(hub, 0) for _ in range(BUSY)]
+    sinks = [RecordingSink() for _ in subs]
+    feeds = [Feed(sink, hub, sub, split=0, after_seq=None, history=stored(range(0)))
+             for sink, sub in zip(sinks, subs, strict=True)]
+    async with trio.open_nursery() as nursery:
+        for feed in feeds:
+            nursery.start_soon(feed.run)
+            feed.ready.set()
+        await trio.sleep(1)
+        t0 = trio.current_time()
+        hub.publish(created(1))  # idle: at once
+        for seq in (2, 3, 4):  # while paused: together, at the end of the pause
+            await trio.sleep(COALESCE / 5)
+            hub.publish(created(seq))
+        await trio.sleep(COALESCE / 5 * 2.5)
+        hub.publish(created(5))  # after that write: in the next one
+        await trio.sleep(1)
+        t1 = trio.current_time()
+        hub.publish(created(6))  # idle again: at once
+        await trio.sleep(1)
+        for sub in subs:
+            hub.detach(sub)
+    for sink in sinks:
+        assert [(round(t - t0, 6), seqs) for t, seqs in sink.writes] == [
+            (0.0, [1]),
+            (COALESCE, [2, 3, 4]),
+            (2 * COALESCE, [5]),
+            (round(t1 - t0, 6), [6]),
+        ]

@@ -126,7 +126,7 @@ def test_a_hundred_subscribers_each_receive_every_message(wizd: Wizd) -> None:
 
 
 def test_one_connection_holds_a_bounded_number_of_subscriptions(wizd: Wizd) -> None:
-    from wizd.rpc.methods.events import MAX_PER_CONNECTION
+    from wizd.events.subscribe import MAX_PER_CONNECTION
 
     with wizd.connect() as c:
         subs = [c.call("events.subscribe")["subscription"] for _ in range(MAX_PER_CONNECTION)]

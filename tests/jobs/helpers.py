@@ -127,13 +127,13 @@ class EventLog:
         self.rt.hub.attach(sub, 0)
         task_status.started()
         try:
-            async for event in sub.receive:
-                self.events.append(event)
+            while not sub.closed:
+                await sub.wait()
+                self.events += sub.take()
                 self._changed.set()
                 self._changed = anyio.Event()
         finally:
             self.rt.hub.detach(sub)
-            sub.receive.close()
 
     def of(self, method: str) -> list[Event]:
         return [e for e in self.events if e.method == method]

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import anyio
-
 from wizd.events.hub import Event, Subscription
 from wizd.services.runtime import Runtime
 
@@ -20,14 +18,8 @@ def subscribed(rt: Runtime, conversation_id: str | None = None) -> Iterator[Subs
         yield sub
     finally:
         rt.hub.detach(sub)
-        sub.receive.close()
 
 
 def drain(sub: Subscription) -> list[Event]:
     """Every event already buffered for ``sub``."""
-    out = []
-    while True:
-        try:
-            out.append(sub.receive.receive_nowait())
-        except anyio.WouldBlock:
-            return out
+    return sub.take()

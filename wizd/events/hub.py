@@ -11,21 +11,31 @@ therefore costs the publisher nothing and memory stays bounded.
 Scope: a subscription with a ``conversation_id`` gets only the events published
 with that conversation id; one without gets every event.
 
-The subscription's reader (``wizd.events.feed.Feed``) owns the receive end and
-stops as soon as the subscription is detached, for whatever reason.
+The subscription's reader (``wizd.events.feed.Feed``) takes events out of
+its buffer and stops as soon as the subscription is detached, for whatever
+reason. The hub also tells readers when they are under load: many
+subscriptions had events waiting after the last publish (one message to 50
+subscribers of a conversation), where a lone subscription's burst (a reply
+streamed to the person who asked) is not; and it keeps the one timer that
+paused readers share (``pause``).
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 log = logging.getLogger(__name__)
+
+# Subscriptions with events waiting from which the readers count as loaded.
+BUSY = 8
+# Under load, the pause after a write that carried events (the floor's).
+COALESCE = 0.005
 
 
 @dataclass(frozen=True)
@@ -43,8 +53,10 @@ class Event:
 class Subscription:
     id: str
     conversation_id: str | None
-    receive: MemoryObjectReceiveStream[Event]
-    _send: MemoryObjectSendStream[Event] = field(repr=False)
+    hub: Hub = field(repr=False)
+    # Events published and not yet taken by the reader, oldest first; at most
+    # ``hub.buffer``. A plain deque: publishing appends without a task switch.
+    buffer: deque[Event] = field(default_factory=deque, repr=False)
     # The last message seq delivered (or known to be covered) to the client.
     last_seq: int = 0
     lagged: bool = False
@@ -53,9 +65,34 @@ class Subscription:
     # Detached (unsubscribed, lagged, or its connection closed): it never
     # receives again, and attaching it is a no-op.
     closed: bool = False
+    # Set when the buffer gets an event or the subscription closes, while the
+    # reader waits for that.
+    _wakeup: anyio.Event | None = field(default=None, repr=False)
 
     def matches(self, event: Event) -> bool:
         return self.conversation_id is None or event.conversation_id == self.conversation_id
+
+    async def wait(self) -> None:
+        """Return once the buffer holds an event or the subscription is closed."""
+        while not self.buffer and not self.closed:
+            self._wakeup = anyio.Event()
+            await self._wakeup.wait()
+
+    def take(self, limit: int | None = None) -> list[Event]:
+        """The buffered events (up to ``limit``), oldest first; none once closed."""
+        buffer = self.buffer
+        if self.closed or not buffer:
+            return []
+        count = len(buffer) if limit is None else min(limit, len(buffer))
+        taken = [buffer.popleft() for _ in range(count)]
+        if not buffer:
+            self.hub.pending -= 1
+        return taken
+
+    def _wake(self) -> None:
+        if self._wakeup is not None:
+            self._wakeup.set()
+            self._wakeup = None
 
 
 class Hub:
@@ -65,14 +102,40 @@ class Hub:
         self.buffer = buffer
         self._subs: dict[str, Subscription] = {}
         self._ids = itertools.count(1)
+        # Subscriptions whose buffer holds events not yet taken by their reader.
+        self.pending = 0
+        # ``pending`` as the last publish left it: how loaded the readers are.
+        self.load = 0
+        # The tick that paused readers wait for (see ``pause``).
+        self._tick: anyio.Event | None = None
 
     def __len__(self) -> int:
         return len(self._subs)
 
+    @property
+    def busy(self) -> bool:
+        """Many subscriptions had events waiting after the last publish."""
+        return self.load >= BUSY
+
+    async def pause(self) -> None:
+        """Wait up to ``COALESCE``: until the end of the pause that the first
+        reader to pause started. One timer for all paused readers, which then
+        write together: a timer each would cost every reader a deadline and a
+        cancel scope per pause, more than the write it delays."""
+        tick = self._tick
+        if tick is not None:
+            await tick.wait()
+            return
+        tick = self._tick = anyio.Event()
+        try:
+            await anyio.sleep(COALESCE)
+        finally:
+            self._tick = None
+            tick.set()
+
     def create(self, conversation_id: str | None) -> Subscription:
         """A new subscription, not yet receiving: ``attach`` starts the live feed."""
-        send, receive = anyio.create_memory_object_stream[Event](self.buffer)
-        return Subscription(f"sub-{next(self._ids)}", conversation_id, receive, send)
+        return Subscription(f"sub-{next(self._ids)}", conversation_id, self)
 
     def attach(self, sub: Subscription, last_seq: int) -> None:
         """Start feeding ``sub``; call it where no publish can interleave (from an
@@ -88,22 +151,35 @@ class Hub:
         self._subs[sub.id] = sub
 
     def detach(self, sub: Subscription) -> None:
-        """End a subscription: its reader sees the end of its stream. Idempotent."""
+        """End a subscription: its reader stops, what it had not taken is dropped.
+        Idempotent."""
         self._subs.pop(sub.id, None)
-        sub.closed = True
         sub.attached = False
-        sub._send.close()
+        if sub.closed:
+            return
+        sub.closed = True
+        if sub.buffer:
+            sub.buffer.clear()
+            self.pending -= 1
+        sub._wake()
 
     def publish(self, event: Event) -> None:
-        for sub in list(self._subs.values()):
-            if not sub.matches(event):
+        overflowed: list[Subscription] = []
+        for sub in self._subs.values():
+            if sub.conversation_id is not None and event.conversation_id != sub.conversation_id:
                 continue
-            try:
-                sub._send.send_nowait(event)
-            except anyio.WouldBlock:
-                sub.lagged = True
-                log.warning("subscriber %s fell behind (buffer %d full); dropped",
-                            sub.id, self.buffer)
-                self.detach(sub)
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-                self.detach(sub)
+            buffer = sub.buffer
+            if not buffer:
+                self.pending += 1
+                buffer.append(event)
+                sub._wake()
+            elif len(buffer) < self.buffer:
+                buffer.append(event)
+            else:
+                overflowed.append(sub)
+        self.load = self.pending
+        for sub in overflowed:
+            sub.lagged = True
+            log.warning("subscriber %s fell behind (buffer %d full); dropped",
+                        sub.id, self.buffer)
+            self.detach(sub)

@@ -1,0 +1,53 @@
+"""Notification lines: an event encoded once, whatever the number of subscribers.
+
+A ``message.created`` sent to 50 subscribers is JSON-encoded once (its params,
+kept in ``Event.memo``); each subscriber only puts its line head, with its
+subscription id, in front.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .hub import Event
+
+
+def encode(value: Any) -> bytes:
+    # The same encoding as wizd.rpc.dispatch.encode: compact, UTF-8.
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def head(method: str, subscription: str) -> bytes:
+    """A notification line up to its subscription id (the part one subscriber owns)."""
+    return (b'{"jsonrpc":"2.0","method":' + encode(method)
+            + b',"params":{"subscription":' + encode(subscription))
+
+
+def params_tail(params: dict[str, Any]) -> bytes:
+    """What follows the subscription id in a notification line with ``params``."""
+    if not params:
+        return b"}}\n"
+    return b"," + encode(params)[1:] + b"}\n"
+
+
+def event_tail(event: Event) -> bytes:
+    """``params_tail`` of the event, computed by its first subscriber, reused by the others."""
+    tail = event.memo.get("tail")
+    if tail is None:
+        tail = event.memo["tail"] = params_tail(event.params)
+    return tail
+
+
+def notification_line(event: Event, subscription: str) -> bytes:
+    """The framed JSON-RPC notification of ``event`` for one subscription.
+
+    Equal, as JSON, to encoding ``{"jsonrpc", "method", "params": {"subscription",
+    **event.params}}``.
+    """
+    return head(event.method, subscription) + event_tail(event)
+
+
+def lagged_line(subscription: str, last_seq: int) -> bytes:
+    return encode({"jsonrpc": "2.0", "method": "events.lagged",
+                   "params": {"subscription": subscription, "last_seq": last_seq}}) + b"\n"
