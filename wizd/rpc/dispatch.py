@@ -200,7 +200,13 @@ def parse(line: bytes | str) -> Any:
     """The JSON value of a line. Raises ValueError for anything RFC 8259 does not
     call JSON, including what Python's json accepts beyond it: ``NaN``,
     ``Infinity``, ``-Infinity`` and numbers that overflow a float (``1e999``)."""
-    return json.loads(line, parse_float=_finite_float, parse_constant=_no_constant)
+    if isinstance(line, bytes):  # decoded as json.loads decodes bytes
+        line = line.decode(json.detect_encoding(line), "surrogatepass")
+    return _DECODER.decode(line)
+
+
+# One decoder for every line (json.loads with these hooks would build one a call).
+_DECODER = json.JSONDecoder(parse_float=_finite_float, parse_constant=_no_constant)
 
 
 # Compact, UTF-8 rather than ASCII escapes, and JSON only: allow_nan=False makes
