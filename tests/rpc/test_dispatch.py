@@ -44,9 +44,20 @@ async def record(call: Any, text: str) -> None:
     calls.append(text)
 
 
-@reg.method("slow.echo")
-async def slow_echo(call: Any, text: str, delay: float) -> str:
-    await anyio.sleep(delay)
+# The event of the running test: the first call of a batch waits for the last one,
+# which only a concurrent run of the batch lets it see (no sleeps, no clock).
+released: list[anyio.Event] = []
+
+
+@reg.method("wait.echo")
+async def wait_echo(call: Any, text: str) -> str:
+    await released[-1].wait()
+    return text
+
+
+@reg.method("release.echo")
+async def release_echo(call: Any, text: str) -> str:
+    released[-1].set()
     return text
 
 
@@ -120,12 +131,18 @@ async def test_notification_gets_no_response_but_runs() -> None:
     assert calls == ["hi"]
 
 
+async def test_a_param_named_like_the_context_is_just_a_param() -> None:
+    resp = await run('{"jsonrpc":"2.0","id":1,"method":"math.add","params":{"a":1,"line":2}}')
+    assert resp["error"]["code"] == -32602 and resp["error"]["data"]["field"] == "line"
+
+
 async def test_batch_mixes_requests_and_notifications_in_order() -> None:
     calls.clear()
+    released.append(anyio.Event())
     batch = [
-        {"jsonrpc": "2.0", "id": 1, "method": "slow.echo", "params": {"text": "a", "delay": 0.05}},
+        {"jsonrpc": "2.0", "id": 1, "method": "wait.echo", "params": {"text": "a"}},
         {"jsonrpc": "2.0", "method": "note.record", "params": {"text": "n"}},
-        {"jsonrpc": "2.0", "id": 2, "method": "slow.echo", "params": {"text": "b", "delay": 0}},
+        {"jsonrpc": "2.0", "id": 2, "method": "release.echo", "params": {"text": "b"}},
         {"jsonrpc": "2.0", "id": 3, "method": "nope"},
     ]
     resp = await run(json.dumps(batch))
@@ -176,10 +193,16 @@ REQUEST_SHAPES: list[Any] = [
 
 @pytest.mark.parametrize("value", REQUEST_SHAPES)
 def test_request_check_agrees_with_jsonrpcservers_schema(value: Any) -> None:
-    """The hand-written request check gives jsonrpcserver's (jsonschema) verdict."""
-    from jsonrpcserver.main import default_validator
+    """The hand-written request check gives the verdict of jsonrpcserver's own
+    request schema (the file its default validator checks with jsonschema)."""
+    from importlib.resources import files
+
+    import jsonschema
 
     from wizd.rpc.dispatch import validate_jsonrpc
+
+    schema = json.loads(files("jsonrpcserver").joinpath("request-schema.json").read_text())
+    default_validator = jsonschema.validators.validator_for(schema)(schema).validate
 
     def verdict(check: Any) -> bool:
         try:

@@ -1,7 +1,7 @@
 """Reusable OpenAI-compatible clients, one per (base URL, key), for one event loop.
 
 A client per call pays for a new HTTP connection pool and client setup each
-time (~1 ms of event-loop CPU, and a new TCP/TLS connection); a shared one
+time (event-loop CPU, and a new TCP/TLS connection); a shared one
 keeps connections alive between replies. The cache belongs to the daemon's
 run: it is created at start and closed at shutdown, on the loop that used it.
 """

@@ -2,10 +2,12 @@
 
 Choices made here, so that callers need not know them:
 
-- Retries and time limits are the scheduler's job (it wraps the call in
-  ``anyio.fail_after``), so the SDK gets ``max_retries=0`` and ``timeout=None``.
-- A fresh client per call, closed on the way out even when cancelled: a call is
-  seconds long, and nothing outlives the job that made it.
+- Retries and time limits are the job's (the response generator wraps the call
+  in ``anyio.move_on_after``), so the SDK gets ``max_retries=0`` and
+  ``timeout=None``.
+- Clients come from the daemon's cache (``wizd/llm/clients.py``), one per
+  (base URL, key), so connections stay alive between replies; a call's
+  response is closed on the way out even when cancelled.
 - The SDK's own ``AsyncStream`` breaks out of its chain of async generators at
   ``data: [DONE]`` and leaves them suspended; under trio each one then raises a
   ``ResourceWarning`` when garbage collected. So we take the raw streamed
@@ -98,7 +100,7 @@ _HTTP_BAD_URLS: tuple[type[Exception], ...] = tuple(
 _HTTP_CLIENT = getattr(openai, "DefaultAsyncHttpx2Client", None) or openai.DefaultAsyncHttpxClient
 
 # One TLS context for every call. Left to itself, each client loads the whole
-# CA bundle again: ~20 ms of CPU on the event loop per reply.
+# CA bundle again, at a cost in event-loop CPU per client (figures: bench/README.md).
 _TLS_CONTEXT: ssl.SSLContext | None = None
 
 

@@ -77,7 +77,7 @@ async def complete(
 
     Messages name the provider, the HTTP status and the provider's own error text;
     the API key is scrubbed from them. No retries and no time limit here: the
-    caller wraps the call in ``anyio.fail_after`` and decides about retrying.
+    caller wraps the call in ``anyio.move_on_after`` and decides about retrying.
     """
     try:
         implementation = await _implementation(provider.type)

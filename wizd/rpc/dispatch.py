@@ -1,91 +1,115 @@
-"""JSON-RPC dispatch on anyio, built from jsonrpcserver's pure pipeline.
+"""JSON-RPC dispatch on anyio, through jsonrpcserver's public API.
 
-jsonrpcserver parses, validates requests against the JSON-RPC schema, finds
-methods and shapes responses; its own ``async_dispatch`` is asyncio-only (it
-calls ``asyncio.gather``), so the one step that awaits (calling the methods,
-concurrently within a batch, each holding a place of the connection's calls in
-flight) is done here with an anyio task group. Parsing and encoding are ours
-too, to keep to JSON proper: no NaN or infinities in, none out.
+jsonrpcserver's ``dispatch_to_serializable`` parses (with our ``parse``),
+checks each request's shape (with our ``validate_jsonrpc``), finds the method,
+refuses positional params and shapes every response, notifications and batches
+included. Its own async dispatch is asyncio-only (it calls ``asyncio.gather``),
+so the methods it calls are synchronous stand-ins: each validates its params
+and returns ``Success`` of a pending call, which this module then awaits with
+anyio (concurrently within a batch, each holding a place of the connection's
+calls in flight) and writes into the response. Parsing and encoding are ours,
+to keep to JSON proper: no NaN or infinities in, none out.
 
-``dispatch(line, registry, call)`` is a pure function of its inputs apart from
-the methods it calls: tested without sockets in tests/rpc/test_dispatch.py.
+``dispatch(registry, call, line, ...)`` is a pure function of its inputs apart
+from the methods it calls: tested without sockets in tests/rpc/test_dispatch.py.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
-from jsonrpcserver.dispatcher import (
-    create_request,
-    deserialize_request,
-    extract_list,
-    get_method,
-    not_notification,
-    to_response,
-    validate_request,
-)
-from jsonrpcserver.request import Request
-from jsonrpcserver.response import InvalidRequestResponse, to_serializable
-from jsonrpcserver.result import (
-    ErrorResult,
-    InternalErrorResult,
-    InvalidParamsResult,
-    Result,
-    SuccessResult,
-)
-from jsonrpcserver.sentinels import NODATA
-from jsonrpcserver.utils import make_list
-from oslash.either import Left, Right  # type: ignore[import-untyped]
+from jsonrpcserver import Error, InvalidParams, Result, Success, dispatch_to_serializable
 
 from ..errors import INTERNAL_ERROR, INVALID_REQUEST, WizError, rpc_code
 from .registry import MethodSpec, Registry
 
 log = logging.getLogger(__name__)
 
-
-def _error_result(exc: WizError) -> Result:
-    data = exc.data if exc.data is not None else NODATA
-    return Left(ErrorResult(code=rpc_code(exc), message=exc.message, data=data))
+_INTERNAL = "internal error; see the wizd log"
 
 
-async def _call(spec: MethodSpec, request: Request, call: Any) -> Result:
-    if isinstance(request.params, list):
-        if request.params:
-            return Left(InvalidParamsResult(
-                {"field": "params", "problem": "params must be an object (by name)"}))
-        params: dict[str, Any] = {}
-    else:
-        params = request.params
-    try:
-        kwargs = spec.validate(params)
-        value = await spec.func(call, **kwargs)
-    except WizError as exc:
-        return _error_result(exc)
-    except Exception:
-        # A bug of ours: the operator gets the traceback, the client a generic error.
-        log.exception("internal error in %s", spec.name)
-        return Left(InternalErrorResult("internal error; see the wizd log"))
-    return Right(SuccessResult(value))
+@dataclass(eq=False)
+class _Pending:
+    """A call whose params are valid, to be awaited; then its value or its error."""
+
+    spec: MethodSpec
+    kwargs: dict[str, Any]
+    value: Any = None
+    error: dict[str, Any] | None = None
+
+    async def run(self, call: Any) -> None:
+        try:
+            self.value = await self.spec.func(call, **self.kwargs)
+        except WizError as exc:
+            self.error = _error_object(rpc_code(exc), exc.message, exc.data)
+        except Exception:
+            # A bug of ours: the operator gets the traceback, the client a generic error.
+            log.exception("internal error in %s", self.spec.name)
+            self.error = _error_object(INTERNAL_ERROR, "Internal error", _INTERNAL)
 
 
-async def _dispatch_one(registry: Registry, call: Any, request: Request) -> tuple[Request, Result]:
-    found = get_method(registry.methods, request.method)  # type: ignore[arg-type]
-    if isinstance(found, Left):
-        return request, found
-    return request, await _call(found._value, request, call)
+def _error_object(code: int, message: str, data: Any) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if data is not None:
+        error["data"] = data
+    return error
+
+
+@dataclass(eq=False)
+class _Line:
+    """The context jsonrpcserver hands to the stand-ins: one line's calls."""
+
+    max_batch: int
+    pending: list[_Pending] = field(default_factory=list)
+    # Why the line is not a JSON-RPC request (jsonrpcserver keeps only the verdict).
+    refused: str | None = None
+
+    def validate(self, value: Any) -> None:
+        if type(value) is list and len(value) > self.max_batch:
+            # Checked first: a huge batch of junk costs a length check.
+            self.refused = f"batch of {len(value)} calls; at most {self.max_batch}"
+            raise ValueError(self.refused)
+        validate_jsonrpc(value)
+
+
+def _stand_in(spec: MethodSpec) -> Any:
+    """What jsonrpcserver calls for ``spec``: validates, and defers the call."""
+
+    def method(line: _Line, /, *args: Any, **params: Any) -> Result:
+        if args:
+            return InvalidParams(
+                {"field": "params", "problem": "params must be an object (by name)"})
+        try:
+            kwargs = spec.validate(params)
+        except WizError as exc:
+            return Error(**_error_object(rpc_code(exc), exc.message, exc.data))
+        pending = _Pending(spec, kwargs)
+        line.pending.append(pending)  # notifications run too: they have no response
+        return Success(pending)
+
+    # jsonrpcserver checks the params against the method's signature on every
+    # call; computed once here instead of by inspect each time.
+    method.__signature__ = inspect.signature(method)  # type: ignore[attr-defined]
+    return method
+
+
+def _methods(registry: Registry) -> dict[str, Any]:
+    return registry.derived(
+        _methods, lambda: {name: _stand_in(spec) for name, spec in registry.methods.items()})
 
 
 _REQUEST_KEYS = frozenset({"jsonrpc", "method", "id", "params"})
 
 
 def _is_request(value: Any) -> bool:
-    # jsonrpcserver's request schema (request-schema.json), spelled out:
-    # jsonschema takes ~50 us a request to check it, this ~1 us.
+    # jsonrpcserver's request schema (request-schema.json), spelled out: its
+    # default validator runs jsonschema on every request.
     if type(value) is not dict or not value.keys() <= _REQUEST_KEYS:
         return False
     if value.get("jsonrpc") != "2.0" or type(value["jsonrpc"]) is not str:
@@ -110,11 +134,21 @@ def validate_jsonrpc(request: Any) -> None:
     raise ValueError("not a JSON-RPC 2.0 request")
 
 
-async def dispatch_parsed(
-    registry: Registry, call: Any, deserialized: Any, *, max_batch: int,
+def _resolve(response: dict[str, Any]) -> dict[str, Any]:
+    pending = response.get("result")
+    if not isinstance(pending, _Pending):
+        return response
+    if pending.error is not None:
+        return {"jsonrpc": "2.0", "error": pending.error, "id": response["id"]}
+    response["result"] = pending.value
+    return response
+
+
+async def dispatch(
+    registry: Registry, call: Any, line: bytes | str, *, max_batch: int,
     in_flight: anyio.Semaphore,
-) -> Any:
-    """Dispatch an already-parsed JSON value; returns the serialisable response or None.
+) -> bytes | None:
+    """Handle one framed line; returns the response line (with ``\\n``) or None.
 
     A batch of more than ``max_batch`` calls is refused whole (-32600, none of
     them runs). Every call, alone or in a batch, holds a place of ``in_flight``
@@ -122,33 +156,33 @@ async def dispatch_parsed(
     of the same connection do, so a batch is no harder on other clients than
     the same calls sent one by one.
     """
-    if type(deserialized) is list and len(deserialized) > max_batch:
-        return to_serializable(Left(InvalidRequestResponse(
-            f"batch of {len(deserialized)} calls; at most {max_batch}")))
-    checked = validate_request(validate_jsonrpc, deserialized)  # type: ignore[arg-type]
-    if isinstance(checked, Left):
-        return to_serializable(checked)
-    requests = [create_request(r) for r in make_list(deserialized)]
-    results: list[tuple[Request, Result] | None] = [None] * len(requests)
+    context = _Line(max_batch)
+    body = dispatch_to_serializable(
+        line,  # bytes are fine: the deserializer (json.loads) takes them
+        _methods(registry), context=context, deserializer=parse,
+        validator=context.validate)
+    if context.refused is not None and isinstance(body, dict):
+        body["error"]["data"] = context.refused
 
-    async def run(index: int, request: Request) -> None:
+    async def run(pending: _Pending) -> None:
         try:
-            results[index] = await _dispatch_one(registry, call, request)
+            await pending.run(call)
         finally:
             in_flight.release()
 
-    if len(requests) == 1:
+    if len(context.pending) == 1:
         await in_flight.acquire()
-        await run(0, requests[0])
-    else:
+        await run(context.pending[0])
+    elif context.pending:
         async with anyio.create_task_group() as tg:
-            for index, request in enumerate(requests):
+            for pending in context.pending:
                 await in_flight.acquire()
-                tg.start_soon(run, index, request)
-    answered = [pair for pair in results if pair is not None and not_notification(pair)]
-    responses = [to_response(req, res) for req, res in answered]
-    response = extract_list(isinstance(deserialized, list), responses)
-    return None if response is None else to_serializable(response)  # type: ignore[arg-type]
+                tg.start_soon(run, pending)
+    if body is None:
+        return None
+    if isinstance(body, list):
+        return encode_response([_resolve(r) for r in body])
+    return encode_response(_resolve(body))
 
 
 def _finite_float(text: str) -> float:
@@ -166,24 +200,13 @@ def parse(line: bytes | str) -> Any:
     """The JSON value of a line. Raises ValueError for anything RFC 8259 does not
     call JSON, including what Python's json accepts beyond it: ``NaN``,
     ``Infinity``, ``-Infinity`` and numbers that overflow a float (``1e999``)."""
-    return json.loads(line, parse_float=_finite_float, parse_constant=_no_constant)
+    if isinstance(line, bytes):  # decoded as json.loads decodes bytes
+        line = line.decode(json.detect_encoding(line), "surrogatepass")
+    return _DECODER.decode(line)
 
 
-async def dispatch(
-    registry: Registry, call: Any, line: bytes | str, *, max_batch: int,
-    in_flight: anyio.Semaphore,
-) -> bytes | None:
-    """Handle one framed line; returns the response line (with ``\\n``) or None.
-
-    ``max_batch`` and ``in_flight`` as for ``dispatch_parsed``.
-    """
-    parsed = deserialize_request(parse, line)  # type: ignore[arg-type]  # bytes are fine
-    if isinstance(parsed, Left):
-        body = to_serializable(parsed)
-    else:
-        body = await dispatch_parsed(registry, call, parsed._value, max_batch=max_batch,
-                                     in_flight=in_flight)
-    return None if body is None else encode_response(body)
+# One decoder for every line (json.loads with these hooks would build one a call).
+_DECODER = json.JSONDecoder(parse_float=_finite_float, parse_constant=_no_constant)
 
 
 # Compact, UTF-8 rather than ASCII escapes, and JSON only: allow_nan=False makes

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import functools
 import os
 
 import anyio
 
-from ...objects import DaemonStatus
+from ...config import Config
+from ...objects import DaemonStatus, Settings
 from ...version import VERSION
 from ..openrpc import Discovered, discover_result
 from ..registry import registry
 from ..server import Call
+
+
+@functools.lru_cache(maxsize=1)
+def _settings(config: Config) -> Settings:
+    # The config is frozen: its public form is built once, not on every call.
+    return config.public()
 
 
 @registry.method("daemon.status")
@@ -28,7 +36,7 @@ async def daemon_status(call: Call) -> DaemonStatus:
         # The newest stored message: where a client following everything resumes.
         "last_seq": rt.tallies.last_seq,
         "subscriptions": len(rt.hub),
-        "config": rt.config.public(),
+        "config": _settings(rt.config),
     }
 
 
