@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.support.daemon import Wizd
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Ctrl-C works in the processes the tests start, however the suite was started.
+
+    A shell starts a background job (`pytest ... &`, nohup) with SIGINT
+    ignored; every process the tests start would inherit that, and a wizctl
+    that a test interrupts would never exit (Python installs its Ctrl-C
+    handler only where SIGINT is not ignored). Runs in each xdist worker too.
+    """
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)

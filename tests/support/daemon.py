@@ -3,20 +3,128 @@ line-oriented connection to it for protocol-level tests."""
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 STARTUP_TIMEOUT = 20.0
+
+# WIZ_TESTS_EXEC=1 starts every wizd with `python -m wizd` instead of a fork
+# of the fork server (to rule the fork server out when a test fails oddly).
+EXEC_ALWAYS = os.environ.get("WIZ_TESTS_EXEC") == "1"
+
+
+class Process(Protocol):
+    """What tests use of a wizd process: subprocess.Popen's names and meanings."""
+
+    pid: int
+    returncode: int | None
+
+    def poll(self) -> int | None: ...
+    def wait(self, timeout: float | None = None) -> int: ...
+    def send_signal(self, sig: int) -> None: ...
+    def kill(self) -> None: ...
+
+
+class _ForkServer:
+    """The per-worker ``forkserver.py`` process, started on first use.
+
+    Shared by the tests of one worker as the Python interpreter is: it keeps
+    no state of any test (each fork gets the test's arguments, environment,
+    folder and umask), so nothing leaks from one test to the next.
+    """
+
+    _lock = threading.Lock()
+    _instance: _ForkServer | None = None
+
+    def __init__(self) -> None:
+        script = Path(__file__).with_name("forkserver.py")
+        self.proc = subprocess.Popen([sys.executable, str(script)], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE)
+        atexit.register(self.close)
+
+    @classmethod
+    def get(cls) -> _ForkServer:
+        with cls._lock:
+            if cls._instance is None or cls._instance.proc.poll() is not None:
+                cls._instance = cls()
+            return cls._instance
+
+    def ask(self, request: dict[str, Any]) -> dict[str, Any]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        with self._lock:
+            self.proc.stdin.write(json.dumps(request).encode() + b"\n")
+            self.proc.stdin.flush()
+            line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the wizd fork server exited {self.proc.wait()}")
+        answer: dict[str, Any] = json.loads(line)
+        return answer
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        self.proc.wait(timeout=30)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+class ForkedWizd:
+    """A wizd forked by the fork server, with the part of Popen's interface tests use.
+
+    Its exit is seen through a pidfd (this process is not its parent); the
+    fork server, its parent, reaps it and says its status.
+    """
+
+    def __init__(self, server: _ForkServer, args: list[str], env: dict[str, str],
+                 log: Path) -> None:
+        umask = os.umask(0o022)
+        os.umask(umask)
+        self._server = server
+        self.pid: int = server.ask({"start": args, "env": env, "log": str(log),
+                                    "cwd": os.getcwd(), "umask": umask})["pid"]
+        # Opened before the child can be reaped, so the pid cannot be reused under us.
+        self._pidfd = os.pidfd_open(self.pid)
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        return self._reap(0)
+
+    def wait(self, timeout: float | None = None) -> int:
+        code = self._reap(timeout)
+        if code is None:
+            raise subprocess.TimeoutExpired(f"wizd (pid {self.pid})", timeout or 0)
+        return code
+
+    def send_signal(self, sig: int) -> None:
+        if self.returncode is None:
+            signal.pidfd_send_signal(self._pidfd, sig)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    def _reap(self, timeout: float | None) -> int | None:
+        if self.returncode is not None:
+            return self.returncode
+        ready, _, _ = select.select([self._pidfd], [], [], timeout)
+        if not ready:
+            return None
+        status = self._server.ask({"reap": self.pid})["status"]
+        self.returncode = os.waitstatus_to_exitcode(status)
+        os.close(self._pidfd)
+        return self.returncode
 
 
 def wait_for(predicate: Any, timeout: float = 30.0) -> Any:
@@ -132,14 +240,19 @@ class Wizd:
         self.extra_args = extra_args or []
         self.env = dict(os.environ, **(env or {}))
         self.env.setdefault("XDG_CONFIG_HOME", str(base / "config"))
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.proc: Process | None = None
 
-    def start(self, *args: str, wait: bool = True) -> Wizd:
-        cmd = [sys.executable, "-m", "wizd", "--socket", str(self.socket), "--db", str(self.db),
-               "--log-level", "debug", *self.extra_args, *args]
-        logfile = self.log.open("ab")
-        self.proc = subprocess.Popen(cmd, stdout=logfile, stderr=logfile, env=self.env)
-        logfile.close()
+    def start(self, *args: str, wait: bool = True, fork: bool = True) -> Wizd:
+        """Start wizd; a fork of the fork server unless ``fork=False`` (``python -m wizd``)."""
+        argv = ["--socket", str(self.socket), "--db", str(self.db), "--log-level", "debug",
+                *self.extra_args, *args]
+        if fork and not EXEC_ALWAYS:
+            self.proc = ForkedWizd(_ForkServer.get(), argv, self.env, self.log)
+        else:
+            logfile = self.log.open("ab")
+            self.proc = subprocess.Popen([sys.executable, "-m", "wizd", *argv], stdout=logfile,
+                                         stderr=logfile, env=self.env)
+            logfile.close()
         if wait:
             self.wait_ready()
         return self

@@ -83,6 +83,9 @@ class Reply:
       server closes.
     - ``delay``: seconds (``anyio.sleep``) before answering; ``chunk_delay``
       between streamed chunks.
+    - ``held``: answer only once the test calls ``server.release()`` (each call
+      lets one held reply go): a reply that takes "long" without
+      a real clock.
     - ``malformed``: stream an event that is not valid JSON instead of the chunks.
     - ``model``: the model the answer names (default: the one requested).
     - ``finish_reason``: ``None`` sends no finishing chunk; ``done=False`` sends
@@ -111,6 +114,7 @@ class Reply:
     chunk_delay: float = 0.0
     repeat: int = 1
     plain: bool = False
+    held: bool = False
 
     def pieces(self) -> list[str]:
         if self.chunks is not None:
@@ -162,6 +166,8 @@ class OpenAIServer:
         self._queue: deque[Reply] = deque()
         self._requests: list[RecordedRequest] = []
         self._changed: anyio.Event | None = None
+        # release() calls not yet taken by a held reply.
+        self._releases = 0
 
     @property
     def base_url(self) -> str:
@@ -190,6 +196,11 @@ class OpenAIServer:
         """Wait until at least ``count`` requests have arrived; returns them all."""
         await self._wait_until(lambda: len(self._requests) >= count)
         return self.requests
+
+    def release(self) -> None:
+        """Let one held reply (``Reply(held=True)``) answer; call on the server's loop."""
+        self._releases += 1
+        self._notify()
 
     async def wait_idle(self) -> None:
         """Wait until no request is being answered (e.g. a hanging one was given up)."""
@@ -261,6 +272,9 @@ class OpenAIServer:
         if reply.hang:
             await _wait_for_hangup(receiver)
             return
+        if reply.held:
+            await self._wait_until(lambda: self._releases > 0)
+            self._releases -= 1
         if reply.delay:
             await anyio.sleep(reply.delay)
         body = request.body if isinstance(request.body, dict) else {}
@@ -365,6 +379,10 @@ class ThreadedOpenAIServer:
 
     def enqueue(self, *replies: Reply) -> None:
         self.server.enqueue(*replies)
+
+    def release(self) -> None:
+        """Let one held reply answer (see ``Reply.held``)."""
+        self._portal.call(self.server.release)
 
     def wait_for_requests(self, count: int = 1, timeout: float = 10.0) -> list[RecordedRequest]:
         """Block until ``count`` requests arrived; TimeoutError after ``timeout`` seconds."""

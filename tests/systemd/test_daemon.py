@@ -53,7 +53,7 @@ def test_ready_status_watchdog_and_stopping_reach_the_manager(
     w = Wizd(tmp_path / "w", env={"NOTIFY_SOCKET": str(notify.path), "WATCHDOG_USEC": "200000",
                                    "JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"})
     try:
-        w.start(wait=False)
+        w.start(wait=False, fork=False)  # the real `python -m wizd`, as systemd runs it
         got = notify.wait_for("READY=1")
         # READY=1 promises the socket accepts: no retry loop here.
         with Conn(w.socket) as c:

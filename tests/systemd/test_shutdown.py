@@ -21,7 +21,6 @@ def converse(c: Conn, srv: ThreadedOpenAIServer) -> tuple[str, dict[str, Any]]:
     return dm["id"], c.call("message.send", conversation_id=dm["id"], content="hello")
 
 
-
 def replies(w: Wizd, dm: str, trigger: str) -> list[dict[str, Any]]:
     return [m for m in w.call("message.list", conversation_id=dm)["messages"]
             if m["reply_to"] == trigger]
@@ -51,7 +50,7 @@ def test_the_grace_period_lets_a_running_job_finish(wizd_factory: type[Wizd],
                                                     backend: str) -> None:
     w = wizd_factory(extra_args=["--shutdown-grace", "20", "--backend", backend]).start()
     with openai_server_in_thread() as srv:
-        srv.enqueue(Reply(text="finished in time", delay=2.0))
+        srv.enqueue(Reply(text="finished in time", held=True))
         with w.connect() as c:
             dm, sent = converse(c, srv)
         srv.wait_for_requests(1)
@@ -64,6 +63,7 @@ def test_the_grace_period_lets_a_running_job_finish(wizd_factory: type[Wizd],
                 Conn(w.socket)
             # ... and serving the connections it has.
             assert open_conn.call("daemon.status")["queue"]["active"] == 1
+            srv.release()  # the reply comes within the grace period
         assert w.proc.wait(timeout=30) == 0
         w.proc = None
         w.start()
