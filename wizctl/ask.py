@@ -15,10 +15,8 @@ import sys
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from . import render
 from .client import CONFLICT, Client, RpcError
 from .follow import Follower, newest_seq, notice
-from .render import View
 from .replies import (
     WaitTimeout,
     await_replies,
@@ -28,6 +26,8 @@ from .replies import (
     send_message,
 )
 from .resolve import Lookup
+from .text import clean, is_terminal, pretty_json
+from .view import View
 
 
 class Streamed:
@@ -43,7 +43,7 @@ class Streamed:
         self.index = -1
 
     def _write(self, text: str) -> None:
-        self.out.write(text if self.raw else render.clean(text))
+        self.out.write(text if self.raw else clean(text))
         self.out.flush()
 
     def delta(self, p: dict[str, Any]) -> None:
@@ -104,7 +104,7 @@ def ask(connect: Callable[[], Client], agent_ref: str, question: str, *, timeout
         result = send_message(follower.call, conv["id"], question)
         if not result.get("jobs"):
             raise _inactive(agent)  # deactivated meanwhile
-        view = None if json else Streamed(out, err, raw=not render.is_terminal(out))
+        view = None if json else Streamed(out, err, raw=not is_terminal(out))
         try:
             replies, ok = await_replies(follower, lookup, view, result, timeout=timeout,
                                         err=told or err)
@@ -115,7 +115,7 @@ def ask(connect: Callable[[], Client], agent_ref: str, question: str, *, timeout
     finally:
         follower.close()
     if json and replies:
-        out.write(render.pretty_json(replies[0]) + "\n")
+        out.write(pretty_json(replies[0]) + "\n")
     return outcome(replies, ok, lookup, json=json, told=told)
 
 

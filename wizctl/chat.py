@@ -21,9 +21,10 @@ from typing import Any, TextIO
 
 from .client import Client
 from .follow import Follower, newest_seq, notice
-from .render import View, clean
 from .replies import await_replies, open_dm, send_message
 from .resolve import Lookup
+from .text import clean
+from .view import View
 
 HISTORY_LINES = 10
 

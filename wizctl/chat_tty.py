@@ -41,9 +41,11 @@ from prompt_toolkit.patch_stdout import StdoutProxy
 from .chat import COMMANDS, HISTORY_LINES, Session, parse
 from .client import Client, Notification, RpcError, WizClientError
 from .follow import Follower, daemon_last_seq
-from .render import clean, fit, message_line, use_color
+from .live import fit
 from .replies import send_message
 from .resolve import Lookup, ResolveError
+from .text import clean, use_color
+from .view import message_line
 
 Names = Callable[[Any], str]
 

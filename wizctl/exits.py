@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import client as c
-from .render import dump_json
 from .resolve import NoMatch, ResolveError
+from .text import dump_json
 
 OK, ERROR, USAGE, NOT_FOUND, CONFLICT, NOT_RUNNING, PROVIDER, STORAGE, TIMEOUT = range(9)
 INTERRUPTED = 130

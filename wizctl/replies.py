@@ -14,12 +14,13 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol, TextIO
 
-from . import exits, render
+from . import exits
 from .client import INVALID_PARAMS, Client, RpcError, WizClientError
 from .exits import ReplyFailed
 from .follow import Follower, newest_seq, notice
-from .render import View
 from .resolve import Lookup
+from .text import clean, one_line, pretty_json, short_id
+from .view import View
 
 
 class WaitTimeout(WizClientError, TimeoutError):
@@ -100,7 +101,7 @@ def send(connect: Callable[[], Client], ref: str, text: str, *, wait: bool,
             follower.start()
         result = send_message(follower.call, conv["id"], text)
         if not wait:
-            line = render.pretty_json(result) if json else _sent_line(lookup, conv, result)
+            line = pretty_json(result) if json else _sent_line(lookup, conv, result)
             out.write(line + "\n")
             return 0
         view = None if json else View(lookup, out=out, bare=len(result.get("jobs") or ()) == 1)
@@ -114,14 +115,14 @@ def send(connect: Callable[[], Client], ref: str, text: str, *, wait: bool,
     finally:
         follower.close()
     if json:
-        out.write(render.pretty_json({**result, "replies": replies}) + "\n")
+        out.write(pretty_json({**result, "replies": replies}) + "\n")
     return outcome(replies, ok, lookup, json=json, told=told)
 
 
 def _sent_line(lookup: Lookup, conv: dict[str, Any], result: dict[str, Any]) -> str:
     n = len(result.get("jobs") or ())
     sent = result.get("message") or {}
-    return (f"sent {render.short_id(sent.get('id'))} to {lookup.conversation_label(conv)}"
+    return (f"sent {short_id(sent.get('id'))} to {lookup.conversation_label(conv)}"
             + (f"; {n} agent{'s' if n != 1 else ''} will reply" if n else ""))
 
 
@@ -204,7 +205,7 @@ class Replies:
 
 
 class Shows(Protocol):
-    """Where ``await_replies`` shows replies: a ``render.View``, or ``ask``'s stream."""
+    """Where ``await_replies`` shows replies: a ``view.View``, or ``ask``'s stream."""
 
     def delta(self, p: dict[str, Any]) -> None: ...
     def message(self, msg: dict[str, Any]) -> None: ...
@@ -264,7 +265,7 @@ def await_replies(follower: Follower, lookup: Lookup, view: Shows | None,
                 if view is not None:
                     view.settle(msg)
                 who = lookup.user_name(msg.get("author_id"))
-                err.write(f"wizctl: {who}: {render.clean(msg.get('content'))}\n")
+                err.write(f"wizctl: {who}: {clean(msg.get('content'))}\n")
             elif view is not None:
                 view.message(msg)
     return replies, all(r.get("kind") != "error" for r in replies)
@@ -273,5 +274,5 @@ def await_replies(follower: Follower, lookup: Lookup, view: Shows | None,
 def _report_ended(jobs: list[dict[str, Any]], err: TextIO) -> None:
     """Say why these jobs ended without a reply."""
     for job in jobs:
-        reason = render.one_line(job.get("failure_reason") or "no reply was stored", 300)
-        err.write(f"wizctl: job {render.short_id(job.get('id'))} {job.get('status')}: {reason}\n")
+        reason = one_line(job.get("failure_reason") or "no reply was stored", 300)
+        err.write(f"wizctl: job {short_id(job.get('id'))} {job.get('status')}: {reason}\n")

@@ -20,7 +20,7 @@ from typing import Annotated, Any
 import typer
 
 from .client import WizClientError
-from .render import dump_json
+from .text import dump_json
 
 UNITS = ("wizd.service", "wizd.socket")
 # The ExecStart= of the shipped unit (where `pip install --user` and pipx put

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import render
+from . import text
 
 
 def duration(ms: Any) -> str:
@@ -21,7 +21,7 @@ def duration(ms: Any) -> str:
 def describe(r: dict[str, Any], *, color: bool) -> str:
     """``daemon.status``'s result as aligned ``key: value`` lines."""
     queue = r.get("queue") or {}
-    return render.fields([
+    return text.fields([
         ("wizd", f"{r.get('version')} (pid {r.get('pid')}, up {duration(r.get('uptime_ms'))})"),
         ("socket", r.get("socket")), ("database", r.get("db")),
         ("queue", ", ".join(f"{k} {v}" for k, v in queue.items()) or "-"),

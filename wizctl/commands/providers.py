@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 import typer
 
-from .. import render
+from .. import table, text
 from .base import Json, by_ref, color, emit, state, sub_app
 
 app = sub_app("LLM providers (OpenAI-compatible endpoints).")
@@ -53,13 +53,13 @@ def _type(p: dict[str, Any]) -> str:
 
 def _table(providers: list[dict[str, Any]]) -> str:
     rows = [(p.get("name"), _type(p), p.get("default_model"), p.get("base_url"), _key(p),
-             "*" if p.get("is_default") else "", render.short_id(p.get("id"))) for p in providers]
-    return render.table(("name", "type", "model", "base url", "key", "default", "id"), rows,
+             "*" if p.get("is_default") else "", text.short_id(p.get("id"))) for p in providers]
+    return table.table(("name", "type", "model", "base url", "key", "default", "id"), rows,
                         color=color())
 
 
 def _line(verb: str) -> Callable[[dict[str, Any]], str]:
-    return lambda p: (f"{verb} provider {p.get('name')} ({render.short_id(p.get('id'))})"
+    return lambda p: (f"{verb} provider {p.get('name')} ({text.short_id(p.get('id'))})"
                       + (", the default one" if p.get("is_default") else ""))
 
 

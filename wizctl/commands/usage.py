@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .. import render
+from .. import table, text, view
 from ..since import HELP as SINCE_HELP
 from .base import Json, State, color, emit, state
 from .search import since_option
@@ -36,7 +36,7 @@ def _table(result: dict[str, Any]) -> str:
                       sum(r["prompt_tokens"] for r in rows),
                       sum(r["completion_tokens"] for r in rows),
                       sum(r["unreported"] for r in rows) or ""))
-    return render.table(("agent", "model", "replies", "prompt", "completion", "unreported"),
+    return table.table(("agent", "model", "replies", "prompt", "completion", "unreported"),
                         cells, color=color())
 
 
@@ -51,10 +51,10 @@ def log_with_usage(st: State, conversation: str, n: int, json: bool) -> None:
         return
     paint = color()
     for msg in msgs:
-        line = render.message_line(msg, st.lookup.user_name(msg.get("author_id")), color=paint)
+        line = view.message_line(msg, st.lookup.user_name(msg.get("author_id")), color=paint)
         tokens = found.get(msg["id"])
         if tokens is not None:
-            line += "\n" + render.paint(f"  [{_tokens(tokens)}]", "dim", paint)
+            line += "\n" + text.paint(f"  [{_tokens(tokens)}]", "dim", paint)
         sys.stdout.write(line + "\n")
 
 
