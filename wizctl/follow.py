@@ -42,7 +42,7 @@ class Follower:
         self.conversation_id = conversation_id
         self.last_seq = after_seq
         self.client = client
-        self.subscription: Any = None
+        self.subscription: str | None = None
         self.sleep = sleep
         self.on_reconnect = on_reconnect
 

@@ -10,9 +10,10 @@ import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, TextIO
+from typing import TYPE_CHECKING, Protocol, TextIO, cast
 
 from .live import LiveArea
+from .objects import Job, Message, MessageDelta
 from .text import (
     STATUS_COLORS,
     clean,
@@ -34,9 +35,9 @@ if TYPE_CHECKING:
 class Names(Protocol):
     """What a View needs to name things (``resolve.Lookup`` is one)."""
 
-    def user_name(self, user_id: Any) -> str: ...
-    def agent_name(self, agent_id: Any) -> str: ...
-    def label_for_id(self, conversation_id: Any) -> str: ...
+    def user_name(self, user_id: object) -> str: ...
+    def agent_name(self, agent_id: object) -> str: ...
+    def label_for_id(self, conversation_id: object) -> str: ...
 
 
 def message_line(msg: Mapping[str, object], author: str, *, color: bool = False,
@@ -57,8 +58,10 @@ def message_line(msg: Mapping[str, object], author: str, *, color: bool = False,
 
 @dataclass
 class _Stream:
-    conversation_id: Any
-    author_id: Any
+    """A reply being streamed: what its pieces said so far."""
+
+    conversation_id: str | None
+    author_id: str | None
     text: str = ""
     index: int = -1
     started_ms: int = 0
@@ -88,10 +91,10 @@ class View:
         self.everything = everything
         self.bare = bare
         self.area = LiveArea(self.out) if self.live else None
-        self.streams: dict[Any, _Stream] = {}
+        self.streams: dict[str | None, _Stream] = {}  # by job id
 
     # -- entry points ------------------------------------------------------
-    def message(self, msg: dict[str, Any]) -> None:
+    def message(self, msg: Message) -> None:
         """Print one stored message (history or live), settling its stream."""
         if self.json:
             self._line(dump_json({"method": "message.created", "params": {"message": msg}}))
@@ -104,7 +107,7 @@ class View:
         author = self.lookup.user_name(msg.get("author_id"))
         self._line(message_line(msg, author, color=self.color, where=where))
 
-    def settle(self, msg: dict[str, Any], *, redraw: bool = True) -> None:
+    def settle(self, msg: Message, *, redraw: bool = True) -> None:
         """Forget the stream that produced ``msg`` (the oldest of its author there)."""
         for key, st in list(self.streams.items()):
             if (st.author_id == msg.get("author_id")
@@ -122,13 +125,13 @@ class View:
             return
         p = note.params
         if note.method == "message.created":
-            self.message(p.get("message") or {})
+            self.message(cast(Message, p.get("message") or {}))
         elif note.method == "message.delta":
-            self.delta(p)
+            self.delta(cast(MessageDelta, p))
         elif self.everything:
             self._line(self._event_line(note))
 
-    def delta(self, p: dict[str, Any]) -> None:
+    def delta(self, p: MessageDelta) -> None:
         """Add a ``message.delta`` piece to its job's stream and show it (live mode;
         ``everything`` mode when not live prints each piece as a line)."""
         key = p.get("job_id")
@@ -195,7 +198,7 @@ class View:
             shown = paint(status, STATUS_COLORS.get(status), self.color)
             return f"{stamp} agent {self.lookup.agent_name(p.get('agent_id'))} is {shown}"
         if note.method == "job.updated":
-            job = p.get("job") or {}
+            job = cast(Job, p.get("job") or {})
             status = str(job.get("status"))
             text = (f"{stamp} job {short_id(job.get('id'))} {job.get('name', '')} "
                     + paint(status, STATUS_COLORS.get(status), self.color)

@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from .. import table, text
+from ..objects import Agent, AgentList
 from .base import Json, State, by_ref, color, emit, state, status_style, sub_app
 
 app = sub_app("Agents: an LLM persona with a role, a backstory and a goal.")
 
 
-def _line(verb: str) -> Callable[[dict[str, Any]], str]:
+def _line(verb: str) -> Callable[[Agent], str]:
     return lambda a: (f"{verb} agent {a.get('name')} ({text.short_id(a.get('id'))}), "
                       f"{a.get('status')}")
 
 
-def _fields(st: State, a: dict[str, Any]) -> str:
+def _fields(st: State, a: Agent) -> str:
     keys = ("id", "name", "status", "role", "goal", "backstory", "model", "temperature",
             "max_tokens", "system_prompt")
     pairs = [(k, a.get(k)) for k in keys if k in a]
@@ -52,7 +53,7 @@ def list_(ctx: typer.Context, json: Json = False) -> None:
     """List agents."""
     st = state(ctx)
 
-    def human(r: dict[str, Any]) -> str:
+    def human(r: AgentList) -> str:
         rows = [(a.get("name"), a.get("status"), text.one_line(a.get("role"), 40),
                  st.lookup.provider_name(a.get("provider_id")), a.get("model"),
                  text.short_id(a.get("id"))) for a in r["agents"]]

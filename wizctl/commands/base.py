@@ -15,6 +15,7 @@ import typer
 from .. import text
 from ..client import Client
 from ..resolve import Lookup
+from ..table import Styles
 
 # The settings of the root app and of every sub-app: plain help (no rich), and
 # errors left to main() (no pretty tracebacks).
@@ -80,7 +81,7 @@ def color() -> bool:
     return text.use_color(sys.stdout)
 
 
-def status_style(column: int) -> Callable[[int, Any], str | None]:
+def status_style(column: int) -> Styles:
     """A table style colouring the status in ``column``."""
     return lambda i, v: text.STATUS_COLORS.get(v) if i == column else None
 

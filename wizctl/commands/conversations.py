@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from .. import table, text
+from ..objects import ChannelList, Dm, DmList, OpenedDm, ProjectList
 from .base import Json, State, by_ref, color, emit, state, sub_app
 
 dm_app = sub_app("Direct-message conversations.")
@@ -20,8 +21,8 @@ project_app = sub_app("Projects, which hold channels.")
 channel_app = sub_app("Channels of a project.")
 
 
-def _line(st: State, verb: str) -> Callable[[dict[str, Any]], str]:
-    def line(c: dict[str, Any]) -> str:
+def _line(st: State, verb: str) -> Callable[[OpenedDm | Dm], str]:
+    def line(c: OpenedDm | Dm) -> str:
         names = ", ".join(st.lookup.user_name(u) for u in c.get("participants", ()))
         return (f"{verb} {st.lookup.conversation_label(c)} ({text.short_id(c.get('id'))})"
                 + (f" with {names}" if names else ""))
@@ -56,7 +57,7 @@ def dm_list(ctx: typer.Context,
     """List DMs."""
     st = state(ctx)
 
-    def human(r: dict[str, Any]) -> str:
+    def human(r: DmList) -> str:
         me = st.lookup.me().get("id")
         rows = [(st.lookup.conversation_label(c) + (" (archived)" if c.get("archived_at") else ""),
                  ", ".join(st.lookup.user_name(u) for u in c.get("participants", ()) if u != me),
@@ -72,7 +73,7 @@ def dm_show(ctx: typer.Context, conversation: str, json: Json = False) -> None:
     st = state(ctx)
     conv = st.call("dm.get", id=st.lookup.conversation(conversation)["id"])
 
-    def human(c: dict[str, Any]) -> str:
+    def human(c: Dm) -> str:
         return text.fields([
             ("id", c.get("id")), ("name", st.lookup.conversation_label(c)),
             ("participants", ", ".join(st.lookup.user_name(u) for u in c.get("participants", ()))),
@@ -120,7 +121,7 @@ def project_create(ctx: typer.Context, name: str,
 @project_app.command("list")
 def project_list(ctx: typer.Context, json: Json = False) -> None:
     """List projects."""
-    def human(r: dict[str, Any]) -> str:
+    def human(r: ProjectList) -> str:
         rows = [(p.get("name"), text.one_line(p.get("description"), 50),
                  text.when(p.get("created_at")), text.short_id(p.get("id")))
                 for p in r["projects"]]
@@ -141,7 +142,7 @@ def channel_list(ctx: typer.Context, project: str, json: Json = False) -> None:
     """List the channels of a project."""
     st = state(ctx)
 
-    def human(r: dict[str, Any]) -> str:
+    def human(r: ChannelList) -> str:
         rows = [(f"#{c.get('name')}", text.when(c.get("created_at")),
                  text.short_id(c.get("id"))) for c in r["conversations"]]
         return table.table(("name", "created", "id"), rows, color=color())

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from .. import table, text
+from ..objects import Job, JobList
 from .base import Json, by_ref, color, emit, state, status_style, sub_app
 
 job_app = sub_app("One job of the queue.")
 queue_app = sub_app("The job queue as a whole.")
 
 
-def _fields(j: dict[str, Any]) -> str:
+def _fields(j: Job) -> str:
     return text.fields([
         ("id", j.get("id")), ("name", j.get("name")), ("status", j.get("status")),
         ("priority", j.get("priority")), ("progress", f"{j.get('progress', 0)}%"),
@@ -29,7 +30,7 @@ def jobs(ctx: typer.Context,
          n: Annotated[int | None, typer.Option("-n", min=1, help="At most this many.")] = None,
          json: Json = False) -> None:
     """List jobs of the queue."""
-    def human(r: dict[str, Any]) -> str:
+    def human(r: JobList) -> str:
         rows = [(text.short_id(j.get("id")), j.get("name"), j.get("status"),
                  f"{j.get('attempts')}/{j.get('max_attempts')}", f"{j.get('progress', 0)}%",
                  text.when(j.get("created_at")), text.one_line(j.get("failure_reason"), 50))

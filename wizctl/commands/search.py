@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from .. import text
+from ..objects import SearchResults
 from ..since import HELP as SINCE_HELP
 from ..since import parse_since
 from .base import Json, color, emit, state
@@ -45,7 +46,7 @@ def search(ctx: typer.Context,
     emit(result, json, _hits)
 
 
-def _hits(result: dict[str, Any]) -> str:
+def _hits(result: SearchResults) -> str:
     hits = result.get("results") or []
     if not hits:
         return "no message found"
