@@ -7,8 +7,8 @@ import typing
 
 import pytest
 
-import wizd.objects
 import wizctl.objects
+import wizd.objects
 
 SHAPES = [name for name, value in vars(wizctl.objects).items()
           if isinstance(value, type) and typing.is_typeddict(value)]
