@@ -13,12 +13,11 @@ from __future__ import annotations
 import io
 import sys
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import TextIO
 
-from . import render
 from .client import CONFLICT, Client, RpcError
 from .follow import Follower, newest_seq, notice
-from .render import View
+from .objects import Agent, Message, MessageDelta
 from .replies import (
     WaitTimeout,
     await_replies,
@@ -28,6 +27,8 @@ from .replies import (
     send_message,
 )
 from .resolve import Lookup
+from .text import clean, is_terminal, pretty_json
+from .view import View
 
 
 class Streamed:
@@ -43,10 +44,10 @@ class Streamed:
         self.index = -1
 
     def _write(self, text: str) -> None:
-        self.out.write(text if self.raw else render.clean(text))
+        self.out.write(text if self.raw else clean(text))
         self.out.flush()
 
-    def delta(self, p: dict[str, Any]) -> None:
+    def delta(self, p: MessageDelta) -> None:
         index = p.get("index")
         if index == 0 and self.text:
             # The job is being run again (a retry): what was written is void.
@@ -61,7 +62,7 @@ class Streamed:
         self.index = index if isinstance(index, int) else self.index + 1
         self._write(piece)
 
-    def message(self, msg: dict[str, Any]) -> None:
+    def message(self, msg: Message) -> None:
         content = str(msg.get("content") or "")
         if content.startswith(self.text):
             rest = content[len(self.text):]
@@ -70,8 +71,12 @@ class Streamed:
         self._write(rest + "\n")
         self.text, self.index = "", -1
 
-    def settle(self, msg: dict[str, Any], *, redraw: bool = True) -> None:
+    def settle(self, msg: Message, *, redraw: bool = True) -> None:
         """An error reply ends the answer (the error itself goes to stderr)."""
+        self.end()
+
+    def end(self) -> None:
+        """End the answer's line, if it has begun."""
         if self.text:
             self._write("\n")
         self.text, self.index = "", -1
@@ -104,22 +109,22 @@ def ask(connect: Callable[[], Client], agent_ref: str, question: str, *, timeout
         result = send_message(follower.call, conv["id"], question)
         if not result.get("jobs"):
             raise _inactive(agent)  # deactivated meanwhile
-        view = None if json else Streamed(out, err, raw=not render.is_terminal(out))
+        view = None if json else Streamed(out, err, raw=not is_terminal(out))
         try:
             replies, ok = await_replies(follower, lookup, view, result, timeout=timeout,
                                         err=told or err)
         except WaitTimeout:
             if view is not None:
-                view.settle({})  # end the half answer's line before the error
+                view.end()  # end the half answer's line before the error
             raise
     finally:
         follower.close()
     if json and replies:
-        out.write(render.pretty_json(replies[0]) + "\n")
+        out.write(pretty_json(replies[0]) + "\n")
     return outcome(replies, ok, lookup, json=json, told=told)
 
 
-def _inactive(agent: dict[str, Any]) -> RpcError:
+def _inactive(agent: Agent) -> RpcError:
     name = agent.get("name")
     return RpcError(CONFLICT, f"agent {name} is inactive, so it will not answer "
                               f"(`wizctl agent activate {name}`)", {"status": "inactive"})

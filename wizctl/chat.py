@@ -17,13 +17,15 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO, cast
 
 from .client import Client
 from .follow import Follower, newest_seq, notice
-from .render import View, clean
+from .objects import Agent, Message, MessageList, OpenedDm
 from .replies import await_replies, open_dm, send_message
 from .resolve import Lookup
+from .text import clean
+from .view import View
 
 HISTORY_LINES = 10
 
@@ -80,8 +82,8 @@ class Session:
 
     def __init__(self, lookup: Lookup) -> None:
         self.lookup = lookup
-        self.agent: dict[str, Any] = {}
-        self.conv: dict[str, Any] = {}
+        self.agent: Agent | None = None
+        self.conv: OpenedDm | None = None
 
     def switch(self, agent_ref: str) -> None:
         """Talk with ``agent_ref`` from now on (its DM made if needed). Raises ResolveError."""
@@ -91,14 +93,20 @@ class Session:
         self.agent = agent
         self.lookup.forget("dms")
 
-    def recent(self, n: int) -> list[dict[str, Any]]:
+    @property
+    def conversation_id(self) -> str:
+        """The DM talked in (``switch`` first)."""
+        assert self.conv is not None, "switch() first"
+        return self.conv["id"]
+
+    def recent(self, n: int) -> list[Message]:
         """The last ``n`` messages of the conversation."""
-        return list(self.lookup.call("message.list", conversation_id=self.conv["id"],
-                                     limit=n)["messages"])
+        listed = self.lookup.call("message.list", conversation_id=self.conversation_id, limit=n)
+        return cast(MessageList, listed)["messages"]
 
     @property
     def name(self) -> str:
-        return clean(self.agent.get("name"))
+        return clean(self.agent["name"] if self.agent else "")
 
 
 def run(connect: Callable[[], Client], agent_ref: str, *, json: bool = False,
@@ -125,8 +133,8 @@ def run_lines(connect: Callable[[], Client], agent_ref: str, *, json: bool, stdi
     views.append(view)
     try:
         session.switch(agent_ref)
-        follower.conversation_id = session.conv["id"]
-        follower.last_seq = newest_seq(follower.call, session.conv["id"])
+        follower.conversation_id = session.conversation_id
+        follower.last_seq = newest_seq(follower.call, session.conversation_id)
         follower.start()
         for line in stdin:
             cmd = parse(line.rstrip("\r\n"))
@@ -135,7 +143,7 @@ def run_lines(connect: Callable[[], Client], agent_ref: str, *, json: bool, stdi
             if cmd.name == "quit":
                 break
             if cmd.name == "send":
-                result = send_message(follower.call, session.conv["id"], cmd.arg)
+                result = send_message(follower.call, session.conversation_id, cmd.arg)
                 replies, _ = await_replies(follower, session.lookup, None if json else view,
                                            result, timeout=None, err=err, others=True)
                 if json:  # one line per reply, shaped like tail --json
@@ -145,8 +153,8 @@ def run_lines(connect: Callable[[], Client], agent_ref: str, *, json: bool, stdi
                 session.switch(cmd.arg)
                 # A new subscription, for that DM, from its newest message on.
                 follower.call("events.unsubscribe", subscription=follower.subscription)
-                follower.conversation_id = session.conv["id"]
-                follower.last_seq = newest_seq(follower.call, session.conv["id"])
+                follower.conversation_id = session.conversation_id
+                follower.last_seq = newest_seq(follower.call, session.conversation_id)
                 follower.start()
             elif cmd.name == "history":
                 for msg in session.recent(cmd.count):

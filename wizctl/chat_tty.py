@@ -29,8 +29,9 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 from prompt_toolkit import PromptSession
 from prompt_toolkit.formatted_text import ANSI
@@ -41,15 +42,30 @@ from prompt_toolkit.patch_stdout import StdoutProxy
 from .chat import COMMANDS, HISTORY_LINES, Session, parse
 from .client import Client, Notification, RpcError, WizClientError
 from .follow import Follower, daemon_last_seq
-from .render import clean, fit, message_line, use_color
+from .live import fit
+from .objects import Message, MessageDelta
 from .replies import send_message
 from .resolve import Lookup, ResolveError
+from .text import clean, use_color
+from .view import message_line
 
-Names = Callable[[Any], str]
+# A user id -> the name to show.
+Names = Callable[[object], str]
 
 
 class _Stopped(Exception):
     """The chat is ending: the feed stops reconnecting."""
+
+
+@dataclass
+class _Stream:
+    """A reply being streamed: who writes it and what its pieces said so far."""
+
+    author_id: str | None
+    author: str
+    text: str = ""
+    index: int = -1
+    started_ms: int = 0
 
 
 class Screen:
@@ -62,16 +78,15 @@ class Screen:
         self.color = color
         self.invalidate = invalidate
         self.lock = threading.RLock()
-        self.current: Any = None
+        self.current: str | None = None
         self.last_seq = 0
-        # job id -> [author id, author name, text, last index, started ms]
-        self.streams: dict[Any, list[Any]] = {}
+        self.streams: dict[str | None, _Stream] = {}  # by job id
 
     def say(self, text: str) -> None:
         with self.lock:
             self.write(text + "\n")
 
-    def show(self, conversation_id: Any, recent: Callable[[], list[dict[str, Any]]],
+    def show(self, conversation_id: str, recent: Callable[[], list[Message]],
              names: Names) -> None:
         """Make ``conversation_id`` the one shown, printing ``recent()`` first.
         Under the lock, so a message stored after ``recent()`` read is printed
@@ -85,7 +100,7 @@ class Screen:
             self.last_seq = msgs[-1]["seq"] if msgs else 0
         self.invalidate()
 
-    def history(self, msgs: list[dict[str, Any]], names: Names) -> None:
+    def history(self, msgs: list[Message], names: Names) -> None:
         with self.lock:
             for msg in msgs:
                 self._print(msg, names)
@@ -95,7 +110,7 @@ class Screen:
         p = note.params
         with self.lock:
             if note.method == "message.created":
-                msg = p.get("message") or {}
+                msg = cast(Message, p.get("message") or {})
                 seq = msg.get("seq")
                 if msg.get("conversation_id") != self.current or \
                         (isinstance(seq, int) and seq <= self.last_seq):
@@ -106,7 +121,7 @@ class Screen:
             elif note.method == "message.delta":
                 if p.get("conversation_id") != self.current:
                     return
-                self._delta(p, names)
+                self._delta(cast(MessageDelta, p), names)
             else:
                 return
         self.invalidate()
@@ -115,29 +130,30 @@ class Screen:
         """The replies being streamed, one ``HH:MM:SS name: text`` block each."""
         with self.lock:
             return "\n".join(
-                message_line({"created_at": started, "content": text}, name, color=self.color)
-                for _, name, text, _, started in self.streams.values())
+                message_line({"created_at": s.started_ms, "content": s.text}, s.author,
+                             color=self.color)
+                for s in self.streams.values())
 
-    def _print(self, msg: dict[str, Any], names: Names) -> None:
+    def _print(self, msg: Message, names: Names) -> None:
         self.write(message_line(msg, names(msg.get("author_id")), color=self.color) + "\n")
 
-    def _settle(self, msg: dict[str, Any]) -> None:
+    def _settle(self, msg: Message) -> None:
         for job, stream in list(self.streams.items()):
-            if stream[0] == msg.get("author_id"):
+            if stream.author_id == msg.get("author_id"):
                 del self.streams[job]
                 return
 
-    def _delta(self, p: dict[str, Any], names: Names) -> None:
+    def _delta(self, p: MessageDelta, names: Names) -> None:
         job, index = p.get("job_id"), p.get("index")
         stream = self.streams.get(job)
         if stream is None or index == 0:  # index 0 again: a retry starts over
             author = p.get("author_id")
-            stream = self.streams[job] = [author, names(author), "", -1,
-                                          int(time.time() * 1000)]
-        elif isinstance(index, int) and index <= stream[3]:
+            stream = self.streams[job] = _Stream(author, names(author),
+                                                 started_ms=int(time.time() * 1000))
+        elif isinstance(index, int) and index <= stream.index:
             return
-        stream[2] += str(p.get("delta") or "")
-        stream[3] = index if isinstance(index, int) else stream[3] + 1
+        stream.text += str(p.get("delta") or "")
+        stream.index = index if isinstance(index, int) else stream.index + 1
 
 
 class Feed(threading.Thread):
@@ -278,7 +294,7 @@ def run(connect: Callable[[], Client], agent_ref: str, *, history: Path) -> int:
                 return ANSI(live + f"{me}> ")
 
             screen.say(f"chatting with {session.name} (/help for commands, Ctrl-D to leave)")
-            screen.show(session.conv["id"], lambda: session.recent(HISTORY_LINES),
+            screen.show(session.conversation_id, lambda: session.recent(HISTORY_LINES),
                         lookup.user_name)
             feed = Feed(connect, screen)
             feed.begin(start_seq)
@@ -316,14 +332,14 @@ def _do(line: str, session: Session, screen: Screen, lookup: Lookup) -> bool:
         if cmd.name == "quit":
             return False
         if cmd.name == "send":
-            result = send_message(lookup.call, session.conv["id"], cmd.arg)
+            result = send_message(lookup.call, session.conversation_id, cmd.arg)
             if not result.get("jobs"):
                 screen.say(f"wizctl: {session.name} is inactive, so no reply will come "
                            f"(`wizctl agent activate {session.name}`)")
         elif cmd.name == "agent":
             session.switch(cmd.arg)
             screen.say(f"chatting with {session.name}")
-            screen.show(session.conv["id"], lambda: session.recent(HISTORY_LINES),
+            screen.show(session.conversation_id, lambda: session.recent(HISTORY_LINES),
                         lookup.user_name)
         elif cmd.name == "history":
             screen.history(session.recent(cmd.count), lookup.user_name)

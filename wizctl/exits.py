@@ -27,8 +27,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import client as c
-from .render import dump_json
+from .objects import Message
 from .resolve import NoMatch, ResolveError
+from .text import dump_json
 
 OK, ERROR, USAGE, NOT_FOUND, CONFLICT, NOT_RUNNING, PROVIDER, STORAGE, TIMEOUT = range(9)
 INTERRUPTED = 130
@@ -61,7 +62,7 @@ error (an agent's reply is an error), 7 storage unavailable, 8 timed out,
 class ReplyFailed(c.WizClientError):
     """An agent's reply is an error message (its job failed for good)."""
 
-    def __init__(self, who: str, message: dict[str, Any]) -> None:
+    def __init__(self, who: str, message: Message) -> None:
         super().__init__(f"{who}: {message.get('content')}")
         self.message = message
 

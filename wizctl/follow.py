@@ -5,7 +5,7 @@ connection it reconnects with exponential backoff and resubscribes with
 ``after_seq`` = the last message it handed out, and it drops
 ``message.created`` it has already handed out, so a reader sees every stored
 message exactly once, in order. The commands below print what it hands out
-through ``render.View``; ``wizctl.replies`` waits on one for ``send --wait``.
+through ``view.View``; ``wizctl.replies`` waits on one for ``send --wait``.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 from .client import Client, ConnectionLost, Notification, RpcError, WizClientError
-from .render import View
 from .resolve import Lookup
+from .view import View
 
 FIRST_DELAY = 0.1
 MAX_DELAY = 2.0
@@ -42,7 +42,7 @@ class Follower:
         self.conversation_id = conversation_id
         self.last_seq = after_seq
         self.client = client
-        self.subscription: Any = None
+        self.subscription: str | None = None
         self.sleep = sleep
         self.on_reconnect = on_reconnect
 

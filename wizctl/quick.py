@@ -12,9 +12,9 @@ from __future__ import annotations
 import os
 import sys
 
-from . import render
 from .client import Client
 from .status import describe
+from .text import pretty_json, use_color
 
 
 def match(args: list[str]) -> tuple[str | None, bool] | None:
@@ -44,7 +44,7 @@ def run(args: list[str]) -> int | None:
     socket, as_json = found
     with Client(socket) as client:
         result = client.call("daemon.status")
-    text = (render.pretty_json(result) if as_json
-            else describe(result, color=render.use_color(sys.stdout)))
+    text = (pretty_json(result) if as_json
+            else describe(result, color=use_color(sys.stdout)))
     sys.stdout.write(text + "\n")
     return 0

@@ -12,14 +12,16 @@ import io
 import sys
 import time
 from collections.abc import Callable
-from typing import Any, Protocol, TextIO
+from typing import Any, Protocol, TextIO, cast
 
-from . import exits, render
+from . import exits
 from .client import INVALID_PARAMS, Client, RpcError, WizClientError
 from .exits import ReplyFailed
 from .follow import Follower, newest_seq, notice
-from .render import View
+from .objects import Agent, Conversation, Job, Message, MessageDelta, OpenedDm, SentMessage
 from .resolve import Lookup
+from .text import clean, one_line, pretty_json, short_id
+from .view import View
 
 
 class WaitTimeout(WizClientError, TimeoutError):
@@ -46,19 +48,19 @@ def check_content(text: str) -> str:
     return text
 
 
-def send_message(call: Callable[..., Any], conversation_id: str, text: str) -> dict[str, Any]:
+def send_message(call: Callable[..., Any], conversation_id: str, text: str) -> SentMessage:
     """``message.send`` of ``text`` (checked first): ``{message, jobs}``."""
-    return dict(call("message.send", conversation_id=conversation_id,
-                     content=check_content(text)))
+    return cast(SentMessage, call("message.send", conversation_id=conversation_id,
+                                  content=check_content(text)))
 
 
-def open_dm(call: Callable[..., Any], agent: dict[str, Any]) -> dict[str, Any]:
+def open_dm(call: Callable[..., Any], agent: Agent) -> OpenedDm:
     """The open DM of the local user with exactly ``agent`` (the oldest), made if
     there is none."""
-    return dict(call("dm.create", participants=[agent["id"]], reuse=True))
+    return cast(OpenedDm, call("dm.create", participants=[agent["id"]], reuse=True))
 
 
-def outcome(replies: list[dict[str, Any]], ok: bool, lookup: Lookup, *, json: bool,
+def outcome(replies: list[Message], ok: bool, lookup: Lookup, *, json: bool,
             told: io.StringIO | None = None) -> int:
     """The exit code of a wait for replies: 0, 6 when a reply is an error, 1 when
     a job ended without one. With ``json`` a failure is raised instead, for main()
@@ -100,7 +102,7 @@ def send(connect: Callable[[], Client], ref: str, text: str, *, wait: bool,
             follower.start()
         result = send_message(follower.call, conv["id"], text)
         if not wait:
-            line = render.pretty_json(result) if json else _sent_line(lookup, conv, result)
+            line = pretty_json(result) if json else _sent_line(lookup, conv, result)
             out.write(line + "\n")
             return 0
         view = None if json else View(lookup, out=out, bare=len(result.get("jobs") or ()) == 1)
@@ -114,14 +116,14 @@ def send(connect: Callable[[], Client], ref: str, text: str, *, wait: bool,
     finally:
         follower.close()
     if json:
-        out.write(render.pretty_json({**result, "replies": replies}) + "\n")
+        out.write(pretty_json({**result, "replies": replies}) + "\n")
     return outcome(replies, ok, lookup, json=json, told=told)
 
 
-def _sent_line(lookup: Lookup, conv: dict[str, Any], result: dict[str, Any]) -> str:
+def _sent_line(lookup: Lookup, conv: Conversation, result: SentMessage) -> str:
     n = len(result.get("jobs") or ())
     sent = result.get("message") or {}
-    return (f"sent {render.short_id(sent.get('id'))} to {lookup.conversation_label(conv)}"
+    return (f"sent {short_id(sent.get('id'))} to {lookup.conversation_label(conv)}"
             + (f"; {n} agent{'s' if n != 1 else ''} will reply" if n else ""))
 
 
@@ -136,23 +138,23 @@ class Replies:
     ``job.updated`` data, its deltas, or its reply.
     """
 
-    def __init__(self, sent_id: Any, jobs: list[Any],
-                 agent_user: Callable[[Any], Any]) -> None:
+    def __init__(self, sent_id: str | None, jobs: list[str],
+                 agent_user: Callable[[object], str | None]) -> None:
         self.sent_id = sent_id
-        self.users: dict[Any, Any] = {j: None for j in jobs}
-        self.answers: dict[Any, dict[str, Any]] = {}
-        self.ended: dict[Any, dict[str, Any]] = {}
-        self._errors: dict[Any, dict[str, Any]] = {}  # author -> unclaimed error message
+        self.users: dict[str, str | None] = {j: None for j in jobs}  # job -> its agent's user
+        self.answers: dict[str, Message] = {}
+        self.ended: dict[str, Job] = {}
+        self._errors: dict[str | None, Message] = {}  # author -> unclaimed error message
         self._agent_user = agent_user
 
     @property
     def done(self) -> bool:
         return len(self.answers) == len(self.users)
 
-    def _open(self) -> list[Any]:
+    def _open(self) -> list[str]:
         return [j for j in self.users if j not in self.answers]
 
-    def on_message(self, msg: dict[str, Any]) -> list[dict[str, Any]] | None:
+    def on_message(self, msg: Message) -> list[Message] | None:
         """The replies ``msg`` completes (maybe none); None if it is not about our jobs."""
         author = msg.get("author_id")
         if self.sent_id is not None and msg.get("reply_to") == self.sent_id:
@@ -169,7 +171,7 @@ class Replies:
             return self._claim()
         return None
 
-    def on_delta(self, params: dict[str, Any]) -> bool:
+    def on_delta(self, params: MessageDelta) -> bool:
         """Whether a delta belongs to one of our jobs (noting its author)."""
         job = params.get("job_id")
         if job not in self.users:
@@ -177,7 +179,7 @@ class Replies:
         self.users[job] = self.users[job] or params.get("author_id")
         return True
 
-    def on_job(self, job: dict[str, Any]) -> list[dict[str, Any]]:
+    def on_job(self, job: Job) -> list[Message]:
         """The error replies a job update completes."""
         jid = job.get("id")
         if jid not in self.users:
@@ -189,31 +191,31 @@ class Replies:
             self.ended[jid] = job
         return self._claim()
 
-    def _claim(self) -> list[dict[str, Any]]:
+    def _claim(self) -> list[Message]:
         out = []
         for jid in self._open():
-            failed = (self.ended.get(jid) or {}).get("status") == "failed"
+            failed = jid in self.ended and self.ended[jid].get("status") == "failed"
             if failed and self.users[jid] in self._errors:
                 self.answers[jid] = self._errors.pop(self.users[jid])
                 out.append(self.answers[jid])
         return out
 
-    def unanswered(self) -> list[dict[str, Any]]:
+    def unanswered(self) -> list[Job]:
         """The jobs that ended without a reply (as the daemon last described them)."""
         return [self.ended[j] for j in self._open() if j in self.ended]
 
 
 class Shows(Protocol):
-    """Where ``await_replies`` shows replies: a ``render.View``, or ``ask``'s stream."""
+    """Where ``await_replies`` shows replies: a ``view.View``, or ``ask``'s stream."""
 
-    def delta(self, p: dict[str, Any]) -> None: ...
-    def message(self, msg: dict[str, Any]) -> None: ...
-    def settle(self, msg: dict[str, Any], *, redraw: bool = True) -> None: ...
+    def delta(self, p: MessageDelta) -> None: ...
+    def message(self, msg: Message) -> None: ...
+    def settle(self, msg: Message, *, redraw: bool = True) -> None: ...
 
 
 def await_replies(follower: Follower, lookup: Lookup, view: Shows | None,
-                  result: dict[str, Any], *, timeout: float | None, err: TextIO,
-                  others: bool = False) -> tuple[list[dict[str, Any]], bool]:
+                  result: SentMessage, *, timeout: float | None, err: TextIO,
+                  others: bool = False) -> tuple[list[Message], bool]:
     """Wait for the replies to the message ``result`` (of message.send) reports,
     one per job it lists, showing them in ``view`` (deltas included) as they come.
 
@@ -228,11 +230,11 @@ def await_replies(follower: Follower, lookup: Lookup, view: Shows | None,
                   "mention one as @name; in a DM, are its agents active?)\n")
         return [], True
 
-    def agent_user(agent_id: Any) -> Any:
+    def agent_user(agent_id: object) -> str | None:
         return next((a.get("user_id") for a in lookup.agents() if a.get("id") == agent_id), None)
 
     state = Replies(sent_id, jobs, agent_user)
-    replies: list[dict[str, Any]] = []
+    replies: list[Message] = []
     deadline = None if timeout is None else time.monotonic() + timeout
     settle_by: float | None = None
     while not state.done:
@@ -247,31 +249,32 @@ def await_replies(follower: Follower, lookup: Lookup, view: Shows | None,
             raise WaitTimeout(f"no reply within {timeout:g} s; it will still be stored "
                               "(see `wizctl tail`)")
         p = note.params
-        got: list[dict[str, Any]] | None = []
+        got: list[Message] | None = []
         if note.method == "message.created":
-            msg = p.get("message") or {}
+            msg = cast(Message, p.get("message") or {})
             got = state.on_message(msg)
             if got is None and others and view is not None and msg.get("id") != sent_id:
                 view.message(msg)
         elif note.method == "message.delta":
-            if state.on_delta(p) and view is not None:
-                view.delta(p)
+            delta = cast(MessageDelta, p)
+            if state.on_delta(delta) and view is not None:
+                view.delta(delta)
         elif note.method == "job.updated":
-            got = state.on_job(p.get("job") or {})
+            got = state.on_job(cast(Job, p.get("job") or {}))
         for msg in got or ():
             replies.append(msg)
             if msg.get("kind") == "error":
                 if view is not None:
                     view.settle(msg)
                 who = lookup.user_name(msg.get("author_id"))
-                err.write(f"wizctl: {who}: {render.clean(msg.get('content'))}\n")
+                err.write(f"wizctl: {who}: {clean(msg.get('content'))}\n")
             elif view is not None:
                 view.message(msg)
     return replies, all(r.get("kind") != "error" for r in replies)
 
 
-def _report_ended(jobs: list[dict[str, Any]], err: TextIO) -> None:
+def _report_ended(jobs: list[Job], err: TextIO) -> None:
     """Say why these jobs ended without a reply."""
     for job in jobs:
-        reason = render.one_line(job.get("failure_reason") or "no reply was stored", 300)
-        err.write(f"wizctl: job {render.short_id(job.get('id'))} {job.get('status')}: {reason}\n")
+        reason = one_line(job.get("failure_reason") or "no reply was stored", 300)
+        err.write(f"wizctl: job {short_id(job.get('id'))} {job.get('status')}: {reason}\n")

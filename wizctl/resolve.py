@@ -8,12 +8,24 @@ ids back into names for display.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar, cast
 
 from .client import INVALID_PARAMS, NOT_FOUND, RpcError
+from .objects import Agent, Channel, Conversation, Dm, OpenedDm, Project, Provider, User
 
+# A call to the daemon: ``call(method, **params)`` -> the result (``Client.call``).
 Call = Callable[..., Any]
+
+# Anything named by an id and a name: a user, an agent, a conversation ...
+Named = TypeVar("Named", bound=Mapping[str, object])
+T = TypeVar("T")
+
+
+class ListedChannel(Channel):
+    """A channel as ``Lookup.channels`` lists it: with ``label``, its ``project/name``."""
+
+    label: str
 
 
 class ResolveError(Exception):
@@ -34,14 +46,13 @@ class Ambiguous(ResolveError):
     """``ref`` names more than one thing."""
 
 
-def _label(item: dict[str, Any]) -> str:
-    name = item.get("_label") or item.get("name")
+def _label(item: Mapping[str, object]) -> str:
+    name = item.get("label") or item.get("name")
     ident = str(item.get("id", ""))[:8]
     return f"{name} ({ident})" if name else ident
 
 
-def pick(kind: str, ref: str, items: Sequence[dict[str, Any]], *,
-         prefix: bool = True) -> dict[str, Any]:
+def pick(kind: str, ref: str, items: Sequence[Named], *, prefix: bool = True) -> Named:
     """The one item ``ref`` names, trying in order: exact id, exact name,
     case-insensitive name, then (if ``prefix``) a unique id prefix.
 
@@ -55,10 +66,10 @@ def pick(kind: str, ref: str, items: Sequence[dict[str, Any]], *,
     return found
 
 
-def find(kind: str, ref: str, items: Sequence[dict[str, Any]], *,
-         prefix: bool = True) -> dict[str, Any] | None:
+def find(kind: str, ref: str, items: Sequence[Named], *,
+         prefix: bool = True) -> Named | None:
     """Like ``pick`` but None when nothing matches (still raises when ambiguous)."""
-    tiers: list[Callable[[dict[str, Any]], bool]] = [
+    tiers: list[Callable[[Named], bool]] = [
         lambda i: str(i.get("id")) == ref,
         lambda i: i.get("name") == ref,
         lambda i: str(i.get("name") or "").casefold() == ref.casefold(),
@@ -75,7 +86,7 @@ def find(kind: str, ref: str, items: Sequence[dict[str, Any]], *,
     return None
 
 
-def archived(conv: dict[str, Any]) -> bool:
+def archived(conv: Conversation) -> bool:
     return bool(conv.get("archived_at") or conv.get("archived") is True)
 
 
@@ -87,13 +98,13 @@ class Lookup:
 
     def __init__(self, call: Call) -> None:
         self.call = call
-        self._cache: dict[str, Any] = {}
-        self._missed: set[str] = set()
+        self._cache: dict[str, object] = {}
+        self._missed: set[object] = set()
 
-    def _get(self, key: str, fetch: Callable[[], Any]) -> Any:
+    def _get(self, key: str, fetch: Callable[[], T]) -> T:
         if key not in self._cache:
             self._cache[key] = fetch()
-        return self._cache[key]
+        return cast(T, self._cache[key])
 
     def forget(self, *keys: str) -> None:
         """Drop cached lists (all of them with no ``keys``) so they are fetched again."""
@@ -101,44 +112,47 @@ class Lookup:
             self._cache.pop(key, None)
 
     # -- lists ---------------------------------------------------------------
-    def me(self) -> dict[str, Any]:
-        return self._get("me", lambda: self.call("user.me"))
+    def me(self) -> User:
+        return self._get("me", lambda: cast(User, self.call("user.me")))
 
-    def users(self) -> list[dict[str, Any]]:
-        return self._get("users", lambda: self.call("user.list")["users"])
+    def users(self) -> list[User]:
+        return self._get("users", lambda: cast(list[User], self.call("user.list")["users"]))
 
-    def agents(self) -> list[dict[str, Any]]:
-        return self._get("agents", lambda: self.call("agent.list")["agents"])
+    def agents(self) -> list[Agent]:
+        return self._get("agents", lambda: cast(list[Agent], self.call("agent.list")["agents"]))
 
-    def providers(self) -> list[dict[str, Any]]:
-        return self._get("providers", lambda: self.call("provider.list")["providers"])
+    def providers(self) -> list[Provider]:
+        return self._get("providers", lambda: cast(list[Provider],
+                                                    self.call("provider.list")["providers"]))
 
-    def dms(self) -> list[dict[str, Any]]:
+    def dms(self) -> list[Dm]:
         # Archived ones too: an exact id still names them; names and agents skip them.
-        return self._get("dms",
-                         lambda: self.call("dm.list", include_archived=True)["conversations"])
+        return self._get("dms", lambda: cast(list[Dm], self.call(
+            "dm.list", include_archived=True)["conversations"]))
 
-    def projects(self) -> list[dict[str, Any]]:
-        return self._get("projects", lambda: self.call("project.list")["projects"])
+    def projects(self) -> list[Project]:
+        return self._get("projects",
+                         lambda: cast(list[Project], self.call("project.list")["projects"]))
 
-    def channels(self) -> list[dict[str, Any]]:
-        """Every channel of every project; each carries ``_label`` = ``project/name``."""
-        def fetch() -> list[dict[str, Any]]:
+    def channels(self) -> list[ListedChannel]:
+        """Every channel of every project, each labelled ``project/name``."""
+        def fetch() -> list[ListedChannel]:
             out = []
             for project in self.projects():
-                for ch in self.call("channel.list", project_id=project["id"])["conversations"]:
-                    out.append({**ch, "_label": f"{project.get('name')}/{ch.get('name')}"})
+                listed = self.call("channel.list", project_id=project["id"])["conversations"]
+                for ch in cast(list[Channel], listed):
+                    out.append(ListedChannel(**ch, label=f"{project.get('name')}/{ch.get('name')}"))
             return out
         return self._get("channels", fetch)
 
     # -- resolution ------------------------------------------------------------
-    def agent(self, ref: str) -> dict[str, Any]:
+    def agent(self, ref: str) -> Agent:
         return pick("agent", ref, self.agents())
 
-    def provider(self, ref: str) -> dict[str, Any]:
+    def provider(self, ref: str) -> Provider:
         return pick("provider", ref, self.providers())
 
-    def project(self, ref: str) -> dict[str, Any]:
+    def project(self, ref: str) -> Project:
         return pick("project", ref, self.projects())
 
     def participant(self, ref: str) -> str:
@@ -152,16 +166,16 @@ class Lookup:
         raise NoMatch(f"no user or agent named {ref!r} or with that id prefix",
                       kind="participant", ref=ref)
 
-    def dm_with(self, agent: dict[str, Any]) -> dict[str, Any] | None:
+    def dm_with(self, agent: Agent) -> Dm | None:
         """The DM between the local user and exactly ``agent`` (the oldest if several),
         else None. Archived DMs do not count."""
         return self._oldest_dm_with({self.me()["id"], agent["user_id"]})
 
-    def _oldest_dm_with(self, users: set[Any]) -> dict[str, Any] | None:
+    def _oldest_dm_with(self, users: set[str]) -> Dm | None:
         dms = [c for c in self.dms() if not archived(c) and set(c.get("participants", ())) == users]
         return min(dms, key=lambda c: (c.get("created_at") or 0, str(c.get("id"))), default=None)
 
-    def conversation(self, ref: str) -> dict[str, Any]:
+    def conversation(self, ref: str) -> Conversation:
         """The conversation ``ref`` names: ``#channel``, ``project/channel``, a DM's id
         or name, the name of an agent with whom a DM exists, ``@alice,bob`` (the DM
         with exactly them), or an id prefix of a DM or channel. Raises ResolveError."""
@@ -202,7 +216,7 @@ class Lookup:
                       "you have a DM with, #channel, project/channel or an id prefix)",
                       kind="conversation", ref=ref)
 
-    def _dm_of(self, ref: str) -> dict[str, Any]:
+    def _dm_of(self, ref: str) -> Dm:
         """``@alice`` or ``@alice,bob``: the DM of the local user with exactly these
         (the oldest if several) — how ``conversation_label`` shows an unnamed DM."""
         want = {self.me()["id"], *(self.participant(n) for n in ref[1:].split(",") if n)}
@@ -229,31 +243,31 @@ class Lookup:
                         + ", ".join(str(j["id"])[:12] for j in hits[:10]), kind="job", ref=ref)
 
     # -- naming ----------------------------------------------------------------
-    def user_name(self, user_id: Any) -> str:
+    def user_name(self, user_id: object) -> str:
         """A user's name; the list is fetched again once for an id it does not know
         (an agent created after we started)."""
-        names = {u["id"]: u.get("name") for u in self.users()}
+        names: dict[object, str] = {u["id"]: u.get("name") for u in self.users()}
         if user_id not in names and user_id not in self._missed:
             self._missed.add(user_id)
             self.forget("users")
             names = {u["id"]: u.get("name") for u in self.users()}
         return str(names.get(user_id) or str(user_id)[:8])
 
-    def agent_name(self, agent_id: Any) -> str:
-        names = {a["id"]: a.get("name") for a in self.agents()}
+    def agent_name(self, agent_id: object) -> str:
+        names: dict[object, str] = {a["id"]: a.get("name") for a in self.agents()}
         if agent_id not in names and f"agent:{agent_id}" not in self._missed:
             self._missed.add(f"agent:{agent_id}")
             self.forget("agents")
             names = {a["id"]: a.get("name") for a in self.agents()}
         return str(names.get(agent_id) or str(agent_id)[:8])
 
-    def provider_name(self, provider_id: Any) -> str:
+    def provider_name(self, provider_id: object) -> str:
         for p in self.providers():
             if p.get("id") == provider_id:
                 return str(p.get("name"))
         return "-" if provider_id is None else str(provider_id)[:8]
 
-    def conversation_label(self, conv: dict[str, Any]) -> str:
+    def conversation_label(self, conv: Conversation | OpenedDm) -> str:
         """How a person names a conversation: ``#channel``, a DM's name, or
         ``@alice,bob`` (the other participants of an unnamed DM)."""
         if conv.get("type") == "channel":
@@ -264,7 +278,7 @@ class Lookup:
         others = [self.user_name(u) for u in conv.get("participants", ()) if u != me]
         return "@" + ",".join(others) if others else "@" + self.user_name(me)
 
-    def label_for_id(self, conversation_id: Any) -> str:
+    def label_for_id(self, conversation_id: object) -> str:
         """``conversation_label`` for an id (fetching the lists again once if unknown)."""
         for attempt in range(2):
             for conv in self.dms() + self.channels():

@@ -15,12 +15,12 @@ import subprocess
 import sys
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, TypedDict
 
 import typer
 
 from .client import WizClientError
-from .render import dump_json
+from .text import dump_json
 
 UNITS = ("wizd.service", "wizd.socket")
 # The ExecStart= of the shipped unit (where `pip install --user` and pipx put
@@ -93,13 +93,34 @@ def user_manager() -> str | None:
     return None
 
 
+class UnitAction(TypedDict):
+    path: str
+    action: str  # wrote, updated, unchanged, removed
+
+
+class SystemctlRun(TypedDict):
+    args: list[str]
+    ok: bool
+    output: list[str]
+
+
+class ReportDoc(TypedDict, total=False):
+    """What ``--json`` prints: ``units`` and ``systemctl`` always; install adds the rest."""
+
+    units: list[UnitAction]
+    systemctl: list[SystemctlRun]
+    exec_start: str
+    reloaded: bool
+    not_reloaded_because: str | None
+
+
 class Report:
     """What install/uninstall did: said line by line to a person, or gathered
     into one JSON object for a script (``--json``)."""
 
     def __init__(self, json: bool) -> None:
         self.json = json
-        self.doc: dict[str, Any] = {"units": [], "systemctl": []}
+        self.doc: ReportDoc = {"units": [], "systemctl": []}
 
     def say(self, text: str) -> None:
         if not self.json:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from . import text
+from .objects import DaemonStatus
 
-from . import render
 
-
-def duration(ms: Any) -> str:
+def duration(ms: object) -> str:
     """``ms`` milliseconds as ``1d 2h 3m 4s`` (leading zero units left out); ``-`` if
     not a number."""
     if not isinstance(ms, int | float):
@@ -18,10 +17,10 @@ def duration(ms: Any) -> str:
     return " ".join(parts)
 
 
-def describe(r: dict[str, Any], *, color: bool) -> str:
+def describe(r: DaemonStatus, *, color: bool) -> str:
     """``daemon.status``'s result as aligned ``key: value`` lines."""
     queue = r.get("queue") or {}
-    return render.fields([
+    return text.fields([
         ("wizd", f"{r.get('version')} (pid {r.get('pid')}, up {duration(r.get('uptime_ms'))})"),
         ("socket", r.get("socket")), ("database", r.get("db")),
         ("queue", ", ".join(f"{k} {v}" for k, v in queue.items()) or "-"),

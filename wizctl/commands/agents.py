@@ -3,28 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from .. import render
+from .. import table, text
+from ..objects import Agent, AgentList
 from .base import Json, State, by_ref, color, emit, state, status_style, sub_app
 
 app = sub_app("Agents: an LLM persona with a role, a backstory and a goal.")
 
 
-def _line(verb: str) -> Callable[[dict[str, Any]], str]:
-    return lambda a: (f"{verb} agent {a.get('name')} ({render.short_id(a.get('id'))}), "
+def _line(verb: str) -> Callable[[Agent], str]:
+    return lambda a: (f"{verb} agent {a.get('name')} ({text.short_id(a.get('id'))}), "
                       f"{a.get('status')}")
 
 
-def _fields(st: State, a: dict[str, Any]) -> str:
+def _fields(st: State, a: Agent) -> str:
     keys = ("id", "name", "status", "role", "goal", "backstory", "model", "temperature",
             "max_tokens", "system_prompt")
     pairs = [(k, a.get(k)) for k in keys if k in a]
     pairs.insert(4, ("provider", st.lookup.provider_name(a.get("provider_id"))))
-    pairs.append(("created", render.when(a.get("created_at"))))
-    return render.fields(pairs, color=color())
+    pairs.append(("created", text.when(a.get("created_at"))))
+    return text.fields(pairs, color=color())
 
 
 @app.command("create")
@@ -52,11 +53,11 @@ def list_(ctx: typer.Context, json: Json = False) -> None:
     """List agents."""
     st = state(ctx)
 
-    def human(r: dict[str, Any]) -> str:
-        rows = [(a.get("name"), a.get("status"), render.one_line(a.get("role"), 40),
+    def human(r: AgentList) -> str:
+        rows = [(a.get("name"), a.get("status"), text.one_line(a.get("role"), 40),
                  st.lookup.provider_name(a.get("provider_id")), a.get("model"),
-                 render.short_id(a.get("id"))) for a in r["agents"]]
-        return render.table(("name", "status", "role", "provider", "model", "id"), rows,
+                 text.short_id(a.get("id"))) for a in r["agents"]]
+        return table.table(("name", "status", "role", "provider", "model", "id"), rows,
                             color=color(), styles=status_style(1))
     emit(st.call("agent.list"), json, human)
 

@@ -12,9 +12,10 @@ from typing import Annotated, Any
 
 import typer
 
-from .. import render
+from .. import text
 from ..client import Client
 from ..resolve import Lookup
+from ..table import Styles
 
 # The settings of the root app and of every sub-app: plain help (no rich), and
 # errors left to main() (no pretty tracebacks).
@@ -72,17 +73,17 @@ def state(ctx: typer.Context) -> State:
 
 def emit(result: Any, as_json: bool, human: Callable[[Any], str]) -> None:
     """Print ``result`` as JSON for scripts, else as ``human(result)``."""
-    sys.stdout.write((render.pretty_json(result) if as_json else human(result)) + "\n")
+    sys.stdout.write((text.pretty_json(result) if as_json else human(result)) + "\n")
 
 
 def color() -> bool:
     """Whether tables on stdout get colour."""
-    return render.use_color(sys.stdout)
+    return text.use_color(sys.stdout)
 
 
-def status_style(column: int) -> Callable[[int, Any], str | None]:
+def status_style(column: int) -> Styles:
     """A table style colouring the status in ``column``."""
-    return lambda i, v: render.STATUS_COLORS.get(v) if i == column else None
+    return lambda i, v: text.STATUS_COLORS.get(v) if i == column else None
 
 
 def by_ref(sub: typer.Typer, name: str, method: str, kind: str, help: str,

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from .. import render
+from .. import table, text
+from ..objects import ChannelList, Dm, DmList, OpenedDm, ProjectList
 from .base import Json, State, by_ref, color, emit, state, sub_app
 
 dm_app = sub_app("Direct-message conversations.")
@@ -20,10 +21,10 @@ project_app = sub_app("Projects, which hold channels.")
 channel_app = sub_app("Channels of a project.")
 
 
-def _line(st: State, verb: str) -> Callable[[dict[str, Any]], str]:
-    def line(c: dict[str, Any]) -> str:
+def _line(st: State, verb: str) -> Callable[[OpenedDm | Dm], str]:
+    def line(c: OpenedDm | Dm) -> str:
         names = ", ".join(st.lookup.user_name(u) for u in c.get("participants", ()))
-        return (f"{verb} {st.lookup.conversation_label(c)} ({render.short_id(c.get('id'))})"
+        return (f"{verb} {st.lookup.conversation_label(c)} ({text.short_id(c.get('id'))})"
                 + (f" with {names}" if names else ""))
     return line
 
@@ -56,13 +57,13 @@ def dm_list(ctx: typer.Context,
     """List DMs."""
     st = state(ctx)
 
-    def human(r: dict[str, Any]) -> str:
+    def human(r: DmList) -> str:
         me = st.lookup.me().get("id")
         rows = [(st.lookup.conversation_label(c) + (" (archived)" if c.get("archived_at") else ""),
                  ", ".join(st.lookup.user_name(u) for u in c.get("participants", ()) if u != me),
-                 render.when(c.get("created_at")), render.short_id(c.get("id")))
+                 text.when(c.get("created_at")), text.short_id(c.get("id")))
                 for c in r["conversations"]]
-        return render.table(("name", "with", "created", "id"), rows, color=color())
+        return table.table(("name", "with", "created", "id"), rows, color=color())
     emit(st.call("dm.list", include_archived=all or None), json, human)
 
 
@@ -72,12 +73,12 @@ def dm_show(ctx: typer.Context, conversation: str, json: Json = False) -> None:
     st = state(ctx)
     conv = st.call("dm.get", id=st.lookup.conversation(conversation)["id"])
 
-    def human(c: dict[str, Any]) -> str:
-        return render.fields([
+    def human(c: Dm) -> str:
+        return text.fields([
             ("id", c.get("id")), ("name", st.lookup.conversation_label(c)),
             ("participants", ", ".join(st.lookup.user_name(u) for u in c.get("participants", ()))),
-            ("created", render.when(c.get("created_at"))),
-        ] + ([("archived", render.when(c["archived_at"]))] if c.get("archived_at") else []),
+            ("created", text.when(c.get("created_at"))),
+        ] + ([("archived", text.when(c["archived_at"]))] if c.get("archived_at") else []),
             color=color())
     emit(conv, json, human)
 
@@ -114,17 +115,17 @@ def project_create(ctx: typer.Context, name: str,
     """Create a project."""
     result = state(ctx).call("project.create", name=name, description=description)
     emit(result, json,
-         lambda p: f"created project {p.get('name')} ({render.short_id(p.get('id'))})")
+         lambda p: f"created project {p.get('name')} ({text.short_id(p.get('id'))})")
 
 
 @project_app.command("list")
 def project_list(ctx: typer.Context, json: Json = False) -> None:
     """List projects."""
-    def human(r: dict[str, Any]) -> str:
-        rows = [(p.get("name"), render.one_line(p.get("description"), 50),
-                 render.when(p.get("created_at")), render.short_id(p.get("id")))
+    def human(r: ProjectList) -> str:
+        rows = [(p.get("name"), text.one_line(p.get("description"), 50),
+                 text.when(p.get("created_at")), text.short_id(p.get("id")))
                 for p in r["projects"]]
-        return render.table(("name", "description", "created", "id"), rows, color=color())
+        return table.table(("name", "description", "created", "id"), rows, color=color())
     emit(state(ctx).call("project.list"), json, human)
 
 
@@ -133,7 +134,7 @@ def channel_create(ctx: typer.Context, project: str, name: str, json: Json = Fal
     """Create a channel in a project."""
     st = state(ctx)
     result = st.call("channel.create", project_id=st.lookup.project(project)["id"], name=name)
-    emit(result, json, lambda c: f"created #{c.get('name')} ({render.short_id(c.get('id'))})")
+    emit(result, json, lambda c: f"created #{c.get('name')} ({text.short_id(c.get('id'))})")
 
 
 @channel_app.command("list")
@@ -141,8 +142,8 @@ def channel_list(ctx: typer.Context, project: str, json: Json = False) -> None:
     """List the channels of a project."""
     st = state(ctx)
 
-    def human(r: dict[str, Any]) -> str:
-        rows = [(f"#{c.get('name')}", render.when(c.get("created_at")),
-                 render.short_id(c.get("id"))) for c in r["conversations"]]
-        return render.table(("name", "created", "id"), rows, color=color())
+    def human(r: ChannelList) -> str:
+        rows = [(f"#{c.get('name')}", text.when(c.get("created_at")),
+                 text.short_id(c.get("id"))) for c in r["conversations"]]
+        return table.table(("name", "created", "id"), rows, color=color())
     emit(st.call("channel.list", project_id=st.lookup.project(project)["id"]), json, human)

@@ -2,25 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from .. import render
+from .. import table, text
+from ..objects import Job, JobList
 from .base import Json, by_ref, color, emit, state, status_style, sub_app
 
 job_app = sub_app("One job of the queue.")
 queue_app = sub_app("The job queue as a whole.")
 
 
-def _fields(j: dict[str, Any]) -> str:
-    return render.fields([
+def _fields(j: Job) -> str:
+    return text.fields([
         ("id", j.get("id")), ("name", j.get("name")), ("status", j.get("status")),
         ("priority", j.get("priority")), ("progress", f"{j.get('progress', 0)}%"),
         ("attempts", f"{j.get('attempts')}/{j.get('max_attempts')}"),
-        ("failure", j.get("failure_reason")), ("created", render.when(j.get("created_at"))),
-        ("started", render.when(j.get("processed_on"))),
-        ("finished", render.when(j.get("finished_on"))),
+        ("failure", j.get("failure_reason")), ("created", text.when(j.get("created_at"))),
+        ("started", text.when(j.get("processed_on"))),
+        ("finished", text.when(j.get("finished_on"))),
     ], color=color())
 
 
@@ -29,12 +30,12 @@ def jobs(ctx: typer.Context,
          n: Annotated[int | None, typer.Option("-n", min=1, help="At most this many.")] = None,
          json: Json = False) -> None:
     """List jobs of the queue."""
-    def human(r: dict[str, Any]) -> str:
-        rows = [(render.short_id(j.get("id")), j.get("name"), j.get("status"),
+    def human(r: JobList) -> str:
+        rows = [(text.short_id(j.get("id")), j.get("name"), j.get("status"),
                  f"{j.get('attempts')}/{j.get('max_attempts')}", f"{j.get('progress', 0)}%",
-                 render.when(j.get("created_at")), render.one_line(j.get("failure_reason"), 50))
+                 text.when(j.get("created_at")), text.one_line(j.get("failure_reason"), 50))
                 for j in r["jobs"]]
-        return render.table(("id", "name", "status", "tries", "done", "created", "failure"),
+        return table.table(("id", "name", "status", "tries", "done", "created", "failure"),
                             rows, color=color(), styles=status_style(2))
     emit(state(ctx).call("job.list", status=status, limit=n), json, human)
 

@@ -10,11 +10,12 @@ import getpass
 import os
 import sys
 from collections.abc import Callable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import typer
 
-from .. import render
+from .. import table, text
+from ..objects import Provider
 from .base import Json, by_ref, color, emit, state, sub_app
 
 app = sub_app("LLM providers (OpenAI-compatible endpoints).")
@@ -38,7 +39,7 @@ def key_file_path(value: str | None) -> str | None:
     return os.path.abspath(os.path.expanduser(value))
 
 
-def _key(p: dict[str, Any]) -> str:
+def _key(p: Provider) -> str:
     """How a provider gets its key (never the key itself)."""
     if p.get("has_api_key"):
         return "stored"
@@ -47,19 +48,19 @@ def _key(p: dict[str, Any]) -> str:
     return str(p["api_key_file"]) if p.get("api_key_file") else "none"
 
 
-def _type(p: dict[str, Any]) -> str:
+def _type(p: Provider) -> str:
     return f"{p.get('type')} (no stream)" if p.get("stream") is False else str(p.get("type"))
 
 
-def _table(providers: list[dict[str, Any]]) -> str:
+def _table(providers: list[Provider]) -> str:
     rows = [(p.get("name"), _type(p), p.get("default_model"), p.get("base_url"), _key(p),
-             "*" if p.get("is_default") else "", render.short_id(p.get("id"))) for p in providers]
-    return render.table(("name", "type", "model", "base url", "key", "default", "id"), rows,
+             "*" if p.get("is_default") else "", text.short_id(p.get("id"))) for p in providers]
+    return table.table(("name", "type", "model", "base url", "key", "default", "id"), rows,
                         color=color())
 
 
-def _line(verb: str) -> Callable[[dict[str, Any]], str]:
-    return lambda p: (f"{verb} provider {p.get('name')} ({render.short_id(p.get('id'))})"
+def _line(verb: str) -> Callable[[Provider], str]:
+    return lambda p: (f"{verb} provider {p.get('name')} ({text.short_id(p.get('id'))})"
                       + (", the default one" if p.get("is_default") else ""))
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from .. import render
+from .. import text
+from ..objects import SearchResults
 from ..since import HELP as SINCE_HELP
 from ..since import parse_since
 from .base import Json, color, emit, state
@@ -45,7 +46,7 @@ def search(ctx: typer.Context,
     emit(result, json, _hits)
 
 
-def _hits(result: dict[str, Any]) -> str:
+def _hits(result: SearchResults) -> str:
     hits = result.get("results") or []
     if not hits:
         return "no message found"
@@ -55,8 +56,8 @@ def _hits(result: dict[str, Any]) -> str:
         conv = hit.get("conversation") or {}
         kind = conv.get("type")
         place = str(conv.get("name")) if kind == "channel" else f"@{conv.get('name') or 'dm'}"
-        head = (f"{render.when(hit['message'].get('created_at'))} {place} "
+        head = (f"{text.when(hit['message'].get('created_at'))} {place} "
                 f"{hit.get('author_name')}")
-        lines.append(render.paint(head, "dim", paint))
-        lines.append("  " + render.one_line(hit.get("snippet", "")))
+        lines.append(text.paint(head, "dim", paint))
+        lines.append("  " + text.one_line(hit.get("snippet", "")))
     return "\n".join(lines)

@@ -4,11 +4,12 @@ form of ``wizctl log`` (each reply with its model and tokens)."""
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from .. import render
+from .. import table, text, view
+from ..objects import ReplyTokens, UsageSummary
 from ..since import HELP as SINCE_HELP
 from .base import Json, State, color, emit, state
 from .search import since_option
@@ -25,7 +26,7 @@ def usage(ctx: typer.Context,
     emit(st.call("usage.summary", agent=agent_id, since=since_ms), json, _table)
 
 
-def _table(result: dict[str, Any]) -> str:
+def _table(result: UsageSummary) -> str:
     rows = result.get("usage") or []
     if not rows:
         return "no replies with usage yet"
@@ -36,7 +37,7 @@ def _table(result: dict[str, Any]) -> str:
                       sum(r["prompt_tokens"] for r in rows),
                       sum(r["completion_tokens"] for r in rows),
                       sum(r["unreported"] for r in rows) or ""))
-    return render.table(("agent", "model", "replies", "prompt", "completion", "unreported"),
+    return table.table(("agent", "model", "replies", "prompt", "completion", "unreported"),
                         cells, color=color())
 
 
@@ -51,14 +52,14 @@ def log_with_usage(st: State, conversation: str, n: int, json: bool) -> None:
         return
     paint = color()
     for msg in msgs:
-        line = render.message_line(msg, st.lookup.user_name(msg.get("author_id")), color=paint)
+        line = view.message_line(msg, st.lookup.user_name(msg.get("author_id")), color=paint)
         tokens = found.get(msg["id"])
         if tokens is not None:
-            line += "\n" + render.paint(f"  [{_tokens(tokens)}]", "dim", paint)
+            line += "\n" + text.paint(f"  [{_tokens(tokens)}]", "dim", paint)
         sys.stdout.write(line + "\n")
 
 
-def _tokens(t: dict[str, Any]) -> str:
+def _tokens(t: ReplyTokens) -> str:
     if t.get("prompt_tokens") is None and t.get("completion_tokens") is None:
         return f"{t['model']}: no usage reported"
     return (f"{t['model']}: {t.get('prompt_tokens') or 0} prompt + "
