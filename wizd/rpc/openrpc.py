@@ -101,7 +101,7 @@ def _param_docs(schema: dict[str, Any]) -> list[ParamDescriptor]:
 class _Schemas(GenerateJsonSchema):
     """Compact schemas: a property's name is its title already."""
 
-    def field_title_should_be_set(self, schema: CoreSchema) -> bool:  # type: ignore[override]
+    def field_title_should_be_set(self, schema: CoreSchema) -> bool:
         return False
 
 
@@ -184,7 +184,7 @@ def _type_of(schema: dict[str, Any]) -> str:
 def _result_of(schema: dict[str, Any], shapes: dict[str, dict[str, Any]]) -> str:
     """A result's type for the table: its shape's name, or a small shape spelled out."""
     if "$ref" in schema:
-        name = schema["$ref"].removeprefix(REF_TEMPLATE.format(model=""))
+        name: str = schema["$ref"].removeprefix(REF_TEMPLATE.format(model=""))
         props = shapes[name].get("properties", {})
         if not 0 < len(props) <= 2:
             return name

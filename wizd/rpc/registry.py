@@ -104,7 +104,7 @@ def _params_model(name: str, func: Handler) -> type[pydantic.BaseModel]:
         default = ... if param.default is inspect.Parameter.empty else param.default
         fields[pname] = (annotation, default)
     model_name = "".join(part.capitalize() for part in name.replace("_", ".").split(".")) + "Params"
-    return pydantic.create_model(  # type: ignore[call-overload,no-any-return]
+    return pydantic.create_model(
         model_name,
         __config__=pydantic.ConfigDict(extra="forbid", strict=True),
         **fields,

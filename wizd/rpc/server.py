@@ -99,7 +99,7 @@ def peer_credentials(stream: SocketStream) -> tuple[int, int, int]:
     """(pid, uid, gid) of the process at the other end of a Unix socket."""
     raw: socket.socket = stream.extra(SocketAttribute.raw_socket)
     creds = raw.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    return struct.unpack("3i", creds)  # type: ignore[return-value]
+    return struct.unpack("3i", creds)
 
 
 def prepare_socket_path(path: Path) -> None:
