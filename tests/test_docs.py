@@ -13,7 +13,7 @@ import typer
 
 from wizctl.cli import app
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 UNITS = [*sorted((ROOT / "systemd").iterdir()), *sorted((ROOT / "wizctl" / "units").iterdir())]
 
