@@ -209,7 +209,7 @@ class SearchResults(TypedDict):
 class Job(TypedDict):
     """A queued unit of work (a reply to write). ``data`` holds references (ids),
     never secrets; ``result`` is what the job produced once completed (any
-    JSON value; null before)."""
+    JSON value; null until it completes)."""
 
     id: str
     name: str
