@@ -17,7 +17,8 @@ Timestamps are integers, milliseconds since the Unix epoch.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import Literal
 
 # pydantic derives schemas from TypedDicts only from typing_extensions' on
 # Python < 3.12.
@@ -29,6 +30,11 @@ AgentStatus = Literal["active", "inactive", "busy"]
 ConversationType = Literal["dm", "channel"]
 MessageKind = Literal["text", "error"]
 JobStatus = Literal["waiting", "active", "delayed", "failed", "completed", "paused"]
+
+# A JSON object as json.loads gives it, read-only: what a job's data is to
+# everything but the job type that wrote it (wizd.replies reads its own
+# jobs' data through one checked conversion).
+JsonObject = Mapping[str, object]
 
 
 class User(TypedDict):
@@ -202,18 +208,19 @@ class SearchResults(TypedDict):
 
 class Job(TypedDict):
     """A queued unit of work (a reply to write). ``data`` holds references (ids),
-    never secrets; ``result`` is what the job produced once completed."""
+    never secrets; ``result`` is what the job produced once completed (any
+    JSON value; null until it completes)."""
 
     id: str
     name: str
-    data: dict[str, Any]
+    data: JsonObject
     status: JobStatus
     priority: int
     progress: int
     attempts: int
     max_attempts: int
     failure_reason: str | None
-    result: Any
+    result: object
     created_at: int
     processed_on: int | None
     finished_on: int | None

@@ -28,12 +28,14 @@ from wizd.config import Config
 from wizd.events.hub import Event, Hub
 from wizd.jobs.registry import JobTypes, Processor
 from wizd.jobs.scheduler import Scheduler
+from wizd.objects import Agent, Job, JsonObject, Message
 from wizd.services import agents, conversations, messages, providers, users
 from wizd.services.agents import AgentCreate
 from wizd.services.providers import ProviderCreate
 from wizd.services.runtime import QueueClock, Runtime
 from wizd.store import jobs as store
 from wizd.store.database import Database
+from wizd.store.schema import jobs as jobs_table
 from wizd.store.schema import llm_messages
 from wizd.store.schema import messages as messages_table
 
@@ -188,12 +190,12 @@ class Harness:
         scope.cancel()
         await stopped.wait()
 
-    async def add_job(self, name: str = "noop", data: dict[str, Any] | None = None, *,
-                      wake: bool = True, max_attempts: int = 3, **options: Any) -> dict[str, Any]:
+    async def add_job(self, name: str = "noop", data: JsonObject | None = None, *,
+                      wake: bool = True, max_attempts: int = 3, **options: Any) -> Job:
         """Queue a job as a service would: in a transaction, then wake the scheduler."""
         now = self.rt.clock.now_ms()
 
-        def tx(conn: Connection) -> dict[str, Any]:
+        def tx(conn: Connection) -> Job:
             return store.add_job(conn, name=name, data=data or {}, now_ms=now,
                                  max_attempts=max_attempts, **options)
 
@@ -210,7 +212,7 @@ class Harness:
         return str(made["id"])
 
     async def agent(self, name: str = "ada", *, provider_id: str | None = None,
-                    **extra: Any) -> dict[str, Any]:
+                    **extra: Any) -> Agent:
         return await agents.create(self.rt, AgentCreate(
             name=name, role="Researcher", backstory="Grew up in a library.", goal="Answer well.",
             provider_id=provider_id, **extra))
@@ -226,12 +228,12 @@ class Harness:
 
     # -- looking at the database -----------------------------------------------------
 
-    async def job(self, job_id: str) -> dict[str, Any]:
+    async def job(self, job_id: str) -> Job:
         job = await self.rt.db.read(store.get, job_id)
         assert job is not None
         return job
 
-    async def messages(self, conversation_id: str) -> list[dict[str, Any]]:
+    async def messages(self, conversation_id: str) -> list[Message]:
         return await self.rt.db.read(messages.newest, conversation_id, 1000)
 
     async def llm_messages(self) -> dict[str, tuple[str, str]]:
@@ -247,7 +249,7 @@ class Harness:
     async def dump_text(self) -> str:
         """Every job and message column, as text: where a leaked secret would show."""
         def q(conn: Connection) -> str:
-            rows = [*conn.execute(select(store.jobs)).all(),
+            rows = [*conn.execute(select(jobs_table)).all(),
                     *conn.execute(select(messages_table)).all(),
                     *conn.execute(select(llm_messages)).all()]
             return "\n".join(repr(tuple(r)) for r in rows)

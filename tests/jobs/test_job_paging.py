@@ -45,6 +45,7 @@ async def test_pages_cover_every_job_once_newest_first(tmp_path: Path) -> None:
         for bad in ("", "12", "a.b", "1.-2"):
             with pytest.raises(InvalidInput) as err:
                 await db.read(partial(store.list_page, before=bad))
+            assert err.value.data is not None
             assert err.value.data == {"field": "before", "problem": err.value.data["problem"]}
     finally:
         await db.close()

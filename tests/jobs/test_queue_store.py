@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import Connection
 
 from wizd.errors import Conflict, InvalidInput
+from wizd.objects import Job
 from wizd.store import jobs as store
 from wizd.store.database import Database
 
@@ -24,7 +25,7 @@ async def opened(path: Path) -> Database:
     return db
 
 
-def add(conn: Connection, now: int, **options: Any) -> dict[str, Any]:
+def add(conn: Connection, now: int, **options: Any) -> Job:
     return store.add_job(conn, name="noop", data=options.pop("data", {}), now_ms=now,
                          max_attempts=options.pop("max_attempts", 3), **options)
 
@@ -330,14 +331,14 @@ async def test_priority_orders_group_heads_and_free_jobs(tmp_path: Path) -> None
         await db.close()
 
 
-def expected_claim(jobs: list[dict[str, Any]], order: dict[str, int], now: int, limit: int,
+def expected_claim(jobs: list[Job], order: dict[str, int], now: int, limit: int,
                    paused: bool) -> tuple[list[str], int | None]:
     """What a claim must take, from the rules themselves (``order``: the order
     the jobs were added, which breaks ties of created_at)."""
-    def key(j: dict[str, Any]) -> tuple[int, int]:
+    def key(j: Job) -> tuple[int, int]:
         return j["created_at"], order[j["id"]]
 
-    def blocked(j: dict[str, Any]) -> bool:
+    def blocked(j: Job) -> bool:
         return j["group_key"] is not None and any(
             o["group_key"] == j["group_key"] and o["id"] != j["id"] and (
                 o["status"] == "active"

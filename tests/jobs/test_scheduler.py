@@ -26,12 +26,13 @@ from wizd.jobs import queue
 from wizd.jobs.queue import JobContext
 from wizd.jobs.registry import JobTypes
 from wizd.jobs.scheduler import Scheduler
+from wizd.objects import Job
 from wizd.store import jobs as store
 
-from .helpers import TrackedDatabase, harness
+from .helpers import Harness, TrackedDatabase, harness
 
 
-def starts(h: Any, job: dict[str, Any]) -> list[int]:
+def starts(h: Harness, job: Job) -> list[int]:
     """When each attempt of ``job`` started, in ms after it was added (exact: the
     queue's clock counts whole milliseconds of virtual time)."""
     return [e.params["job"]["processed_on"] - job["created_at"] for e in h.events.of("job.updated")
@@ -166,7 +167,7 @@ class CountingScheduler(Scheduler):
 
     most = 0
 
-    def _register(self, claimed: list[dict[str, Any]]) -> None:
+    def _register(self, claimed: list[Job]) -> None:
         super()._register(claimed)
         self.most = max(self.most, len(self.running))
 
@@ -377,7 +378,7 @@ async def test_cancel_a_waiting_and_a_running_job(tmp_path: Path) -> None:
         assert (await h.events.job(after["id"], "completed"))["result"] == "released"
 
 
-async def orphaned_job(h: Any) -> dict[str, Any]:
+async def orphaned_job(h: Harness) -> Job:
     """A job active in the database with no task running it (the queue paused so
     that nobody claims it for real)."""
     await queue.set_paused(h.rt, True)

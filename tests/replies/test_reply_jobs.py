@@ -19,6 +19,7 @@ from tests.jobs.helpers import SECRET, Harness, harness
 from tests.support.openai_server import RecordedRequest, Reply, echo, openai_server
 from wizd.errors import Conflict
 from wizd.jobs import queue
+from wizd.objects import Agent
 from wizd.replies import storing
 from wizd.services import agents
 from wizd.services.messages import insert_message
@@ -37,7 +38,7 @@ class Script:
         return self.replies.pop(0) if self.replies else self.after(request)
 
 
-async def one_agent(h: Harness, base_url: str, **agent: Any) -> tuple[dict[str, Any], str]:
+async def one_agent(h: Harness, base_url: str, **agent: Any) -> tuple[Agent, str]:
     provider_id = await h.provider(base_url)
     ada = await h.agent("ada", provider_id=provider_id, **agent)
     return ada, await h.dm(ada["id"])
@@ -257,7 +258,7 @@ async def test_replies_in_one_conversation_come_in_order(
         assert srv.max_concurrent == 1
         msgs = await h.messages(dm)
         triggers = {m["id"]: m["content"] for m in msgs if m["author_id"] != ada["user_id"]}
-        answers = [(triggers[m["reply_to"]], m["content"]) for m in msgs
+        answers = [(triggers[m["reply_to"] or ""], m["content"]) for m in msgs
                    if m["author_id"] == ada["user_id"]]
         assert answers == [("one", "echo: one"), ("two", "echo: two"), ("three", "echo: three")]
         # Each context ends at its own trigger: the later messages were not there yet.

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.services.helpers import drain, subscribed
+from wizd.objects import Agent, Channel
 from wizd.replies import triggers
 from wizd.services import agents, conversations, messages, projects
 from wizd.services.agents import AgentCreate
@@ -28,11 +29,11 @@ class WakeCounter(NoScheduler):
         self.count += 1
 
 
-async def agent(rt: Runtime, name: str) -> dict:
+async def agent(rt: Runtime, name: str) -> Agent:
     return await agents.create(rt, AgentCreate(name=name, role="r", backstory="", goal=""))
 
 
-async def channel(rt: Runtime) -> dict:
+async def channel(rt: Runtime) -> Channel:
     await projects.create_project(rt, name="p")
     return await projects.create_channel(rt, project_id="p", name="general")
 

@@ -15,15 +15,13 @@ goes to the log instead (``client_reason``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from sqlalchemy import Connection
 
 from ..errors import WizError
 from ..events.hub import Event
+from ..objects import Job
 from ..store import jobs as store
-
-Job = dict[str, Any]
 
 # What a client is told of an error that is not ours to explain (a bug): the
 # same words as an RPC call's internal error (wizd.rpc.dispatch).
@@ -57,15 +55,19 @@ class Transition:
 
 
 def job_event(job: Job) -> Event:
-    data = job.get("data")
-    conversation_id = data.get("conversation_id") if isinstance(data, dict) else None
-    return Event("job.updated", {"job": job}, conversation_id=conversation_id)
+    """``job.updated``, routed to the job's conversation if its data names one
+    (a subscriber to one conversation sees that conversation's jobs)."""
+    conversation_id = job["data"].get("conversation_id")
+    return Event("job.updated", {"job": job},
+                 conversation_id=conversation_id if isinstance(conversation_id, str) else None)
 
 
 class OutcomeHandler:
     """The generic handler: the job's own row is all there is to update."""
 
-    def succeeded(self, conn: Connection, job: Job, result: Any, now_ms: int) -> Transition | None:
+    def succeeded(
+        self, conn: Connection, job: Job, result: object, now_ms: int
+    ) -> Transition | None:
         """Complete the active job with ``result`` (JSON); None if it is not active."""
         done = store.complete(conn, job["id"], result, now_ms)
         return None if done is None else Transition(done, [job_event(done)])

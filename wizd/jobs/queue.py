@@ -18,15 +18,15 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import Connection
 
 from ..errors import Conflict, StorageUnavailable
 from ..events.hub import Event
+from ..objects import Job, JsonObject
 from ..services.runtime import Runtime
 from ..store import jobs as store
-from .outcome import Failure, Job, OutcomeHandler, Transition, job_event
+from .outcome import Failure, OutcomeHandler, Transition, job_event
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +39,9 @@ class JobContext:
     job: Job
 
     @property
-    def data(self) -> dict[str, Any]:
-        return dict(self.job["data"])
+    def data(self) -> JsonObject:
+        """The job's data, as a JSON object (a job type reads its own shape from it)."""
+        return self.job["data"]
 
     async def progress(self, percent: int) -> None:
         """Record progress (0-100) and tell subscribers. One write: call it sparingly.
@@ -131,7 +132,7 @@ async def progress(rt: Runtime, job: Job, percent: int) -> None:
     await rt.db.write(tx, after_commit=_publish_transition(rt))
 
 
-async def succeed(rt: Runtime, job: Job, result: Any) -> Job | None:
+async def succeed(rt: Runtime, job: Job, result: object) -> Job | None:
     """Complete an active job through its handler (one transaction); None if
     it was no longer active."""
     handler = _outcome(rt, job)

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .outcome import GENERIC, OutcomeHandler
 
 if TYPE_CHECKING:
     from .queue import JobContext
 
-Processor = Callable[["JobContext"], Awaitable[Any]]
+# A processor's result is the job's result (any JSON value, stored as the
+# job's ``result``), or an object its job type's outcome handler turns into one.
+Processor = Callable[["JobContext"], Awaitable[object]]
 
 
 @dataclass(frozen=True)

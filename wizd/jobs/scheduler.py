@@ -38,17 +38,19 @@ import math
 import random
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
 
 import anyio
 import anyio.lowlevel
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from sqlalchemy import Connection
 
 from ..errors import StorageUnavailable, WizError
+from ..objects import Job
 from ..services.runtime import Runtime
 from ..store import jobs as store
 from . import backoff, queue
-from .outcome import Failure, Job, client_reason
+from .outcome import Failure, client_reason
 from .queue import JobContext
 from .registry import JobTypes
 
@@ -98,19 +100,13 @@ class _Running:
 
 @dataclass(frozen=True)
 class _Outcome:
-    result: Any = None
+    result: object = None
     error: Exception | None = None  # the attempt failed; retry or fail per backoff
     failure: Failure | None = None  # failed for good, whatever the attempts left
 
 
-def _nothing(conn: Any) -> None:
+def _nothing(conn: Connection) -> None:
     return None
-
-
-def _recorder(rt: Runtime, job: Job, write: Callable[..., Awaitable[object]], *args: Any
-              ) -> Callable[[], Awaitable[object]]:
-    """``write(rt, job, *args)`` (a queue transition), to call (again) later."""
-    return lambda: write(rt, job, *args)
 
 
 class Scheduler:
@@ -346,7 +342,7 @@ class Scheduler:
                                   "instead", job["id"], job["name"])
                     failure = Failure(f"could not store the outcome: {client_reason(exc)}",
                                       exc)
-                    record = _recorder(self.rt, job, queue.fail, failure)
+                    record = partial(queue.fail, self.rt, job, failure)
                     continue
                 problem = f"{type(exc).__name__}: {exc}"  # for the log only
             else:
@@ -364,10 +360,10 @@ class Scheduler:
         its recording takes): the write that records it."""
         if outcome.failure is not None:
             log.info("job %s (%s) failed: %s", job["id"], job["name"], outcome.failure.reason)
-            return _recorder(self.rt, job, queue.fail, outcome.failure)
+            return partial(queue.fail, self.rt, job, outcome.failure)
         exc = outcome.error
         if exc is None:
-            return _recorder(self.rt, job, queue.succeed, outcome.result)
+            return partial(queue.succeed, self.rt, job, outcome.result)
         reason = client_reason(exc)
         if not isinstance(exc, WizError):
             # The client reads a plain reason; the traceback is for the log.
@@ -377,10 +373,10 @@ class Scheduler:
         if delay is None:
             log.warning("job %s (%s) failed for good after %d attempt(s): %s",
                         job["id"], job["name"], job["attempts"], reason)
-            return _recorder(self.rt, job, queue.fail, Failure(reason, exc))
+            return partial(queue.fail, self.rt, job, Failure(reason, exc))
         log.info("job %s (%s) attempt %d failed, retrying in %.3f s: %s",
                  job["id"], job["name"], job["attempts"], delay, reason)
-        return _recorder(self.rt, job, queue.retry_later, reason, delay)
+        return partial(queue.retry_later, self.rt, job, reason, delay)
 
     async def _requeue_interrupted(self) -> None:
         leftover = sorted(self._interrupted | set(self.running))

@@ -20,7 +20,6 @@ Every move of a reply job in or out of the pending ones keeps its row in
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from sqlalchemy import Connection
 
@@ -34,14 +33,14 @@ from ..errors import (
     WizError,
 )
 from ..events.hub import Event
-from ..jobs.outcome import Failure, Job, OutcomeHandler, Transition, job_event
+from ..jobs.outcome import Failure, OutcomeHandler, Transition, job_event
 from ..llm.base import ChatMessage
-from ..objects import Message
+from ..objects import Job, Message
 from ..services import agents
 from ..store import jobs as job_store
 from ..store import replies as store
 from .inputs import Skip
-from .job import data_of
+from .job import ReplyJobData, data_of
 from .processor import ReplyResult
 from .storing import store_error, store_reply
 
@@ -51,11 +50,13 @@ log = logging.getLogger(__name__)
 class ReplyOutcome(OutcomeHandler):
     """Store the reply or the error message with the job's outcome."""
 
-    def succeeded(self, conn: Connection, job: Job, result: Any, now_ms: int) -> Transition | None:
+    def succeeded(
+        self, conn: Connection, job: Job, result: object, now_ms: int
+    ) -> Transition | None:
         data = data_of(job)
         if isinstance(result, Skip):
             done = job_store.complete(conn, job["id"], {"skipped": result.reason}, now_ms)
-            return None if done is None else self._finish(conn, done, [])
+            return None if done is None else self._finish(conn, done, data, [])
         if not isinstance(result, ReplyResult):
             raise TypeError(f"the reply processor returned {type(result).__name__}")
         inputs, answer = result.inputs, result.completion
@@ -81,7 +82,7 @@ class ReplyOutcome(OutcomeHandler):
         if done is None:  # cannot happen: checked above, and writes are serialised
             raise RuntimeError(f"job {job['id']} stopped being active mid-transaction")
         events = [] if reply is None else [_message_event(reply)]
-        return self._finish(conn, done, events)
+        return self._finish(conn, done, data, events)
 
     def failed(
         self,
@@ -103,21 +104,23 @@ class ReplyOutcome(OutcomeHandler):
             trigger_id=data["message_id"], now_ms=now_ms,
             content=f"Agent {name} {verb}: {plain_reason(failure)}.",
         )
-        return self._finish(conn, done, [] if error is None else [_message_event(error)])
+        return self._finish(conn, done, data, [] if error is None else [_message_event(error)])
 
     def changed(self, conn: Connection, job: Job) -> list[Event]:
         # Delayed for a retry (pending still: a no-op) or retried after it
         # failed (pending again).
-        store.add_pending(conn, job["id"], data_of(job)["agent_id"])
-        return self._status_events(conn, job)
+        data = data_of(job)
+        store.add_pending(conn, job["id"], data["agent_id"])
+        return self._status_events(conn, data)
 
-    def _finish(self, conn: Connection, job: Job, events: list[Event]) -> Transition:
+    def _finish(
+        self, conn: Connection, job: Job, data: ReplyJobData, events: list[Event]
+    ) -> Transition:
         store.remove_pending(conn, job["id"])
-        return Transition(job, [*events, job_event(job), *self._status_events(conn, job)])
+        return Transition(job, [*events, job_event(job), *self._status_events(conn, data)])
 
     @staticmethod
-    def _status_events(conn: Connection, job: Job) -> list[Event]:
-        data = data_of(job)
+    def _status_events(conn: Connection, data: ReplyJobData) -> list[Event]:
         status = agents.refresh_status(conn, data["agent_id"])
         if status is None:
             return []

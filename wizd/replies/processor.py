@@ -12,7 +12,6 @@ runs under ``config.job_timeout``: a slow database is not the model's fault.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import anyio
 from sqlalchemy import Connection
@@ -63,7 +62,7 @@ async def process(ctx: JobContext) -> ReplyResult | Skip:
 
     async def on_delta(piece: str) -> None:
         nonlocal index, progress_written
-        params: dict[str, Any] = {
+        params: dict[str, object] = {
             "job_id": ctx.job["id"], "conversation_id": inputs.conversation["id"],
             "author_id": inputs.agent_user_id, "index": index, "delta": piece,
         }

@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
 
 from sqlalchemy import Connection
 
 from ..events.hub import Event
-from ..objects import Conversation, Message
+from ..objects import Conversation, Job, Message
 from ..services import agents
 from ..store import jobs as job_store
 from ..store import replies as store
@@ -63,7 +62,7 @@ class Queued:
     """The reply jobs a message queued, and the agents it made busy."""
 
     conversation_id: str
-    jobs: list[dict[str, Any]] = field(default_factory=list)
+    jobs: list[Job] = field(default_factory=list)
     statuses: list[tuple[str, str]] = field(default_factory=list)  # (agent_id, status)
 
     def events(self) -> list[Event]:
@@ -85,7 +84,7 @@ def queue_replies(
     for agent in triggered_agents(conn, conversation, message["author_id"], message["content"]):
         data: ReplyJobData = {"conversation_id": conversation["id"],
                               "message_id": message["id"], "agent_id": agent.id}
-        job = job_store.add_job(conn, name=NAME, data=dict(data), now_ms=now_ms,
+        job = job_store.add_job(conn, name=NAME, data=data, now_ms=now_ms,
                                 max_attempts=max_attempts,
                                 group_key=f"{conversation['id']}:{agent.id}")
         store.add_pending(conn, job["id"], agent.id)

@@ -8,10 +8,10 @@ event loop and no call pays for a pool checkout.
 
 Writes run on the event loop, one after another, on the one write connection.
 With ``synchronous=NORMAL`` (or OFF) in WAL mode a commit does not fsync, and
-one small write transaction costs less here than the hop to a thread and
-back (~45 us against ~200 us on the 2-vCPU VM of bench/); wizd is the only
-writing process (the instance lock). So a write cannot interleave with
-another, commits happen in the order writes are called, and a write's
+one small write transaction costs less than the hop to a worker thread and
+back (bench/README.md has the figures); wizd is the only writing process
+(the instance lock). So a write cannot interleave with another, commits
+happen in the order writes are called, and a write's
 ``after_commit`` hook runs right after its commit, before anything else on
 the loop: code that must act in commit order (publishing events, whose
 ``seq`` must reach subscribers in increasing order) does it there.
@@ -29,10 +29,11 @@ What could make the loop wait is kept off it:
   checkpoint is off on the write connection, so no commit pays for one).
 
 Hot queries may bypass SQLAlchemy's statement machinery with ``raw(conn)``
-(the DB-API connection under ``conn``, in the same transaction): here a
-statement costs ~3 us that way and ~30 us through ``Connection.execute``.
-Which statements do is a rule of the store (docs/architecture.md, "The
-database runner"): only the few on the per-message and per-job path.
+(the DB-API connection under ``conn``, in the same transaction): for a small
+indexed statement, SQLAlchemy's per-statement work costs more than the query
+itself (see ``raw``). Which statements do is a rule of the store
+(docs/architecture.md, "The database runner"): only the few on the
+per-message and per-job path.
 
 Figures that calls read often (queue counts, the last seq) are kept in
 memory and maintained at commit through a ``Watch``: temporary triggers on
@@ -101,8 +102,8 @@ def raw(conn: Connection) -> Any:
     """The DB-API (sqlite3) connection under ``conn``, inside the same transaction.
 
     For hot statements: plain DB-API calls skip SQLAlchemy's per-statement
-    work (compilation cache look-ups, result metadata), ten times the cost of
-    a small indexed query here.
+    work (compilation cache look-ups, result metadata), which costs more than
+    a small indexed query itself.
     """
     return conn.connection.dbapi_connection
 

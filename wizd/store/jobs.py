@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, func, select, text
 
 from ..errors import Conflict, InvalidInput, NotFound
+from ..objects import Job, JsonObject
 from .database import raw
 from .schema import jobs
 
@@ -40,34 +41,19 @@ MAX_LIST = 1000
 _SECRET_KEYS = frozenset({"api_key", "apikey", "secret", "password", "token", "authorization"})
 
 
-def public(row: Any) -> dict[str, Any]:
-    """A job as the protocol shows it (data included: it holds references only)."""
-    return {
-        "id": row.id,
-        "name": row.name,
-        "data": json.loads(row.data),
-        "status": row.status,
-        "priority": row.priority,
-        "progress": row.progress,
-        "attempts": row.attempts,
-        "max_attempts": row.max_attempts,
-        "failure_reason": row.failure_reason,
-        "result": json.loads(row.result) if row.result else None,
-        "created_at": row.created_at,
-        "processed_on": row.processed_on,
-        "finished_on": row.finished_on,
-        "run_at": row.run_at,
-        "group_key": row.group_key,
-    }
-
-
-# The columns in the order public() reads them from a raw (DB-API) row.
+# The columns in the order _job() reads them from a raw (DB-API) row.
 _COLUMNS = ("id, name, data, status, priority, progress, attempts, max_attempts, failure_reason,"
             " result, created_at, processed_on, finished_on, run_at, group_key")
 
+# A row as sqlite3 returns it (untyped: DB-API declares nothing of columns);
+# _job() is where it takes Job's shape, read straight off the tuple: it runs
+# for every job claimed and finished.
+RawRow = tuple[Any, ...]
 
-def _public_raw(row: tuple[Any, ...]) -> dict[str, Any]:
-    """public() of a raw row selected as ``_COLUMNS``."""
+
+def _job(row: RawRow) -> Job:
+    """A job as the protocol shows it (data included: it holds references
+    only), from a raw row selected as ``_COLUMNS``."""
     return {
         "id": row[0],
         "name": row[1],
@@ -87,7 +73,7 @@ def _public_raw(row: tuple[Any, ...]) -> dict[str, Any]:
     }
 
 
-def _check_no_secrets(value: Any, path: str = "data") -> None:
+def _check_no_secrets(value: object, path: str = "data") -> None:
     if isinstance(value, dict):
         for key, item in value.items():
             if str(key).lower() in _SECRET_KEYS:
@@ -102,14 +88,14 @@ def add_job(
     conn: Connection,
     *,
     name: str,
-    data: dict[str, Any],
+    data: JsonObject,
     now_ms: int,
     max_attempts: int,
     priority: int = 0,
     delay_ms: int = 0,
     group_key: str | None = None,
-) -> dict[str, Any]:
-    """Insert a job inside the caller's transaction; returns its public dict.
+) -> Job:
+    """Insert a job inside the caller's transaction; returns it.
 
     ``data`` must hold references only (ids), never a secret (InvalidInput
     otherwise). Jobs with the same ``group_key`` run one at a time, oldest
@@ -126,7 +112,7 @@ def add_job(
         "now": now_ms, "run_at": now_ms + max(delay_ms, 0), "group_key": group_key,
     }).fetchone()
     _set_head(conn, group_key)
-    return _public_raw(row)
+    return _job(row)
 
 
 # The queue-wide pause, as an SQL condition (the value is JSON).
@@ -142,16 +128,16 @@ _INSERT = (
 _GET = f"SELECT {_COLUMNS} FROM jobs WHERE id = :id"
 
 
-def get(conn: Connection, job_id: str) -> dict[str, Any] | None:
+def get(conn: Connection, job_id: str) -> Job | None:
     row = raw(conn).execute(_GET, {"id": job_id}).fetchone()
-    return None if row is None else _public_raw(row)
+    return None if row is None else _job(row)
 
 
 _TOMBSTONE = ("SELECT name, status, failure_reason, created_at, finished_on, pruned_at"
               " FROM jobs_pruned WHERE id = :id")
 
 
-def require(conn: Connection, job_id: str) -> dict[str, Any]:
+def require(conn: Connection, job_id: str) -> Job:
     """The job. Raises NotFound; if retention pruned the job, its data says so
     (``pruned: true``) with what the job left: name, status, failure_reason,
     created_at, finished_on, pruned_at."""
@@ -201,14 +187,14 @@ def _cursor(before: str | None) -> tuple[int, int]:
 
 def list_jobs(
     conn: Connection, *, status: str | None = None, limit: int = 50
-) -> list[dict[str, Any]]:
+) -> list[Job]:
     """The newest ``limit`` jobs (of ``status`` if given), newest first."""
     return list_page(conn, status=status, limit=limit)[0]
 
 
 def list_page(
     conn: Connection, *, status: str | None = None, limit: int = 50, before: str | None = None
-) -> tuple[list[dict[str, Any]], str | None]:
+) -> tuple[list[Job], str | None]:
     """The newest ``limit`` jobs (of ``status`` if given) older than the cursor
     ``before`` (all when None), newest first, and the cursor of the next page
     (None when no job is left). Raises InvalidInput."""
@@ -222,7 +208,7 @@ def list_page(
     page = rows[:limit]
     more = len(rows) > limit
     last = page[-1] if page else None
-    return ([_public_raw(row[1:]) for row in page],
+    return ([_job(row[1:]) for row in page],
             f"{last[11]}.{last[0]}" if more and last is not None else None)
 
 
@@ -328,7 +314,7 @@ def _set_head(conn: Connection, group_key: str | None) -> None:
         raw(conn).execute(_SET_HEAD, {"group_key": group_key})
 
 
-def claim(conn: Connection, *, now_ms: int, limit: int) -> tuple[list[dict[str, Any]], int | None]:
+def claim(conn: Connection, *, now_ms: int, limit: int) -> tuple[list[Job], int | None]:
     """Mark up to ``limit`` due jobs active (attempts counted now) and return them,
     with the earliest future ``run_at`` of the rest: None if there is none, if
     the queue is paused, or if ``limit`` jobs were claimed (no room for more:
@@ -337,10 +323,10 @@ def claim(conn: Connection, *, now_ms: int, limit: int) -> tuple[list[dict[str, 
     Highest priority number first, then the oldest (run_at, created_at).
     Nothing is claimed while the queue is paused.
     """
-    claimed: list[dict[str, Any]] = []
+    claimed: list[Job] = []
     if limit > 0:
         rows = raw(conn).execute(_CLAIM, {"now": now_ms, "limit": limit}).fetchall()
-        claimed = [_public_raw(row) for row in rows]
+        claimed = [_job(row) for row in rows]
         # RETURNING comes in no promised order.
         claimed.sort(key=lambda j: (-j["priority"], j["run_at"], j["created_at"]))
         if len(claimed) == limit:
@@ -355,8 +341,8 @@ def claim(conn: Connection, *, now_ms: int, limit: int) -> tuple[list[dict[str, 
 
 
 def _move(
-    conn: Connection, job_id: str, from_statuses: tuple[str, ...], **values: Any
-) -> dict[str, Any] | None:
+    conn: Connection, job_id: str, from_statuses: tuple[str, ...], **values: object
+) -> Job | None:
     """Set ``values`` on the job if its status is one of ``from_statuses``;
     the job as it is now, or None if it was not moved."""
     key = (from_statuses, tuple(values))
@@ -370,7 +356,7 @@ def _move(
     params.update({f"from_{i}": status for i, status in enumerate(from_statuses)})
     params["job_id"] = job_id
     row = raw(conn).execute(sql, params).fetchone()
-    return None if row is None else _public_raw(row)
+    return None if row is None else _job(row)
 
 
 # The UPDATE statements of _move, built once per shape (a handful exist).
@@ -379,13 +365,13 @@ _MOVES: dict[tuple[tuple[str, ...], tuple[str, ...]], str] = {}
 
 def set_progress(
     conn: Connection, job_id: str, progress: int, now_ms: int
-) -> dict[str, Any] | None:
+) -> Job | None:
     """Record progress (clamped to 0-100) of an active job; None if it is not active."""
     value = min(max(int(progress), 0), 100)
     return _move(conn, job_id, ("active",), progress=value, updated_at=now_ms)
 
 
-def complete(conn: Connection, job_id: str, result: Any, now_ms: int) -> dict[str, Any] | None:
+def complete(conn: Connection, job_id: str, result: object, now_ms: int) -> Job | None:
     """Mark an active job completed with ``result`` (JSON); None if it was not active."""
     return _finish(_move(conn, job_id, ("active",), status="completed", progress=100,
                          result=json.dumps(result), failure_reason=None,
@@ -399,13 +385,13 @@ def fail(
     now_ms: int,
     *,
     from_statuses: tuple[str, ...] = ("active",),
-) -> dict[str, Any] | None:
+) -> Job | None:
     """Mark the job failed for good; None if its status was not one of ``from_statuses``."""
     return _finish(_move(conn, job_id, from_statuses, status="failed", failure_reason=reason,
                          finished_on=now_ms, updated_at=now_ms, is_head=0), conn)
 
 
-def _finish(job: dict[str, Any] | None, conn: Connection) -> dict[str, Any] | None:
+def _finish(job: Job | None, conn: Connection) -> Job | None:
     """After a job left the pending ones (unmarked as it left): its group's next head."""
     if job is not None:
         _set_head(conn, job["group_key"])
@@ -414,7 +400,7 @@ def _finish(job: dict[str, Any] | None, conn: Connection) -> dict[str, Any] | No
 
 def retry_later(
     conn: Connection, job_id: str, reason: str, run_at_ms: int, now_ms: int
-) -> dict[str, Any] | None:
+) -> Job | None:
     """An active job failed but may succeed later: ``delayed`` until ``run_at_ms``.
 
     ``failure_reason`` keeps the last error meanwhile. None if it was not active.
@@ -423,7 +409,7 @@ def retry_later(
                  run_at=run_at_ms, progress=0, updated_at=now_ms)
 
 
-def requeue(conn: Connection, job_ids: list[str], now_ms: int) -> list[dict[str, Any]]:
+def requeue(conn: Connection, job_ids: list[str], now_ms: int) -> list[Job]:
     """Return interrupted active jobs to the queue, giving back the attempt they
     were in (the interruption was the daemon's doing, not the job's).
 
@@ -452,7 +438,7 @@ def active_ids(conn: Connection) -> list[str]:
     return list(conn.execute(select(jobs.c.id).where(jobs.c.status == "active")).scalars())
 
 
-def retry(conn: Connection, job_id: str, now_ms: int) -> dict[str, Any]:
+def retry(conn: Connection, job_id: str, now_ms: int) -> Job:
     """Queue a failed job again with a fresh set of attempts.
 
     Raises NotFound, or Conflict if the job has not failed.

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-from typing import cast
-
 from ...jobs import queue
 from ...objects import Job, JobList, QueueState
 from ..registry import registry
 from ..server import Call
-
-# The queue's jobs are plain dicts (wizd.jobs is generic); they have Job's shape,
-# which tests/rpc/test_result_schemas.py checks on real results.
 
 
 @registry.method("job.list")
@@ -20,19 +15,19 @@ async def job_list(
     """The newest jobs first, optionally of one status (waiting, active, delayed,
     failed, completed, paused); ``before``: the ``next`` of the previous page."""
     page, cursor = await queue.list_jobs(call.rt, status=status, limit=limit, before=before)
-    return {"jobs": cast("list[Job]", page), "next": cursor}
+    return {"jobs": page, "next": cursor}
 
 
 @registry.method("job.get")
 async def job_get(call: Call, id: str) -> Job:
     """One job by id."""
-    return cast(Job, await queue.get(call.rt, id))
+    return await queue.get(call.rt, id)
 
 
 @registry.method("job.retry")
 async def job_retry(call: Call, id: str) -> Job:
     """Queue a failed job again with fresh attempts (conflict unless it failed)."""
-    return cast(Job, await queue.retry(call.rt, id))
+    return await queue.retry(call.rt, id)
 
 
 @registry.method("job.cancel")
@@ -42,7 +37,7 @@ async def job_cancel(call: Call, id: str) -> Job:
     A running job is cancelled where it is (its provider call is abandoned) and
     the result comes back once that is recorded. Conflict if it has finished.
     """
-    return cast(Job, await queue.cancel(call.rt, id))
+    return await queue.cancel(call.rt, id)
 
 
 @registry.method("queue.pause")
