@@ -1,9 +1,10 @@
 """The JSON-RPC server: one task per client connection on a Unix socket.
 
 Each connection reads newline-framed lines (at most ``max_line_bytes``) and
-dispatches every line in its own task, so a slow call never holds up the
-next one; responses are written whole, in the order they finish (clients
-match them by id). Notifications for the connection's subscriptions are
+hands every line to a task of its own, so a slow call never holds up the
+next one: a task that has answered its line waits for the next, and a new
+one starts only when all are busy; responses are written whole, in the
+order they finish (clients match them by id). Notifications for the connection's subscriptions are
 written by tasks in the same connection scope and end with it.
 
 Two bounds per connection: at most ``MAX_IN_FLIGHT`` lines read and not yet
@@ -196,7 +197,8 @@ class RpcServer:
         answering = 0
         with lines:
             async with anyio.create_task_group() as requests:
-                try:
+                # Closed once reading ends: the answering tasks end after their call.
+                with to_answer:
                     while not conn.closed:
                         try:
                             line = await reader.receive_until(b"\n", self.max_line)
@@ -220,8 +222,6 @@ class RpcServer:
                                                     name="rpc calls")
                             else:
                                 await to_answer.send(line)
-                finally:
-                    to_answer.close()  # the answering tasks end once their call is answered
 
     async def _answer_lines(
         self, conn: ClientConnection, line: bytes,
