@@ -192,7 +192,7 @@ def main() -> None:
     if args.per_call:
         print(f"\nwizd on {args.backend}, {args.runs} runs: the median of the per-run ratios")
         for key in ("status", "send"):
-            ratios = sorted(w[key] / f[key] for w, f in zip(wiz, floor, strict=True))
+            ratios = sorted(wr[key] / fr[key] for wr, fr in zip(wiz, floor, strict=True))
             print(f"{key}: wiz {med(wiz, key):,.0f} / floor {med(floor, key):,.0f} calls/s;"
                   f" ratio {statistics.median(ratios):.0%} ({ratios[0]:.0%}-{ratios[-1]:.0%})"
                   f" >= 50%: {verdict(statistics.median(ratios) >= 0.5)}")
@@ -207,9 +207,9 @@ def main() -> None:
                             ("send", "message.send, no agent, sequential", "calls/s"),
                             ("fanout", f"fan-out to {args.subscribers} subscribers",
                              "deliveries/s")):
-        w, f = med(wiz, key), med(floor, key)
-        print(f"| {what} ({unit}) | {w:,.0f} | {f:,.0f} | {w / f:.0%} | >= 50% |"
-              f" {verdict(w >= 0.5 * f)} |")
+        wm, fm = med(wiz, key), med(floor, key)
+        print(f"| {what} ({unit}) | {wm:,.0f} | {fm:,.0f} | {wm / fm:.0%} | >= 50% |"
+              f" {verdict(wm >= 0.5 * fm)} |")
     print(f"| send -> reply (offline), p50 / p99 | {p50:.2f} / {p99:.2f} ms | - | - |"
           f" < 5 / < 20 ms | {verdict(p50 < 5 and p99 < 20)} |")
     rss = med(wiz, "rss")
