@@ -1,9 +1,10 @@
 """The JSON-RPC server: one task per client connection on a Unix socket.
 
 Each connection reads newline-framed lines (at most ``max_line_bytes``) and
-dispatches every line in its own task, so a slow call never holds up the
-next one; responses are written whole, in the order they finish (clients
-match them by id). Notifications for the connection's subscriptions are
+hands every line to a task of its own, so a slow call never holds up the
+next one: a task that has answered its line waits for the next, and a new
+one starts only when all are busy; responses are written whole, in the
+order they finish (clients match them by id). Notifications for the connection's subscriptions are
 written by tasks in the same connection scope and end with it.
 
 Two bounds per connection: at most ``MAX_IN_FLIGHT`` lines read and not yet
@@ -56,7 +57,9 @@ class ClientConnection:
     peer: str
     task_group: anyio.abc.TaskGroup | None = None
     subscriptions: dict[str, Any] = field(default_factory=dict)
-    _send_lock: anyio.Lock = field(default_factory=anyio.Lock)
+    # fast_acquire: a free lock is taken without a trip through the scheduler;
+    # the write right after it is the call's checkpoint.
+    _send_lock: anyio.Lock = field(default_factory=lambda: anyio.Lock(fast_acquire=True))
     # Lines waiting for the next write, in the order send_line got them.
     _outbox: list[bytes] = field(default_factory=list)
     closed: bool = False
@@ -181,33 +184,54 @@ class RpcServer:
 
     async def _read_requests(self, conn: ClientConnection) -> None:
         reader = BufferedByteReceiveStream(conn.stream)
-        # Two semaphores, not one: a batch holds its line's place until it is
-        # answered while its calls wait for places of their own, so with one
-        # semaphore 64 batches could take every place and wait forever.
-        lines = anyio.Semaphore(MAX_IN_FLIGHT)
+        # Calls running, pipelined or in batches (a batch holds its line's
+        # answering task while its calls wait for places of their own).
         # fast_acquire: a free place is taken without a trip through the
         # scheduler, which every lone call would otherwise pay.
         calls = anyio.Semaphore(MAX_IN_FLIGHT, fast_acquire=True)
-        async with anyio.create_task_group() as requests:
-            while not conn.closed:
-                try:
-                    line = await reader.receive_until(b"\n", self.max_line)
-                except anyio.DelimiterNotFound:
-                    log.warning("%s sent a line over %d bytes; closing", conn.peer, self.max_line)
-                    await conn.send_line(line_too_long(self.max_line))
-                    break
-                except (anyio.EndOfStream, anyio.IncompleteRead):
-                    break
-                except _BROKEN:
-                    break
-                if line.strip():
-                    await lines.acquire()
-                    requests.start_soon(self._answer, conn, line, lines, calls, name="rpc call")
+        # Each line goes to an answering task waiting for one, or to a new one
+        # while fewer than MAX_IN_FLIGHT run; past that, reading waits. A task
+        # answers line after line: starting a task (anyio's task handle and
+        # cancel scope) costs several times handing a line to one that waits.
+        to_answer, lines = anyio.create_memory_object_stream[bytes]()
+        answering = 0
+        with lines:
+            async with anyio.create_task_group() as requests:
+                # Closed once reading ends: the answering tasks end after their call.
+                with to_answer:
+                    while not conn.closed:
+                        try:
+                            line = await reader.receive_until(b"\n", self.max_line)
+                        except anyio.DelimiterNotFound:
+                            log.warning("%s sent a line over %d bytes; closing", conn.peer,
+                                        self.max_line)
+                            await conn.send_line(line_too_long(self.max_line))
+                            break
+                        except (anyio.EndOfStream, anyio.IncompleteRead):
+                            break
+                        except _BROKEN:
+                            break
+                        if not line.strip():
+                            continue
+                        try:
+                            to_answer.send_nowait(line)
+                        except anyio.WouldBlock:
+                            if answering < MAX_IN_FLIGHT:
+                                answering += 1
+                                requests.start_soon(self._answer_lines, conn, line, lines, calls,
+                                                    name="rpc calls")
+                            else:
+                                await to_answer.send(line)
 
-    async def _answer(
-        self, conn: ClientConnection, line: bytes, lines: anyio.Semaphore,
-        calls: anyio.Semaphore,
+    async def _answer_lines(
+        self, conn: ClientConnection, line: bytes,
+        lines: anyio.abc.ObjectReceiveStream[bytes], calls: anyio.Semaphore,
     ) -> None:
+        await self._answer(conn, line, calls)
+        async for line in lines:
+            await self._answer(conn, line, calls)
+
+    async def _answer(self, conn: ClientConnection, line: bytes, calls: anyio.Semaphore) -> None:
         try:
             call = Call(self.rt, conn)
             response = await dispatch(self.registry, call, line, max_batch=self.max_batch,
@@ -222,5 +246,3 @@ class RpcServer:
             conn.closed = True
             with anyio.CancelScope(shield=True):
                 await conn.stream.aclose()
-        finally:
-            lines.release()
