@@ -11,7 +11,11 @@ import pytest
 from tests.events.helpers import channel, newest_seq, send_many, stored_after
 
 WRITERS = 4
-LIVE_BEFORE_STOP = 250  # live messages each subscription sees while the storm goes on
+# Messages of channel a stored before the subscription's cursor (history) and
+# live ones each subscription sees while the storm goes on: enough for both
+# parts to be many writes long, so that the hand-over falls mid-storm.
+HISTORY = 48
+LIVE_BEFORE_STOP = 64
 
 
 @pytest.mark.parametrize("backend", ["trio", "asyncio"])
@@ -39,9 +43,9 @@ def test_subscribe_in_the_middle_of_a_write_storm(wizd_factory: Any, backend: st
     for t in threads:
         t.start()
     try:
-        for _ in range(20):  # the storm is on: 320 messages stored
+        for _ in range(8):  # the storm is on: 128 messages stored
             assert written.acquire(timeout=20), errors
-        cursor = newest_seq(w, a) - 150  # in the middle of what the storm stored
+        cursor = newest_seq(w, a) - HISTORY  # in the middle of what the storm stored
         with w.connect() as sub:
             scoped = sub.call("events.subscribe", conversation_id=a, after_seq=cursor)
             everything = sub.call("events.subscribe", after_seq=cursor)
@@ -54,7 +58,7 @@ def test_subscribe_in_the_middle_of_a_write_storm(wizd_factory: Any, backend: st
                     assert note["method"] == "message.created", note
                     got[note["params"]["subscription"]].append(note["params"]["message"])
 
-            receive_until(lambda: min(map(len, got.values())) >= 150 + LIVE_BEFORE_STOP)
+            receive_until(lambda: min(map(len, got.values())) >= HISTORY + LIVE_BEFORE_STOP)
             stop.set()
             for t in threads:
                 t.join(timeout=20)
@@ -75,7 +79,7 @@ def test_subscribe_in_the_middle_of_a_write_storm(wizd_factory: Any, backend: st
     assert got[everything["subscription"]] == want_all
     seqs = [m["seq"] for m in got[everything["subscription"]]]
     assert all(x < y for x, y in zip(seqs, seqs[1:], strict=False))
-    # History (150 of channel a before the subscription) and live both large,
-    # and the unscoped subscription saw channel b's messages too.
-    assert len(want_a) >= 150 + LIVE_BEFORE_STOP
+    # History (HISTORY of channel a before the subscription) and live both
+    # many, and the unscoped subscription saw channel b's messages too.
+    assert len(want_a) >= HISTORY + LIVE_BEFORE_STOP
     assert len(want_all) > len(want_a) + LIVE_BEFORE_STOP

@@ -49,37 +49,6 @@ class MaxRandom(random.Random):
         return b
 
 
-class TrackedDatabase(Database):
-    """A Database that knows whether a query is in flight (for the clock below)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.in_flight = 0
-        self.writes = 0  # write transactions asked for, ever
-
-    def _enter(self) -> None:
-        self.in_flight += 1
-
-    def _leave(self) -> None:
-        self.in_flight -= 1
-
-    async def read(self, fn: Callable[..., Any], *args: Any) -> Any:
-        self._enter()
-        try:
-            return await super().read(fn, *args)
-        finally:
-            self._leave()
-
-    async def write(self, fn: Callable[..., Any], *args: Any,
-                    after_commit: Callable[[Any], None] | None = None) -> Any:
-        self.writes += 1
-        self._enter()
-        try:
-            return await super().write(fn, *args, after_commit=after_commit)
-        finally:
-            self._leave()
-
-
 def _autojump_clock() -> Any:
     """The running MockClock if it autojumps (pytest-trio's ``autojump_clock``)."""
     if sniffio.current_async_library() != "trio":
@@ -93,16 +62,21 @@ def _autojump_clock() -> Any:
     return None
 
 
-async def _autojump(clock: Any, db: TrackedDatabase) -> None:
+# The name of the task that drives the clock (tests that watch which tasks run).
+AUTOJUMP_TASK = "harness clock"
+
+
+async def _autojump(clock: Any) -> None:
     """MockClock's autojump (threshold 0), except while a worker thread is busy:
-    a database call, or any other (the OpenAI SDK looks up the platform in one)."""
+    a read or a synchronous=FULL write of the database, or any other call (the
+    OpenAI SDK looks up the platform in one); writes on the loop hold it anyway."""
     import trio
     import trio.testing
 
     threads = trio.to_thread.current_default_thread_limiter()
     while True:
         await trio.testing.wait_all_tasks_blocked()
-        if db.in_flight or threads.borrowed_tokens:
+        if threads.borrowed_tokens:
             # A thread will wake someone: give it a moment of real time.
             await trio.testing.wait_all_tasks_blocked(0.0005)
             continue
@@ -277,7 +251,7 @@ async def harness(
     """A runtime as wizd builds it (local user, built-in provider), its events
     recorded, and (unless ``scheduler=False``) a running scheduler."""
     config = config_for(tmp_path, **settings)
-    db = TrackedDatabase(config.db)
+    db = Database(config.db)
     await db.open()
     rt = Runtime(config=config, db=db, hub=Hub(100_000), clock=QueueClock())
     # As app.py does: the runtime has its scheduler before anything runs (the
@@ -290,7 +264,7 @@ async def harness(
             clock = _autojump_clock()
             if clock is not None:
                 clock.autojump_threshold = math.inf  # ours below takes over
-                tg.start_soon(_autojump, clock, db)
+                tg.start_soon(_autojump, clock, name=AUTOJUMP_TASK)
             log = EventLog(rt)
             await tg.start(log.run)
             h = Harness(rt, log, tg)

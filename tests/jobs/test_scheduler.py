@@ -24,12 +24,10 @@ from tests.support.tmpfs import fill, tmpfs
 from wizd.errors import Conflict, ProviderAuthError, ProviderError, ProviderRateLimited
 from wizd.jobs import queue
 from wizd.jobs.queue import JobContext
-from wizd.jobs.registry import JobTypes
-from wizd.jobs.scheduler import Scheduler
 from wizd.objects import Job
 from wizd.store import jobs as store
 
-from .helpers import Harness, TrackedDatabase, harness
+from .helpers import AUTOJUMP_TASK, Harness, harness
 
 
 def starts(h: Harness, job: Job) -> list[int]:
@@ -141,52 +139,65 @@ async def test_concurrency_limit(tmp_path: Path, autojump_clock: MockClock) -> N
         assert trio.current_time() - t0 == pytest.approx(4.0)
 
 
+class TaskSteps(trio.abc.Instrument):
+    """The names of the tasks that run (trio's public instrumentation)."""
+
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        self.names.add(task.name)
+
+
 @pytest.mark.trio
 async def test_queued_jobs_run_in_order_then_the_scheduler_rests(
     tmp_path: Path, autojump_clock: MockClock
 ) -> None:
     """Queued jobs run one after another, in order, each once; once the queue
-    is empty nothing more is written (no polling)."""
+    is empty no task of the scheduler runs again (no polling) until woken."""
     rec = Recorder()
     async with harness(tmp_path, processors={"noop": rec}, concurrency=1) as h:
         jobs = [await h.add_job(data={"tag": str(i)}, wake=False) for i in range(5)]
-        db = h.rt.db
-        assert isinstance(db, TrackedDatabase)
         h.rt.scheduler.wake()
         for job in jobs:
             await h.events.job(job["id"], "completed")
         await trio.sleep(1)
-        settled = db.writes
-        await trio.sleep(3600)
-        assert db.writes == settled
+        published = len(h.events.events)
+        steps = TaskSteps()
+        trio.lowlevel.add_instrument(steps)
+        try:
+            await trio.sleep(3600)
+        finally:
+            trio.lowlevel.remove_instrument(steps)
+        # Only this test and the harness's clock ran in that hour.
+        assert steps.names == {trio.lowlevel.current_task().name, AUTOJUMP_TASK}
+        assert len(h.events.events) == published
         assert [tag for _, tag in rec.started] == [str(i) for i in range(5)]
-
-
-class CountingScheduler(Scheduler):
-    """Notes the most jobs it ever held as claimed (running or about to)."""
-
-    most = 0
-
-    def _register(self, claimed: list[Job]) -> None:
-        super()._register(claimed)
-        self.most = max(self.most, len(self.running))
 
 
 @pytest.mark.anyio
 async def test_a_worker_frees_its_place_before_taking_the_next_job(tmp_path: Path) -> None:
     """The loop counts free places as the limit minus the claimed jobs: a job whose
     outcome is recorded leaves that count before the loop claims again, so the
-    limit is never passed and no worker idles while jobs wait."""
+    limit is never passed and no worker idles while jobs wait. Claimed jobs
+    are the active ones: job.updated, published in commit order, tells how
+    many there were after each commit."""
     rec = Recorder()
-    async with harness(tmp_path, scheduler=False, concurrency=2) as h:
-        scheduler = h.rt.scheduler = CountingScheduler(h.rt, JobTypes.of({"noop": rec}))
-        await h.tg.start(h._run, scheduler)
+    async with harness(tmp_path, processors={"noop": rec}, concurrency=2) as h:
         jobs = [await h.add_job(data={"tag": str(i)}, wake=False) for i in range(30)]
         h.rt.scheduler.wake()
         for job in jobs:
             await h.events.job(job["id"], "completed")
-        assert scheduler.most == 2
-        await h.stop_scheduler(scheduler)
+        active: set[str] = set()
+        most = 0
+        for event in h.events.of("job.updated"):
+            job = event.params["job"]
+            if job["status"] == "active":
+                active.add(job["id"])
+            else:
+                active.discard(job["id"])
+            most = max(most, len(active))
+        assert most == 2 and rec.max_running == 2
 
 
 @pytest.mark.trio
@@ -451,8 +462,10 @@ async def test_a_job_claimed_again_by_its_own_worker_can_still_be_cancelled(
         assert (cancelled["status"], cancelled["attempts"]) == ("failed", 2)
 
 
-@pytest.mark.anyio
-async def test_a_job_claimed_as_a_drain_begins_is_given_back(tmp_path: Path) -> None:
+@pytest.mark.trio
+async def test_a_job_claimed_as_a_drain_begins_is_given_back(
+    tmp_path: Path, autojump_clock: MockClock
+) -> None:
     """A job's outcome can be on its way to the database when the drain starts
     (here the write waits for another process's lock): the job waiting behind
     it is not started, and keeps its attempts."""
@@ -461,26 +474,24 @@ async def test_a_job_claimed_as_a_drain_begins_is_given_back(tmp_path: Path) -> 
     blocker, rec = Blocker(), Recorder()
     async with harness(tmp_path, scheduler=False, concurrency=1) as h:
         scheduler = await h.start_scheduler({"block": blocker, "noop": rec})
-        await h.add_job("block")
+        first = await h.add_job("block")
         await blocker.entered.wait()
         later = await h.add_job()  # waits: the one worker is busy
-        db = h.rt.db
-        assert isinstance(db, TrackedDatabase)
         other = sqlite3.connect(h.rt.config.db, isolation_level=None, check_same_thread=False)
         try:
             other.execute("BEGIN IMMEDIATE")
             blocker.release.set()
-            with anyio.fail_after(10):
-                # The recording write waits behind the lock (trying again
-                # meanwhile): nothing signals that, so look for it.
-                while db.in_flight == 0:  # noqa: ASYNC110
-                    await anyio.sleep(0.005)
+            # A virtual second: the job has ended, and the write of its outcome
+            # tries again and again behind the lock (for up to BUSY_TIMEOUT_MS).
+            await trio.sleep(1)
+            assert (await h.job(first["id"]))["status"] == "active"
             async with anyio.create_task_group() as tg:
                 tg.start_soon(scheduler.drain, 10)
                 await anyio.lowlevel.checkpoint()
                 other.execute("COMMIT")
         finally:
             other.close()
+        assert (await h.job(first["id"]))["status"] == "completed"
         assert rec.started == []
         again = await h.job(later["id"])
         assert (again["status"], again["attempts"]) == ("waiting", 0)

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.rpc.shared import private_wizd
-from tests.support.daemon import Conn, RpcFailure, Wizd, wait_for
+from tests.support.daemon import Conn, RpcFailure, Wizd
 from tests.support.openai_server import Reply, openai_server_in_thread
 
 KEY = "sk-wizTEST-4f9c2a7e1b3d5f60-doNotLeak"
@@ -37,6 +37,16 @@ class Checked:
         if "error" in resp:
             raise RpcFailure(resp["error"])
         return resp["result"]
+
+    def notification(self, method: str) -> dict[str, Any]:
+        """The next notification of ``method``; every one met on the way is checked too."""
+        while True:
+            note = self.conn.notification()
+            text = json.dumps(note)
+            assert KEY not in text and CORE not in text, f"a notification leaked the key: {text}"
+            self.seen += 1
+            if note["method"] == method:
+                return note
 
 
 
@@ -72,18 +82,17 @@ def test_api_key_is_in_no_result_and_no_log(tmp_path: Path) -> None:
                 agent = c.call("agent.create", name="spy", role="r", backstory="", goal="")
                 assert agent["provider_id"] == p["id"]
                 dm = c.call("dm.create", participants=["spy"])
+                # Every event of the DM (job updates, messages) is checked too.
+                c.call("events.subscribe", conversation_id=dm["id"])
                 jobs = [c.call("message.send", conversation_id=dm["id"], content=f"q{i}")["jobs"]
                         for i in range(2)]
                 assert all(len(j) == 1 for j in jobs)
                 # The key did reach the provider, where it belongs.
                 first = srv.wait_for_requests(1)[0]
                 assert first.headers["authorization"] == f"Bearer {KEY}"
-
-                def settled() -> list[dict]:
-                    found = c.call("message.list", conversation_id=dm["id"])["messages"]
-                    return found if len(found) == 4 else []
-
-                found = wait_for(settled)
+                created = [c.notification("message.created") for _ in range(4)]  # q0, q1, replies
+                found = c.call("message.list", conversation_id=dm["id"])["messages"]
+                assert [m["id"] for m in found] == [n["params"]["message"]["id"] for n in created]
                 assert {m["kind"] for m in found} == {"text", "error"}
                 if "job.get" in {m["name"] for m in c.call("rpc.discover")["methods"]}:
                     for job_ids in jobs:
@@ -91,6 +100,9 @@ def test_api_key_is_in_no_result_and_no_log(tmp_path: Path) -> None:
                     c.call("job.list")
                 c.call("agent.get", name="spy")
                 c.call("user.list")
+                for note in raw.notifications:  # the ones no call above waited for
+                    text = json.dumps(note)
+                    assert KEY not in text and CORE not in text, text
             assert c.seen >= 20
         finally:
             w.close()

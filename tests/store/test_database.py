@@ -9,6 +9,7 @@ from pathlib import Path
 import anyio
 import pytest
 from sqlalchemy import Connection, select, text
+from trio.testing import MockClock
 
 from wizd.errors import StorageUnavailable
 from wizd.store.database import BUSY_TIMEOUT_MS, Database, Watch
@@ -87,22 +88,20 @@ async def test_after_commit_runs_in_commit_order(tmp_path: Path) -> None:
         await db.close()
 
 
-@pytest.mark.parametrize("anyio_backend", ["trio"])
-async def test_cancelled_caller_does_not_lose_a_started_write(tmp_path: Path) -> None:
-    """A write that has begun commits even if its caller is cancelled meanwhile.
-
-    trio only: under asyncio the query function itself runs on the loop thread
-    (aiosqlite moves only the SQLite calls to its thread), so it cannot be held
-    open from the test; the shield is the same code on both backends.
-    """
-    db = await opened(tmp_path / "wiz.db")
+async def test_cancelled_caller_does_not_lose_a_started_write_in_a_thread(
+    tmp_path: Path,
+) -> None:
+    """A write that has begun commits even if its caller is cancelled meanwhile:
+    here one that runs in a worker thread (synchronous=FULL, an fsync per
+    commit), held open in its transaction until the caller is cancelled."""
+    db = await opened(tmp_path / "wiz.db", synchronous="FULL")
     in_transaction = threading.Event()
     may_finish = threading.Event()
 
     def slow_insert(conn: Connection) -> str:
         add_user(conn, "kept")
         in_transaction.set()
-        may_finish.wait(10)
+        may_finish.wait(10)  # set by the test as soon as the caller is cancelled
         return "kept"
 
     try:
@@ -116,6 +115,31 @@ async def test_cancelled_caller_does_not_lose_a_started_write(tmp_path: Path) ->
         await db.write(add_user, "after")
         assert await db.read(names) == ["after", "kept"]
     finally:
+        may_finish.set()
+        await db.close()
+
+
+async def test_cancelled_caller_does_not_lose_a_write_waiting_for_a_lock(
+    tmp_path: Path,
+) -> None:
+    """A write on the loop (synchronous=NORMAL) that meets another process's
+    lock keeps trying after its caller is cancelled, and commits once the lock
+    is released."""
+    import sqlite3
+
+    db = await opened(tmp_path / "wiz.db")
+    other = sqlite3.connect(tmp_path / "wiz.db", isolation_level=None, check_same_thread=False)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        with anyio.CancelScope() as scope:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(db.write, add_user, "kept")
+                await anyio.wait_all_tasks_blocked()  # the write met the lock; it waits
+                scope.cancel()
+                other.execute("COMMIT")
+        assert await db.read(names) == ["kept"]
+    finally:
+        other.close()
         await db.close()
 
 
@@ -227,7 +251,7 @@ async def test_writes_take_the_write_lock_at_begin(tmp_path: Path) -> None:
         other.execute("BEGIN IMMEDIATE")
         async with anyio.create_task_group() as tg:
             tg.start_soon(db.write, add_user, "waited")
-            await anyio.sleep(0.2)
+            await anyio.wait_all_tasks_blocked()  # the write met the lock; it waits
             assert await db.read(names) == []
             other.execute("COMMIT")
         assert await db.read(names) == ["waited"]
@@ -354,14 +378,15 @@ async def test_a_watch_sees_the_changes_of_committed_writes_only(tmp_path: Path)
         await db.close()
 
 
-@pytest.mark.parametrize("anyio_backend", ["trio"])
-async def test_a_lock_held_by_another_process_never_blocks_the_loop(
-    tmp_path: Path, autojump_clock: object
-) -> None:
+# The anyio plugin runs the test, so pytest-trio's autojump_clock fixture would
+# not reach trio.run: the clock goes in the backend's options.
+@pytest.mark.parametrize("anyio_backend", [
+    pytest.param(("trio", {"clock": MockClock(autojump_threshold=0)}), id="trio-autojump")])
+async def test_a_lock_held_by_another_process_never_blocks_the_loop(tmp_path: Path) -> None:
     """A write that meets another process's write lock waits with the loop free
     (other tasks run meanwhile), goes through once the lock is released, and
     fails with StorageUnavailable (nothing stored) if it is held for longer
-    than BUSY_TIMEOUT_MS."""
+    than BUSY_TIMEOUT_MS (of virtual time)."""
     import sqlite3
 
     import trio
