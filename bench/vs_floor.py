@@ -24,8 +24,6 @@ each target as met or not.
 from __future__ import annotations
 
 import argparse
-import json
-import socket
 import statistics
 import subprocess
 import sys
@@ -47,26 +45,8 @@ from tests.support.daemon import Wizd  # noqa: E402
 WARMUP = 100
 
 
-class Client:
-    """One connection, one call at a time: the same for wizd and the floor."""
-
-    def __init__(self, path: Path) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.connect(str(path))
-        self.reader = self.sock.makefile("rb")
-        self.ids = 0
-
-    def call(self, method: str, **params: Any) -> Any:
-        self.ids += 1
-        self.sock.sendall(json.dumps({"jsonrpc": "2.0", "id": self.ids, "method": method,
-                                      "params": params}).encode() + b"\n")
-        while True:
-            reply = json.loads(self.reader.readline())
-            if reply.get("id") == self.ids:
-                break
-        if "error" in reply:
-            raise RuntimeError(reply["error"])
-        return reply["result"]
+class Client(fanout.Client):
+    """fanout's one-call-at-a-time client (the same for wizd and the floor), timed."""
 
     def rate(self, calls: int, method: str, **params: Any) -> float:
         """Calls per second, one at a time (after a warm-up)."""
@@ -76,10 +56,6 @@ class Client:
         for _ in range(calls):
             self.call(method, **params)
         return calls / (time.perf_counter() - start)
-
-    def close(self) -> None:
-        self.reader.close()
-        self.sock.close()
 
 
 def measure(path: Path, channel: Any, args: argparse.Namespace) -> dict[str, float]:

@@ -1,4 +1,4 @@
-"""A real Runtime over a real SQLite file, built by hand, for in-process service tests."""
+"""A real Runtime over a real SQLite file, built in process, for service tests."""
 
 from __future__ import annotations
 
@@ -7,24 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from wizd.config import Config
-from wizd.events.hub import Hub
-from wizd.services import providers, users
-from wizd.services.runtime import QueueClock, Runtime
-from wizd.store.database import Database
+from tests.support.runtime import started_runtime
+from wizd.services.runtime import Runtime
 
 
 @pytest.fixture
 async def rt(tmp_path: Path, anyio_backend: str) -> AsyncIterator[Runtime]:
     """A started runtime as ``wizd`` builds it: local user and built-in provider exist."""
-    config = Config(db=tmp_path / "data" / "wiz.db", socket=tmp_path / "run" / "wizd.sock",
-                    backend=anyio_backend)
-    db = Database(config.db)
-    await db.open()
-    runtime = Runtime(config=config, db=db, hub=Hub(config.subscriber_buffer), clock=QueueClock())
-    try:
-        await users.ensure_local_user(runtime)
-        await providers.ensure_builtin_provider(runtime)
+    async with started_runtime(tmp_path, anyio_backend) as runtime:
         yield runtime
-    finally:
-        await db.close()
