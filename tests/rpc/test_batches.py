@@ -6,8 +6,6 @@ a real socket; both backends, no clock."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +14,11 @@ import pytest
 from anyio.abc import SocketStream
 from anyio.streams.buffered import BufferedByteReceiveStream
 
+from tests.rpc.serving import serving
 from wizd.config import Config
-from wizd.events.hub import Hub
 from wizd.rpc.dispatch import dispatch
 from wizd.rpc.registry import Registry
-from wizd.rpc.server import MAX_IN_FLIGHT, RpcServer
-from wizd.services.runtime import QueueClock, Runtime
-from wizd.store.database import Database
+from wizd.rpc.server import MAX_IN_FLIGHT
 
 pytestmark = pytest.mark.anyio
 
@@ -133,31 +129,6 @@ async def test_pipelined_calls_and_batches_share_the_places(gate: Gate) -> None:
 # -- the server, on a real socket ----------------------------------------------------
 
 
-@asynccontextmanager
-async def serving(tmp_path: Path, backend: str) -> AsyncIterator[RpcServer]:
-    """An RpcServer of ``reg`` on a Unix socket, with a real (unused) database.
-
-    Close the clients first: the server is cancelled once it has seen them go
-    (cancelling a read under way hits an asyncio race in anyio, anyio#1267).
-    """
-    config = Config(db=tmp_path / "wiz.db", socket=tmp_path / "s.sock", backend=backend)
-    db = Database(config.db)
-    await db.open()
-    rt = Runtime(config=config, db=db, hub=Hub(config.subscriber_buffer), clock=QueueClock())
-    try:
-        listener = await anyio.create_unix_listener(config.socket)
-        async with anyio.create_task_group() as tg:
-            server = RpcServer(rt, reg, listener)
-            await tg.start(server.run)
-            yield server
-            while server.connections:
-                await anyio.wait_all_tasks_blocked()
-            tg.cancel_scope.cancel()
-        await listener.aclose()
-    finally:
-        await db.close()
-
-
 class Client:
     def __init__(self, stream: SocketStream) -> None:
         self.stream = stream
@@ -172,7 +143,7 @@ class Client:
 
 async def test_a_big_batch_is_bounded_and_leaves_other_clients_served(
         tmp_path: Path, anyio_backend: str, gate: Gate) -> None:
-    async with serving(tmp_path, anyio_backend) as server:
+    async with serving(tmp_path, anyio_backend, reg) as server:
         big = Client(await anyio.connect_unix(server.rt.config.socket))
         other = Client(await anyio.connect_unix(server.rt.config.socket))
         await big.send(batch(Config().max_batch))

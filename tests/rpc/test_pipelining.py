@@ -12,12 +12,9 @@ import anyio
 import pytest
 from anyio.streams.buffered import BufferedByteReceiveStream
 
-from wizd.config import Config
-from wizd.events.hub import Hub
+from tests.rpc.serving import serving
 from wizd.rpc.registry import Registry
-from wizd.rpc.server import MAX_IN_FLIGHT, RpcServer
-from wizd.services.runtime import QueueClock, Runtime
-from wizd.store.database import Database
+from wizd.rpc.server import MAX_IN_FLIGHT
 
 pytestmark = pytest.mark.anyio
 
@@ -45,35 +42,21 @@ def line(n: int) -> bytes:
 async def test_pipelined_calls_are_bounded_then_all_answered(
         tmp_path: Path, anyio_backend: str) -> None:
     state.update(opened=anyio.Event(), running=0, peak=0)
-    config = Config(db=tmp_path / "wiz.db", socket=tmp_path / "s.sock", backend=anyio_backend)
-    db = Database(config.db)
-    await db.open()
-    rt = Runtime(config=config, db=db, hub=Hub(config.subscriber_buffer), clock=QueueClock())
-    try:
-        listener = await anyio.create_unix_listener(config.socket)
-        async with anyio.create_task_group() as tg:
-            server = RpcServer(rt, reg, listener)
-            await tg.start(server.run)
-            stream = await anyio.connect_unix(config.socket)
-            reader = BufferedByteReceiveStream(stream)
-            calls = 2 * MAX_IN_FLIGHT + 10
-            await stream.send(b"".join(line(n) for n in range(calls)))
-            await anyio.wait_all_tasks_blocked()
-            assert state["running"] == MAX_IN_FLIGHT  # the others wait to be read
-            state["opened"].set()
-            answers = [json.loads(await reader.receive_until(b"\n", 1 << 20))
-                       for _ in range(calls)]
-            assert sorted(a["result"] for a in answers) == list(range(calls))
-            assert state["peak"] == MAX_IN_FLIGHT
-            # After the burst, one call at a time, as a lone client does.
-            for n in range(calls, calls + 3):
-                await stream.send(line(n))
-                assert json.loads(await reader.receive_until(b"\n", 1 << 20)) == {
-                    "jsonrpc": "2.0", "result": n, "id": n}
-            await stream.aclose()
-            while server.connections:
-                await anyio.wait_all_tasks_blocked()
-            tg.cancel_scope.cancel()
-        await listener.aclose()
-    finally:
-        await db.close()
+    async with serving(tmp_path, anyio_backend, reg):
+        stream = await anyio.connect_unix(tmp_path / "s.sock")
+        reader = BufferedByteReceiveStream(stream)
+        calls = 2 * MAX_IN_FLIGHT + 10
+        await stream.send(b"".join(line(n) for n in range(calls)))
+        await anyio.wait_all_tasks_blocked()
+        assert state["running"] == MAX_IN_FLIGHT  # the others wait to be read
+        state["opened"].set()
+        answers = [json.loads(await reader.receive_until(b"\n", 1 << 20))
+                   for _ in range(calls)]
+        assert sorted(a["result"] for a in answers) == list(range(calls))
+        assert state["peak"] == MAX_IN_FLIGHT
+        # After the burst, one call at a time, as a lone client does.
+        for n in range(calls, calls + 3):
+            await stream.send(line(n))
+            assert json.loads(await reader.receive_until(b"\n", 1 << 20)) == {
+                "jsonrpc": "2.0", "result": n, "id": n}
+        await stream.aclose()
