@@ -18,7 +18,7 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 
 from wizd.events.feed import HISTORY_PAGE, Feed
 from wizd.events.hub import Event, Hub, Subscription
-from wizd.events.notifications import notification_line
+from wizd.events.notifications import event_tail, head
 from wizd.rpc.dispatch import encode
 from wizd.rpc.server import ClientConnection
 
@@ -83,12 +83,13 @@ async def test_notification_line_is_the_plain_encoding() -> None:
     for event in (created(3, content="héllo \"quoted\" \n ✓"),
                   Event("agent.status", {}, None),
                   Event("message.delta", {"job_id": "j", "index": 0, "delta": "\u2028x"}, "c1")):
-        line = notification_line(event, "sub-9")
+        line = head(event.method, "sub-9") + event_tail(event)  # as the feed joins them
         plain = encode({"jsonrpc": "2.0", "method": event.method,
                         "params": {"subscription": "sub-9", **event.params}})
         assert json.loads(line) == json.loads(plain)
         assert line.endswith(b"\n") and line.count(b"\n") == 1
-        assert line == notification_line(event, "sub-9")  # the cached part is reused
+        assert "tail" in event.memo  # the part every subscriber shares is kept
+        assert line == head(event.method, "sub-9") + event_tail(event)
 
 
 async def test_history_then_live_exactly_once_in_order() -> None:

@@ -39,15 +39,6 @@ def event_tail(event: Event) -> bytes:
     return tail
 
 
-def notification_line(event: Event, subscription: str) -> bytes:
-    """The framed JSON-RPC notification of ``event`` for one subscription.
-
-    Equal, as JSON, to encoding ``{"jsonrpc", "method", "params": {"subscription",
-    **event.params}}``.
-    """
-    return head(event.method, subscription) + event_tail(event)
-
-
 def lagged_line(subscription: str, last_seq: int) -> bytes:
     return encode({"jsonrpc": "2.0", "method": "events.lagged",
                    "params": {"subscription": subscription, "last_seq": last_seq}}) + b"\n"
