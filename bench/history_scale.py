@@ -99,6 +99,10 @@ def build(base: Path, messages: int, jobs: int, conversations: int, backend: str
         "  c.id || ':' || :agent_id"
         " FROM i JOIN conv AS c ON c.n = (2 * i.k) % :convs",
         {"count": jobs, "convs": conversations, "agent_id": agent["id"], "t": t0})
+    # The full-text index, as wizd's indexer would have left it.
+    db.execute("INSERT INTO messages_fts (rowid, content) SELECT seq, content FROM messages"
+               " WHERE seq > (SELECT seq FROM search_indexed)")
+    db.execute("UPDATE search_indexed SET seq = (SELECT max(seq) FROM messages)")
     db.execute("COMMIT")
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     # A conversation with a long history, and a seq half-way through it.

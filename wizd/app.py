@@ -77,6 +77,7 @@ async def _serve(life: Lifecycle, stop: anyio.Event) -> None:
             with starting(config.db):  # it takes back jobs a dead wizd left running
                 await tg.start(scheduler.run)
             tg.start_soon(retention.run, rt)
+            tg.start_soon(rt.search_index.run, db, tallies)
             server = RpcServer(rt, registry, listener)
             await tg.start(server.run)
             life.ready()

@@ -20,6 +20,7 @@ from ..events.hub import Event, Hub
 from ..jobs.registry import JobTypes
 from ..llm.clients import ClientCache
 from ..store.database import Database
+from .search_index import SearchIndex
 from .tallies import Tallies
 
 
@@ -94,6 +95,8 @@ class Runtime:
     # Queue counts and the last seq, maintained at commit (when ``db`` was
     # opened with ``tallies.watch`` and ``tallies.start`` has run).
     tallies: Tallies = field(default_factory=Tallies)
+    # The full-text index, which follows the messages after their commits.
+    search_index: SearchIndex = field(default_factory=SearchIndex)
 
     def publish(
         self, method: str, params: dict[str, Any], *, conversation_id: str | None = None

@@ -1,8 +1,9 @@
 """Full-text search over messages (``message.search``).
 
 The index is ``messages_fts`` (FTS5 over ``messages.content``, rowid = seq;
-migration 7), which triggers keep in step with the messages table inside the
-transaction that changes a message. A search costs what FTS5's match and
+migration 7), which follows the messages table after its commits
+(``search_index``); a search first indexes what is not yet, so it finds
+every message stored before it. A search costs what FTS5's match and
 ranking cost, then a look-up of the ``limit`` hits it keeps: it never reads
 history that does not match.
 
@@ -85,6 +86,7 @@ async def search(
                                "leave out raw to search for the words as written") from None
         return {"results": _hits(conn, match, found)}
 
+    await rt.search_index.catch_up(rt.db)
     return await rt.db.read(q)
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import anyio
 from sqlalchemy import Connection
 
 from ..store import tallies as store
@@ -34,6 +35,15 @@ class Tallies:
         self._counts: dict[str, int] = dict.fromkeys(SHOWN, 0)
         self.last_seq = 0
         self.watch = Watch(TRIGGERS, self.apply)
+        # Set (and dropped) once a message past last_seq commits, if anyone waits.
+        self._new_message: anyio.Event | None = None
+
+    async def wait_for_message(self, after_seq: int) -> None:
+        """Return once a message with a seq past ``after_seq`` has committed."""
+        while self.last_seq <= after_seq:
+            if self._new_message is None:
+                self._new_message = anyio.Event()
+            await self._new_message.wait()
 
     def queue(self) -> dict[str, int]:
         """Job counts by status: every SHOWN status, and any other one some job has."""
@@ -67,3 +77,6 @@ class Tallies:
                     counts[new] = counts.get(new, 0) + 1
             elif change[0] == "message" and change[1] > self.last_seq:
                 self.last_seq = change[1]
+                if self._new_message is not None:
+                    self._new_message.set()
+                    self._new_message = None

@@ -108,11 +108,31 @@ def raw(conn: Connection) -> Any:
     return conn.connection.dbapi_connection
 
 
-def _on_begin(conn: Connection) -> None:
-    # A write takes SQLite's write lock at once, so it can never fail later
-    # with SQLITE_BUSY on upgrading a read lock; reads begin deferred.
-    immediate = conn.get_execution_options().get("wiz_write", False)
-    raw(conn).execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+def _transaction(conn: Connection, begin: str, fn: Callable[..., T], *args: Any) -> T:
+    """``fn(conn, *args)`` between ``begin`` and COMMIT (ROLLBACK if it raises).
+
+    Issued on the DB-API connection: SQLAlchemy's own transaction would add
+    its begin and commit machinery (events, bookkeeping) to every write,
+    about a third of a small write's cost. With pysqlite left to
+    ``isolation_level=None``, SQLAlchemy emits nothing itself; a Core
+    statement in ``fn`` only opens its bookkeeping, closed here after.
+    """
+    db = raw(conn)
+    db.execute(begin)
+    try:
+        result = fn(conn, *args)
+        db.execute("COMMIT")
+        return result
+    except BaseException:
+        if db.in_transaction:
+            try:
+                db.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass  # the caller checks the connection (_usable) before using it again
+        raise
+    finally:
+        if conn.in_transaction():
+            conn.rollback()  # SQLAlchemy's bookkeeping only: the DB-API has no transaction
 
 
 class Database:
@@ -140,8 +160,8 @@ class Database:
         self.schema_after = 0
 
     def _on_connect(self, dbapi_conn: Any, _record: Any) -> None:
-        # Let SQLAlchemy, not the driver, decide where transactions begin
-        # (SQLAlchemy's recipe for pysqlite): writes can BEGIN IMMEDIATE.
+        # The driver never begins a transaction by itself: _transaction does,
+        # so that writes can BEGIN IMMEDIATE.
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
         # busy_timeout first: the other pragmas may need a lock too.
@@ -176,7 +196,6 @@ class Database:
                                hide_parameters=True,
                                connect_args={"check_same_thread": False})
         event.listen(engine, "connect", self._on_connect)
-        event.listen(engine, "begin", _on_begin)
         self._engine = engine
         self._writer = await anyio.to_thread.run_sync(self._open_writer)
 
@@ -236,7 +255,8 @@ class Database:
                                        else await anyio.to_thread.run_sync(engine.connect))
             assert conn is not None
             try:
-                result = await anyio.to_thread.run_sync(_in_transaction, conn, fn, *args)
+                # Deferred: a read takes no lock that a write would wait for.
+                result = await anyio.to_thread.run_sync(_transaction, conn, "BEGIN", fn, *args)
             except BaseException:
                 with anyio.CancelScope(shield=True):
                     if not await anyio.to_thread.run_sync(_usable, conn):
@@ -273,32 +293,37 @@ class Database:
         raised.
         """
         req = _Write(fn, args, after_commit)
-        with anyio.CancelScope(shield=True):
-            if self._on_loop:
-                await self._commit_on_loop(req)
-                # A write never yields otherwise: a task writing in a loop
-                # would keep every other task waiting.
-                await anyio.lowlevel.cancel_shielded_checkpoint()
-            else:
+        if self._on_loop:
+            # No await until the commit and its hook are done (cancellation
+            # cannot come in between); what waits after is shielded.
+            self._commit(req)
+            if _is_busy(req.error):
+                with anyio.CancelScope(shield=True):
+                    await self._retry_busy(req)
+            self._finish(req)
+            # A write never yields otherwise: a task writing in a loop would
+            # keep every other task waiting.
+            await anyio.lowlevel.cancel_shielded_checkpoint()
+        else:
+            with anyio.CancelScope(shield=True):
                 async with self._write_lock:
                     await anyio.to_thread.run_sync(self._commit, req)
                     self._finish(req)
-            if _wal_size(self._wal) > WAL_LIMIT and not self._checkpointing:
+        if _wal_size(self._wal) > WAL_LIMIT and not self._checkpointing:
+            with anyio.CancelScope(shield=True):
                 await self._checkpoint()
         if req.error is not None:
             raise req.error
         return req.result  # type: ignore[no-any-return]
 
-    async def _commit_on_loop(self, req: _Write) -> None:
+    async def _retry_busy(self, req: _Write) -> None:
+        """Another process holds the write lock (nothing of ours was done): try
+        again every BUSY_RETRY seconds for up to BUSY_TIMEOUT_MS."""
         deadline = anyio.current_time() + BUSY_TIMEOUT_MS / 1000
-        while True:
-            self._commit(req)
-            if not (_is_busy(req.error) and anyio.current_time() < deadline):
-                break
-            # Another process holds the write lock; nothing of ours was done.
+        while _is_busy(req.error) and anyio.current_time() < deadline:
             req.error = None
             await anyio.sleep(BUSY_RETRY)
-        self._finish(req)
+            self._commit(req)
 
     def _commit(self, req: _Write) -> None:
         """BEGIN IMMEDIATE, ``fn``, COMMIT on the write connection (on the loop,
@@ -307,11 +332,12 @@ class Database:
         try:
             if self._writer is None:
                 self._writer = self._open_writer()
-            conn = self._writer.execution_options(wiz_write=True)
+            conn = self._writer
             self._recorder.target = req.changes
             try:
-                with conn.begin():  # an exception out of here rolls back
-                    req.result = req.fn(conn, *req.args)
+                # IMMEDIATE: the write lock at once, so a write can never fail
+                # later with SQLITE_BUSY on upgrading a read lock.
+                req.result = _transaction(conn, "BEGIN IMMEDIATE", req.fn, *req.args)
             finally:
                 self._recorder.target = None
         except Exception as exc:
@@ -397,11 +423,6 @@ class _Write:
     error: Exception | None = None
     # What its statements reported to the Watch (wiz_changed), if any.
     changes: list[tuple[Any, ...]] = field(default_factory=list)
-
-
-def _in_transaction(conn: Connection, fn: Callable[..., T], *args: Any) -> T:
-    with conn.begin():  # a read: rolled back or committed, nothing to keep
-        return fn(conn, *args)
 
 
 def _is_busy(exc: BaseException | None) -> bool:

@@ -277,7 +277,34 @@ INSERT INTO pending_replies (job_id, agent_id)
 DROP INDEX jobs_pending_agent;
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9)
+# Issue 10: a message's commit no longer writes the full-text index (FTS5
+# wrote a new segment per transaction: more than half the pages of a
+# message's commit). The index follows the messages in batches, after their
+# commits (services.search_index), up to the seq kept in search_indexed; a
+# message edited or deleted before it is indexed needs nothing undone.
+_V10 = """
+CREATE TABLE search_indexed (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    seq INTEGER NOT NULL
+);
+INSERT INTO search_indexed (id, seq) SELECT 1, coalesce(max(seq), 0) FROM messages;
+DROP TRIGGER messages_fts_insert;
+DROP TRIGGER messages_fts_delete;
+DROP TRIGGER messages_fts_update;
+CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages
+WHEN old.seq <= (SELECT seq FROM search_indexed) BEGIN
+    INSERT INTO messages_fts (messages_fts, rowid, content)
+        VALUES ('delete', old.seq, old.content);
+END;
+CREATE TRIGGER messages_fts_update AFTER UPDATE OF content ON messages
+WHEN old.seq <= (SELECT seq FROM search_indexed) BEGIN
+    INSERT INTO messages_fts (messages_fts, rowid, content)
+        VALUES ('delete', old.seq, old.content);
+    INSERT INTO messages_fts (rowid, content) VALUES (new.seq, new.content);
+END;
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10)
 LATEST = len(MIGRATIONS)
 
 

@@ -214,3 +214,11 @@ pending_replies = Table(
     Column("job_id", String, primary_key=True),
     Column("agent_id", String, nullable=False),
 )
+
+# How far messages_fts has indexed messages (one row; migration 10).
+search_indexed = Table(
+    "search_indexed",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("seq", Integer, nullable=False),
+)

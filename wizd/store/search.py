@@ -1,7 +1,11 @@
 """Full-text queries over ``messages_fts`` (FTS5 over ``messages.content``,
 rowid = seq; migration 7), in Core: the FTS5 table is declared here as a
 lightweight ``table()``, outside the schema's metadata (SQLAlchemy cannot
-create a virtual table; the migration does)."""
+create a virtual table; the migration does).
+
+Indexing (``index_next``) follows the messages in seq order up to the seq kept
+in ``search_indexed`` (migration 10); it is on the per-message path, so
+DB-API through ``raw``."""
 
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import OperationalError
 
 from ..objects import ConversationType, MessageKind
+from .database import raw
 from .schema import (
     dm_conversations,
     dm_participants,
@@ -33,6 +38,32 @@ from .schema import (
 messages_fts = table("messages_fts", column("rowid"), column("rank"))
 # The table's name as MATCH's left side: the whole row (every column) matches.
 _whole: ColumnClause[str] = literal_column("messages_fts")
+
+
+def indexed(conn: Connection) -> int:
+    """The greatest seq the full-text index has taken in (every message up to it)."""
+    return int(raw(conn).execute("SELECT seq FROM search_indexed").fetchone()[0])
+
+
+class Indexed(NamedTuple):
+    upto: int  # every message up to this seq is indexed
+    count: int  # how many this write indexed
+
+
+def index_next(conn: Connection, limit: int) -> Indexed:
+    """Index up to ``limit`` messages past ``indexed``, in seq order, inside the
+    caller's write transaction."""
+    db = raw(conn)
+    done = int(db.execute("SELECT seq FROM search_indexed").fetchone()[0])
+    upto, count = db.execute(
+        "SELECT max(seq), count(*) FROM (SELECT seq FROM messages WHERE seq > :done"
+        " ORDER BY seq LIMIT :limit)", {"done": done, "limit": limit}).fetchone()
+    if not count:
+        return Indexed(done, 0)
+    db.execute("INSERT INTO messages_fts (rowid, content) SELECT seq, content FROM messages"
+               " WHERE seq > :done AND seq <= :upto", {"done": done, "upto": upto})
+    db.execute("UPDATE search_indexed SET seq = :upto", {"upto": upto})
+    return Indexed(int(upto), int(count))
 
 
 class BadMatch(Exception):
