@@ -33,7 +33,7 @@ def _index_next(path: Path, limit: int) -> tuple[int, int]:
             done = index_next(conn, limit)
     finally:
         engine.dispose()
-    return done.upto, done.count
+    return done.upto, done.added
 
 
 def _check(conn: sqlite3.Connection) -> None:

@@ -48,7 +48,7 @@ class SearchIndex:
         while True:
             done = await db.write(partial(store.index_next, limit=BATCH),
                                   after_commit=self._advance)
-            if done.count < BATCH:
+            if done.added < BATCH:
                 return
 
     def _advance(self, done: store.Indexed) -> None:

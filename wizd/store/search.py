@@ -47,7 +47,7 @@ def indexed(conn: Connection) -> int:
 
 class Indexed(NamedTuple):
     upto: int  # every message up to this seq is indexed
-    count: int  # how many this write indexed
+    added: int  # how many this write indexed
 
 
 def index_next(conn: Connection, limit: int) -> Indexed:
