@@ -1,13 +1,17 @@
 """Queries over ``llm_providers``. A row holds the API key (``api_key``):
-only ``services.providers`` reads it, and never returns it."""
+only ``services.providers`` reads it, and never returns it.
+
+Core, except ``get_live``, which every reply attempt runs: DB-API through
+``raw`` with ``:name`` params."""
 
 from __future__ import annotations
 
-from typing import TypedDict
+from typing import TypedDict, cast
 
 from sqlalchemy import Connection, select, update
 
 from ..objects import ProviderType
+from .database import raw
 from .rows import every, first
 from .schema import agents, llm_providers
 
@@ -59,8 +63,17 @@ def get(conn: Connection, provider_id: str) -> ProviderRow | None:
 
 
 def get_live(conn: Connection, provider_id: str) -> ProviderRow | None:
-    return first(conn, select(llm_providers).where(_live, llm_providers.c.id == provider_id),
-                 ProviderRow)
+    """The live provider (hot: every reply attempt loads it)."""
+    cursor = raw(conn).execute(_GET_LIVE, {"id": provider_id})
+    found = cursor.fetchone()
+    if found is None:
+        return None
+    return cast(ProviderRow, dict(zip(_COLUMNS, found, strict=True)))
+
+
+_COLUMNS = tuple(llm_providers.c.keys())
+_GET_LIVE = (f"SELECT {', '.join(_COLUMNS)} FROM llm_providers"
+             " WHERE id = :id AND deleted_at IS NULL")
 
 
 def list_live(conn: Connection) -> list[ProviderRow]:
