@@ -33,6 +33,11 @@ import anyio
 log = logging.getLogger(__name__)
 
 # Subscriptions with events waiting from which the readers count as loaded.
+# A reply streamed to the few people following one conversation never
+# reaches it (its deltas must not wait for a pause: reply latency), while one
+# message to a channel's many followers does (its writes should share a
+# pause: fan-out). 8 sits between the two: more than the handful of clients
+# a person runs (tail, chat, a script), fewer than a channel's audience.
 BUSY = 8
 # Under load, the pause after a write that carried events (the floor's).
 COALESCE = 0.005
