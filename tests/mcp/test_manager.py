@@ -94,7 +94,7 @@ async def test_a_server_that_exits_at_once_says_so(tmp_path: Path) -> None:
 
 async def test_a_listing_that_takes_too_long_says_so(tmp_path: Path) -> None:
     # The server never answers tools/list: any timeout is reached.
-    async with running(McpManager(request_timeout=0.2)) as m:
+    async with running(McpManager(request_time_limit=0.2)) as m:
         with pytest.raises(McpServerError, match=r"^MCP server t: no answer within 0.2 s "
                            "listing its tools$"):
             await m.tools(spec(tmp_path, "--hang-listing"))
@@ -104,7 +104,7 @@ async def test_a_call_that_hangs_times_out_and_the_server_stays_usable(tmp_path:
     async with running(McpManager()) as m:
         s = spec(tmp_path)
         with pytest.raises(McpServerError, match="no answer within 0.2 s calling hang"):
-            await m.call_tool(s, "hang", {}, timeout=0.2)
+            await m.call_tool(s, "hang", {}, time_limit=0.2)
         assert text(await m.call_tool(s, "echo", {"text": "still"})) == "still"
 
 

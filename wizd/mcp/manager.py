@@ -126,22 +126,22 @@ class McpManager:
             return tools
 
         found = await self._use(spec, list_all, "listing its tools", retry=True,
-                                timeout=self.request_timeout)
+                                time_limit=self.request_timeout)
         return [{"name": t.name, "description": t.description,
                  "input_schema": dict(t.input_schema)} for t in found]
 
     async def call_tool(self, spec: ServerSpec, tool: str, arguments: Mapping[str, Any], *,
-                        timeout: float | None = None) -> CallToolResult:
+                        time_limit: float | None = None) -> CallToolResult:
         """Call ``tool`` of server ``spec`` once (never retried: a tool may
         have side effects). A tool's own failure is in the result
         (``is_error``). Raises McpServerError: the server cannot start, the
-        call takes longer than ``timeout`` (default ``request_timeout``), or
+        call takes longer than ``time_limit`` seconds (default ``request_timeout``), or
         the server fails or dies during the call (it is started again on its
         next use).
         """
+        limit = self.request_timeout if time_limit is None else time_limit
         return await self._use(spec, lambda s: s.call_tool(tool, dict(arguments)),
-                               f"calling {tool}", retry=False,
-                               timeout=self.request_timeout if timeout is None else timeout)
+                               f"calling {tool}", retry=False, time_limit=limit)
 
     async def stop(self, server_id: str) -> None:
         """Stop server ``server_id`` if it runs, and wait until it has stopped."""
@@ -157,16 +157,16 @@ class McpManager:
         return self._locks.setdefault(server_id, anyio.Lock())
 
     async def _use(self, spec: ServerSpec, request: Callable[[ClientSession], Awaitable[T]],
-                   what: str, *, retry: bool, timeout: float) -> T:
+                   what: str, *, retry: bool, time_limit: float) -> T:
         from .connect import CONNECTION_CLOSED, MCPError
 
         for attempt in (1, 2):
             session = await self._session(spec)
             try:
-                with anyio.fail_after(timeout):
+                with anyio.fail_after(time_limit):
                     return await request(session)
             except TimeoutError:
-                raise McpServerError(spec.name, f"no answer within {timeout:g} s {what}"
+                raise McpServerError(spec.name, f"no answer within {time_limit:g} s {what}"
                                      ) from None
             except MCPError as exc:
                 if exc.code != CONNECTION_CLOSED:
