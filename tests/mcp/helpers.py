@@ -47,3 +47,19 @@ async def running(manager: McpManager) -> AsyncIterator[McpManager]:
         await tg.start(manager.run)
         yield manager
         tg.cancel_scope.cancel()
+
+
+@asynccontextmanager
+async def http_server(tmp_path: Path) -> AsyncIterator[str]:
+    """The test server over streamable HTTP in a subprocess: its URL, once it listens."""
+    async with await anyio.open_process(
+            [*server_command(tmp_path), "--http"], stderr=None) as proc:
+        assert proc.stdout is not None
+        first = b""
+        while not first.endswith(b"\n"):
+            first += await proc.stdout.receive(1)
+        port = int(first.decode().split()[1])
+        try:
+            yield f"http://127.0.0.1:{port}/mcp"
+        finally:
+            proc.terminate()

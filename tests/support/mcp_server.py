@@ -9,7 +9,9 @@ server that dies), ``big`` (5 MB of text), ``secret`` (whether the env var
 
 Options: ``--pid-file PATH`` writes the server's pid there once it runs (a
 test checks that the process is gone after wizd stops it); ``--hang-listing``
-makes ``tools/list`` never answer.
+makes ``tools/list`` never answer; ``--http`` serves streamable HTTP at
+``http://127.0.0.1:PORT/mcp`` instead of stdio, on a free port it prints as
+the first line of its stdout (``port PORT``) once it listens.
 """
 
 from __future__ import annotations
@@ -73,17 +75,35 @@ def build(counter: Path | None, hang_listing: bool) -> MCPServer[Any]:
     return server
 
 
+async def serve_http(server: MCPServer[Any]) -> None:
+    import socket
+
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    app = server.streamable_http_app()
+    # Listening already: a client that connects now waits in the backlog.
+    print(f"port {sock.getsockname()[1]}", flush=True)
+    await uvicorn.Server(uvicorn.Config(app, log_level="warning")).serve(sockets=[sock])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--counter", type=Path)
     parser.add_argument("--pid-file", type=Path)
     parser.add_argument("--hang-listing", action="store_true")
+    parser.add_argument("--http", action="store_true")
     args = parser.parse_args()
     if args.pid_file:
         args.pid_file.write_text(str(os.getpid()))
     server = build(args.counter, args.hang_listing)
     sys.stderr.write("wiz-test MCP server up\n")
-    server.run("stdio")
+    if args.http:
+        anyio.run(serve_http, server)
+    else:
+        server.run("stdio")
 
 
 if __name__ == "__main__":

@@ -74,6 +74,7 @@ class _Running:
     stop: anyio.Event = field(default_factory=anyio.Event)
     done: anyio.Event = field(default_factory=anyio.Event)
     session: ClientSession | None = None
+    stopped: bool = False  # on purpose (``stop``, shutdown): no restart for its callers
 
 
 class McpManager:
@@ -86,6 +87,7 @@ class McpManager:
         self._tg: anyio.abc.TaskGroup | None = None
         self._running: dict[str, _Running] = {}
         self._locks: dict[str, anyio.Lock] = {}
+        self._starting: set[anyio.CancelScope] = set()
 
     async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
                   ) -> None:
@@ -99,7 +101,10 @@ class McpManager:
             finally:
                 self._tg = None
                 for running in self._running.values():
+                    running.stopped = True
                     running.stop.set()
+                for scope in self._starting:  # none is waited for: no one will use it
+                    scope.cancel()
 
     def is_running(self, server_id: str) -> bool:
         """Whether server ``server_id`` has been started and not told to stop
@@ -148,6 +153,7 @@ class McpManager:
         async with self._lock(server_id):
             running = self._running.pop(server_id, None)
             if running is not None:
+                running.stopped = True
                 running.stop.set()
                 await running.done.wait()
 
@@ -161,40 +167,43 @@ class McpManager:
         from .connect import CONNECTION_CLOSED, MCPError
 
         for attempt in (1, 2):
-            session = await self._session(spec)
+            running = await self._start(spec)
+            assert running.session is not None
             try:
                 with anyio.fail_after(time_limit):
-                    return await request(session)
+                    return await request(running.session)
             except TimeoutError:
                 raise McpServerError(spec.name, f"no answer within {time_limit:g} s {what}"
                                      ) from None
             except MCPError as exc:
                 if exc.code != CONNECTION_CLOSED:
                     raise McpServerError(spec.name, f"{what} failed: {exc.message}") from None
+                if running.stopped:  # by ``stop`` (removed, or wizd stopping): not again
+                    raise McpServerError(spec.name, f"stopped while {what}") from None
                 # It died (or closed the connection): the next use starts it anew.
                 log.warning("MCP server %s closed the connection (%s); it will be started "
                             "again", spec.name, what)
-                await self._forget(spec.id)
+                await self._forget(running)
                 if not retry or attempt == 2:
                     raise McpServerError(spec.name, f"the server closed the connection while "
                                          f"{what} (it exited?); it is started again on the "
                                          "next use") from None
         raise AssertionError("unreachable")
 
-    async def _forget(self, server_id: str) -> None:
-        async with self._lock(server_id):
-            running = self._running.pop(server_id, None)
-        if running is not None:
-            running.stop.set()
-            await running.done.wait()
+    async def _forget(self, running: _Running) -> None:
+        """Let ``running`` go (its server died); the next use starts another."""
+        async with self._lock(running.spec.id):
+            if self._running.get(running.spec.id) is running:
+                del self._running[running.spec.id]
+        running.stop.set()
+        await running.done.wait()
 
-    async def _session(self, spec: ServerSpec) -> ClientSession:
-        """The session of a running ``spec``, started now if need be."""
+    async def _start(self, spec: ServerSpec) -> _Running:
+        """The running ``spec``, started now if need be."""
         async with self._lock(spec.id):
             running = self._running.get(spec.id)
             if running is not None and running.spec == spec and not running.done.is_set():
-                assert running.session is not None
-                return running.session
+                return running
             if running is not None:  # ended, or its spec changed
                 del self._running[spec.id]
                 running.stop.set()
@@ -203,26 +212,29 @@ class McpManager:
                 raise McpServerError(spec.name, "wizd is not running MCP servers (shutting down)")
             fresh: _Running = await self._tg.start(self._serve, spec)
             self._running[spec.id] = fresh
-            assert fresh.session is not None
-            return fresh.session
+            return fresh
 
     async def _serve(self, spec: ServerSpec, *,
                      task_status: anyio.abc.TaskStatus[_Running]) -> None:
         """Run one server until told to stop. Errors before it is ready go to
         the caller of ``tg.start``; a failure later is logged, never raised
         into the manager's task group (it would end the daemon)."""
-        from .connect import MCPError, connect
+        from .connect import connect
 
         running = _Running(spec)
         started = False
+        # Shielded: the daemon's shutdown stops a running server through
+        # ``stop``, so that mcp's own stop sequence runs whole; a server still
+        # starting then is cancelled (``run``), as is one past its deadline.
+        scope = anyio.CancelScope(shield=True)
         try:
-            env = _resolve_env(spec)  # before any log line, values stay in ``env`` only
+            env = _resolve_env(spec)  # values stay in ``env``: never logged
             log.info("starting MCP server %s (%s)", spec.name, _where(spec))
-            # Shielded: the daemon's shutdown stops servers through ``stop``,
-            # so that mcp's own stop sequence runs whole.
-            with anyio.CancelScope(shield=True) as scope:
-                scope.deadline = anyio.current_time() + self.start_timeout
+            deadline = scope.deadline = anyio.current_time() + self.start_timeout
+            self._starting.add(scope)
+            with scope:
                 async with connect(spec.transport, spec.command, spec.url, env) as session:
+                    self._starting.discard(scope)
                     scope.deadline = math.inf
                     running.session = session
                     started = True
@@ -230,8 +242,10 @@ class McpManager:
                     log.info("MCP server %s ready", spec.name)
                     await running.stop.wait()
             if not started:
-                raise McpServerError(spec.name, f"did not start within {self.start_timeout:g} s "
-                                     f"({_where(spec)})")
+                if anyio.current_time() >= deadline:
+                    raise McpServerError(spec.name, f"did not start within "
+                                         f"{self.start_timeout:g} s ({_where(spec)})")
+                raise McpServerError(spec.name, "start cancelled: wizd is stopping")
             log.info("MCP server %s stopped", spec.name)
         except McpServerError:  # raised before it started: for the caller
             raise
@@ -241,13 +255,15 @@ class McpManager:
                 return
             reason = exc.strerror or str(exc)
             raise McpServerError(spec.name, f"cannot start: {reason} ({_where(spec)})") from None
-        except (MCPError, Exception) as exc:
+        except Exception as exc:
             if started:
                 log.warning("MCP server %s ended: %s", spec.name, _one_line(exc))
                 return
+            stderr = "; its stderr is in wizd's log" if spec.transport == "stdio" else ""
             raise McpServerError(spec.name, f"failed to start: {_one_line(exc)} "
-                                 f"({_where(spec)}; its stderr is in wizd's log)") from None
+                                 f"({_where(spec)}{stderr})") from None
         finally:
+            self._starting.discard(scope)
             running.done.set()
 
 
