@@ -43,6 +43,8 @@ def test_add_list_tools_remove_and_shutdown(tmp_path: Path, wizd_factory: Any) -
     every = wizctl(w, "mcp", "tools")
     assert every.returncode == 1 and "test.echo" in every.stdout
     assert every.stderr.startswith("wizctl: MCP server bad: cannot start:")
+    listing = json.loads(ok(wizctl(w, "mcp", "tools", "--json")))
+    assert [f["server"] for f in listing["failures"]] == ["bad"]
     assert ok(wizctl(w, "mcp", "remove", "bad")) == "removed MCP server bad\n"
 
     bad_env = wizctl(w, "mcp", "add", "x", "--env", "NOVALUE", "--", "true")

@@ -98,13 +98,14 @@ def tools(ctx: typer.Context,
           json: Json = False) -> None:
     """List the tools of MCP servers, as SERVER.TOOL names (starting the servers).
 
-    A server that fails is told on stderr, and the exit code is 1."""
+    A server that fails is told on stderr and the exit code is 1 (with
+    --json, failures are in the output's "failures" and the exit code is 0)."""
     result: McpToolList = state(ctx).call("mcp.tools", server=server)
     emit(result, json, lambda r: table.table(
         ("tool", "description"),
         [(t.get("name"), text.one_line(t.get("description") or "", 80)) for t in r["tools"]],
         color=color()))
-    failures = result.get("failures") or []
+    failures = [] if json else result.get("failures") or []
     for failure in failures:
         sys.stderr.write(f"wizctl: {failure.get('error')}\n")
     if failures:
