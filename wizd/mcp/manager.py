@@ -20,16 +20,20 @@ to a log, an error or a result.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import math
 import os
 import shlex
+import sys
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, Literal, TypedDict, TypeVar
 
 import anyio
 import anyio.abc
+import anyio.to_thread
 
 from .errors import McpServerError
 
@@ -164,10 +168,10 @@ class McpManager:
 
     async def _use(self, spec: ServerSpec, request: Callable[[ClientSession], Awaitable[T]],
                    what: str, *, retry: bool, time_limit: float) -> T:
-        from .connect import CONNECTION_CLOSED, MCPError
-
         for attempt in (1, 2):
-            running = await self._start(spec)
+            running = await self._start(spec)  # imports .connect: the names below exist
+            from .connect import CONNECTION_CLOSED, MCPError
+
             assert running.session is not None
             try:
                 with anyio.fail_after(time_limit):
@@ -219,8 +223,7 @@ class McpManager:
         """Run one server until told to stop. Errors before it is ready go to
         the caller of ``tg.start``; a failure later is logged, never raised
         into the manager's task group (it would end the daemon)."""
-        from .connect import connect
-
+        connect = (await _connect_module()).connect
         running = _Running(spec)
         started = False
         # Shielded: the daemon's shutdown stops a running server through
@@ -265,6 +268,16 @@ class McpManager:
         finally:
             self._starting.discard(scope)
             running.done.set()
+
+
+async def _connect_module() -> ModuleType:
+    """``wizd.mcp.connect``, imported in a worker thread the first time: importing
+    ``mcp`` takes a second or more of CPU, which must not stall the event loop."""
+    name = f"{__package__}.connect"
+    module = sys.modules.get(name)
+    if module is None:
+        module = await anyio.to_thread.run_sync(importlib.import_module, name)
+    return module
 
 
 def _resolve_env(spec: ServerSpec) -> dict[str, str]:
