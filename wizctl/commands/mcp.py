@@ -54,19 +54,26 @@ def _table(servers: list[McpServer]) -> str:
 
 @app.command("add")
 def add(
-    ctx: typer.Context, name: str,
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(
+        metavar="NAME", help="Its tools are called NAME.TOOL: letters, digits, _ and -.")],
     command: Annotated[list[str] | None, typer.Argument(
-        metavar="[-- COMMAND ARGS...]",
+        metavar="-- COMMAND ARGS...",
         help="The program that runs a stdio server, then its arguments (after --).",
         show_default=False)] = None,
     url: Annotated[str | None, typer.Option(help="A streamable HTTP server's URL.")] = None,
     env: Annotated[list[str] | None, typer.Option(metavar="NAME=VAR", help=ENV_HELP)] = None,
     json: Json = False,
 ) -> None:
-    """Add an MCP server: ``wizctl mcp add fs -- npx -y @modelcontextprotocol/server-filesystem
-    ~/notes`` (stdio) or ``wizctl mcp add web --url http://localhost:8000/mcp``.
+    """Add an MCP server: a command wizd runs (stdio), or a URL (streamable HTTP).
 
-    wizd starts it when it is first used (``wizctl mcp tools NAME``)."""
+    \b
+      wizctl mcp add fs -- npx -y @modelcontextprotocol/server-filesystem ~/notes
+      wizctl mcp add gh --env GITHUB_TOKEN=MY_GH_TOKEN -- github-mcp-server stdio
+      wizctl mcp add web --url http://localhost:8000/mcp
+
+    wizd starts it when it is first used (wizctl mcp tools NAME). The command
+    is stored and shown as given: pass secrets with --env."""
     result: McpServer = state(ctx).call("mcp.add", name=name, command=command or None,
                                         url=url, env=parse_env(env))
     emit(result, json, lambda s: f"added MCP server {s.get('name')} ({_where(s)})")
