@@ -15,6 +15,11 @@ from wizd.mcp import McpManager, McpServerError, ServerSpec
 
 pytestmark = pytest.mark.anyio
 
+# Each test starts real server processes (importing mcp costs a second or more
+# of CPU each): what depends on the backend (starting, listing, restarting,
+# stopping, HTTP) runs on both; the rest on wizd's default, trio.
+trio_only = pytest.mark.parametrize("anyio_backend", ["trio"])
+
 
 def spec(tmp_path: Path, *extra: str, name: str = "t",
          env: tuple[tuple[str, str], ...] = ()) -> ServerSpec:
@@ -42,6 +47,7 @@ async def test_tools_are_listed_with_their_schemas(tmp_path: Path) -> None:
         assert server_pid(tmp_path) == pid
 
 
+@trio_only
 async def test_calls_run_once_and_big_results_arrive_whole(tmp_path: Path) -> None:
     async with running(McpManager()) as m:
         s = spec(tmp_path)
@@ -75,6 +81,7 @@ async def test_a_server_killed_while_idle_is_restarted_by_the_next_listing(
         assert server_pid(tmp_path) != first
 
 
+@trio_only
 async def test_a_command_that_does_not_exist_says_so(tmp_path: Path) -> None:
     async with running(McpManager()) as m:
         bad = ServerSpec("id-bad", "bad", "stdio", (str(tmp_path / "no-such-server"), "--x"))
@@ -85,6 +92,7 @@ async def test_a_command_that_does_not_exist_says_so(tmp_path: Path) -> None:
         assert not m.is_running(bad.id)
 
 
+@trio_only
 async def test_a_server_that_exits_at_once_says_so(tmp_path: Path) -> None:
     async with running(McpManager()) as m:
         gone = ServerSpec("id-gone", "gone", "stdio", ("false",))
@@ -93,6 +101,7 @@ async def test_a_server_that_exits_at_once_says_so(tmp_path: Path) -> None:
             await m.tools(gone)
 
 
+@trio_only
 async def test_a_listing_that_takes_too_long_says_so(tmp_path: Path) -> None:
     # The server never answers tools/list: any timeout is reached.
     async with running(McpManager(request_timeout=0.2)) as m:
@@ -101,6 +110,7 @@ async def test_a_listing_that_takes_too_long_says_so(tmp_path: Path) -> None:
             await m.tools(spec(tmp_path, "--hang-listing"))
 
 
+@trio_only
 async def test_a_call_that_hangs_times_out_and_the_server_stays_usable(tmp_path: Path) -> None:
     async with running(McpManager()) as m:
         s = spec(tmp_path)
@@ -141,6 +151,7 @@ async def test_shutdown_stops_every_server_process(tmp_path: Path) -> None:
     assert not any(alive(pid) for pid in pids)
 
 
+@trio_only
 async def test_stop_ends_one_server_and_the_next_use_starts_it(tmp_path: Path) -> None:
     async with running(McpManager()) as m:
         s = spec(tmp_path)
@@ -152,6 +163,7 @@ async def test_stop_ends_one_server_and_the_next_use_starts_it(tmp_path: Path) -
         assert server_pid(tmp_path) != first
 
 
+@trio_only
 async def test_a_manager_not_running_refuses_to_start_servers(tmp_path: Path) -> None:
     with pytest.raises(McpServerError, match="not running MCP servers"):
         await McpManager().tools(spec(tmp_path))
@@ -172,6 +184,7 @@ async def test_a_streamable_http_server(tmp_path: Path) -> None:
         assert not m.is_running(web.id)
 
 
+@trio_only
 async def test_an_http_server_that_is_not_there_says_so(tmp_path: Path) -> None:
     async with running(McpManager()) as m:
         web = ServerSpec("id-web", "web", "http", url="http://127.0.0.1:9/mcp")
@@ -180,6 +193,7 @@ async def test_an_http_server_that_is_not_there_says_so(tmp_path: Path) -> None:
             await m.tools(web)
 
 
+@trio_only
 async def test_a_server_that_never_answers_initialize_says_so() -> None:
     async with running(McpManager(start_timeout=0.3)) as m:
         mute = ServerSpec("id-mute", "mute", "stdio", ("sleep", "60"))

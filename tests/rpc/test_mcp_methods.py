@@ -23,6 +23,10 @@ from wizd.services.runtime import Runtime
 
 pytestmark = pytest.mark.anyio
 
+# Starting a server costs a second or more of CPU: the manager's tests cover
+# both backends; here only the first test runs on both.
+trio_only = pytest.mark.parametrize("anyio_backend", ["trio"])
+
 
 class Rpc:
     def __init__(self, rt: Runtime) -> None:
@@ -95,6 +99,7 @@ async def test_add_list_get_tools_remove(rpc: Rpc, tmp_path: Path) -> None:
     assert (await rpc("mcp.add", name="test", command=command))["id"] != added["id"]
 
 
+@trio_only
 async def test_bad_params_are_refused_with_the_field_named(rpc: Rpc, tmp_path: Path) -> None:
     command = server_command(tmp_path)
     cases: list[tuple[dict[str, Any], str]] = [
@@ -115,6 +120,7 @@ async def test_bad_params_are_refused_with_the_field_named(rpc: Rpc, tmp_path: P
     assert (await rpc.error("mcp.tools", server="nope"))["code"] == -32001
 
 
+@trio_only
 async def test_a_server_that_cannot_start_is_a_clear_error(rpc: Rpc, tmp_path: Path) -> None:
     missing = str(tmp_path / "no-such-mcp-server")
     await rpc("mcp.add", name="broken", command=[missing, "--stdio"])
@@ -125,6 +131,7 @@ async def test_a_server_that_cannot_start_is_a_clear_error(rpc: Rpc, tmp_path: P
                              "problem": error["message"].removeprefix("MCP server broken: ")}
 
 
+@trio_only
 async def test_env_secrets_never_appear_in_results_or_logs(
         rpc: Rpc, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         caplog: pytest.LogCaptureFixture) -> None:
