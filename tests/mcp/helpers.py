@@ -1,10 +1,24 @@
 """The test MCP server (tests/support/mcp_server.py) as a command, and a
-manager running in a task group, for the tests of wizd.mcp and services.mcp."""
+manager running in a task group, for the tests of wizd.mcp and services.mcp.
+
+The command is ``mcp_launch.py``, which has this worker's MCP fork server
+(``mcp_forkserver.py``, started on first use) fork the real server on the
+launcher's own stdin, stdout and stderr: each start skips importing ``mcp``
+(a second or more of CPU). WIZ_TESTS_EXEC=1 gives the plain command instead,
+``python mcp_server.py`` (to rule the fork server out when a test fails
+oddly); the e2e test always runs the plain command.
+"""
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import socket
+import subprocess
 import sys
+import tempfile
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -13,13 +27,55 @@ import anyio
 
 from wizd.mcp import McpManager
 
-SERVER = str(Path(__file__).resolve().parents[1] / "support" / "mcp_server.py")
+SUPPORT = Path(__file__).resolve().parents[1] / "support"
+SERVER = str(SUPPORT / "mcp_server.py")
+LAUNCH = str(SUPPORT / "mcp_launch.py")
+
+EXEC_ALWAYS = os.environ.get("WIZ_TESTS_EXEC") == "1"
+
+
+class _ForkServer:
+    """This worker's ``mcp_forkserver.py``: its socket listens before it starts
+    (a launcher that comes while it imports waits in the backlog); it ends when
+    its stdin (a pipe from here) closes, at this process's exit."""
+
+    _lock = threading.Lock()
+    _instance: _ForkServer | None = None
+
+    def __init__(self) -> None:
+        self.folder = tempfile.mkdtemp(prefix="wiz-mcp-")
+        self.socket = os.path.join(self.folder, "fork.sock")
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(self.socket)
+        listener.listen(64)
+        self.proc = subprocess.Popen(
+            [sys.executable, str(SUPPORT / "mcp_forkserver.py"), str(listener.fileno())],
+            stdin=subprocess.PIPE, pass_fds=(listener.fileno(),),
+            env={})  # a server's environment is its launcher's only, even as /proc shows it
+        listener.close()
+        atexit.register(self.close)
+
+    @classmethod
+    def get(cls) -> _ForkServer:
+        with cls._lock:
+            if cls._instance is None or cls._instance.proc.poll() is not None:
+                cls._instance = cls()
+            return cls._instance
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        self.proc.wait(timeout=30)
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def server_command(tmp_path: Path, *extra: str) -> list[str]:
     """The command that runs the test server, its counter file and pid file in ``tmp_path``."""
-    return [sys.executable, SERVER, "--counter", str(tmp_path / "counter"),
-            "--pid-file", str(tmp_path / "server.pid"), *extra]
+    args = ["--counter", str(tmp_path / "counter"), "--pid-file", str(tmp_path / "server.pid"),
+            *extra]
+    if EXEC_ALWAYS:
+        return [sys.executable, SERVER, *args]
+    return [sys.executable, "-S", LAUNCH, _ForkServer.get().socket, *args]
 
 
 def server_pid(tmp_path: Path) -> int:

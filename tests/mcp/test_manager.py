@@ -15,9 +15,8 @@ from wizd.mcp import McpManager, McpServerError, ServerSpec
 
 pytestmark = pytest.mark.anyio
 
-# Each test starts real server processes (importing mcp costs a second or more
-# of CPU each): what depends on the backend (starting, listing, restarting,
-# stopping, HTTP) runs on both; the rest on wizd's default, trio.
+# What depends on the backend (starting, listing, restarting, stopping, HTTP)
+# runs on both; the rest on wizd's default, trio.
 trio_only = pytest.mark.parametrize("anyio_backend", ["trio"])
 
 

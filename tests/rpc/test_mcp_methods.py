@@ -23,8 +23,7 @@ from wizd.services.runtime import Runtime
 
 pytestmark = pytest.mark.anyio
 
-# Starting a server costs a second or more of CPU: the manager's tests cover
-# both backends; here only the first test runs on both.
+# The manager's tests cover both backends; here only the first test runs on both.
 trio_only = pytest.mark.parametrize("anyio_backend", ["trio"])
 
 

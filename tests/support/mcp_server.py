@@ -1,5 +1,7 @@
 """A real MCP server for the tests, written with the ``mcp`` package's server API
-and run as a subprocess over stdio (``python tests/support/mcp_server.py``).
+and run as a subprocess over stdio (``python tests/support/mcp_server.py``; in
+most tests a fork of ``mcp_forkserver.py`` runs ``main()`` on the pipes of
+``mcp_launch.py``, the command wizd starts: see ``tests/mcp/helpers.py``).
 
 Tools: ``echo`` (its text back), ``count`` (appends a line to the file named
 by ``--counter`` and answers how many lines it holds: a side effect a test can
