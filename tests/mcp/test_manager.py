@@ -195,10 +195,12 @@ async def test_an_http_server_that_is_not_there_says_so(tmp_path: Path) -> None:
 @trio_only
 async def test_a_server_that_never_answers_initialize_says_so() -> None:
     async with running(McpManager(start_timeout=0.3)) as m:
-        mute = ServerSpec("id-mute", "mute", "stdio", ("sleep", "60"))
+        # Reads its input and says nothing; ends when its stdin closes, as a
+        # stdio server does (`sleep` would cost mcp's 2 s grace before SIGTERM).
+        mute = ServerSpec("id-mute", "mute", "stdio", ("sed", "d"))
         with pytest.raises(McpServerError) as info:
             await m.tools(mute)
-        assert str(info.value) == "MCP server mute: did not start within 0.3 s (command: sleep 60)"
+        assert str(info.value) == "MCP server mute: did not start within 0.3 s (command: sed d)"
 
 
 async def test_a_call_cut_short_by_stop_is_not_retried(tmp_path: Path) -> None:
