@@ -97,7 +97,7 @@ def _watch(conn: socket.socket) -> None:
         os.close(fd)  # the server's pipes reach EOF when the server ends
     pidfd = os.pidfd_open(pid)
     while True:
-        ready, _, _ = select.select([conn, pidfd], [], [])
+        ready, _, _ = select.select([conn.fileno(), pidfd], [], [])
         if pidfd in ready:
             _, status = os.waitpid(pid, 0)
             conn.sendall(struct.pack("!i", status))
@@ -116,10 +116,10 @@ def serve() -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     while True:
-        ready, _, _ = select.select([listener, 0], [], [])
+        ready, _, _ = select.select([listener.fileno(), 0], [], [])
         if 0 in ready and not os.read(0, 1 << 12):
             return
-        if listener in ready:
+        if listener.fileno() in ready:
             conn, _ = listener.accept()
             if os.fork() == 0:
                 listener.close()
