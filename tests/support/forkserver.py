@@ -11,7 +11,9 @@ arguments, working folder and umask the test asked for.
 Requests and answers are JSON lines on stdin and stdout:
 
     {"start": [argv...], "env": {...}, "log": PATH, "cwd": PATH, "umask": N}
-        -> {"pid": N}       the forked wizd (a child of this process)
+        -> {"pid": N}       the forked wizd (a child of this process); its
+                            stdout and stderr go to the log, or stderr to
+                            the file "err" names if the request has one
     {"reap": N}
         -> {"status": S}    its wait status, once it has exited (the caller
                             waits on a pidfd first, so this does not block)
@@ -41,7 +43,8 @@ def _child(request: dict[str, object]) -> None:
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.dup2(log, 1)
-    os.dup2(log, 2)
+    os.dup2(os.open(str(request["err"]), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            if request.get("err") else log, 2)
     os.closerange(3, os.sysconf("SC_OPEN_MAX"))  # as Popen's close_fds: our pipes too
     env = request["env"]
     assert isinstance(env, dict)
