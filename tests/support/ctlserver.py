@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import atexit
 import fcntl
+import gc
 import io
 import json
 import os
@@ -156,6 +157,9 @@ def run_wizctl() -> None:
 
 
 if __name__ == "__main__":
+    # What is imported stays put: the children's garbage collections leave it
+    # alone, so its pages are shared with them instead of copied into each.
+    gc.freeze()
     channel = socket.socket(fileno=int(sys.argv[1]))
     child = serve(channel)
     if child is None:

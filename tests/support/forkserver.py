@@ -22,16 +22,22 @@ Requests and answers are JSON lines on stdin and stdout:
 from __future__ import annotations
 
 import atexit
+import gc
 import json
 import os
 import sys
 
 # Everything `wizd` imports on its way to serving and to its first reply
 # (the event loops anyio picks at run time, the OpenAI SDK wizd imports on
-# first use), so that no child pays for it.
+# first use, SQLAlchemy's SQLite dialects that create_engine loads, typer's
+# pydantic adapters for the options), so that no child pays for it.
 import anyio._backends._asyncio  # noqa: F401
 import anyio._backends._trio  # noqa: F401
+import anyio._core._signals  # noqa: F401
 import openai  # noqa: F401
+import sqlalchemy.dialects.sqlite.aiosqlite  # noqa: F401
+import sqlalchemy.dialects.sqlite.pysqlite  # noqa: F401
+import typer._adapters  # noqa: F401
 
 import wizd.app  # noqa: F401
 import wizd.cli
@@ -111,5 +117,8 @@ def run_wizd() -> None:
 
 
 if __name__ == "__main__":
+    # What is imported stays put: the children's garbage collections leave it
+    # alone, so its pages are shared with them instead of copied into each.
+    gc.freeze()
     serve()
     run_wizd()
