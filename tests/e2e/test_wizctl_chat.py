@@ -148,8 +148,10 @@ def test_chat_is_live_while_you_type(wizd: Wizd) -> None:
     group = wizd.call("dm.create", participants=[ada["id"], bob["id"]])  # not the one to use
 
     with Pty(wizd, "chat", "ada") as chat:
-        chat.expect(r"chatting with ada \(/help for commands, Ctrl-D to leave\)\r\n")
-        chat.expect(f"{me}>")
+        intro = chat.expect(r"chatting with ada \(/help for commands, Ctrl-D to leave\)\r\n")
+        # The prompt drawn after that line: it may have been drawn before too,
+        # then left (the terminal cooked) while the line was printed above it.
+        chat.expect(f"{me}>", intro.end())
         assert not cooked(chat)  # the prompt edits the line itself
         chat.type("hello there\r")
         reply = OFFLINE.format("hello there")
