@@ -68,11 +68,3 @@ def wizd_factory(tmp_path: Path) -> Iterator[type[Wizd]]:
         for w in made:
             w.close()
 
-
-def pytest_sessionfinish(session: pytest.Session) -> None:  # TEMP
-    import os
-    import resource
-    s = resource.getrusage(resource.RUSAGE_SELF)
-    c = resource.getrusage(resource.RUSAGE_CHILDREN)
-    with open(f"/tmp/rusage.{os.getpid()}", "w") as f:
-        f.write(f"self {s.ru_utime:.1f}+{s.ru_stime:.1f} children {c.ru_utime:.1f}+{c.ru_stime:.1f}\n")
