@@ -49,6 +49,11 @@ import wizctl.cli  # noqa: F401
 import wizctl.main  # noqa: F401
 import wizctl.service  # noqa: F401
 
+# The encoding and error handler Python gave this server's stdin and stdout
+# (started without PYTHONIOENCODING; the locale is the children's: a run whose
+# locale variables differ is exec'd).
+_DEFAULTS = [(stream.encoding, stream.errors) for stream in (sys.__stdin__, sys.__stdout__)]
+
 
 def _stdio(fd: int, env: dict[str, str], write: bool) -> io.TextIOWrapper:
     """One standard stream as Python's start-up makes it (Python/pylifecycle.c's create_stdio)."""
@@ -61,8 +66,9 @@ def _stdio(fd: int, env: dict[str, str], write: bool) -> io.TextIOWrapper:
     if buffered or not write:
         binary = io.BufferedWriter(raw) if write else io.BufferedReader(raw)
     line_buffering = buffered and (raw.isatty() or fd == 2)
-    stream = io.TextIOWrapper(binary, encoding=encoding or sys.stdout.encoding,  # type: ignore[arg-type]
-                              errors=errors or "strict", newline="\n",
+    default = _DEFAULTS[min(fd, 1)]  # what Python chose for this server, from the same locale
+    stream = io.TextIOWrapper(binary, encoding=encoding or default[0],  # type: ignore[arg-type]
+                              errors=errors or default[1], newline="\n",
                               line_buffering=line_buffering, write_through=not buffered)
     return stream
 
