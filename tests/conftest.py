@@ -67,3 +67,4 @@ def wizd_factory(tmp_path: Path) -> Iterator[type[Wizd]]:
     finally:
         for w in made:
             w.close()
+

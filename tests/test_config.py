@@ -6,11 +6,11 @@ import dataclasses
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.support.daemon import run_wizd
 from wizd import config
 from wizd.errors import InvalidInput
 
@@ -80,8 +80,9 @@ def test_a_config_file_asked_for_must_exist(tmp_path: Path) -> None:
 
 
 def wizd_cmd(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "wizd", *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=30, check=False)
+    """Run wizd (a fork of the test fork server, as ``python -m wizd``) to completion."""
+    code, out, err = run_wizd(list(args), {**os.environ, **(env or {})}, timeout=30)
+    return subprocess.CompletedProcess(["wizd", *args], code, out, err)
 
 
 def test_wizd_config_shows_the_effective_values(tmp_path: Path) -> None:

@@ -1,19 +1,18 @@
 """A wizd that cannot start because of its environment says so in one line
 (what, where, what to do) and exits 3, never with a traceback: a read-only
 folder or file, a directory or a file in the way, a damaged database, a full
-disk. Real ``wizd`` processes; the failures are made with real mounts (root
+disk. Real ``wizd`` processes (forks of the fork server, as everywhere:
+tests/support/forkserver.py); the failures are made with real mounts (root
 ignores permissions), so those cases skip where mounting is not permitted."""
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.support.daemon import Wizd
+from tests.support.daemon import Wizd, run_wizd
 from tests.support.tmpfs import fill, read_only_file, remount_read_only, tmpfs
 
 # What `wizd` exits with when its environment (storage) stops it.
@@ -23,12 +22,8 @@ CANNOT_START = 3
 def start_once(base: Path, db: Path, backend: str = "trio") -> tuple[int, list[str]]:
     """Run wizd until it exits (it is expected to fail); its exit code and stderr lines."""
     env = dict(os.environ, XDG_CONFIG_HOME=str(base / "config"), WIZ_BACKEND=backend)
-    done = subprocess.run(
-        [sys.executable, "-m", "wizd", "--socket", str(base / "run" / "wizd.sock"),
-         "--db", str(db)],
-        capture_output=True, text=True, timeout=60, env=env,
-    )
-    return done.returncode, done.stderr.splitlines()
+    code, _, err = run_wizd(["--socket", str(base / "run" / "wizd.sock"), "--db", str(db)], env)
+    return code, err.splitlines()
 
 
 def assert_one_line(code: int, lines: list[str], *expected: str) -> str:

@@ -18,20 +18,16 @@ import re
 import select
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.support.ctlrun import WIZCTL, popen, run
 from tests.support.daemon import Conn, Wizd
 from tests.support.openai_server import Reply, ThreadedOpenAIServer, openai_server_in_thread
 
-# The console script installed next to the interpreter: what a person runs.
-# (``python -m wizctl.main`` would only import the module: it has no __main__ block.)
-WIZCTL = str(Path(sys.executable).with_name("wizctl"))
 DEADLINE = 20.0
 
 
@@ -50,8 +46,8 @@ def wizctl_env(w: Wizd) -> dict[str, str]:
 
 def wizctl(w: Wizd, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
     """Run ``wizctl ARGS`` to completion against ``w``."""
-    return subprocess.run([WIZCTL, *args], env=wizctl_env(w), input=input, capture_output=True,
-                          text=True, timeout=DEADLINE)
+    return run([WIZCTL, *args], env=wizctl_env(w), input=input, capture_output=True, text=True,
+               timeout=DEADLINE)
 
 
 def ok(proc: subprocess.CompletedProcess[str]) -> str:
@@ -114,8 +110,8 @@ class Running:
     stdout is read as it comes."""
 
     def __init__(self, w: Wizd, *args: str) -> None:
-        self.proc = subprocess.Popen([WIZCTL, *args], env=wizctl_env(w), stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE)
+        self.proc = popen([WIZCTL, *args], env=wizctl_env(w), stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE)
         self.out = b""
         self.err = b""
 
@@ -207,6 +203,19 @@ def test_the_tour(wizd: Wizd) -> None:
     assert fields["socket"].strip() == str(wizd.socket)
     assert fields["database"].strip() == str(wizd.db)
     assert "waiting" in fields["queue"]
+
+
+def test_the_console_script_run_as_a_person_runs_it(wizd: Wizd) -> None:
+    """The other tests fork wizctl from a pre-imported fork server (tests/support/ctlrun.py);
+    here the installed console script is exec'd, and says what a forked one says."""
+    agent_and_dm(wizd)
+    for args in (["agent", "list", "--json"], ["send", "ada", "hi", "--wait"], ["nosuch"]):
+        execed = subprocess.run([WIZCTL, *args], env=wizctl_env(wizd), capture_output=True,
+                                text=True, timeout=DEADLINE)
+        forked = wizctl(wizd, *args)
+        assert (execed.returncode, execed.stdout, execed.stderr) == (
+            forked.returncode, forked.stdout, forked.stderr)
+    assert execed.returncode == 2 and "No such command" in execed.stderr
 
 
 # -- tail -f across restarts ----------------------------------------------------

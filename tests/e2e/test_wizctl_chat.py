@@ -19,7 +19,6 @@ import signal
 import stat
 import struct
 import subprocess
-import sys
 import termios
 import time
 from collections.abc import Callable, Iterator
@@ -29,20 +28,17 @@ import pytest
 
 from tests.e2e.test_wizctl import (
     DEADLINE,
-    WIZCTL,
     converse,
     streaming_agent,
     subscribed,
     wizctl_env,
 )
+from tests.support.ctlrun import WIZCTL, popen, run
 from tests.support.daemon import Wizd
 from tests.support.openai_server import Reply, ThreadedOpenAIServer, openai_server_in_thread
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 CLEAR = "\r\x1b[J"  # what wizctl writes to erase a streaming reply before settling it
-# Run in the new session: take stdin (the pty) as the controlling terminal, then exec.
-CONTROLLING_TTY = ("import fcntl, os, sys, termios; fcntl.ioctl(0, termios.TIOCSCTTY, 0); "
-                   "os.execv(sys.argv[1], sys.argv[1:])")
 OFFLINE = '[offline demo] I\'m ada (Researcher). You said: "{}"'
 
 
@@ -58,9 +54,8 @@ class Pty:
             env = {**wizctl_env(w), "PROMPT_TOOLKIT_NO_CPR": "1"}
             # A session of its own whose controlling terminal is the pty, as a
             # shell would start it: Ctrl-C typed in cooked mode then sends SIGINT.
-            self.proc = subprocess.Popen([sys.executable, "-c", CONTROLLING_TTY, WIZCTL, *args],
-                                         env=env, stdin=slave,
-                                         stdout=slave, stderr=slave, start_new_session=True)
+            self.proc = popen([WIZCTL, *args], env=env, stdin=slave, stdout=slave,
+                              stderr=slave, start_new_session=True, controlling_terminal=True)
         except BaseException:
             os.close(master)
             raise
@@ -153,8 +148,10 @@ def test_chat_is_live_while_you_type(wizd: Wizd) -> None:
     group = wizd.call("dm.create", participants=[ada["id"], bob["id"]])  # not the one to use
 
     with Pty(wizd, "chat", "ada") as chat:
-        chat.expect(r"chatting with ada \(/help for commands, Ctrl-D to leave\)\r\n")
-        chat.expect(f"{me}>")
+        intro = chat.expect(r"chatting with ada \(/help for commands, Ctrl-D to leave\)\r\n")
+        # The prompt drawn after that line: it may have been drawn before too,
+        # then left (the terminal cooked) while the line was printed above it.
+        chat.expect(f"{me}>", intro.end())
         assert not cooked(chat)  # the prompt edits the line itself
         chat.type("hello there\r")
         reply = OFFLINE.format("hello there")
@@ -315,8 +312,8 @@ def test_chat_with_piped_input_prints_each_reply(wizd: Wizd) -> None:
     created on first use and used again after."""
     wizd.call("agent.create", name="ada", role="Researcher", backstory="b", goal="g")
     for lines in (["one", "", "two"], ["three"]):
-        proc = subprocess.run([WIZCTL, "chat", "ada"], env=wizctl_env(wizd), capture_output=True,
-                              text=True, input="\n".join(lines) + "\n", timeout=DEADLINE)
+        proc = run([WIZCTL, "chat", "ada"], env=wizctl_env(wizd), capture_output=True, text=True,
+                   input="\n".join(lines) + "\n", timeout=DEADLINE)
         assert (proc.returncode, proc.stderr) == (0, "")
         assert [line.split(" ", 1)[1] for line in proc.stdout.splitlines()] == [
             f"ada: {OFFLINE.format(text)}" for text in lines if text]
@@ -328,8 +325,8 @@ def test_chat_commands_with_piped_input(wizd: Wizd) -> None:
     wizd.call("agent.create", name="ada", role="Researcher", backstory="b", goal="g")
     wizd.call("agent.create", name="bob", role="Critic", backstory="b", goal="g")
     script = ["hi", "/history 1", "/agent bob", "//slash", "/what", "/quit", "never sent"]
-    proc = subprocess.run([WIZCTL, "chat", "ada"], env=wizctl_env(wizd), capture_output=True,
-                          text=True, input="\n".join(script) + "\n", timeout=DEADLINE)
+    proc = run([WIZCTL, "chat", "ada"], env=wizctl_env(wizd), capture_output=True, text=True,
+               input="\n".join(script) + "\n", timeout=DEADLINE)
     assert proc.returncode == 0
     said = [line.split(" ", 1)[1] for line in proc.stdout.splitlines()]
     assert said == [f"ada: {OFFLINE.format('hi')}", f"ada: {OFFLINE.format('hi')}",

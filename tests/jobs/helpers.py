@@ -23,6 +23,7 @@ import anyio
 import sniffio
 from sqlalchemy import Connection, select
 
+from tests.support.runtime import copy_migrated
 from wizd.app import JOB_TYPES
 from wizd.config import Config
 from wizd.events.hub import Event, Hub
@@ -251,6 +252,7 @@ async def harness(
     """A runtime as wizd builds it (local user, built-in provider), its events
     recorded, and (unless ``scheduler=False``) a running scheduler."""
     config = config_for(tmp_path, **settings)
+    await copy_migrated(config.db)
     db = Database(config.db)
     await db.open()
     rt = Runtime(config=config, db=db, hub=Hub(100_000), clock=QueueClock())

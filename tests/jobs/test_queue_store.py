@@ -11,6 +11,7 @@ import anyio
 import pytest
 from sqlalchemy import Connection
 
+from tests.support.runtime import copy_migrated
 from wizd.errors import Conflict, InvalidInput
 from wizd.objects import Job
 from wizd.store import jobs as store
@@ -20,6 +21,7 @@ pytestmark = pytest.mark.anyio
 
 
 async def opened(path: Path) -> Database:
+    await copy_migrated(path)
     db = Database(path)
     await db.open()
     return db

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import anyio
 
+from tests.support.runtime import copy_migrated
 from wizd.config import Config
 from wizd.events.hub import Hub
 from wizd.rpc.registry import Registry
@@ -25,6 +26,7 @@ async def serving(tmp_path: Path, backend: str, registry: Registry) -> AsyncIter
     (cancelling a read under way hits an asyncio race in anyio, anyio#1267).
     """
     config = Config(db=tmp_path / "wiz.db", socket=tmp_path / "s.sock", backend=backend)
+    await copy_migrated(config.db)
     db = Database(config.db)
     await db.open()
     rt = Runtime(config=config, db=db, hub=Hub(config.subscriber_buffer), clock=QueueClock())

@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -89,11 +90,12 @@ class ForkedWizd:
     """
 
     def __init__(self, server: _ForkServer, args: list[str], env: dict[str, str],
-                 log: Path) -> None:
+                 log: Path, err: Path | None = None) -> None:
         umask = os.umask(0o022)
         os.umask(umask)
         self._server = server
         self.pid: int = server.ask({"start": args, "env": env, "log": str(log),
+                                    "err": str(err) if err else None,
                                     "cwd": os.getcwd(), "umask": umask})["pid"]
         # Opened before the child can be reaped, so the pid cannot be reused under us.
         self._pidfd = os.pidfd_open(self.pid)
@@ -125,6 +127,27 @@ class ForkedWizd:
         self.returncode = os.waitstatus_to_exitcode(status)
         os.close(self._pidfd)
         return self.returncode
+
+
+def run_wizd(args: list[str], env: dict[str, str], timeout: float = 60) -> tuple[int, str, str]:
+    """Run wizd with ``args`` until it exits: its exit code, stdout and stderr.
+
+    A fork of the fork server, as ``Wizd.start`` (``python -m wizd`` under
+    WIZ_TESTS_EXEC=1).
+    """
+    if EXEC_ALWAYS:
+        done = subprocess.run([sys.executable, "-m", "wizd", *args], capture_output=True,
+                              text=True, timeout=timeout, env=env)
+        return done.returncode, done.stdout, done.stderr
+    with tempfile.TemporaryDirectory() as folder:
+        out, err = Path(folder) / "stdout", Path(folder) / "stderr"
+        proc = ForkedWizd(_ForkServer.get(), args, env, out, err)
+        try:
+            code = proc.wait(timeout)
+        finally:
+            proc.kill()
+            proc.wait(30)
+        return code, out.read_text(), err.read_text()
 
 
 def wait_for(predicate: Any, timeout: float = 30.0) -> Any:

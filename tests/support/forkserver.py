@@ -11,7 +11,9 @@ arguments, working folder and umask the test asked for.
 Requests and answers are JSON lines on stdin and stdout:
 
     {"start": [argv...], "env": {...}, "log": PATH, "cwd": PATH, "umask": N}
-        -> {"pid": N}       the forked wizd (a child of this process)
+        -> {"pid": N}       the forked wizd (a child of this process); its
+                            stdout and stderr go to the log, or stderr to
+                            the file "err" names if the request has one
     {"reap": N}
         -> {"status": S}    its wait status, once it has exited (the caller
                             waits on a pidfd first, so this does not block)
@@ -20,16 +22,22 @@ Requests and answers are JSON lines on stdin and stdout:
 from __future__ import annotations
 
 import atexit
+import gc
 import json
 import os
 import sys
 
 # Everything `wizd` imports on its way to serving and to its first reply
 # (the event loops anyio picks at run time, the OpenAI SDK wizd imports on
-# first use), so that no child pays for it.
+# first use, SQLAlchemy's SQLite dialects that create_engine loads, typer's
+# pydantic adapters for the options), so that no child pays for it.
 import anyio._backends._asyncio  # noqa: F401
 import anyio._backends._trio  # noqa: F401
+import anyio._core._signals  # noqa: F401
 import openai  # noqa: F401
+import sqlalchemy.dialects.sqlite.aiosqlite  # noqa: F401
+import sqlalchemy.dialects.sqlite.pysqlite  # noqa: F401
+import typer._adapters  # noqa: F401
 
 import wizd.app  # noqa: F401
 import wizd.cli
@@ -41,7 +49,8 @@ def _child(request: dict[str, object]) -> None:
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.dup2(log, 1)
-    os.dup2(log, 2)
+    os.dup2(os.open(str(request["err"]), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            if request.get("err") else log, 2)
     os.closerange(3, os.sysconf("SC_OPEN_MAX"))  # as Popen's close_fds: our pipes too
     env = request["env"]
     assert isinstance(env, dict)
@@ -108,5 +117,8 @@ def run_wizd() -> None:
 
 
 if __name__ == "__main__":
+    # What is imported stays put: the children's garbage collections leave it
+    # alone, so its pages are shared with them instead of copied into each.
+    gc.freeze()
     serve()
     run_wizd()

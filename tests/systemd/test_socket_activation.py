@@ -39,9 +39,24 @@ def activate(tmp_path: Path, *listen: str, env: tuple[str, ...] = ()) -> subproc
         return subprocess.Popen(cmd, stdout=log, stderr=log)
 
 
-def wait_for_path(path: Path, proc: subprocess.Popen[bytes]) -> None:
+def listening(path: Path) -> bool:
+    """Whether a Unix stream socket listens at ``path``, from the kernel's table
+    (/proc/net/unix: flag 0x10000 is __SO_ACCEPTCON); looking connects to nothing,
+    so it starts nothing. The file appears at bind(), before listen(): a connect
+    in between is refused."""
+    with open("/proc/net/unix") as table:
+        next(table)
+        for line in table:
+            fields = line.split()
+            if len(fields) >= 8 and fields[7] == str(path) and int(fields[3], 16) & 0x10000:
+                return True
+    return False
+
+
+def wait_for_path(path: Path, proc: subprocess.Popen[bytes], *, stream: bool = True) -> None:
+    """Wait until the activator's socket is at ``path`` (and listens, if a stream socket)."""
     deadline = time.monotonic() + 20
-    while not path.exists():
+    while not (path.exists() and (not stream or listening(path))):
         assert proc.poll() is None, "systemd-socket-activate exited"
         assert time.monotonic() < deadline, f"{path} never appeared"
         time.sleep(0.01)
@@ -84,8 +99,9 @@ def test_a_socket_wizd_cannot_serve_is_refused_clearly(tmp_path: Path, listen: t
                                                        message: str) -> None:
     proc = activate(tmp_path, *(arg.format(dir=tmp_path) for arg in listen))
     try:
-        wait_for_path(tmp_path / "a.sock", proc)
         kind = socket.SOCK_DGRAM if "--datagram" in listen else socket.SOCK_STREAM
+        for path in (arg.format(dir=tmp_path) for arg in listen if arg.endswith(".sock")):
+            wait_for_path(Path(path), proc, stream=kind == socket.SOCK_STREAM)
         with socket.socket(socket.AF_UNIX, kind) as s:  # wake the activator
             s.connect(str(tmp_path / "a.sock"))
             s.send(b"hello\n")

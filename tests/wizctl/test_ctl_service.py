@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.ctlrun import WIZCTL, run
 from wizctl import service
 
-WIZCTL = [sys.executable, "-c", "import sys; from wizctl.main import main; sys.exit(main())"]
 WIZD = Path(sys.executable).parent / "wizd"
 
 
@@ -19,8 +19,7 @@ def wizctl(*args: str, path: str | None = None) -> subprocess.CompletedProcess[s
     env = dict(os.environ)
     if path is not None:
         env["PATH"] = path
-    return subprocess.run([*WIZCTL, *args], capture_output=True, text=True, env=env, timeout=60,
-                          check=False)
+    return run([WIZCTL, *args], capture_output=True, text=True, env=env, timeout=60)
 
 
 def units_dir() -> Path:
