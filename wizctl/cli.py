@@ -23,6 +23,7 @@ from .commands import (
     ask,
     conversations,
     jobs,
+    mcp,
     messages,
     providers,
     search,
@@ -41,7 +42,7 @@ for _command in (status.status, ask.ask, messages.send, messages.log, messages.t
 for _name, _sub in (("provider", providers.app), ("agent", agents.app),
                     ("dm", conversations.dm_app), ("project", conversations.project_app),
                     ("channel", conversations.channel_app), ("job", jobs.job_app),
-                    ("queue", jobs.queue_app)):
+                    ("queue", jobs.queue_app), ("mcp", mcp.app)):
     app.add_typer(_sub, name=_name)
 
 

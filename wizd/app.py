@@ -6,9 +6,11 @@
       ├── users.ensure_local_user
       ├── Scheduler.run          (tg.start: ready once jobs left active are taken back;
       │                           runs the job types of JOB_TYPES)
+      ├── McpManager.run         (tg.start: hosts the MCP servers, started on first use)
       ├── RpcServer.run          (tg.start: ready once the socket accepts)
       └── wait for SIGTERM/SIGINT, then stop accepting, stop the scheduler
-          (running jobs go back to the queue), close the database, remove the socket.
+          (running jobs go back to the queue), stop the MCP servers, close the
+          database, remove the socket.
 """
 
 from __future__ import annotations
@@ -78,6 +80,8 @@ async def _serve(life: Lifecycle, stop: anyio.Event) -> None:
                 await tg.start(scheduler.run)
             tg.start_soon(retention.run, rt)
             tg.start_soon(rt.search_index.run, db, tallies)
+            # MCP servers start on first use; on shutdown it stops them all.
+            await tg.start(rt.mcp.run)
             server = RpcServer(rt, registry, listener)
             await tg.start(server.run)
             life.ready()

@@ -30,6 +30,7 @@ AgentStatus = Literal["active", "inactive", "busy"]
 ConversationType = Literal["dm", "channel"]
 MessageKind = Literal["text", "error"]
 JobStatus = Literal["waiting", "active", "delayed", "failed", "completed", "paused"]
+McpTransport = Literal["stdio", "http"]
 
 # A JSON object as json.loads gives it, read-only: what a job's data is to
 # everything but the job type that wrote it (wizd.replies reads its own
@@ -301,6 +302,52 @@ class DaemonStatus(TypedDict):
     config: Settings
 
 
+class McpServer(TypedDict):
+    """An MCP server registered in wizd: run as ``command`` (stdio) or reached at
+    ``url`` (streamable HTTP). ``env`` maps a variable of the server's
+    environment to the name of wizd's variable that gives its value when the
+    server starts: names only, never values. ``running``: wizd has it started."""
+
+    id: str
+    name: str
+    transport: McpTransport
+    command: list[str] | None
+    url: str | None
+    env: dict[str, str]
+    running: bool
+    created_at: int
+    updated_at: int
+
+
+class DeletedMcpServer(McpServer):
+    """An MCP server as ``mcp.remove`` returns it."""
+
+    deleted: bool
+
+
+class McpTool(TypedDict):
+    """A tool of an MCP server: ``name`` is ``server.tool``; ``input_schema``
+    the JSON Schema of its arguments, as the server gives it."""
+
+    name: str
+    server: str
+    tool: str
+    description: str | None
+    input_schema: dict[str, object]
+
+
+class McpFailure(TypedDict):
+    """A server whose tools could not be listed, and why."""
+
+    server: str
+    error: str
+
+
+class McpToolList(TypedDict):
+    tools: list[McpTool]
+    failures: list[McpFailure]
+
+
 # The results that wrap a list, named for the key that holds it.
 
 class UserList(TypedDict):
@@ -321,6 +368,10 @@ class DmList(TypedDict):
 
 class ChannelList(TypedDict):
     conversations: list[Channel]
+
+
+class McpServerList(TypedDict):
+    servers: list[McpServer]
 
 
 class ProjectList(TypedDict):

@@ -13,6 +13,7 @@ add fields), so a field added to a result but not to its shape in
 from __future__ import annotations
 
 import copy
+import sys
 from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 import jsonschema
 import pytest
 
+from tests.mcp.helpers import SERVER as MCP_SERVER
 from tests.rpc.shared import shared_wizd, unique
 from tests.support.daemon import Conn, Wizd
 
@@ -145,6 +147,14 @@ def scenario(call: Recorder) -> None:
     call("queue.resume")
     call.until_job(held, "completed")
     call("daemon.status")  # with jobs and messages counted
+
+    server = call("mcp.add", name=unique("mcp"), command=[sys.executable, MCP_SERVER])
+    web = call("mcp.add", name=unique("web"), url="http://127.0.0.1:9/mcp")
+    call("mcp.list")
+    call("mcp.tools", server=server["name"])
+    call("mcp.tools")  # with the failure of the one that cannot be reached
+    call("mcp.remove", name=server["name"])
+    call("mcp.remove", id=web["id"])
 
     call("dm.add_participant", id=dm["id"], participant=bob["name"])
     call("dm.remove_participant", id=dm["id"], participant=bob["id"])

@@ -50,7 +50,7 @@ def test_v10_starts_where_the_triggers_left_the_index(tmp_path: Path) -> None:
         conn.execute(INSERT, (1, "m1", "the quick brown fox"))
         conn.execute(INSERT, (2, "m2", "a lazy dog"))
     conn.close()
-    assert migrate(path) == (9, V10)
+    assert migrate(path, upto=V10) == (9, V10)
     conn = sqlite3.connect(path)
     try:
         assert conn.execute("SELECT seq FROM search_indexed").fetchall() == [(2,)]

@@ -19,6 +19,7 @@ from ..errors import Conflict
 from ..events.hub import Event, Hub
 from ..jobs.registry import JobTypes
 from ..llm.clients import ClientCache
+from ..mcp import McpManager
 from ..store.database import Database
 from .search_index import SearchIndex
 from .tallies import Tallies
@@ -97,6 +98,8 @@ class Runtime:
     tallies: Tallies = field(default_factory=Tallies)
     # The full-text index, which follows the messages after their commits.
     search_index: SearchIndex = field(default_factory=SearchIndex)
+    # The MCP servers wizd runs (app.py starts its task; services.mcp uses it).
+    mcp: McpManager = field(default_factory=McpManager)
 
     def publish(
         self, method: str, params: dict[str, Any], *, conversation_id: str | None = None

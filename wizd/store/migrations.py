@@ -304,7 +304,26 @@ WHEN old.seq <= (SELECT seq FROM search_indexed) BEGIN
 END;
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10)
+# Issue 14: MCP servers registered in wizd (services.mcp). ``command`` is a
+# JSON list (stdio servers), ``url`` the endpoint (streamable HTTP); ``env``
+# maps a variable of the server's environment to the name of one of wizd's,
+# read when the server starts: the values (secrets) are never stored.
+_V11 = """
+CREATE TABLE mcp_servers (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    transport TEXT NOT NULL CHECK (transport IN ('stdio', 'http')),
+    command TEXT CHECK ((transport = 'stdio') = (command IS NOT NULL)),
+    url TEXT CHECK ((transport = 'http') = (url IS NOT NULL)),
+    env TEXT NOT NULL DEFAULT '{}',
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    deleted_at INTEGER
+);
+CREATE UNIQUE INDEX mcp_servers_name ON mcp_servers (name) WHERE deleted_at IS NULL;
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10, _V11)
 LATEST = len(MIGRATIONS)
 
 

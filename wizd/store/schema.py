@@ -222,3 +222,21 @@ search_indexed = Table(
     Column("id", Integer, primary_key=True),
     Column("seq", Integer, nullable=False),
 )
+
+# Added by migration 11: MCP servers (wizd.services.mcp). ``command`` is a JSON
+# list (stdio), ``url`` the endpoint (streamable HTTP); ``env`` a JSON object:
+# a variable of the server's environment -> the name of wizd's variable that
+# gives its value when the server starts (values are never stored).
+mcp_servers = Table(
+    "mcp_servers",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("name", String, nullable=False),
+    Column("transport", String, nullable=False),  # "stdio" | "http"
+    Column("command", Text),
+    Column("url", Text),
+    Column("env", Text, nullable=False, default="{}"),
+    Column("created_at", Integer, nullable=False),
+    Column("updated_at", Integer, nullable=False),
+    Column("deleted_at", Integer),
+)

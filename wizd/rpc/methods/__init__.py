@@ -7,6 +7,7 @@ from . import (
     dms,  # noqa: F401
     events,  # noqa: F401
     jobs,  # noqa: F401
+    mcp,  # noqa: F401
     messages,  # noqa: F401
     projects,  # noqa: F401
     providers,  # noqa: F401
