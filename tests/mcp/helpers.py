@@ -18,13 +18,13 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
 
+from tests.support.perworker import PerWorker
 from wizd.mcp import McpManager
 
 SUPPORT = Path(__file__).resolve().parents[1] / "support"
@@ -34,13 +34,10 @@ LAUNCH = str(SUPPORT / "mcp_launch.py")
 EXEC_ALWAYS = os.environ.get("WIZ_TESTS_EXEC") == "1"
 
 
-class _ForkServer:
+class _ForkServer(PerWorker):
     """This worker's ``mcp_forkserver.py``: its socket listens before it starts
     (a launcher that comes while it imports waits in the backlog); it ends when
     its stdin (a pipe from here) closes, at this process's exit."""
-
-    _lock = threading.Lock()
-    _instance: _ForkServer | None = None
 
     def __init__(self) -> None:
         self.folder = tempfile.mkdtemp(prefix="wiz-mcp-")
@@ -54,13 +51,6 @@ class _ForkServer:
             env={})  # a server's environment is its launcher's only, even as /proc shows it
         listener.close()
         atexit.register(self.close)
-
-    @classmethod
-    def get(cls) -> _ForkServer:
-        with cls._lock:
-            if cls._instance is None or cls._instance.proc.poll() is not None:
-                cls._instance = cls()
-            return cls._instance
 
     def close(self) -> None:
         if self.proc.stdin is not None:

@@ -26,6 +26,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from tests.support.perworker import PerWorker
+
 # The console script installed next to the interpreter: what a person runs.
 # (``python -m wizctl.main`` would only import the module: it has no __main__ block.)
 WIZCTL = str(Path(sys.executable).with_name("wizctl"))
@@ -52,15 +54,12 @@ def _startup_env(env: dict[str, str]) -> dict[str, str]:
             if k.startswith(STARTUP_PREFIXES) and k not in APPLIED_IN_CHILD}
 
 
-class _CtlServer:
+class _CtlServer(PerWorker):
     """The per-worker ``ctlserver.py`` process, started on first use.
 
     It keeps no state of any test (each fork gets the test's arguments,
     environment, folder, umask and streams), so nothing leaks between tests.
     """
-
-    _lock = threading.Lock()
-    _instance: _CtlServer | None = None
 
     def __init__(self) -> None:
         script = Path(__file__).with_name("ctlserver.py")
@@ -75,13 +74,6 @@ class _CtlServer:
         self.startup_env = _startup_env(self.env)
         self.ask_lock = threading.Lock()
         atexit.register(self.close)
-
-    @classmethod
-    def get(cls) -> _CtlServer:
-        with cls._lock:
-            if cls._instance is None or cls._instance.proc.poll() is not None:
-                cls._instance = cls()
-            return cls._instance
 
     def ask(self, request: dict[str, Any], fds: list[int] | None = None) -> dict[str, Any]:
         with self.ask_lock:

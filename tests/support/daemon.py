@@ -13,12 +13,13 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
+
+from tests.support.perworker import PerWorker
 
 STARTUP_TIMEOUT = 20.0
 
@@ -39,7 +40,7 @@ class Process(Protocol):
     def kill(self) -> None: ...
 
 
-class _ForkServer:
+class _ForkServer(PerWorker):
     """The per-worker ``forkserver.py`` process, started on first use.
 
     Shared by the tests of one worker as the Python interpreter is: it keeps
@@ -47,21 +48,11 @@ class _ForkServer:
     folder and umask), so nothing leaks from one test to the next.
     """
 
-    _lock = threading.Lock()
-    _instance: _ForkServer | None = None
-
     def __init__(self) -> None:
         script = Path(__file__).with_name("forkserver.py")
         self.proc = subprocess.Popen([sys.executable, str(script)], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE)
         atexit.register(self.close)
-
-    @classmethod
-    def get(cls) -> _ForkServer:
-        with cls._lock:
-            if cls._instance is None or cls._instance.proc.poll() is not None:
-                cls._instance = cls()
-            return cls._instance
 
     def ask(self, request: dict[str, Any]) -> dict[str, Any]:
         assert self.proc.stdin is not None and self.proc.stdout is not None
