@@ -6,6 +6,8 @@
       ├── users.ensure_local_user
       ├── Scheduler.run          (tg.start: ready once jobs left active are taken back;
       │                           runs the job types of JOB_TYPES)
+      ├── retention.run          (prunes finished jobs every prune_interval)
+      ├── SearchIndex.run        (the full-text index follows the messages' commits)
       ├── McpManager.run         (tg.start: hosts the MCP servers, started on first use)
       ├── RpcServer.run          (tg.start: ready once the socket accepts)
       └── wait for SIGTERM/SIGINT, then stop accepting, stop the scheduler
