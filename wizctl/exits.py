@@ -13,6 +13,7 @@ JSON object on stderr for a script: ``{"code", "message", "data"}``.
     6     provider error, or an agent's reply is one    -32003
     7     storage unavailable (disk full, read-only)    -32004
     8     timed out                                     -33003
+    9     an MCP server failed (cannot start, no answer) -32005
     130   interrupted (Ctrl-C)
 
 Codes from -32768 to -32000 are JSON-RPC's, as the daemon answered them (or
@@ -31,7 +32,8 @@ from .objects import Message
 from .resolve import NoMatch, ResolveError
 from .text import dump_json
 
-OK, ERROR, USAGE, NOT_FOUND, CONFLICT, NOT_RUNNING, PROVIDER, STORAGE, TIMEOUT = range(9)
+OK, ERROR, USAGE, NOT_FOUND, CONFLICT, NOT_RUNNING, PROVIDER, STORAGE, TIMEOUT, TOOL_SERVER = (
+    range(10))
 INTERRUPTED = 130
 
 # Failures only a client meets.
@@ -48,6 +50,7 @@ BY_RPC_CODE = {
     c.CONFLICT: CONFLICT,
     c.PROVIDER_ERROR: PROVIDER,
     c.STORAGE_UNAVAILABLE: STORAGE,
+    c.TOOL_SERVER_ERROR: TOOL_SERVER,
 }
 
 # For `wizctl --help` (\b keeps click from rewrapping the table).
@@ -55,7 +58,7 @@ HELP = """\b
 Exit codes: 0 ok, 1 any other error, 2 usage (a bad option or value, an
 ambiguous name), 3 not found, 4 conflict, 5 wizd is not running, 6 provider
 error (an agent's reply is an error), 7 storage unavailable, 8 timed out,
-130 interrupted. With --json, an error is one JSON object on stderr:
+9 an MCP server failed, 130 interrupted. With --json, an error is one JSON object on stderr:
 {"code": ..., "message": ..., "data": ...} (see the README)."""
 
 

@@ -107,6 +107,20 @@ class StorageUnavailable(WizError):
         self.cause = cause
 
 
+class McpServerError(WizError):
+    """An MCP server could not be started, answered nothing in time, or failed.
+
+    The message names the server and says what happened; a server that could
+    not start also shows its command (never its environment).
+    """
+
+    def __init__(self, server: str, problem: str) -> None:
+        super().__init__(f"MCP server {server}: {problem}",
+                         data={"server": server, "problem": problem})
+        self.server = server
+        self.problem = problem
+
+
 class UnsafePath(WizError):
     """A folder wizd relies on could be changed by another user; wizd will not use it."""
 
@@ -138,6 +152,7 @@ NOT_FOUND = -32001
 CONFLICT = -32002
 PROVIDER_ERROR = -32003
 STORAGE_UNAVAILABLE = -32004
+TOOL_SERVER_ERROR = -32005
 
 # The only place an exception class becomes a code. Order matters: the first
 # matching class wins, so subclasses come before their bases.
@@ -147,6 +162,7 @@ RPC_CODES: tuple[tuple[type[WizError], int], ...] = (
     (InvalidInput, INVALID_PARAMS),
     (ProviderError, PROVIDER_ERROR),
     (StorageUnavailable, STORAGE_UNAVAILABLE),
+    (McpServerError, TOOL_SERVER_ERROR),
     (WizError, INTERNAL_ERROR),
 )
 

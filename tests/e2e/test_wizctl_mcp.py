@@ -36,12 +36,12 @@ def test_add_list_tools_remove_and_shutdown(tmp_path: Path, wizd_factory: Any) -
     # A server that cannot start: a clear one-line error, its command shown.
     ok(wizctl(w, "mcp", "add", "bad", "--", str(tmp_path / "no-such-server")))
     failed = wizctl(w, "mcp", "tools", "bad")
-    assert (failed.returncode, failed.stdout) == (1, "")
+    assert (failed.returncode, failed.stdout) == (9, "")
     assert failed.stderr == ("wizctl: error: MCP server bad: cannot start: No such file or "
                              f"directory (command: {tmp_path / 'no-such-server'})\n")
-    # Every server: the others' tools are listed, the failure told, exit 1.
+    # Every server: the others' tools are listed, the failure told, exit 9.
     every = wizctl(w, "mcp", "tools")
-    assert every.returncode == 1 and "test.echo" in every.stdout
+    assert every.returncode == 9 and "test.echo" in every.stdout
     assert every.stderr.startswith("wizctl: MCP server bad: cannot start:")
     listing = json.loads(ok(wizctl(w, "mcp", "tools", "--json")))
     assert [f["server"] for f in listing["failures"]] == ["bad"]

@@ -124,6 +124,7 @@ async def test_a_server_that_cannot_start_is_a_clear_error(rpc: Rpc, tmp_path: P
     missing = str(tmp_path / "no-such-mcp-server")
     await rpc("mcp.add", name="broken", command=[missing, "--stdio"])
     error = await rpc.error("mcp.tools", server="broken")
+    assert error["code"] == -32005  # not -32603: no bug of wizd's, a server that fails
     assert error["message"] == (f"MCP server broken: cannot start: No such file or directory "
                                 f"(command: {missing} --stdio)")
     assert error["data"] == {"server": "broken",

@@ -49,7 +49,7 @@ def error_object(err: str) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(("code", "exit"), [
-    (-32602, 2), (-32001, 3), (-32002, 4), (-32003, 6), (-32004, 7),
+    (-32602, 2), (-32001, 3), (-32002, 4), (-32003, 6), (-32004, 7), (-32005, 9),
     (-32603, 1), (-32601, 1),
 ])
 def test_daemon_errors_exit_by_kind(wiz: FakeWizd, capsys: Capsys, code: int, exit: int) -> None:

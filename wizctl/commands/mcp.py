@@ -105,7 +105,7 @@ def tools(ctx: typer.Context,
           json: Json = False) -> None:
     """List the tools of MCP servers, as SERVER.TOOL names (starting the servers).
 
-    A server that fails is told on stderr and the exit code is 1 (with
+    A server that fails is told on stderr and the exit code is 9 (with
     --json, failures are in the output's "failures" and the exit code is 0)."""
     result: McpToolList = state(ctx).call("mcp.tools", server=server)
     emit(result, json, lambda r: table.table(
@@ -116,4 +116,4 @@ def tools(ctx: typer.Context,
     for failure in failures:
         sys.stderr.write(f"wizctl: {failure.get('error')}\n")
     if failures:
-        raise typer.Exit(exits.ERROR)
+        raise typer.Exit(exits.TOOL_SERVER)

@@ -35,7 +35,7 @@ import anyio
 import anyio.abc
 import anyio.to_thread
 
-from .errors import McpServerError
+from ..errors import McpServerError
 
 if TYPE_CHECKING:
     from mcp import ClientSession
