@@ -9,6 +9,7 @@ from wizd.errors import (
     Conflict,
     DaemonBusy,
     InvalidInput,
+    McpServerError,
     NotFound,
     ProviderAuthError,
     ProviderBadRequest,
@@ -28,7 +29,8 @@ def test_standard_and_application_codes() -> None:
             errors.INVALID_PARAMS, errors.INTERNAL_ERROR) == (-32700, -32600, -32601, -32602,
                                                                -32603)
     assert (errors.NOT_FOUND, errors.CONFLICT, errors.PROVIDER_ERROR,
-            errors.STORAGE_UNAVAILABLE) == (-32001, -32002, -32003, -32004)
+            errors.STORAGE_UNAVAILABLE, errors.TOOL_SERVER_ERROR) == (-32001, -32002, -32003,
+                                                                       -32004, -32005)
 
 
 def test_rpc_codes_table_is_pinned() -> None:
@@ -38,6 +40,7 @@ def test_rpc_codes_table_is_pinned() -> None:
         (InvalidInput, -32602),
         (ProviderError, -32003),
         (StorageUnavailable, -32004),
+        (McpServerError, -32005),
         (WizError, -32603),
     )
 
@@ -53,6 +56,7 @@ def test_rpc_codes_table_is_pinned() -> None:
     (ProviderTimeout("late"), -32003),
     (ProviderProtocolError("garbled"), -32003),
     (StorageUnavailable("disk full"), -32004),
+    (McpServerError("fs", "cannot start: No such file or directory"), -32005),
     # Errors that are not the caller's fault are internal.
     (SchemaError("too new"), -32603),
     (DaemonBusy("taken"), -32603),
