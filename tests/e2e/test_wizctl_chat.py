@@ -42,6 +42,18 @@ CLEAR = "\r\x1b[J"  # what wizctl writes to erase a streaming reply before settl
 OFFLINE = '[offline demo] I\'m ada (Researcher). You said: "{}"'
 
 
+def _process_state(pid: int) -> str:
+    """What the kernel says of a process that should have ended (for a failure's
+    message): its state, its signals pending, blocked and ignored, where it waits."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text().splitlines()
+        wchan = Path(f"/proc/{pid}/wchan").read_text()
+    except OSError as exc:
+        return f"(pid {pid}: {exc})"
+    keep = ("State", "SigPnd", "ShdPnd", "SigBlk", "SigIgn", "SigCgt", "Threads")
+    return "; ".join(line for line in status if line.startswith(keep)) + f"; wchan {wchan}"
+
+
 class Pty:
     """A wizctl whose stdin, stdout and stderr are a pseudo-terminal of 24x200."""
 
@@ -106,7 +118,11 @@ class Pty:
         deadline = time.monotonic() + DEADLINE
         while self._read(deadline) and time.monotonic() < deadline:
             pass
-        return self.proc.wait(timeout=max(deadline - time.monotonic(), 1))
+        try:
+            return self.proc.wait(timeout=max(deadline - time.monotonic(), 1))
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"wizctl still running after {DEADLINE:g} s:\n"
+                                 f"{_process_state(self.proc.pid)}\n{self.out!r}") from None
 
     def close(self) -> None:
         if self.proc.poll() is None:
