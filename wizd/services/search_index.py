@@ -59,11 +59,17 @@ class SearchIndex:
         """Index new messages as they are committed (``db`` opened with
         ``tallies.watch``), and at start what a stopped wizd left unindexed."""
         task_status.started()
+        covered = 0  # every message up to this seq was committed before a catch-up
         while True:
-            await tallies.wait_for_message(after_seq=self.indexed)
+            await tallies.wait_for_message(after_seq=max(self.indexed, covered))
             await anyio.sleep(DELAY)
+            newest = tallies.last_seq
             try:
                 await self.catch_up(db)
             except StorageUnavailable:
                 # The database logs the storage's trouble once; try again later.
                 await anyio.sleep(RETRY)
+            else:
+                # Even if the newest were deleted before being indexed (the index
+                # then stops short of them), there is nothing to wait for below it.
+                covered = newest
