@@ -12,7 +12,6 @@ from typing import Any
 
 from .hub import Event
 
-
 # The same encoding as wizd.rpc.dispatch.encode: compact, UTF-8. One encoder
 # for every event (json.dumps with these options builds one per call).
 _COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
