@@ -51,7 +51,9 @@ class Provider(TypedDict):
 class Agent(TypedDict):
     """An LLM persona with a user of its own (``user_id``) that authors its replies.
 
-    ``model`` null means the provider's default model."""
+    ``model`` null means the provider's default model. ``tools``: the MCP
+    tools it may call, as ``server.tool`` patterns (``fs.*``); ``max_steps``:
+    the most tool steps it takes for one reply."""
 
     id: str
     user_id: str
@@ -64,6 +66,8 @@ class Agent(TypedDict):
     model: str | None
     temperature: float | None
     max_tokens: int | None
+    tools: list[str]
+    max_steps: int
     status: AgentStatus
     created_at: int
     updated_at: int
@@ -281,7 +285,9 @@ class McpServer(TypedDict):
     """An MCP server registered in wizd: run as ``command`` (stdio) or reached at
     ``url`` (streamable HTTP). ``env`` maps a variable of the server's
     environment to the name of wizd's variable that gives its value when the
-    server starts: names only, never values. ``running``: wizd has it started."""
+    server starts: names only, never values. ``idempotent`` and ``confirm``:
+    patterns of its tool names (``*``: all) that may run twice, and that wait
+    for approval. ``running``: wizd has it started."""
 
     id: str
     name: str
@@ -289,6 +295,8 @@ class McpServer(TypedDict):
     command: list[str] | None
     url: str | None
     env: dict[str, str]
+    idempotent: list[str]
+    confirm: list[str]
     running: bool
     created_at: int
     updated_at: int

@@ -75,7 +75,9 @@ class DeletedProvider(Provider):
 class Agent(TypedDict):
     """An LLM persona with a user of its own (``user_id``) that authors its replies.
 
-    ``model`` null means the provider's default model."""
+    ``model`` null means the provider's default model. ``tools``: the MCP
+    tools it may call, as ``server.tool`` patterns (``fs.*``); ``max_steps``:
+    the most tool steps it takes for one reply."""
 
     id: str
     user_id: str
@@ -88,6 +90,8 @@ class Agent(TypedDict):
     model: str | None
     temperature: float | None
     max_tokens: int | None
+    tools: list[str]
+    max_steps: int
     status: AgentStatus
     created_at: int
     updated_at: int
@@ -306,7 +310,9 @@ class McpServer(TypedDict):
     """An MCP server registered in wizd: run as ``command`` (stdio) or reached at
     ``url`` (streamable HTTP). ``env`` maps a variable of the server's
     environment to the name of wizd's variable that gives its value when the
-    server starts: names only, never values. ``running``: wizd has it started."""
+    server starts: names only, never values. ``idempotent`` and ``confirm``:
+    patterns of its tool names (``*``: all) that may run twice, and that wait
+    for approval. ``running``: wizd has it started."""
 
     id: str
     name: str
@@ -314,6 +320,8 @@ class McpServer(TypedDict):
     command: list[str] | None
     url: str | None
     env: dict[str, str]
+    idempotent: list[str]
+    confirm: list[str]
     running: bool
     created_at: int
     updated_at: int
