@@ -251,3 +251,20 @@ async def test_mcp_secrets_stay_out_of_results_rows_and_logs(
         for text in (stored, events, requests, caplog.text):
             assert secret not in text
     assert os.environ["WIZ_TOOLS_TEST_SECRET"] == secret
+
+
+async def test_the_offline_provider_calls_a_tool_on_slash_tool(
+        tmp_path: Path, mock_clock: Any) -> None:
+    async with setup(tmp_path) as (h, srv, _, _dm):
+        bob = await h.agent("bob", tools=["t.echo"])  # the built-in offline provider
+        dm = await h.dm(bob["id"])
+        [job_id] = await h.send(dm, '/tool t.echo text="hi there"')
+        await h.events.job(job_id, "completed")
+        reply = (await h.messages(dm))[-1]
+        assert reply["content"] == "[offline demo] t.echo answered:\nhi there"
+        [job2] = await h.send(dm, "/tool t.count")
+        await h.events.job(job2, "completed")
+        reply = (await h.messages(dm))[-1]
+        assert reply["content"] == ("[offline demo] t.count answered:\nrefused: t.count is "
+                                    "not a tool agent bob may call")
+        assert not srv.requests
