@@ -208,6 +208,37 @@ class Job(TypedDict):
     group_key: str | None
 
 
+class StepCall(TypedDict):
+    """A tool call the model asked for; ``arguments`` as the JSON text it wrote."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+class JobStep(TypedDict):
+    """One stored step of a tool-using reply: the model's turn (``role``
+    assistant, its ``tool_calls``) or a call's result (``role`` tool, its
+    ``tool_call_id`` and ``name``; ``state`` started while it runs, done)."""
+
+    step: int
+    role: str
+    content: str
+    tool_calls: list[StepCall]
+    tool_call_id: str | None
+    name: str | None
+    state: str | None
+    created_at: int
+    updated_at: int
+
+
+class JobDetail(Job):
+    """A job as ``job.get`` shows it: with the steps it stored (a reply's tool
+    calls and their results, in order; empty for other jobs)."""
+
+    steps: list[JobStep]
+
+
 class UsageRow(TypedDict):
     """One agent's replies from one model."""
 
@@ -398,6 +429,37 @@ class MessageDelta(TypedDict):
     author_id: str
     index: int
     delta: str
+
+
+class ToolStarted(TypedDict):
+    """An agent's reply job calls a tool (``name``: ``server.tool``) with
+    ``arguments``; ``call_id`` pairs it with its ``tool.finished``."""
+
+    subscription: str
+    job_id: str
+    conversation_id: str
+    agent_id: str
+    call_id: str
+    name: str
+    arguments: dict[str, object]
+    step: int
+
+
+class ToolFinished(TypedDict):
+    """A tool call ended: ``outcome`` ok, error (the tool failed, timed out or
+    its server died), refused (not allowed, bad arguments) or unknown (in
+    flight when wizd stopped, not run again); ``result``: its first 200
+    characters."""
+
+    subscription: str
+    job_id: str
+    conversation_id: str
+    agent_id: str
+    call_id: str
+    name: str
+    duration_ms: int
+    outcome: Literal["ok", "error", "refused", "unknown"]
+    result: str
 
 
 class AgentStatusChanged(TypedDict):

@@ -56,6 +56,24 @@ def message_line(msg: Mapping[str, object], author: str, *, color: bool = False,
             + paint(author, "bold", color) + ": " + body)
 
 
+TOOL_EVENTS = ("tool.started", "tool.finished")
+
+
+def tool_line(note: Notification, *, color: bool = False) -> str:
+    """One dim line for ``tool.started`` (``→ fs.read_file {"path": ...}``) or
+    ``tool.finished`` (``← fs.read_file 12 ms: result``)."""
+    p = note.params
+    name = str(p.get("name"))
+    if note.method == "tool.started":
+        text = f"  → {name} {one_line(dump_json(p.get('arguments') or {}), 120)}"
+    else:
+        outcome = p.get("outcome")
+        mark = "" if outcome == "ok" else f" [{outcome}]"
+        text = (f"  ← {name} {p.get('duration_ms', 0)} ms{mark}: "
+                f"{one_line(str(p.get('result') or ''), 120)}")
+    return paint(text, "dim", color)
+
+
 @dataclass
 class _Stream:
     """A reply being streamed: what its pieces said so far."""
@@ -128,6 +146,9 @@ class View:
             self.message(cast(Message, p.get("message") or {}))
         elif note.method == "message.delta":
             self.delta(cast(MessageDelta, p))
+        elif note.method in TOOL_EVENTS:
+            if not self.bare:
+                self._line(tool_line(note, color=self.color))
         elif self.everything:
             self._line(self._event_line(note))
 

@@ -153,6 +153,15 @@ def scenario(call: Recorder) -> None:
     call("mcp.list")
     call("mcp.tools", server=server["name"])
     call("mcp.tools")  # with the failure of the one that cannot be reached
+    # A tool call (tool.started, tool.finished), through the offline provider.
+    cy = call("agent.create", name=unique("cy"), role="tester", backstory="Tests.",
+              goal="Call tools.", tools=[f"{server['name']}.echo"], max_steps=3)
+    call("mcp.tools", agent=cy["name"])
+    tool_dm = call("dm.create", participants=[cy["name"]])
+    call("events.subscribe", conversation_id=tool_dm["id"])
+    sent = call("message.send", conversation_id=tool_dm["id"],
+                content=f"/tool {server['name']}.echo text=hi")
+    call("job.get", id=call.until_job(sent["jobs"][0], "completed")["id"])
     call("mcp.remove", name=server["name"])
     call("mcp.remove", id=web["id"])
 

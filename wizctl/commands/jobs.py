@@ -2,19 +2,40 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, cast
 
 import typer
 
 from .. import table, text
-from ..objects import Job, JobList
+from ..objects import Job, JobDetail, JobList, JobStep
 from .base import Json, by_ref, color, emit, state, status_style, sub_app
 
 job_app = sub_app("One job of the queue.")
 queue_app = sub_app("The job queue as a whole.")
 
 
+def _steps(j: Job) -> str:
+    """A reply's tool steps, one line each (``job.get`` gives them)."""
+    lines = []
+    steps: list[JobStep] = cast(JobDetail, j).get("steps") or []
+    for s in steps:
+        if s.get("role") == "assistant":
+            calls = ", ".join(f"{c.get('name')}({text.one_line(c.get('arguments'), 60)})"
+                              for c in s.get("tool_calls") or [])
+            lines.append(f"step {s.get('step')}: calls {calls}")
+        else:
+            state = "" if s.get("state") == "done" else f" [{s.get('state')}]"
+            lines.append(f"  {s.get('name')}{state}: {text.one_line(s.get('content'), 100)}")
+    return "\n".join(lines)
+
+
 def _fields(j: Job) -> str:
+    steps = _steps(j)
+    fields = _plain_fields(j)
+    return f"{fields}\n{steps}" if steps else fields
+
+
+def _plain_fields(j: Job) -> str:
     return text.fields([
         ("id", j.get("id")), ("name", j.get("name")), ("status", j.get("status")),
         ("priority", j.get("priority")), ("progress", f"{j.get('progress', 0)}%"),

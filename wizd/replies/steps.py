@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass, field
 
 from ..llm.base import ChatMessage, ToolCall
+from ..objects import JobStep
 from ..store.steps import StepRow
 
 
@@ -69,3 +70,12 @@ def context_steps(rows: list[StepRow]) -> tuple[ChatMessage, ...]:
             break
         messages.extend(step.messages())
     return tuple(messages)
+
+
+def public(rows: list[StepRow]) -> list[JobStep]:
+    """The steps as ``job.get`` shows them."""
+    return [{"step": r.step, "role": r.role, "content": r.content,
+             "tool_calls": [{"id": c.id, "name": c.name, "arguments": c.arguments}
+                            for c in decode_calls(r.tool_calls)],
+             "tool_call_id": r.tool_call_id, "name": r.tool_name, "state": r.tool_state,
+             "created_at": r.created_at, "updated_at": r.updated_at} for r in rows]

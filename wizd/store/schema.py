@@ -72,11 +72,11 @@ agents = Table(
     Column("max_tokens", Integer),
     Column("context_messages", Integer),
     Column("status", String, nullable=False),  # "active" | "inactive" | "busy"
-    Column("tools", Text),  # migration 12: JSON list of server.tool patterns; NULL: none
-    Column("max_steps", Integer),  # migration 12: NULL: the default
     Column("created_at", Integer, nullable=False),
     Column("updated_at", Integer, nullable=False),
     Column("deleted_at", Integer),
+    Column("tools", Text),  # migration 12: JSON list of server.tool patterns; NULL: none
+    Column("max_steps", Integer),  # migration 12: NULL: the default
 )
 
 dm_conversations = Table(
