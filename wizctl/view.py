@@ -147,7 +147,9 @@ class View:
         elif note.method == "message.delta":
             self.delta(cast(MessageDelta, p))
         elif note.method in TOOL_EVENTS:
-            if not self.bare:
+            if self.bare:  # stdout is the answer alone (scripts): the calls go beside it
+                self.aside(sys.stderr, tool_line(note, color=use_color(sys.stderr)))
+            else:
                 self._line(tool_line(note, color=self.color))
         elif self.everything:
             self._line(self._event_line(note))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -268,3 +269,25 @@ async def test_the_offline_provider_calls_a_tool_on_slash_tool(
         assert reply["content"] == ("[offline demo] t.count answered:\nrefused: t.count is "
                                     "not a tool agent bob may call")
         assert not srv.requests
+
+
+async def test_the_demo_server_that_ships_reads_files_inside_its_folder_only(
+        tmp_path: Path, mock_clock: Any) -> None:
+    """The README's demo: the offline provider, ``/tool``, wizd.mcp.demo_server."""
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "todo.txt").write_text("buy milk\n")
+    async with setup(tmp_path) as (h, srv, _, _dm):
+        await mcp.add(h.rt, McpServerCreate(
+            name="files", command=[sys.executable, "-m", "wizd.mcp.demo_server", str(folder)],
+            idempotent=["*"]))
+        bob = await h.agent("bob", tools=["files.*"])
+        dm = await h.dm(bob["id"])
+        for ask in ("/tool files.list_dir", "/tool files.read_file path=todo.txt",
+                    "/tool files.read_file path=../counter"):
+            [job_id] = await h.send(dm, ask)
+            await h.events.job(job_id, "completed")
+        answers = [m["content"] for m in await h.messages(dm) if m["author_id"] == bob["user_id"]]
+        assert answers[:2] == ["[offline demo] files.list_dir answered:\ntodo.txt",
+                               "[offline demo] files.read_file answered:\nbuy milk\n"]
+        assert "is outside the folder this server shows" in answers[2]
