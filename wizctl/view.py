@@ -147,10 +147,7 @@ class View:
         elif note.method == "message.delta":
             self.delta(cast(MessageDelta, p))
         elif note.method in TOOL_EVENTS:
-            if self.bare:  # stdout is the answer alone (scripts): the calls go beside it
-                self.aside(sys.stderr, tool_line(note, color=use_color(sys.stderr)))
-            else:
-                self._line(tool_line(note, color=self.color))
+            self.tool(note)
         elif self.everything:
             self._line(self._event_line(note))
 
@@ -173,6 +170,13 @@ class View:
         elif self.everything:
             who = self.lookup.user_name(p.get("author_id"))
             self._line(f"{clock(None)} {who} … {one_line(p.get('delta'))}")
+
+    def tool(self, note: Notification) -> None:
+        """One dim line for a ``tool.started`` or ``tool.finished``."""
+        if self.bare:  # stdout is the answer alone (scripts): the calls go beside it
+            self.aside(sys.stderr, tool_line(note, color=use_color(sys.stderr)))
+        else:
+            self._line(tool_line(note, color=self.color))
 
     def close(self) -> None:
         """Erase whatever is still streaming (it was never stored)."""

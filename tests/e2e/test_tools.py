@@ -54,6 +54,15 @@ def test_kill_9_after_a_tool_call_then_restart_runs_it_once_and_replies_once(
         assert "step 1: calls t__count({}), t__secret({})" in shown
         assert "  t.count: 1" in shown
 
+        # send --wait: the answer on stdout, each call on stderr as it runs.
+        srv.enqueue(Reply(tool_calls=[Call("t__secret")]), Reply(text="Still secret."))
+        sent = wizctl(w, "send", "ada", "again", "--wait")
+        assert (sent.returncode, sent.stdout) == (0, "Still secret.\n"), sent.stderr
+        started, finished = sent.stderr.splitlines()
+        assert started == "  → t.secret {}"
+        assert finished.startswith("  ← t.secret ")
+        assert finished.endswith(f" ms: set, {len(SECRET)} characters")
+
         with sqlite3.connect(w.db) as db:
             rows = [repr(r) for t in ("jobs", "messages", "llm_messages", "mcp_servers")
                     for r in db.execute(f"SELECT * FROM {t}")]
