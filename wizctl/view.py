@@ -56,16 +56,22 @@ def message_line(msg: Mapping[str, object], author: str, *, color: bool = False,
             + paint(author, "bold", color) + ": " + body)
 
 
-TOOL_EVENTS = ("tool.started", "tool.finished")
+TOOL_EVENTS = ("tool.started", "tool.finished", "tool.approval_requested")
 
 
 def tool_line(note: Notification, *, color: bool = False) -> str:
     """One dim line for ``tool.started`` (``→ fs.read_file {"path": ...}``) or
-    ``tool.finished`` (``← fs.read_file 12 ms: result``)."""
+    ``tool.finished`` (``← fs.read_file 12 ms: result``); a yellow one for
+    ``tool.approval_requested``, saying how to answer it."""
     p = note.params
     name = str(p.get("name"))
     if note.method == "tool.started":
         text = f"  → {name} {one_line(dump_json(p.get('arguments') or {}), 120)}"
+    elif note.method == "tool.approval_requested":
+        job = short_id(p.get("job_id"))
+        text = (f"  ? {name} {one_line(dump_json(p.get('arguments') or {}), 120)} waits for "
+                f"approval: wizctl approve {job} (or deny {job})")
+        return paint(text, "yellow", color)
     else:
         outcome = p.get("outcome")
         mark = "" if outcome == "ok" else f" [{outcome}]"

@@ -486,6 +486,20 @@ class ToolStarted(TypedDict):
     step: int
 
 
+class ToolApprovalRequested(TypedDict):
+    """A reply job waits (status waiting) until the user approves or denies
+    this call of a tool its server marks ``confirm`` (``job.approve``,
+    ``job.deny``)."""
+
+    subscription: str
+    job_id: str
+    conversation_id: str
+    agent_id: str
+    call_id: str
+    name: str
+    arguments: dict[str, object]
+
+
 class ToolFinished(TypedDict):
     """A tool call ended: ``outcome`` ok, error (the tool failed, timed out or
     its server died), refused (not allowed, bad arguments) or unknown (in

@@ -63,6 +63,24 @@ def test_kill_9_after_a_tool_call_then_restart_runs_it_once_and_replies_once(
         assert finished.startswith("  ← t.secret ")
         assert finished.endswith(f" ms: set, {len(SECRET)} characters")
 
+        # A tool marked confirm: the job waits until `wizctl approve`.
+        w.call("mcp.add", name="c", command=server_command(tmp_path), confirm=["count"])
+        ok(wizctl(w, "agent", "update", "ada", "--tools", "c.*"))
+        srv.enqueue(Reply(tool_calls=[Call("c__count")]), Reply(text="Approved, counted."))
+        with subscribed(w, dm) as conn:
+            [job_id] = conn.call("message.send", conversation_id=dm, content="c")["jobs"]
+            asked = conn.notification("tool.approval_requested")["params"]
+            assert (asked["job_id"], asked["name"]) == (job_id, "c.count")
+            assert wait_job(conn, job_id, "waiting")["failure_reason"].startswith(
+                "waiting for approval: c.count")
+            assert (tmp_path / "counter").read_text() == "x\n"
+            assert ok(wizctl(w, "approve", job_id[:8])) == f"approved: job {job_id[:8]} goes on\n"
+            wait_job(conn, job_id, "completed")
+        assert (tmp_path / "counter").read_text() == "x\nx\n"
+        assert replies_in(w, dm, agent)[-1]["content"] == "Approved, counted."
+        denied = wizctl(w, "deny", job_id)
+        assert denied.returncode != 0 and "is not waiting for an approval" in denied.stderr
+
         with sqlite3.connect(w.db) as db:
             rows = [repr(r) for t in ("jobs", "messages", "llm_messages", "mcp_servers")
                     for r in db.execute(f"SELECT * FROM {t}")]

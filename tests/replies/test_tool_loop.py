@@ -27,7 +27,9 @@ from sqlalchemy import Connection
 from tests.jobs.helpers import Harness, harness
 from tests.mcp.helpers import server_command
 from tests.support.openai_server import Call, OpenAIServer, RecordedRequest, Reply, openai_server
+from wizd.errors import Conflict
 from wizd.objects import Agent
+from wizd.replies import approvals
 from wizd.replies.tool_loop import TOOL_TIMEOUT, UNKNOWN
 from wizd.services import mcp
 from wizd.services.mcp import McpServerCreate
@@ -291,3 +293,33 @@ async def test_the_demo_server_that_ships_reads_files_inside_its_folder_only(
         assert answers[:2] == ["[offline demo] files.list_dir answered:\ntodo.txt",
                                "[offline demo] files.read_file answered:\nbuy milk\n"]
         assert "is outside the folder this server shows" in answers[2]
+
+
+@pytest.mark.parametrize("approve", [True, False], ids=["approved", "denied"])
+async def test_a_confirm_tool_waits_for_the_users_decision(
+        tmp_path: Path, mock_clock: Any, approve: bool) -> None:
+    async with setup(tmp_path, confirm=["count"]) as (h, srv, ada, dm):
+        srv.enqueue(Reply(tool_calls=[Call("t__count", id="a"),
+                                      Call("t__echo", {"text": "meanwhile"}, id="b")]),
+                    Reply(text="decided"))
+        [job_id] = await h.send(dm, "count, please")
+        asked = await h.events.wait_for(lambda e: e.method == "tool.approval_requested")
+        assert (asked.params["job_id"], asked.params["name"], asked.params["arguments"]) == (
+            job_id, "t.count", {})
+        parked = await h.job(job_id)
+        assert parked["status"] == "waiting"
+        assert parked["failure_reason"] == ("waiting for approval: t.count (wizctl approve JOB, "
+                                            "or deny JOB)")
+        assert counted(tmp_path) == 0 and len(srv.requests) == 1
+
+        await approvals.decide(h.rt, job_id, approve=approve, reason="not now")
+        await h.events.job(job_id, "completed")
+        results = [m["content"] for m in srv.requests[1].body["messages"] if m["role"] == "tool"]
+        if approve:
+            assert results == ["1", "meanwhile"] and counted(tmp_path) == 1
+        else:
+            assert results == ["the user denied this call; it was not run: not now",
+                               "meanwhile"]
+            assert counted(tmp_path) == 0
+        with pytest.raises(Conflict):
+            await approvals.decide(h.rt, job_id, approve=True)

@@ -77,3 +77,22 @@ def queue_pause(ctx: typer.Context, json: Json = False) -> None:
 def queue_resume(ctx: typer.Context, json: Json = False) -> None:
     """Start jobs again."""
     emit(state(ctx).call("queue.resume"), json, lambda r: "queue resumed")
+
+
+def approve(ctx: typer.Context,
+            job: Annotated[str, typer.Argument(metavar="JOB", help="Id or id prefix.")],
+            json: Json = False) -> None:
+    """Run the tool calls a reply job waits for (tools marked --confirm); it goes on."""
+    st = state(ctx)
+    result = st.call("job.approve", id=st.lookup.job_id(job))
+    emit(result, json, lambda j: f"approved: job {text.short_id(j.get('id'))} goes on")
+
+
+def deny(ctx: typer.Context,
+         job: Annotated[str, typer.Argument(metavar="JOB", help="Id or id prefix.")],
+         reason: Annotated[str | None, typer.Option(help="Told to the model.")] = None,
+         json: Json = False) -> None:
+    """Refuse the tool calls a reply job waits for: the model is told; the job goes on."""
+    st = state(ctx)
+    result = st.call("job.deny", id=st.lookup.job_id(job), reason=reason)
+    emit(result, json, lambda j: f"denied: job {text.short_id(j.get('id'))} goes on")

@@ -24,7 +24,7 @@ from ..llm import providers
 from ..llm.base import Completion
 from .inputs import ReplyInputs, Skip, load_inputs
 from .job import data_of
-from .tool_loop import run_tool_loop
+from .tool_loop import AwaitingApproval, run_tool_loop
 
 # Progress is a database write that every other job's completion queues
 # behind, so it is written only for a stream that is still going after
@@ -42,7 +42,7 @@ class ReplyResult:
     completion: Completion
 
 
-async def process(ctx: JobContext) -> ReplyResult | Skip:
+async def process(ctx: JobContext) -> ReplyResult | Skip | AwaitingApproval:
     """Generate the reply (or Skip: nothing to answer any more). Raises
     ProviderError subclasses (ProviderTimeout when the provider takes longer
     than ``config.job_timeout``), NotFound if the conversation or provider is gone."""
@@ -76,7 +76,8 @@ async def process(ctx: JobContext) -> ReplyResult | Skip:
             await ctx.progress(STREAMING_PROGRESS)
 
     if inputs.tools or inputs.steps:
-        return ReplyResult(inputs, await run_tool_loop(ctx, inputs, on_delta))
+        answer = await run_tool_loop(ctx, inputs, on_delta)
+        return answer if isinstance(answer, AwaitingApproval) else ReplyResult(inputs, answer)
     timeout = rt.config.job_timeout
     with anyio.move_on_after(timeout) as limit:
         completion = await providers.complete(inputs.provider, inputs.request, on_delta,

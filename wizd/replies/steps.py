@@ -22,6 +22,8 @@ class Step:
     turn: ChatMessage  # the assistant turn with its tool calls
     results: dict[str, str] = field(default_factory=dict)  # call id -> result (done)
     started: set[str] = field(default_factory=set)  # call ids in flight when it stopped
+    waiting: set[str] = field(default_factory=set)  # call ids waiting for approval
+    approved: set[str] = field(default_factory=set)  # approved, not started yet
 
     def unfinished(self) -> list[ToolCall]:
         """The calls without a result: in flight (``started``) or never started."""
@@ -56,6 +58,10 @@ def read_steps(rows: list[StepRow]) -> list[Step]:
             continue  # a result without its turn: never written so
         if row.tool_state == "done":
             step.results[row.tool_call_id] = row.content
+        elif row.tool_state == "waiting":
+            step.waiting.add(row.tool_call_id)
+        elif row.tool_state == "approved":
+            step.approved.add(row.tool_call_id)
         else:
             step.started.add(row.tool_call_id)
     return [steps[n] for n in sorted(steps)]

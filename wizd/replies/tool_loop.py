@@ -16,6 +16,14 @@ never started runs; a call in flight (started, no result) runs again only if
 its tool is marked idempotent, and otherwise gets, as its result, a note
 that its outcome is unknown, so that the model can decide.
 
+A call of a tool its server marks ``confirm`` waits for the user: its row is
+stored as waiting, the other calls of the step run, and the loop returns
+``AwaitingApproval``; the outcome handler parks the job (status waiting, due
+never) and publishes ``tool.approval_requested``. ``job.approve`` or
+``job.deny`` (``approvals``) decides and makes the job due; its next attempt
+resumes here, running the approved calls and giving the denied ones their
+refusal as result.
+
 A call the agent may not make (not in its allow-list, or a tool no server
 has) is refused and the model told so; a tool that fails, takes longer than
 ``TOOL_TIMEOUT`` or whose server dies gives the model the error as its
@@ -54,6 +62,28 @@ PREVIEW_CHARS = 200  # of a result, in tool.finished
 
 UNKNOWN = ("the outcome of this call is unknown: wizd stopped while it ran, so it may or may "
            "not have taken effect; it was not run again (the tool is not marked idempotent)")
+
+
+@dataclass(frozen=True)
+class PendingCall:
+    """A call waiting for the user's approval."""
+
+    call_id: str
+    name: str  # server.tool
+    arguments: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class AwaitingApproval:
+    """The loop stopped until the user decides about ``calls``."""
+
+    inputs: ReplyInputs
+    calls: tuple[PendingCall, ...]
+
+    @property
+    def reason(self) -> str:
+        names = ", ".join(c.name for c in self.calls)
+        return f"waiting for approval: {names} (wizctl approve JOB, or deny JOB)"
 
 
 @dataclass
@@ -112,14 +142,24 @@ class _Loop:
 
     # -- running a step's calls -------------------------------------------------------
 
-    async def finish_step(self, step: Step) -> None:
+    async def finish_step(self, step: Step) -> list[PendingCall]:
         """Give every call of ``step`` without a result one (in ``step.results``),
-        running those that may run, in parallel."""
+        running those that may run, in parallel; returns the calls that wait
+        for approval instead."""
         positions = {c.id: i + 1 for i, c in enumerate(step.turn.tool_calls)}
+        waiting: list[PendingCall] = []
 
         async def one(call: ToolCall) -> None:
             tool = self.toolset.tools.get(call.name)
             in_flight = call.id in step.started
+            arguments, problem = _arguments(call.arguments)
+            if tool is not None and arguments is not None and (
+                    call.id in step.waiting or (tool.confirm and not in_flight
+                                                and call.id not in step.approved)):
+                if call.id not in step.waiting:
+                    await self.mark(step.number, positions[call.id], call, tool, "waiting")
+                waiting.append(PendingCall(call.id, tool.name, arguments))
+                return
             if in_flight and not (tool is not None and tool.idempotent):
                 self.publish("tool.finished", _finished(call, tool, 0, UNKNOWN, "unknown"))
                 await self.store_result(step, positions[call.id], call, UNKNOWN)
@@ -129,6 +169,8 @@ class _Loop:
         async with anyio.create_task_group() as tg:
             for call in step.unfinished():
                 tg.start_soon(one, call)
+        order = [c.id for c in step.turn.tool_calls]
+        return sorted(waiting, key=lambda c: order.index(c.call_id))
 
     async def run(self, step: Step, position: int, call: ToolCall, tool: Tool | None, *,
                   marked: bool) -> None:
@@ -143,7 +185,7 @@ class _Loop:
             await self.store_result(step, position, call, problem)
             return
         if not marked:
-            await self.mark_started(step.number, position, call, tool)
+            await self.mark(step.number, position, call, tool, "started")
         self.publish("tool.started", {"call_id": call.id, "name": tool.name,
                                       "arguments": arguments, "step": step.number})
         started = anyio.current_time()
@@ -164,13 +206,19 @@ class _Loop:
             return f"error: {text}", "error"
         return text, "ok"
 
-    async def mark_started(self, number: int, position: int, call: ToolCall, tool: Tool) -> None:
+    async def mark(self, number: int, position: int, call: ToolCall, tool: Tool,
+                   state: str) -> None:
+        """Store the call's row as ``state`` (started, waiting), made or moved."""
         inputs, now = self.inputs, self.ctx.rt.clock.now_ms()
 
         def tx(conn: Connection) -> None:
+            if store.set_state(conn, job_id=self.job_id, reply_to=inputs.trigger_id,
+                               author_id=inputs.agent_user_id, tool_call_id=call.id,
+                               state=state, now_ms=now):
+                return  # approved before: its row is there
             store.add_tool(conn, id=new_id(), job_id=self.job_id, reply_to=inputs.trigger_id,
                            author_id=inputs.agent_user_id, step=number, position=position,
-                           tool_call_id=call.id, tool_name=tool.name, state="started",
+                           tool_call_id=call.id, tool_name=tool.name, state=state,
                            content="", now_ms=now)
 
         await self.write(tx)
@@ -198,16 +246,19 @@ class _Loop:
 
 
 async def run_tool_loop(ctx: JobContext, inputs: ReplyInputs, on_delta: OnDelta
-                        ) -> Completion:
+                        ) -> Completion | AwaitingApproval:
     """The reply's final answer, after as many tool steps as the model takes
-    (at most ``inputs.max_steps``; then a completion that says it stopped)."""
+    (at most ``inputs.max_steps``; then a completion that says it stopped),
+    or the calls that wait for the user's approval."""
     toolset = await load_toolset(ctx.rt, inputs.tools)
     loop = _Loop(ctx, inputs, toolset, on_delta)
     messages = list(inputs.request.messages)
     steps = list(inputs.steps)
     for step in steps:  # resuming: finish what a stopped attempt left
         if step.unfinished():
-            await loop.finish_step(step)
+            waiting = await loop.finish_step(step)
+            if waiting:
+                return AwaitingApproval(inputs, tuple(waiting))
         messages.extend(step.messages())
     while True:
         if len(steps) >= inputs.max_steps:
@@ -219,7 +270,9 @@ async def run_tool_loop(ctx: JobContext, inputs: ReplyInputs, on_delta: OnDelta
         if not completion.tool_calls:
             return completion
         step = await loop.store_turn(len(steps) + 1, completion)
-        await loop.finish_step(step)
+        waiting = await loop.finish_step(step)
+        if waiting:
+            return AwaitingApproval(inputs, tuple(waiting))
         steps.append(step)
         messages.extend(step.messages())
 

@@ -79,6 +79,8 @@ NOTIFICATIONS: dict[str, str] = {
                     " arguments, step",
     "tool.finished": "params: subscription, job_id, conversation_id, agent_id, call_id, name,"
                      " duration_ms, outcome, result (its first 200 characters)",
+    "tool.approval_requested": "params: subscription, job_id, conversation_id, agent_id,"
+                               " call_id, name, arguments",
     "job.updated": "params: subscription, job",
     "events.lagged": "params: subscription, last_seq; the subscription has ended",
 }
@@ -89,6 +91,7 @@ NOTIFICATION_PARAMS: dict[str, Any] = {
     "agent.status": objects.AgentStatusChanged,
     "tool.started": objects.ToolStarted,
     "tool.finished": objects.ToolFinished,
+    "tool.approval_requested": objects.ToolApprovalRequested,
     "job.updated": objects.JobUpdated,
     "events.lagged": objects.EventsLagged,
 }

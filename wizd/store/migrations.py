@@ -329,7 +329,8 @@ CREATE UNIQUE INDEX mcp_servers_name ON mcp_servers (name) WHERE deleted_at IS N
 # ``confirm``: JSON lists of tool-name patterns). The steps of a tool-using
 # reply are llm_messages without a message of their own: the assistant turn
 # with its ``tool_calls`` (JSON), and one row per tool call (role 'tool',
-# ``tool_state`` 'started' before the call runs, 'done' with its result),
+# ``tool_state`` 'started' before the call runs, 'done' with its result;
+# 'waiting' for the user's approval, then 'approved'),
 # found by the trigger (``reply_to``) and the agent's user (``author_id``).
 # ``message_id`` becomes nullable, which SQLite allows only by copying the table.
 _V12 = """
@@ -355,7 +356,7 @@ CREATE TABLE llm_messages_v12 (
     tool_calls TEXT,
     tool_call_id TEXT,
     tool_name TEXT,
-    tool_state TEXT CHECK (tool_state IN ('started', 'done'))
+    tool_state TEXT CHECK (tool_state IN ('waiting', 'approved', 'started', 'done'))
 );
 INSERT INTO llm_messages_v12 (id, message_id, role, content, created_at, updated_at,
     prompt_tokens, completion_tokens, model)

@@ -163,7 +163,8 @@ llm_messages = Table(
     Column("tool_calls", Text),  # JSON, on the assistant turn of a step
     Column("tool_call_id", String),
     Column("tool_name", String),
-    Column("tool_state", String),  # "started" | "done", on a tool result
+    # On a tool result: "waiting" (for approval), "approved", "started", "done".
+    Column("tool_state", String),
 )
 
 # Also added by migration 7, outside SQLAlchemy: ``messages_fts``, an FTS5

@@ -6,7 +6,9 @@ A step is the model's assistant turn that asked for tools (``position`` 0,
 1.., in the calls' order). A tool row is written with ``tool_state``
 'started' right before its call runs and becomes 'done' with the result, so
 that a resumed job can tell a call in flight (started, not done) from one
-never started (no row). Rows are found by the trigger (``reply_to``) and the
+never started (no row). A call that needs the user's approval is 'waiting'
+until ``job.approve`` makes it 'approved' (then it runs) or ``job.deny``
+'done' with a refusal. Rows are found by the trigger (``reply_to``) and the
 agent's user (``author_id``): one reply per (trigger, agent), whichever
 attempt or job wrote them.
 
@@ -54,6 +56,58 @@ _INSERT = (
 _FINISH = ("UPDATE llm_messages SET content = :content, tool_state = 'done', updated_at = :now,"
            " job_id = :job_id WHERE reply_to = :reply_to AND author_id = :author_id"
            " AND tool_call_id = :tool_call_id AND role = 'tool'")
+
+
+_SET_STATE = ("UPDATE llm_messages SET tool_state = :state, updated_at = :now, job_id = :job_id"
+              " WHERE reply_to = :reply_to AND author_id = :author_id"
+              " AND tool_call_id = :tool_call_id AND role = 'tool'")
+
+
+def set_state(conn: Connection, *, job_id: str, reply_to: str, author_id: str,
+              tool_call_id: str, state: str, now_ms: int) -> bool:
+    """Move a call's row to ``state``; False if it has no row."""
+    cursor = raw(conn).execute(_SET_STATE, {
+        "state": state, "now": now_ms, "job_id": job_id, "reply_to": reply_to,
+        "author_id": author_id, "tool_call_id": tool_call_id})
+    return bool(cursor.rowcount)
+
+
+_DECIDE = ("UPDATE llm_messages SET tool_state = :state, content = :content, updated_at = :now"
+           " WHERE job_id = :job_id AND role = 'tool' AND tool_state = 'waiting'")
+
+
+def decide(conn: Connection, job_id: str, *, approved: bool, content: str, now_ms: int) -> int:
+    """Approve (or deny, storing ``content`` as the result) every call of job
+    ``job_id`` waiting for approval; how many there were."""
+    cursor = raw(conn).execute(_DECIDE, {
+        "state": "approved" if approved else "done", "content": "" if approved else content,
+        "now": now_ms, "job_id": job_id})
+    return int(cursor.rowcount)
+
+
+# A reply job waiting for approval is parked: status waiting, due never (so
+# no claim takes it), until job.approve or job.deny makes it due now. The
+# attempt it was in is given back: waiting for a person is not a failure.
+PARKED_RUN_AT = 2**53 - 1
+_PARK = ("UPDATE jobs SET status = 'waiting', run_at = :run_at, failure_reason = :reason,"
+         " progress = 0, attempts = max(attempts - 1, 0), updated_at = :now"
+         " WHERE id = :job_id AND status = 'active'")
+_UNPARK = ("UPDATE jobs SET run_at = :now, failure_reason = NULL, updated_at = :now"
+           " WHERE id = :job_id AND status = 'waiting' AND run_at = :run_at")
+
+
+def park_job(conn: Connection, job_id: str, reason: str, now_ms: int) -> bool:
+    """Park active job ``job_id`` until a decision; False if it was not active."""
+    cursor = raw(conn).execute(_PARK, {"run_at": PARKED_RUN_AT, "reason": reason,
+                                       "now": now_ms, "job_id": job_id})
+    return bool(cursor.rowcount)
+
+
+def unpark_job(conn: Connection, job_id: str, now_ms: int) -> bool:
+    """Make a parked job due now; False if it was not parked."""
+    cursor = raw(conn).execute(_UNPARK, {"now": now_ms, "job_id": job_id,
+                                         "run_at": PARKED_RUN_AT})
+    return bool(cursor.rowcount)
 
 
 def of_reply(conn: Connection, reply_to: str, author_id: str) -> list[StepRow]:
