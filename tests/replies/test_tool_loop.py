@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sniffio
 import trio
 import trio.testing
 from sqlalchemy import Connection
@@ -43,9 +44,10 @@ async def setup(tmp_path: Path, *, tools: list[str] | None = None, max_steps: in
                 **server: Any) -> AsyncIterator[tuple[Harness, OpenAIServer, Agent, str]]:
     """A harness with wizd's MCP manager running, the test server registered
     as ``t``, and agent ada (allowed ``tools``, default every tool of t) in a DM."""
-    clock = trio.lowlevel.current_clock()
-    assert isinstance(clock, trio.testing.MockClock)
-    clock.rate = 1.0
+    if sniffio.current_async_library() == "trio":
+        clock = trio.lowlevel.current_clock()
+        assert isinstance(clock, trio.testing.MockClock)
+        clock.rate = 1.0
     async with openai_server() as srv, harness(tmp_path) as h:
         await h.tg.start(h.rt.mcp.run)
         await mcp.add(h.rt, McpServerCreate(name="t", command=server_command(tmp_path),
@@ -323,3 +325,4 @@ async def test_a_confirm_tool_waits_for_the_users_decision(
             assert counted(tmp_path) == 0
         with pytest.raises(Conflict):
             await approvals.decide(h.rt, job_id, approve=True)
+
