@@ -92,6 +92,10 @@ async def test_one_tool_call_then_an_answer(tmp_path: Path, mock_clock: Any, pla
         reply = (await h.messages(dm))[-1]
         assert reply["content"] == "The tool said hello."
         assert done["result"]["message_id"] == reply["id"]
+        # The reply's usage is the whole turn's: both model calls.
+        prompts = [sum(len(str(m.get("content", "")).split()) for m in r.body["messages"])
+                   for r in (first, second)]
+        assert done["result"]["usage"]["prompt_tokens"] == sum(prompts)
         started, = [e.params for e in h.events.of("tool.started")]
         finished, = [e.params for e in h.events.of("tool.finished")]
         assert (started["name"], started["arguments"], started["job_id"]) == (

@@ -24,6 +24,8 @@ class Step:
     started: set[str] = field(default_factory=set)  # call ids in flight when it stopped
     waiting: set[str] = field(default_factory=set)  # call ids waiting for approval
     approved: set[str] = field(default_factory=set)  # approved, not started yet
+    # The tokens of the model call that asked for the step's calls.
+    usage: dict[str, int] = field(default_factory=dict)
 
     def unfinished(self) -> list[ToolCall]:
         """The calls without a result: in flight (``started``) or never started."""
@@ -50,8 +52,11 @@ def read_steps(rows: list[StepRow]) -> list[Step]:
     steps: dict[int, Step] = {}
     for row in rows:
         if row.role == "assistant":
+            usage = {k: v for k, v in (("prompt_tokens", row.prompt_tokens),
+                                       ("completion_tokens", row.completion_tokens))
+                     if v is not None}
             steps[row.step] = Step(row.step, ChatMessage(
-                "assistant", row.content, tool_calls=decode_calls(row.tool_calls)))
+                "assistant", row.content, tool_calls=decode_calls(row.tool_calls)), usage=usage)
             continue
         step = steps.get(row.step)
         if step is None or row.tool_call_id is None:

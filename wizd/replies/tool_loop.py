@@ -34,6 +34,7 @@ Subscribers of the conversation see ``tool.started`` and ``tool.finished``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Callable
@@ -138,7 +139,8 @@ class _Loop:
                 completion_tokens=usage.get("completion_tokens"), now_ms=now)
 
         await self.write(tx)
-        return Step(number, ChatMessage("assistant", completion.content, tool_calls=calls))
+        return Step(number, ChatMessage("assistant", completion.content, tool_calls=calls),
+                    usage=dict(usage))
 
     # -- running a step's calls -------------------------------------------------------
 
@@ -265,16 +267,30 @@ async def run_tool_loop(ctx: JobContext, inputs: ReplyInputs, on_delta: OnDelta
             return Completion(
                 content=(f"I stopped after {len(steps)} tool steps, the most agent "
                          f"{inputs.agent_name} may take for one reply, without a final answer."),
-                model=inputs.request.model, finish_reason="step_limit", usage=None)
+                model=inputs.request.model, finish_reason="step_limit",
+                usage=_total(steps, None))
         completion = await loop.ask(messages)
         if not completion.tool_calls:
-            return completion
+            return dataclasses.replace(completion, usage=_total(steps, completion.usage))
         step = await loop.store_turn(len(steps) + 1, completion)
         waiting = await loop.finish_step(step)
         if waiting:
             return AwaitingApproval(inputs, tuple(waiting))
         steps.append(step)
         messages.extend(step.messages())
+
+
+def _total(steps: list[Step], last: dict[str, int] | None) -> dict[str, int] | None:
+    """The tokens of every model call of the reply: each step's and the last
+    one's (the usage a reply reports is the whole turn's); None if none was told."""
+    parts = [s.usage for s in steps if s.usage] + ([last] if last else [])
+    if not parts:
+        return None
+    total: dict[str, int] = {}
+    for part in parts:
+        for key, value in part.items():
+            total[key] = total.get(key, 0) + value
+    return total
 
 
 def _unique_ids(calls: tuple[ToolCall, ...], number: int) -> tuple[ToolCall, ...]:

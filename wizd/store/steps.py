@@ -40,10 +40,12 @@ class StepRow(NamedTuple):
     tool_state: str | None
     created_at: int
     updated_at: int
+    prompt_tokens: int | None  # on position 0: what the model call cost
+    completion_tokens: int | None
 
 
 _COLUMNS = ("id, job_id, reply_to, step, position, role, content, tool_calls, tool_call_id,"
-            " tool_name, tool_state, created_at, updated_at")
+            " tool_name, tool_state, created_at, updated_at, prompt_tokens, completion_tokens")
 _OF_REPLY = (f"SELECT {_COLUMNS} FROM llm_messages WHERE reply_to = :reply_to"
              " AND author_id = :author_id ORDER BY step, position")
 _OF_JOB = f"SELECT {_COLUMNS} FROM llm_messages WHERE job_id = :job_id ORDER BY step, position"
