@@ -110,6 +110,8 @@ class _Loop:
     # -- one model call ---------------------------------------------------------------
 
     async def ask(self, messages: list[ChatMessage]) -> Completion:
+        messages = _within(messages, len(self.inputs.request.messages),
+                           self.ctx.rt.config.max_context_bytes)
         request = ChatRequest(
             model=self.inputs.request.model, messages=tuple(messages),
             temperature=self.inputs.request.temperature,
@@ -278,6 +280,26 @@ async def run_tool_loop(ctx: JobContext, inputs: ReplyInputs, on_delta: OnDelta
             return AwaitingApproval(inputs, tuple(waiting))
         steps.append(step)
         messages.extend(step.messages())
+
+
+def _within(messages: list[ChatMessage], history: int, budget: int) -> list[ChatMessage]:
+    """``messages`` (the context's first ``history``, then this turn's steps)
+    within ``budget`` UTF-8 bytes, as far as this turn's results allow: the
+    oldest results are replaced by a note first, never the last step's (the
+    calls stay paired with results, as the model requires)."""
+    size = sum(utf8_size(m.content) for m in messages)
+    if size <= budget:
+        return messages
+    last_turn = max((i for i, m in enumerate(messages) if m.tool_calls), default=len(messages))
+    fitted = list(messages)
+    for i in range(history, last_turn):
+        message = fitted[i]
+        if message.role != "tool" or size <= budget:
+            continue
+        note = f"[result left out to fit the context: {utf8_size(message.content)} bytes]"
+        size -= utf8_size(message.content) - utf8_size(note)
+        fitted[i] = ChatMessage("tool", note, tool_call_id=message.tool_call_id)
+    return fitted
 
 
 def _total(steps: list[Step], last: dict[str, int] | None) -> dict[str, int] | None:
