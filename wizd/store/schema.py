@@ -75,6 +75,8 @@ agents = Table(
     Column("created_at", Integer, nullable=False),
     Column("updated_at", Integer, nullable=False),
     Column("deleted_at", Integer),
+    Column("tools", Text),  # migration 12: JSON list of server.tool patterns; NULL: none
+    Column("max_steps", Integer),  # migration 12: NULL: the default
 )
 
 dm_conversations = Table(
@@ -140,7 +142,9 @@ llm_messages = Table(
     "llm_messages",
     metadata,
     Column("id", String, primary_key=True),
-    Column("message_id", String, ForeignKey("messages.id"), nullable=False, unique=True),
+    # NULL on the steps of a tool-using reply (migration 12), which belong to
+    # no message: they are found by reply_to (the trigger) and author_id.
+    Column("message_id", String, ForeignKey("messages.id"), unique=True),
     Column("role", String, nullable=False),  # "user" | "assistant" | "system"
     Column("content", Text, nullable=False),
     Column("created_at", Integer, nullable=False),
@@ -150,6 +154,17 @@ llm_messages = Table(
     Column("prompt_tokens", Integer),
     Column("completion_tokens", Integer),
     Column("model", String),
+    # Added by migration 12: the steps of a tool-using reply (wizd.replies.steps).
+    Column("job_id", String),
+    Column("reply_to", String, ForeignKey("messages.id")),
+    Column("author_id", String, ForeignKey("users.id")),
+    Column("step", Integer),
+    Column("position", Integer),
+    Column("tool_calls", Text),  # JSON, on the assistant turn of a step
+    Column("tool_call_id", String),
+    Column("tool_name", String),
+    # On a tool result: "waiting" (for approval), "approved", "started", "done".
+    Column("tool_state", String),
 )
 
 # Also added by migration 7, outside SQLAlchemy: ``messages_fts``, an FTS5
@@ -239,4 +254,7 @@ mcp_servers = Table(
     Column("created_at", Integer, nullable=False),
     Column("updated_at", Integer, nullable=False),
     Column("deleted_at", Integer),
+    # Migration 12: JSON lists of tool-name patterns ("*": every tool).
+    Column("idempotent", Text, nullable=False, default="[]"),
+    Column("confirm", Text, nullable=False, default="[]"),
 )
