@@ -12,10 +12,12 @@ user message it answers with two parallel calls, ``count`` (not idempotent:
 it appends the turn's label to a file, then takes 300 ms) and ``echo``
 (marked idempotent); to the tool results, with a text answer streamed in
 pieces 50 ms apart. ``--turns`` messages are sent, spread over ``--dms``
-conversations, and wizd is killed every 1 to 4 s (random, ``--seed``; a
-restarted wizd imports the MCP and OpenAI libraries before its first step)
-until every reply job has finished and at least ``--kills`` kills happened
-(or the turns ran out of work to kill: then it says so).
+conversations, and wizd is killed again and again until every reply job has
+finished and at least ``--kills`` kills happened
+(or the turns ran out of work to kill: then it says so). The kills take turns
+at aiming: one as soon as the database shows a tool call started and not
+done, one as soon as a step's calls are all done and the model's next answer
+is not stored, one at a random moment (0.2 to 3 s after the restart).
 
 After each kill, before the restart, the database says where it landed:
 inside a tool call (a call marked started, not done), between a tool's end
@@ -70,12 +72,23 @@ def model(request: RecordedRequest) -> Reply:
 def where_killed(db: Path) -> str:
     with sqlite3.connect(db) as conn:
         if conn.execute("SELECT 1 FROM llm_messages WHERE tool_state = 'started'").fetchone():
-            return "inside a tool call"
+            return INSIDE
         between = conn.execute(
             "SELECT 1 FROM jobs AS j JOIN llm_messages AS s ON s.job_id = j.id"
             " WHERE j.status = 'active' AND s.role = 'tool' GROUP BY j.id"
             " HAVING sum(s.tool_state != 'done') = 0 AND count(*) = 2").fetchone()
-        return "between a tool's end and the next model call" if between else "elsewhere"
+        return BETWEEN if between else "elsewhere"
+
+
+INSIDE = "inside a tool call"
+BETWEEN = "between a tool's end and the next model call"
+PLACES = {"inside": INSIDE, "between": BETWEEN}
+
+
+def wait_for_place(db: Path, place: str, deadline: float) -> None:
+    """Poll the database (every 2 ms) until the run is at ``place``, or the deadline."""
+    while time.monotonic() < deadline and where_killed(db) != place:
+        time.sleep(0.002)
 
 
 def unfinished(db: Path) -> int:
@@ -121,8 +134,13 @@ def main() -> None:
 
             started = time.monotonic()
             places: Counter[str] = Counter()
+            aims = ("inside", "between", "random")
             while unfinished(w.db) and sum(places.values()) < args.kills:
-                time.sleep(rng.uniform(1.0, 4.0))
+                aim = aims[sum(places.values()) % len(aims)]
+                if aim == "random":
+                    time.sleep(rng.uniform(0.2, 3.0))
+                else:
+                    wait_for_place(w.db, PLACES[aim], deadline=time.monotonic() + 15)
                 w.kill()
                 places[where_killed(w.db)] += 1
                 w.start()
