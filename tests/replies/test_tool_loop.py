@@ -330,3 +330,29 @@ async def test_a_confirm_tool_waits_for_the_users_decision(
         with pytest.raises(Conflict):
             await approvals.decide(h.rt, job_id, approve=True)
 
+
+
+async def test_a_step_resumed_while_its_server_fails_waits_for_the_server(
+        tmp_path: Path, mock_clock: trio.testing.MockClock) -> None:
+    """A job stopped with an idempotent call in flight resumes while its server
+    cannot start: the attempt fails and is retried later (the server may come
+    back), and the call is neither refused nor given an unknown outcome."""
+    async with setup(tmp_path, idempotent=["hang"]) as (h, srv, ada, dm):
+        srv.enqueue(Reply(tool_calls=[Call("t__hang", id="b")]))
+        [job_id] = await h.send(dm, "hang")
+        await h.events.wait_for(lambda e: e.method == "tool.started")
+        await trio.testing.wait_all_tasks_blocked()
+        await h.stop_scheduler(h.rt.scheduler)
+        broken = json.dumps([sys.executable, "-c", "raise SystemExit(3)"])
+
+        def break_server(conn: Connection) -> None:
+            conn.exec_driver_sql("UPDATE mcp_servers SET command = ? WHERE name = 't'",
+                                 (broken,))
+
+        await h.rt.db.write(break_server)
+        await h.start_scheduler()
+        update = await h.events.wait_for(lambda e: e.method == "job.updated"
+                                         and e.params["job"]["status"] == "delayed")
+        assert "MCP server t" in update.params["job"]["failure_reason"]
+        [row] = [r for r in await h.rt.db.read(step_store.of_job, job_id) if r.role == "tool"]
+        assert (row.tool_call_id, row.tool_state) == ("b", "started")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from ..errors import ProviderError, StorageUnavailable, WizError
+from ..errors import McpServerError, ProviderError, StorageUnavailable, WizError
 
 
 @dataclass(frozen=True)
@@ -32,13 +32,14 @@ def is_retryable(exc: BaseException) -> bool:
     """Whether another attempt could succeed.
 
     Provider errors say so themselves (401/403/400/unknown model do not); a
-    database that cannot store or read now (disk full) may again later; other
+    database that cannot store or read now (disk full) and an MCP server that
+    failed (a reply resuming a step needs it) may work again later; other
     WizErrors (e.g. the conversation is gone) are final; anything else is
     unexpected and treated as transient (a locked database, a dropped socket).
     """
     if isinstance(exc, ProviderError):
         return bool(exc.retryable)
-    if isinstance(exc, StorageUnavailable):
+    if isinstance(exc, (StorageUnavailable, McpServerError)):
         return True
     return not isinstance(exc, WizError)
 

@@ -44,7 +44,7 @@ from typing import Any
 import anyio
 from sqlalchemy import Connection
 
-from ..errors import ProviderTimeout, WizError
+from ..errors import McpServerError, ProviderTimeout, WizError
 from ..jobs.queue import JobContext
 from ..llm import providers
 from ..llm.base import ChatMessage, ChatRequest, Completion, OnDelta, ToolCall, cut_utf8, utf8_size
@@ -260,6 +260,7 @@ async def run_tool_loop(ctx: JobContext, inputs: ReplyInputs, on_delta: OnDelta
     steps = list(inputs.steps)
     for step in steps:  # resuming: finish what a stopped attempt left
         if step.unfinished():
+            _servers_answer(step, toolset)
             waiting = await loop.finish_step(step)
             if waiting:
                 return AwaitingApproval(inputs, tuple(waiting))
@@ -280,6 +281,18 @@ async def run_tool_loop(ctx: JobContext, inputs: ReplyInputs, on_delta: OnDelta
             return AwaitingApproval(inputs, tuple(waiting))
         steps.append(step)
         messages.extend(step.messages())
+
+
+def _servers_answer(step: Step, toolset: Toolset) -> None:
+    """Raise McpServerError (retried later, as the job's attempt) if a server
+    that one of ``step``'s unfinished calls needs did not list its tools: without
+    them a call the agent may make would look refused, and one in flight could
+    not be told idempotent."""
+    for call in step.unfinished():
+        server = display_name(call.name).partition(".")[0]
+        if server in toolset.failures:
+            raise McpServerError(server, "a stopped step needs it, and it did not answer "
+                                         f"({toolset.failures[server]})")
 
 
 def _within(messages: list[ChatMessage], history: int, budget: int) -> list[ChatMessage]:
