@@ -18,12 +18,14 @@ def test_add_list_tools_remove_and_shutdown(tmp_path: Path, wizd_factory: Any) -
     command = [sys.executable, SERVER, "--counter", str(tmp_path / "counter"),
                "--pid-file", str(tmp_path / "server.pid")]
     added = ok(wizctl(w, "mcp", "add", "test", "--env", "WIZ_TEST_SECRET=WIZ_TEST_SOURCE",
-                      "--", *command))
+                      "--idempotent", "echo,big", "--", *command))
     assert added == f"added MCP server test ({' '.join(command)})\n"
     listed = ok(wizctl(w, "mcp", "list")).splitlines()
-    assert listed[0].split() == ["NAME", "TRANSPORT", "COMMAND", "/", "URL", "ENV", "RUNNING"]
+    assert listed[0].split() == ["NAME", "TRANSPORT", "COMMAND", "/", "URL", "ENV", "MARKS",
+                                 "RUNNING"]
     assert listed[1].split()[:2] == ["test", "stdio"]
-    assert listed[1].split()[-2:] == ["WIZ_TEST_SECRET=$WIZ_TEST_SOURCE", "no"]
+    assert listed[1].split()[-3:] == ["WIZ_TEST_SECRET=$WIZ_TEST_SOURCE", "idempotent=echo,big",
+                                      "no"]
 
     tools = ok(wizctl(w, "mcp", "tools", "test")).splitlines()
     assert tools[0].split() == ["TOOL", "DESCRIPTION"]

@@ -49,10 +49,17 @@ def _env(s: McpServer) -> str:
     return " ".join(f"{k}=${v}" for k, v in (s.get("env") or {}).items()) or "-"
 
 
+def _marks(s: McpServer) -> str:
+    marks = [f"{mark}={','.join(patterns)}"
+             for mark, patterns in (("idempotent", s.get("idempotent") or []),
+                                    ("confirm", s.get("confirm") or [])) if patterns]
+    return " ".join(marks) or "-"
+
+
 def _table(servers: list[McpServer]) -> str:
-    rows = [(s.get("name"), s.get("transport"), _where(s), _env(s),
+    rows = [(s.get("name"), s.get("transport"), _where(s), _env(s), _marks(s),
              "yes" if s.get("running") else "no") for s in servers]
-    return table.table(("name", "transport", "command / url", "env", "running"), rows,
+    return table.table(("name", "transport", "command / url", "env", "marks", "running"), rows,
                        color=color())
 
 
