@@ -39,8 +39,9 @@ EXIT_STORAGE = 3
 Socket = Annotated[Path | None, typer.Option(
     "--socket", metavar="PATH",
     help="Unix socket path (env WIZ_SOCKET; default $XDG_RUNTIME_DIR/wiz/wizd.sock)")]
-Db = Annotated[Path | None, typer.Option(
-    "--db", metavar="PATH", help="SQLite database path (env WIZ_DB)")]
+Db = Annotated[str | None, typer.Option(
+    "--db", metavar="PATH|URL",
+    help="SQLite database path, or a postgresql:// URL (env WIZ_DB)")]
 Level = Annotated[str | None, typer.Option(
     "--log-level", metavar="LEVEL",
     help="debug, info, warning, error (env WIZ_LOG_LEVEL; default info)")]

@@ -30,7 +30,7 @@ async def daemon_status(call: Call) -> DaemonStatus:
         "version": VERSION,
         "pid": os.getpid(),
         "uptime_ms": int((anyio.current_time() - rt.started_at) * 1000),
-        "db": str(rt.config.db),
+        "db": rt.config.db_shown,
         "socket": str(rt.config.socket),
         "queue": rt.tallies.queue(),
         # The newest stored message: where a client following everything resumes.

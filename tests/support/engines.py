@@ -1,0 +1,60 @@
+"""Tests on both database engines: where a test's database lives, and the
+service runtime over it (tests/support/runtime.py's, on PostgreSQL too).
+
+The ``engine`` fixture (tests/conftest.py) runs a test once on SQLite and
+once on PostgreSQL (tests/support/postgres.py: skipped, with the reason, when
+PostgreSQL is not installed; a failure under WIZ_TESTS_REQUIRE_PG=1). A test
+that holds for SQLite only says why with ``@pytest.mark.sqlite_only("...")``:
+its PostgreSQL run is deselected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+
+from tests.support import postgres
+from tests.support.runtime import started_runtime
+from wizd.config import Config
+from wizd.events.hub import Hub
+from wizd.services import providers, users
+from wizd.services.runtime import QueueClock, Runtime
+from wizd.services.tallies import Tallies
+from wizd.store.database import Database
+
+ENGINES = ("sqlite", "postgresql")
+
+
+@contextmanager
+def database_at(engine: str, tmp_path: Path) -> Iterator[Path | str]:
+    """Where a test's database is: a SQLite file not created yet, or the URL of a
+    migrated, empty PostgreSQL database."""
+    if engine == "sqlite":
+        yield tmp_path / "wiz.db"
+    else:
+        with postgres.database() as url:
+            yield url
+
+
+@asynccontextmanager
+async def runtime_on(engine: str, tmp_path: Path, backend: str) -> AsyncIterator[Runtime]:
+    """``started_runtime`` on ``engine``: the runtime as wizd builds it."""
+    if engine == "sqlite":
+        async with started_runtime(tmp_path, backend) as runtime:
+            yield runtime
+        return
+    with postgres.database() as url:
+        config = Config(db=url, socket=tmp_path / "run" / "wizd.sock", backend=backend)
+        tallies = Tallies()
+        db = Database(url, watch=tallies.watch)
+        await db.open()
+        runtime = Runtime(config=config, db=db, hub=Hub(config.subscriber_buffer),
+                          clock=QueueClock(), tallies=tallies)
+        try:
+            await tallies.start(db)
+            await users.ensure_local_user(runtime)
+            await providers.ensure_builtin_provider(runtime)
+            yield runtime
+        finally:
+            await db.close()
