@@ -21,6 +21,8 @@ def shown(url: str) -> str:
     """``url`` fit for logs and RPC results: a password replaced by ``***``
     (in the user part, or a ``password=`` parameter)."""
     parts = urlsplit(url)
+    if parts.password is None and "password=" not in parts.query:
+        return url  # as given (urlunsplit would drop the // of an empty host)
     if parts.password is not None:
         user, _, host = parts.netloc.rpartition("@")
         parts = parts._replace(netloc=f"{user.partition(':')[0]}:***@{host}")
@@ -28,4 +30,5 @@ def shown(url: str) -> str:
         query = "&".join("password=***" if item.startswith("password=") else item
                          for item in parts.query.split("&"))
         parts = parts._replace(query=query)
-    return urlunsplit(parts)
+    shown_url = urlunsplit(parts)
+    return shown_url if parts.netloc else shown_url.replace(":", "://", 1)
