@@ -121,7 +121,7 @@ def raw(conn: Connection) -> Any:
     if conn.dialect.name == "postgresql":
         from .postgres import Raw
 
-        return Raw(db)
+        return Raw(db)  # type: ignore[arg-type]
     return db
 
 
@@ -576,7 +576,7 @@ def _usable(conn: Connection) -> bool:
             conn.rollback()
         if conn.dialect.name == "postgresql":
             db = conn.connection.dbapi_connection
-            if db is None or db.closed or db.broken:  # type: ignore[attr-defined]
+            if db is None or db.closed or db.broken:
                 return False
         return not conn.invalidated and not conn.closed
     except Exception as exc:

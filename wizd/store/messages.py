@@ -12,8 +12,8 @@ from typing import Any, TypedDict
 
 from sqlalchemy import Connection, Select, func, select
 
-from ..objects import ConversationType, MessageKind
 from ..errors import Conflict
+from ..objects import ConversationType, MessageKind
 from .database import is_pg, raw
 from .failures import constraint_error
 from .rows import every

@@ -81,7 +81,7 @@ class Raw:
 
     def execute(self, sql: str, params: Any = None) -> psycopg.Cursor[Any]:
         # Always with params: psycopg then reads the %% that translate wrote as %.
-        return self.conn.execute(translate(sql), params or {})  # type: ignore[arg-type]
+        return self.conn.execute(translate(sql), params or {})
 
 
 def in_transaction(conn: psycopg.Connection[Any]) -> bool:

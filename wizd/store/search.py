@@ -138,7 +138,7 @@ def tsquery(match: str) -> str:
 
 
 _fts_pg = table("messages_fts", column("seq"), column("tsv"))
-_SIMPLE = literal_column("'simple'::regconfig")
+_SIMPLE: ColumnClause[str] = literal_column("'simple'::regconfig")
 
 
 def _pg_query(match: str) -> ColumnElement[str]:
