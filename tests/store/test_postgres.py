@@ -219,3 +219,14 @@ def test_fts5_expressions_become_tsqueries(match: str, expected: str) -> None:
 def test_what_has_no_tsquery_is_a_bad_match(match: str) -> None:
     with pytest.raises(BadMatch):
         tsquery(match)
+
+
+def test_a_wizd_on_sqlite_never_loads_psycopg() -> None:
+    """SQLite stays the default at no cost: the PostgreSQL driver is imported
+    only by a wizd whose --db is a URL."""
+    import subprocess
+    import sys
+
+    code = ("import sys, wizd.app, wizd.cli, wizd.store.failures\n"
+            "assert 'psycopg' not in sys.modules, 'psycopg imported'\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
