@@ -6,6 +6,9 @@ import random
 
 import pytest
 
+# Pure functions: once is enough (tests/jobs/conftest.py runs the others on both engines).
+pytestmark = pytest.mark.sqlite_only("no database")
+
 from wizd.errors import (
     Conflict,
     ProviderAuthError,

@@ -293,19 +293,23 @@ RETURNING {_COLUMNS}
 
 # The claim on PostgreSQL: the planner walks jobs_ready in claim order by
 # itself (no recursive walk of priorities needed); rows locked by another
-# claimer are passed over, not waited for.
+# claimer are passed over, not waited for. RETURNING has no order: the
+# claimed rows come back sorted, ties in the order jobs were added.
 _CLAIM_PG = f"""
-UPDATE jobs SET status = 'active', attempts = attempts + 1, progress = 0,
-                processed_on = :now, updated_at = :now
-WHERE rowid IN (
+WITH picked AS (
   SELECT rowid FROM jobs
   WHERE {_READY} AND run_at <= :now AND NOT {_QUEUE_PAUSED}
     AND NOT EXISTS (SELECT 1 FROM jobs AS a
                     WHERE a.group_key = jobs.group_key AND a.status = 'active')
   ORDER BY priority DESC, run_at, created_at, rowid
   LIMIT :limit
-  FOR UPDATE SKIP LOCKED)
-RETURNING {_COLUMNS}
+  FOR UPDATE SKIP LOCKED),
+moved AS (
+  UPDATE jobs SET status = 'active', attempts = attempts + 1, progress = 0,
+                  processed_on = :now, updated_at = :now
+  FROM picked WHERE jobs.rowid = picked.rowid
+  RETURNING {', '.join('jobs.' + c for c in _COLUMNS.split(', '))}, jobs.rowid)
+SELECT {_COLUMNS} FROM moved ORDER BY priority DESC, run_at, created_at, rowid
 """
 
 # One look-up in jobs_due, not a read of every job not started.
