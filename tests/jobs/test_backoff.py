@@ -6,9 +6,6 @@ import random
 
 import pytest
 
-# Pure functions: once is enough (tests/jobs/conftest.py runs the others on both engines).
-pytestmark = pytest.mark.sqlite_only("no database")
-
 from wizd.errors import (
     Conflict,
     ProviderAuthError,
@@ -20,6 +17,9 @@ from wizd.errors import (
     StorageUnavailable,
 )
 from wizd.jobs.backoff import Policy, is_retryable, retry_delay, window
+
+# Pure functions: once is enough (tests/jobs/conftest.py runs the others on both engines).
+pytestmark = pytest.mark.sqlite_only("no database")
 
 POLICY = Policy(base=1.0, cap=60.0)
 

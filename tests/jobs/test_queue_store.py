@@ -362,7 +362,9 @@ def expected_claim(jobs: list[Job], order: dict[str, int], now: int, limit: int,
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-async def test_claims_follow_the_rules_through_every_transition(db_at: Path | str, seed: int) -> None:
+async def test_claims_follow_the_rules_through_every_transition(
+    db_at: Path | str, seed: int,
+) -> None:
     """Random adds, claims, completions, failures, retries, requeues and pauses
     over a few groups: every claim takes exactly what the rules say."""
     rng = random.Random(seed)
@@ -414,7 +416,7 @@ async def test_claims_follow_the_rules_through_every_transition(db_at: Path | st
         await db.close()
 
 
-@pytest.mark.sqlite_only("upgrades a SQLite file from v5 (tests/store/test_postgres.py: on PostgreSQL)")
+@pytest.mark.sqlite_only("upgrades a SQLite file from v5 (on PostgreSQL: tests/store)")
 async def test_an_upgraded_database_runs_the_groups_it_had_queued(tmp_path: Path) -> None:
     """Jobs queued before migration 6 (which marks each group's head) are claimed
     as before, in their order."""
