@@ -45,16 +45,23 @@ async def runtime_on(engine: str, tmp_path: Path, backend: str) -> AsyncIterator
             yield runtime
         return
     with postgres.database() as url:
-        config = Config(db=url, socket=tmp_path / "run" / "wizd.sock", backend=backend)
-        tallies = Tallies()
-        db = Database(url, watch=tallies.watch)
-        await db.open()
-        runtime = Runtime(config=config, db=db, hub=Hub(config.subscriber_buffer),
-                          clock=QueueClock(), tallies=tallies)
-        try:
-            await tallies.start(db)
-            await users.ensure_local_user(runtime)
-            await providers.ensure_builtin_provider(runtime)
+        async with runtime_at(url, tmp_path, backend) as runtime:
             yield runtime
-        finally:
-            await db.close()
+
+
+@asynccontextmanager
+async def runtime_at(url: str, tmp_path: Path, backend: str) -> AsyncIterator[Runtime]:
+    """The runtime as wizd builds it over the PostgreSQL database at ``url``."""
+    config = Config(db=url, socket=tmp_path / "run" / "wizd.sock", backend=backend)
+    tallies = Tallies()
+    db = Database(url, watch=tallies.watch)
+    await db.open()
+    runtime = Runtime(config=config, db=db, hub=Hub(config.subscriber_buffer),
+                      clock=QueueClock(), tallies=tallies)
+    try:
+        await tallies.start(db)
+        await users.ensure_local_user(runtime)
+        await providers.ensure_builtin_provider(runtime)
+        yield runtime
+    finally:
+        await db.close()
