@@ -139,6 +139,37 @@ async def test_an_unreachable_server_is_storage_unavailable(tmp_path: Path) -> N
     assert "s3cret" not in message and "password=***" in message
 
 
+# One backend: a server of its own costs an initdb, and the calls run in
+# worker threads alike on both.
+@pytest.mark.parametrize("anyio_backend", ["trio"])
+async def test_a_server_that_goes_away_fails_calls_until_it_is_back() -> None:
+    """Calls meanwhile are StorageUnavailable (nothing half done); once the
+    server is back, the same Database reconnects by itself."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="wiz-pg-own-",
+                                     ignore_cleanup_errors=True) as folder, \
+            pg_support.private_server(Path(folder)) as server:
+        db = Database(server.create())
+        await db.open()
+        try:
+            await db.write(lambda conn: users.insert(conn, id="a", name="a", type="human",
+                                                     now_ms=1))
+            server.stop(keep=True)
+            for _ in range(2):
+                with pytest.raises(StorageUnavailable, match="PostgreSQL unavailable"):
+                    await db.write(lambda conn: users.insert(conn, id="b", name="b",
+                                                             type="human", now_ms=2))
+                with pytest.raises(StorageUnavailable, match="PostgreSQL unavailable"):
+                    await db.read(users.list_live)
+            server.start_again()
+            await db.write(lambda conn: users.insert(conn, id="c", name="c", type="human",
+                                                     now_ms=3))
+            assert [u["id"] for u in await db.read(users.list_live)] == ["a", "c"]
+        finally:
+            await db.close()
+
+
 def _send(conn: Connection, node: str, i: int, pause: float) -> int:
     seq = messages.insert(conn, id=f"{node}{i}", source_type="dm", source_id="c",
                           author_id="u", content="x", kind="text", reply_to=None,

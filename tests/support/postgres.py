@@ -120,11 +120,7 @@ class Server:
             subprocess.run([*prefix, str(bins / "initdb"), "-D", str(self.data), "-U", USER,
                             "--auth=trust", "-E", "UTF8", "--no-sync", "--no-instructions"],
                            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        options = (f"-k {self.base} -c listen_addresses= -c fsync=off"
-                   " -c synchronous_commit=off -c full_page_writes=off -c max_connections=300")
-        subprocess.run([*prefix, str(bins / "pg_ctl"), "-D", str(self.data), "-w", "-s",
-                        "-o", options, "-l", str(self.base / "log"), "start"],
-                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.start_again()
         with self.connect() as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {TEMPLATE}")
             conn.execute(f"CREATE DATABASE {TEMPLATE}")
@@ -132,13 +128,29 @@ class Server:
         with self.connect() as conn:
             conn.execute(f"ALTER DATABASE {TEMPLATE} IS_TEMPLATE true")
 
-    def stop(self) -> None:
+    def start_again(self) -> None:
+        """Start the server on its data (after ``stop(keep=True)``)."""
         bins = bin_dir()
         assert bins is not None
+        prefix = _run_as()
+        options = (f"-k {self.base} -c listen_addresses= -c fsync=off"
+                   " -c synchronous_commit=off -c full_page_writes=off -c max_connections=300")
+        subprocess.run([*prefix, str(bins / "pg_ctl"), "-D", str(self.data), "-w", "-s",
+                        "-o", options, "-l", str(self.base / "log"), "start"],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def stop(self, *, keep: bool = False) -> None:
+        """Stop the server (at once: its data may be thrown away), and remove its
+        folder unless ``keep`` (a test that starts it again)."""
+        bins = bin_dir()
+        assert bins is not None
+        # immediate: no checkpoint for data thrown away; fast (a clean shutdown)
+        # keeps every commit for a start again, even with synchronous_commit off.
         subprocess.run([*_run_as(), str(bins / "pg_ctl"), "-D", str(self.data), "-s",
-                        "-m", "immediate", "stop"], check=False,
+                        "-m", "fast" if keep else "immediate", "stop"], check=False,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        shutil.rmtree(self.base, ignore_errors=True)
+        if not keep:
+            shutil.rmtree(self.base, ignore_errors=True)
 
     def create(self, *, migrated: bool = True) -> str:
         """A new database (migrated to the latest schema, or empty); its URL."""
@@ -155,6 +167,18 @@ class Server:
 
 
 _server: Server | None = None
+
+
+@contextlib.contextmanager
+def private_server(base: Path) -> Iterator[Server]:
+    """A server of the test's own in ``base`` (for tests that stop it)."""
+    require()
+    found = Server(base)
+    found.start()
+    try:
+        yield found
+    finally:
+        found.stop()
 
 
 def _base() -> Path:

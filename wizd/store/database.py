@@ -284,8 +284,11 @@ class Database:
 
         self.schema_before, self.schema_after = await anyio.to_thread.run_sync(
             lambda: postgres.migrate(url, latest=LATEST))
+        # No reset on return: the runner ends its transactions itself, and
+        # closing a connection the server dropped must not log a failed rollback.
         engine = create_engine(postgres.engine_url(url), poolclass=NullPool,
-                               hide_parameters=True, isolation_level="AUTOCOMMIT")
+                               hide_parameters=True, isolation_level="AUTOCOMMIT",
+                               pool_reset_on_return=None)
         event.listen(engine, "connect", lambda dbapi_conn, _record: postgres.prepare(dbapi_conn))
         self._engine = engine
         self._writer = await anyio.to_thread.run_sync(self._open_writer)
