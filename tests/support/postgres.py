@@ -267,20 +267,31 @@ def database(*, migrated: bool = True) -> Iterator[str]:
             _idle.append(url)
 
 
+# What ``empty`` runs: the same for every database of the run (one schema).
+_emptying: bytes | None = None
+
+
 def empty(url: str) -> None:
     """Make the migrated database at ``url`` as new: no rows, identities restarted,
     the rows migrations insert put back."""
+    global _emptying
     with psycopg.connect(url, autocommit=True) as conn:
-        tables = [row[0] for row in conn.execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
-            " AND tablename != 'schema_version'")]
-        identities = conn.execute(
-            "SELECT table_name, column_name FROM information_schema.columns"
-            " WHERE table_schema = 'public' AND is_identity = 'YES'").fetchall()
-        # replica: foreign keys are not checked, so the tables go in any order.
-        script = ["BEGIN", "SET LOCAL session_replication_role = replica"]
-        script += [f"DELETE FROM {table}" for table in tables]
-        script += [f"ALTER TABLE {table} ALTER COLUMN {column} RESTART"
-                   for table, column in identities]
-        script += ["INSERT INTO search_indexed (id, seq) VALUES (1, 0)", "COMMIT"]
-        conn.execute("; ".join(script).encode())
+        if _emptying is None:
+            _emptying = _emptying_script(conn)
+        conn.execute(_emptying)
+
+
+def _emptying_script(conn: psycopg.Connection[tuple[object, ...]]) -> bytes:
+    tables = [row[0] for row in conn.execute(
+        "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+        " AND tablename != 'schema_version'")]
+    identities = conn.execute(
+        "SELECT table_name, column_name FROM information_schema.columns"
+        " WHERE table_schema = 'public' AND is_identity = 'YES'").fetchall()
+    # replica: foreign keys are not checked, so the tables go in any order.
+    script = ["BEGIN", "SET LOCAL session_replication_role = replica"]
+    script += [f"DELETE FROM {table}" for table in tables]
+    script += [f"ALTER TABLE {table} ALTER COLUMN {column} RESTART"
+               for table, column in identities]
+    script += ["INSERT INTO search_indexed (id, seq) VALUES (1, 0)", "COMMIT"]
+    return "; ".join(script).encode()
