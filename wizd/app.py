@@ -58,7 +58,9 @@ async def serve(config: Config, *, stop: anyio.Event | None = None) -> None:
 async def _serve(life: Lifecycle, stop: anyio.Event) -> None:
     config = life.config  # under socket activation, the socket systemd passed
     tallies = Tallies()
-    db = Database(config.db, synchronous=config.synchronous, watch=tallies.watch)
+    # sole_node: one wizd per PostgreSQL database for now (docs/architecture.md).
+    db = Database(config.db, synchronous=config.synchronous, watch=tallies.watch,
+                  sole_node=True)
     await db.open()
     rt = Runtime(config=config, db=db, hub=Hub(config.subscriber_buffer), clock=QueueClock(),
                  tallies=tallies)

@@ -1,7 +1,8 @@
 """A real ``wizd --db postgresql://...`` process on a real PostgreSQL server
 (tests/support/postgres.py): migrated from nothing at start, an agent
 answers with the offline provider, a subscriber sees the message and the
-reply, in seq order; a restart finds everything and upgrades nothing."""
+reply, in seq order; a second wizd on the same database is refused (one
+node per database for now); a restart finds everything and upgrades nothing."""
 
 from __future__ import annotations
 
@@ -44,6 +45,14 @@ def test_a_reply_on_postgresql_reaches_a_subscriber(
         assert status["queue"]["completed"] == 1
         log = w.log_text()
         assert "schema v" in log and "Traceback" not in log
+        # A second wizd on the same database (its own socket) is refused, in one line.
+        other = Wizd(tmp_path / "other", extra_args=["--db", url])
+        other.start(wait=False)
+        assert other.proc is not None
+        assert other.proc.wait(timeout=30) == 1
+        other.proc = None
+        assert "another wizd is already using the database" in other.log_text()
+        assert "Traceback" not in other.log_text()
         w.stop()
 
         w.start()  # the same database: nothing to migrate, everything there

@@ -77,6 +77,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
+from ..errors import DaemonBusy
 from .failures import constraint_error, starting, storage_error
 from .migrations import LATEST, migrate
 from .urls import is_url, shown
@@ -202,12 +203,16 @@ class Database:
     URL), opened for the life of the daemon."""
 
     def __init__(self, path: Path | str, *, synchronous: str = "NORMAL",
-                 watch: Watch | None = None) -> None:
+                 watch: Watch | None = None, sole_node: bool = False) -> None:
         # The PostgreSQL database's URL, or None for a SQLite file at ``path``.
         self.url: str | None = path if is_url(path) else None  # type: ignore[assignment]
         self.path = Path(path) if self.url is None else Path()
         self.synchronous = synchronous.upper()
         self.watch = watch
+        # PostgreSQL: hold the node lock on the write connection (what wizd does:
+        # one node per database until several are supported; SQLite's file lock
+        # is lifecycle's).
+        self.sole_node = sole_node and self.url is not None
         self._engine: Engine | None = None
         self._on_loop = self.synchronous in _NO_FSYNC and self.url is None
         # The write connection (None: open it at the next write; it failed and was closed).
@@ -298,6 +303,8 @@ class Database:
         conn = self._engine.connect()
         if self.url is not None:
             try:
+                if self.sole_node:
+                    self._take_node_lock(conn)
                 if self.watch is not None:
                     db = conn.connection.dbapi_connection
                     assert db is not None
@@ -324,6 +331,19 @@ class Database:
             conn.close()
             raise
         return conn
+
+    def _take_node_lock(self, conn: Connection) -> None:
+        """The session-level advisory lock that makes this wizd the database's
+        only node (released with the connection). Raises DaemonBusy."""
+        from .postgres import NODE_LOCK
+
+        db = conn.connection.dbapi_connection
+        assert db is not None
+        if not db.execute(f"SELECT pg_try_advisory_lock({NODE_LOCK})").fetchone()[0]:
+            raise DaemonBusy(
+                f"another wizd is already using the database {self.label}; several wizd "
+                "nodes on one PostgreSQL database are not supported yet: stop it first, "
+                "or give this one its own --db")
 
     async def close(self) -> None:
         engine, self._engine = self._engine, None
