@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import Connection, text
 
 from tests.support import postgres as pg_support
-from wizd.errors import SchemaError, StorageUnavailable
+from wizd.errors import Conflict, SchemaError, StorageUnavailable
 from wizd.store import messages, postgres, schema, users
 from wizd.store.database import Database
 from wizd.store.migrations import LATEST, MIGRATIONS
@@ -170,6 +170,31 @@ async def test_a_server_that_goes_away_fails_calls_until_it_is_back() -> None:
             await db.close()
 
 
+async def test_a_refused_row_never_shows_its_values() -> None:
+    """PostgreSQL's error detail lists a refused row's values: the Conflict
+    (and any traceback of it) carries none of them."""
+    import traceback
+
+    secret = "sk-never-in-an-error-5521"
+    with pg_support.database() as url:
+        db = Database(url)
+        await db.open()
+        try:
+            def no_model(conn: Connection) -> None:
+                conn.execute(text(
+                    "INSERT INTO llm_providers (id, name, type, api_key, default_model,"
+                    " created_at, updated_at) VALUES ('p', 'p', 'openai', :key, NULL, 1, 1)"),
+                    {"key": secret})
+
+            with pytest.raises(Conflict) as caught:
+                await db.write(no_model)
+            assert "not-null" in caught.value.message
+            shown = "".join(traceback.format_exception(caught.value))
+            assert secret not in shown and "Failing row" not in shown
+        finally:
+            await db.close()
+
+
 def _send(conn: Connection, node: str, i: int, pause: float) -> int:
     seq = messages.insert(conn, id=f"{node}{i}", source_type="dm", source_id="c",
                           author_id="u", content="x", kind="text", reply_to=None,
@@ -261,3 +286,13 @@ def test_a_wizd_on_sqlite_never_loads_psycopg() -> None:
     code = ("import sys, wizd.app, wizd.cli, wizd.store.failures\n"
             "assert 'psycopg' not in sys.modules, 'psycopg imported'\n")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_missing_binaries_skip_or_under_ci_fail(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pg_support, "bin_dir", lambda: None)
+    monkeypatch.delenv(pg_support.REQUIRE, raising=False)
+    with pytest.raises(pytest.skip.Exception, match="PostgreSQL binaries"):
+        pg_support.require()
+    monkeypatch.setenv(pg_support.REQUIRE, "1")
+    with pytest.raises(pytest.fail.Exception, match="CI must run the PostgreSQL tests"):
+        pg_support.require()

@@ -164,7 +164,11 @@ def constraint_error(exc: BaseException) -> Conflict | None:
         detail = str(pg[0]).strip().splitlines()[0] if str(pg[0]).strip() else pg[1]
         conflict = Conflict(_PG_CONSTRAINTS.get(name or "")
                             or f"refused by the database ({detail})")
-        conflict.__cause__ = pg[0]
+        # Not chained: PostgreSQL's DETAIL ("Failing row contains (...)") holds
+        # the row's values, an API key among them, and a logged traceback
+        # would show it. The first line names the constraint.
+        conflict.__cause__ = None
+        conflict.__suppress_context__ = True
         return conflict
     if isinstance(exc, DBAPIError):
         exc = exc.orig  # type: ignore[assignment]
