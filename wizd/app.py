@@ -84,6 +84,7 @@ async def _serve(life: Lifecycle, stop: anyio.Event) -> None:
                 await tg.start(scheduler.run)
             tg.start_soon(retention.run, rt)
             tg.start_soon(rt.search_index.run, db, tallies)
+            tg.start_soon(db.run_checkpoints)
             # MCP servers start on first use; on shutdown it stops them all.
             await tg.start(rt.mcp.run)
             server = RpcServer(rt, registry, listener)

@@ -3,6 +3,7 @@ where a test takes ``db_at``, a real PostgreSQL database too)."""
 
 from __future__ import annotations
 
+import os
 import stat
 import threading
 from pathlib import Path
@@ -13,7 +14,7 @@ from sqlalchemy import Connection, select, text
 from trio.testing import MockClock
 
 from wizd.errors import StorageUnavailable
-from wizd.store.database import BUSY_TIMEOUT_MS, Database, Watch
+from wizd.store.database import BUSY_TIMEOUT_MS, WAL_LIMIT, Database, Watch
 from wizd.store.schema import users
 
 pytestmark = pytest.mark.anyio
@@ -414,4 +415,41 @@ async def test_a_lock_held_by_another_process_never_blocks_the_loop(tmp_path: Pa
         assert await db.read(names) == ["waited"]
     finally:
         other.close()
+        await db.close()
+
+
+def make_blobs(conn: Connection) -> None:
+    conn.execute(text("CREATE TABLE IF NOT EXISTS blobs (b BLOB)"))
+
+
+def add_blob(conn: Connection, size: int) -> None:
+    conn.execute(text("INSERT INTO blobs VALUES (zeroblob(:n))"), {"n": size})
+
+
+def wal_bytes(db: Database) -> int:
+    return os.path.getsize(f"{db.path}-wal")
+
+
+async def test_the_wal_is_checkpointed_by_its_own_task_not_by_writes(tmp_path: Path) -> None:
+    """Writes never checkpoint (one that takes the WAL past WAL_LIMIT returns as
+    any other); run_checkpoints does, after such a write, and the next write
+    then starts the WAL over, cut back to WAL_LIMIT."""
+    db = await opened(tmp_path / "wiz.db")
+    try:
+        await db.write(make_blobs)
+        for _ in range(6):  # 1.5 x WAL_LIMIT, with no checkpoint task
+            await db.write(add_blob, WAL_LIMIT // 4)
+        grown = wal_bytes(db)
+        assert grown > 1.4 * WAL_LIMIT
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(db.run_checkpoints)
+            with anyio.fail_after(30):
+                # Each write past the limit asks for a checkpoint; once one has
+                # copied the WAL, a write starts it over.
+                while wal_bytes(db) > WAL_LIMIT:
+                    await db.write(add_blob, 1024)
+                    await anyio.sleep(0.01)
+            tg.cancel_scope.cancel()
+        assert await db.read(lambda c: c.execute(text("SELECT count(*) FROM blobs")).scalar()) > 6
+    finally:
         await db.close()

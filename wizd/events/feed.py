@@ -14,7 +14,8 @@ Writing to a slow socket blocks only this forwarder (the hub never waits for
 it); its buffer then fills and the hub drops the subscription as lagged.
 
 When to write: an event goes out as soon as the subscription's previous
-write is done, so an idle subscription's event (and each delta of a streamed
+write is done (after one pass of the scheduler, in which its publisher may
+add more), so an idle subscription's event (and each delta of a streamed
 reply) leaves at once, and what queued meanwhile goes out in one write. Under
 load, that is while at least ``hub.BUSY`` subscriptions have events waiting
 (one message to 50 subscribers of a conversation), a write that carried
@@ -33,6 +34,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import anyio
+import anyio.lowlevel
 
 from .hub import Hub, Subscription
 from .notifications import event_tail, head, lagged_line, params_tail
@@ -146,6 +148,10 @@ class Feed:
         sub = self.sub
         while True:
             await sub.wait()
+            # One pass of the scheduler before taking: the task that published
+            # (a reply streaming its pieces) may publish more right away, and
+            # those go out in the same write, one wake-up of the client fewer.
+            await anyio.lowlevel.checkpoint()
             busy = self.hub.busy
             events = sub.take(MAX_BATCH)
             if not events:

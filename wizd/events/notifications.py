@@ -12,10 +12,13 @@ from typing import Any
 
 from .hub import Event
 
+# The same encoding as wizd.rpc.dispatch.encode: compact, UTF-8. One encoder
+# for every event (json.dumps with these options builds one per call).
+_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
 
 def encode(value: Any) -> bytes:
-    # The same encoding as wizd.rpc.dispatch.encode: compact, UTF-8.
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+    return _COMPACT.encode(value).encode()
 
 
 def head(method: str, subscription: str) -> bytes:

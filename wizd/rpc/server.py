@@ -39,6 +39,7 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 from ..errors import DaemonBusy
 from ..private_dir import ensure_private_dir
 from ..services.runtime import Runtime
+from .answering import Answerers
 from .dispatch import dispatch, encode, line_too_long
 from .registry import Registry
 
@@ -189,47 +190,29 @@ class RpcServer:
         # fast_acquire: a free place is taken without a trip through the
         # scheduler, which every lone call would otherwise pay.
         calls = anyio.Semaphore(MAX_IN_FLIGHT, fast_acquire=True)
-        # Each line goes to an answering task waiting for one, or to a new one
-        # while fewer than MAX_IN_FLIGHT run; past that, reading waits. A task
-        # answers line after line: starting a task (anyio's task handle and
-        # cancel scope) costs several times handing a line to one that waits.
-        to_answer, lines = anyio.create_memory_object_stream[bytes]()
-        answering = 0
-        with lines:
-            async with anyio.create_task_group() as requests:
-                # Closed once reading ends: the answering tasks end after their call.
-                with to_answer:
-                    while not conn.closed:
-                        try:
-                            line = await reader.receive_until(b"\n", self.max_line)
-                        except anyio.DelimiterNotFound:
-                            log.warning("%s sent a line over %d bytes; closing", conn.peer,
-                                        self.max_line)
-                            await conn.send_line(line_too_long(self.max_line))
-                            break
-                        except (anyio.EndOfStream, anyio.IncompleteRead):
-                            break
-                        except _BROKEN:
-                            break
-                        if not line.strip():
-                            continue
-                        try:
-                            to_answer.send_nowait(line)
-                        except anyio.WouldBlock:
-                            if answering < MAX_IN_FLIGHT:
-                                answering += 1
-                                requests.start_soon(self._answer_lines, conn, line, lines, calls,
-                                                    name="rpc calls")
-                            else:
-                                await to_answer.send(line)
-
-    async def _answer_lines(
-        self, conn: ClientConnection, line: bytes,
-        lines: anyio.abc.ObjectReceiveStream[bytes], calls: anyio.Semaphore,
-    ) -> None:
-        await self._answer(conn, line, calls)
-        async for line in lines:
-            await self._answer(conn, line, calls)
+        # Lines go to answering tasks (answering.py), at most MAX_IN_FLIGHT
+        # of them: past that, reading waits.
+        async with anyio.create_task_group() as requests:
+            answerers = Answerers(lambda line: self._answer(conn, line, calls), requests,
+                                  MAX_IN_FLIGHT)
+            try:
+                while not conn.closed:
+                    try:
+                        line = await reader.receive_until(b"\n", self.max_line)
+                    except anyio.DelimiterNotFound:
+                        log.warning("%s sent a line over %d bytes; closing", conn.peer,
+                                    self.max_line)
+                        await conn.send_line(line_too_long(self.max_line))
+                        break
+                    except (anyio.EndOfStream, anyio.IncompleteRead):
+                        break
+                    except _BROKEN:
+                        break
+                    if line.strip():
+                        await answerers.put(line)
+            finally:
+                # Reading has ended: the answering tasks end after their call.
+                answerers.close()
 
     async def _answer(self, conn: ClientConnection, line: bytes, calls: anyio.Semaphore) -> None:
         try:

@@ -24,9 +24,10 @@ What could make the loop wait is kept off it:
   the write connection has no busy timeout, so a write that meets the lock
   fails at once, nothing done, and is tried again after a short sleep, for
   up to ``BUSY_TIMEOUT_MS``;
-- WAL checkpoints: on a connection of their own, in a worker thread, after
-  the write that took the WAL past ``WAL_LIMIT`` (SQLite's automatic
-  checkpoint is off on the write connection, so no commit pays for one).
+- WAL checkpoints: on a connection of their own, in a worker thread, by a
+  task of their own (``run_checkpoints``) once a write has taken the WAL past
+  ``WAL_LIMIT`` (SQLite's automatic checkpoint is off on the write
+  connection, so no commit pays for one, and no write waits for one).
 
 Hot queries may bypass SQLAlchemy's statement machinery with ``raw(conn)``
 (the DB-API connection under ``conn``, in the same transaction): for a small
@@ -91,13 +92,17 @@ READERS = 4
 BUSY_TIMEOUT_MS = 5000
 # How often a write on the loop tries again meanwhile.
 BUSY_RETRY = 0.01
-# The WAL is checkpointed when its file grows past this size (1000 pages of
-# 4 KiB, as SQLite's own automatic checkpoint), and is cut back to it after.
+# The WAL is checkpointed in the background when its file grows past this
+# size (1000 pages of 4 KiB, as SQLite's own automatic checkpoint), and is cut
+# back to it when it starts over. It starts over only once a checkpoint has
+# copied all of it, which writes arriving faster than checkpoints finish
+# prevent: past WAL_HARD_LIMIT, each write waits for a checkpoint of its own.
+WAL_LIMIT = 4 * 1024 * 1024
+WAL_HARD_LIMIT = 4 * WAL_LIMIT
 #
 # Engines are made with hide_parameters: a database error's text would
 # otherwise carry the statement's values (a provider's API key among them)
 # into the log.
-WAL_LIMIT = 4 * 1024 * 1024
 # synchronous settings under which a commit costs no fsync: commits on the loop.
 _NO_FSYNC = ("OFF", "NORMAL")
 
@@ -224,7 +229,10 @@ class Database:
         self._idle_readers: list[Connection] = []
         self._wal = f"{self.path}-wal" if self.url is None else ""
         self._checkpointer: Connection | None = None
-        self._checkpointing = False
+        # Set by a write that took the WAL past WAL_LIMIT; run_checkpoints
+        # waits on it (None: that task is not running).
+        self._checkpoint_due: anyio.Event | None = None
+        self._checkpoint_lock = anyio.Lock()
         self._health = _Health(self.label)
         self.schema_before = 0
         self.schema_after = 0
@@ -436,9 +444,12 @@ class Database:
                 async with self._write_lock:
                     await anyio.to_thread.run_sync(self._commit, req)
                     self._finish(req)
-        if _wal_size(self._wal) > WAL_LIMIT and not self._checkpointing:
+        wal_size = _wal_size(self._wal)
+        if wal_size > WAL_LIMIT and self._checkpoint_due is not None:
+            self._checkpoint_due.set()
+        if wal_size > WAL_HARD_LIMIT:
             with anyio.CancelScope(shield=True):
-                await self._checkpoint()
+                await self.checkpoint()
         if req.error is not None:
             raise req.error
         return req.result  # type: ignore[no-any-return]
@@ -499,26 +510,38 @@ class Database:
                 log.exception("after-commit hook failed")
                 req.error = exc
 
-    async def _checkpoint(self) -> None:
-        # PASSIVE, on its own connection in a worker thread: it copies what it
-        # can without waiting for readers or writers, while writes go on. A
-        # failure is retried after the next write. On a full disk it fails
-        # while the commits still fit in the WAL (the database file must grow
-        # to take the pages); it catches up once there is room, and the next
-        # write, finding the WAL copied, starts it over (cut back to WAL_LIMIT).
-        self._checkpointing = True
+    async def run_checkpoints(self) -> None:
+        """Checkpoint the WAL each time writes have taken it past ``WAL_LIMIT``,
+        until cancelled (wizd runs this in its root task group). The write that
+        crossed the limit returns at once: a checkpoint syncs the database file,
+        which can take longer than a hundred replies' writes."""
         try:
-            if self._checkpointer is None:
-                assert self._engine is not None, "the database is not open"
-                self._checkpointer = await anyio.to_thread.run_sync(self._engine.connect)
-            if not await anyio.to_thread.run_sync(_checkpoint, self._checkpointer,
-                                                  self._health):
-                await anyio.to_thread.run_sync(_close_quietly, self._checkpointer)
-                self._checkpointer = None
-        except Exception as exc:  # the connection could not be opened
-            self._health.checkpoint_failed(exc)
+            while True:
+                due = self._checkpoint_due = anyio.Event()
+                await due.wait()
+                await self.checkpoint()
         finally:
-            self._checkpointing = False
+            self._checkpoint_due = None
+
+    async def checkpoint(self) -> None:
+        """One checkpoint, PASSIVE, on its own connection in a worker thread: it
+        copies what it can without waiting for readers or writers, while writes
+        go on. A failure is logged (once while it lasts) and retried at the next
+        one. On a full disk it fails while the commits still fit in the WAL (the
+        database file must grow to take the pages); it catches up once there is
+        room, and the next write, finding the WAL copied, starts it over (cut
+        back to WAL_LIMIT)."""
+        async with self._checkpoint_lock:  # the task's, or a write's past WAL_HARD_LIMIT
+            try:
+                if self._checkpointer is None:
+                    assert self._engine is not None, "the database is not open"
+                    self._checkpointer = await anyio.to_thread.run_sync(self._engine.connect)
+                if not await anyio.to_thread.run_sync(_checkpoint, self._checkpointer,
+                                                      self._health):
+                    await anyio.to_thread.run_sync(_close_quietly, self._checkpointer)
+                    self._checkpointer = None
+            except Exception as exc:  # the connection could not be opened
+                self._health.checkpoint_failed(exc)
 
 
 @dataclass(frozen=True)

@@ -2,42 +2,55 @@
 
 from __future__ import annotations
 
-import functools
 import os
+from typing import Annotated
 
 import anyio
 
-from ...config import Config
-from ...objects import DaemonStatus, Settings
+from ...objects import DaemonStatus
+from ...services.runtime import Runtime
 from ...version import VERSION
+from ..dispatch import RawJSON, encode
 from ..openrpc import Discovered, discover_result
 from ..registry import registry
 from ..server import Call
 
 
-@functools.lru_cache(maxsize=1)
-def _settings(config: Config) -> Settings:
-    # The config is frozen: its public form is built once, not on every call.
-    return config.public()
+def _json(value: object) -> bytes:
+    return encode(value)[:-1]  # without the line's "\n"
+
+
+class _Fixed:
+    """What ``daemon.status`` says that cannot change while the daemon runs (its
+    version, pid, paths and settings), encoded once: most of the result's bytes,
+    and a client polling the status pays only for the live figures."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.runtime = rt
+        self.head = (b'{"version":' + _json(VERSION) + b',"pid":' + _json(os.getpid())
+                     + b',"uptime_ms":')
+        self.paths = (b',"db":' + _json(rt.config.db_shown) + b',"socket":'
+                      + _json(str(rt.config.socket)) + b',"queue":')
+        self.tail = b',"config":' + _json(rt.config.public()) + b"}"
+
+
+_fixed: _Fixed | None = None
 
 
 @registry.method("daemon.status")
-async def daemon_status(call: Call) -> DaemonStatus:
+async def daemon_status(call: Call) -> Annotated[RawJSON, DaemonStatus]:
     """The daemon's version, pid, uptime, paths, queue counts and effective settings."""
+    global _fixed
     rt = call.rt
-    # From memory (maintained at commit): no table is read.
-    return {
-        "version": VERSION,
-        "pid": os.getpid(),
-        "uptime_ms": int((anyio.current_time() - rt.started_at) * 1000),
-        "db": rt.config.db_shown,
-        "socket": str(rt.config.socket),
-        "queue": rt.tallies.queue(),
+    if _fixed is None or _fixed.runtime is not rt:  # one runtime per process, but tests
+        _fixed = _Fixed(rt)
+    # The live figures from memory (maintained at commit): no table is read.
+    uptime_ms = int((anyio.current_time() - rt.started_at) * 1000)
+    return RawJSON(b"".join((
+        _fixed.head, str(uptime_ms).encode(), _fixed.paths, _json(rt.tallies.queue()),
         # The newest stored message: where a client following everything resumes.
-        "last_seq": rt.tallies.last_seq,
-        "subscriptions": len(rt.hub),
-        "config": _settings(rt.config),
-    }
+        b',"last_seq":', str(rt.tallies.last_seq).encode(),
+        b',"subscriptions":', str(len(rt.hub)).encode(), _fixed.tail)))
 
 
 @registry.method("rpc.discover")
