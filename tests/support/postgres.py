@@ -203,6 +203,7 @@ def server() -> Server:
     require()
     if _server is None:
         base = _base()
+        _sweep(base)
         found = Server(base)
         with _locked(base):
             if not found.alive():
@@ -214,6 +215,25 @@ def server() -> Server:
         atexit.register(_leave, found, users)
         _server = found
     return _server
+
+
+def _sweep(ours: Path) -> None:
+    """Stop the servers of earlier runs that ended without stopping theirs (a
+    killed pytest): no process of theirs is alive, and none holds their lock."""
+    for users in ours.parent.glob(f"wiz-pg-{os.getuid()}-*.users"):
+        base = users.with_name(users.name.removesuffix(".users"))
+        if base == ours:
+            continue
+        with open(f"{base}.lock", "a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue
+            if not any(u.name.isdigit() and _pid_alive(int(u.name)) for u in users.iterdir()):
+                Server(base).stop()
+                shutil.rmtree(users, ignore_errors=True)
+                with contextlib.suppress(OSError):
+                    os.unlink(f"{base}.lock")
 
 
 def _leave(found: Server, users: Path) -> None:
