@@ -26,12 +26,22 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", "sqlite_only(reason): holds for SQLite only; not run on PostgreSQL")
 
 
+# Where a test runs on PostgreSQL on both anyio backends; elsewhere on trio
+# only (see tests/support/engines.py).
+_PG_BOTH_BACKENDS = ("tests/store/", "tests/e2e/", "tests/events/")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """A test marked sqlite_only runs on SQLite only (tests/support/engines.py)."""
+    """A test marked sqlite_only runs on SQLite only; on PostgreSQL, a test
+    outside _PG_BOTH_BACKENDS runs on trio only (tests/support/engines.py)."""
     kept, dropped = [], []
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
-        if params.get("engine") == "postgresql" and item.get_closest_marker("sqlite_only"):
+        on_pg = params.get("engine") == "postgresql"
+        if on_pg and item.get_closest_marker("sqlite_only"):
+            dropped.append(item)
+        elif on_pg and params.get("anyio_backend") == "asyncio" and not \
+                item.nodeid.startswith(_PG_BOTH_BACKENDS):
             dropped.append(item)
         else:
             kept.append(item)

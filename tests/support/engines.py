@@ -6,6 +6,12 @@ once on PostgreSQL (tests/support/postgres.py: skipped, with the reason, when
 PostgreSQL is not installed; a failure under WIZ_TESTS_REQUIRE_PG=1). A test
 that holds for SQLite only says why with ``@pytest.mark.sqlite_only("...")``:
 its PostgreSQL run is deselected.
+
+On PostgreSQL the services, jobs and replies tests run on trio only (their
+asyncio runs are deselected, tests/conftest.py): what the engine changes is
+below the services, in the runner, whose tests (tests/store) and the e2e
+and events tests run on both backends; the services are backend-neutral
+and run on both on SQLite. A third fewer PostgreSQL tests.
 """
 
 from __future__ import annotations
