@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable
 from typing import TextIO
 
-from .client import CONFLICT, Client, RpcError
+from .client import CONFLICT, Client, Notification, RpcError
 from .follow import Follower, newest_seq, notice
 from .objects import Agent, Message, MessageDelta
 from .replies import (
@@ -27,8 +27,8 @@ from .replies import (
     send_message,
 )
 from .resolve import Lookup
-from .text import clean, is_terminal, pretty_json
-from .view import View
+from .text import clean, is_terminal, pretty_json, use_color
+from .view import View, tool_line
 
 
 class Streamed:
@@ -74,6 +74,11 @@ class Streamed:
     def settle(self, msg: Message, *, redraw: bool = True) -> None:
         """An error reply ends the answer (the error itself goes to stderr)."""
         self.end()
+
+    def tool(self, note: Notification) -> None:
+        """A tool call of the answer, on stderr (stdout is the answer alone)."""
+        self.err.write(tool_line(note, color=use_color(self.err)) + "\n")
+        self.err.flush()
 
     def end(self) -> None:
         """End the answer's line, if it has begun."""

@@ -47,7 +47,7 @@ from .objects import Message, MessageDelta
 from .replies import send_message
 from .resolve import Lookup, ResolveError
 from .text import clean, use_color
-from .view import message_line
+from .view import TOOL_EVENTS, message_line, tool_line
 
 # A user id -> the name to show.
 Names = Callable[[object], str]
@@ -122,6 +122,10 @@ class Screen:
                 if p.get("conversation_id") != self.current:
                     return
                 self._delta(cast(MessageDelta, p), names)
+            elif note.method in TOOL_EVENTS:
+                if p.get("conversation_id") != self.current:
+                    return
+                self.write(tool_line(note, color=self.color) + "\n")
             else:
                 return
         self.invalidate()

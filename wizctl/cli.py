@@ -37,7 +37,8 @@ app = typer.Typer(name="wizctl", help="Talk to wizd, the local LLM agents daemon
 
 # Verbs first, then one sub-app per noun: the order `wizctl --help` lists them.
 for _command in (status.status, ask.ask, messages.send, messages.log, messages.tail,
-                 messages.events, messages.chat, search.search, usage.usage, jobs.jobs):
+                 messages.events, messages.chat, search.search, usage.usage, jobs.jobs,
+                 jobs.approve, jobs.deny):
     app.command()(_command)
 for _name, _sub in (("provider", providers.app), ("agent", agents.app),
                     ("dm", conversations.dm_app), ("project", conversations.project_app),

@@ -51,7 +51,9 @@ class Provider(TypedDict):
 class Agent(TypedDict):
     """An LLM persona with a user of its own (``user_id``) that authors its replies.
 
-    ``model`` null means the provider's default model."""
+    ``model`` null means the provider's default model. ``tools``: the MCP
+    tools it may call, as ``server.tool`` patterns (``fs.*``); ``max_steps``:
+    the most tool steps it takes for one reply."""
 
     id: str
     user_id: str
@@ -64,6 +66,8 @@ class Agent(TypedDict):
     model: str | None
     temperature: float | None
     max_tokens: int | None
+    tools: list[str]
+    max_steps: int
     status: AgentStatus
     created_at: int
     updated_at: int
@@ -204,6 +208,37 @@ class Job(TypedDict):
     group_key: str | None
 
 
+class StepCall(TypedDict):
+    """A tool call the model asked for; ``arguments`` as the JSON text it wrote."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+class JobStep(TypedDict):
+    """One stored step of a tool-using reply: the model's turn (``role``
+    assistant, its ``tool_calls``) or a call's result (``role`` tool, its
+    ``tool_call_id`` and ``name``; ``state`` started while it runs, done)."""
+
+    step: int
+    role: str
+    content: str
+    tool_calls: list[StepCall]
+    tool_call_id: str | None
+    name: str | None
+    state: str | None
+    created_at: int
+    updated_at: int
+
+
+class JobDetail(Job):
+    """A job as ``job.get`` shows it: with the steps it stored (a reply's tool
+    calls and their results, in order; empty for other jobs)."""
+
+    steps: list[JobStep]
+
+
 class UsageRow(TypedDict):
     """One agent's replies from one model."""
 
@@ -281,7 +316,9 @@ class McpServer(TypedDict):
     """An MCP server registered in wizd: run as ``command`` (stdio) or reached at
     ``url`` (streamable HTTP). ``env`` maps a variable of the server's
     environment to the name of wizd's variable that gives its value when the
-    server starts: names only, never values. ``running``: wizd has it started."""
+    server starts: names only, never values. ``idempotent`` and ``confirm``:
+    patterns of its tool names (``*``: all) that may run twice, and that wait
+    for approval. ``running``: wizd has it started."""
 
     id: str
     name: str
@@ -289,6 +326,8 @@ class McpServer(TypedDict):
     command: list[str] | None
     url: str | None
     env: dict[str, str]
+    idempotent: list[str]
+    confirm: list[str]
     running: bool
     created_at: int
     updated_at: int
@@ -390,6 +429,51 @@ class MessageDelta(TypedDict):
     author_id: str
     index: int
     delta: str
+
+
+class ToolStarted(TypedDict):
+    """An agent's reply job calls a tool (``name``: ``server.tool``) with
+    ``arguments``; ``call_id`` pairs it with its ``tool.finished``."""
+
+    subscription: str
+    job_id: str
+    conversation_id: str
+    agent_id: str
+    call_id: str
+    name: str
+    arguments: dict[str, object]
+    step: int
+
+
+class ToolApprovalRequested(TypedDict):
+    """A reply job waits (status waiting) until the user approves or denies
+    this call of a tool its server marks ``confirm`` (``job.approve``,
+    ``job.deny``)."""
+
+    subscription: str
+    job_id: str
+    conversation_id: str
+    agent_id: str
+    call_id: str
+    name: str
+    arguments: dict[str, object]
+
+
+class ToolFinished(TypedDict):
+    """A tool call ended: ``outcome`` ok, error (the tool failed, timed out or
+    its server died), refused (not allowed, bad arguments) or unknown (in
+    flight when wizd stopped, not run again); ``result``: its first 200
+    characters."""
+
+    subscription: str
+    job_id: str
+    conversation_id: str
+    agent_id: str
+    call_id: str
+    name: str
+    duration_ms: int
+    outcome: Literal["ok", "error", "refused", "unknown"]
+    result: str
 
 
 class AgentStatusChanged(TypedDict):

@@ -15,13 +15,13 @@ from collections.abc import Callable
 from typing import Any, Protocol, TextIO, cast
 
 from . import exits
-from .client import INVALID_PARAMS, Client, RpcError, WizClientError
+from .client import INVALID_PARAMS, Client, Notification, RpcError, WizClientError
 from .exits import ReplyFailed
 from .follow import Follower, newest_seq, notice
 from .objects import Agent, Conversation, Job, Message, MessageDelta, OpenedDm, SentMessage
 from .resolve import Lookup
 from .text import clean, one_line, pretty_json, short_id
-from .view import View
+from .view import TOOL_EVENTS, View
 
 
 class WaitTimeout(WizClientError, TimeoutError):
@@ -211,6 +211,7 @@ class Shows(Protocol):
     def delta(self, p: MessageDelta) -> None: ...
     def message(self, msg: Message) -> None: ...
     def settle(self, msg: Message, *, redraw: bool = True) -> None: ...
+    def tool(self, note: Notification) -> None: ...
 
 
 def await_replies(follower: Follower, lookup: Lookup, view: Shows | None,
@@ -259,6 +260,9 @@ def await_replies(follower: Follower, lookup: Lookup, view: Shows | None,
             delta = cast(MessageDelta, p)
             if state.on_delta(delta) and view is not None:
                 view.delta(delta)
+        elif note.method in TOOL_EVENTS:
+            if p.get("job_id") in jobs and view is not None:
+                view.tool(note)
         elif note.method == "job.updated":
             got = state.on_job(cast(Job, p.get("job") or {}))
         for msg in got or ():

@@ -56,6 +56,30 @@ def message_line(msg: Mapping[str, object], author: str, *, color: bool = False,
             + paint(author, "bold", color) + ": " + body)
 
 
+TOOL_EVENTS = ("tool.started", "tool.finished", "tool.approval_requested")
+
+
+def tool_line(note: Notification, *, color: bool = False) -> str:
+    """One dim line for ``tool.started`` (``→ fs.read_file {"path": ...}``) or
+    ``tool.finished`` (``← fs.read_file 12 ms: result``); a yellow one for
+    ``tool.approval_requested``, saying how to answer it."""
+    p = note.params
+    name = str(p.get("name"))
+    if note.method == "tool.started":
+        text = f"  → {name} {one_line(dump_json(p.get('arguments') or {}), 120)}"
+    elif note.method == "tool.approval_requested":
+        job = short_id(p.get("job_id"))
+        text = (f"  ? {name} {one_line(dump_json(p.get('arguments') or {}), 120)} waits for "
+                f"approval: wizctl approve {job} (or deny {job})")
+        return paint(text, "yellow", color)
+    else:
+        outcome = p.get("outcome")
+        mark = "" if outcome == "ok" else f" [{outcome}]"
+        text = (f"  ← {name} {p.get('duration_ms', 0)} ms{mark}: "
+                f"{one_line(str(p.get('result') or ''), 120)}")
+    return paint(text, "dim", color)
+
+
 @dataclass
 class _Stream:
     """A reply being streamed: what its pieces said so far."""
@@ -128,6 +152,8 @@ class View:
             self.message(cast(Message, p.get("message") or {}))
         elif note.method == "message.delta":
             self.delta(cast(MessageDelta, p))
+        elif note.method in TOOL_EVENTS:
+            self.tool(note)
         elif self.everything:
             self._line(self._event_line(note))
 
@@ -150,6 +176,13 @@ class View:
         elif self.everything:
             who = self.lookup.user_name(p.get("author_id"))
             self._line(f"{clock(None)} {who} … {one_line(p.get('delta'))}")
+
+    def tool(self, note: Notification) -> None:
+        """One dim line for a ``tool.started`` or ``tool.finished``."""
+        if self.bare:  # stdout is the answer alone (scripts): the calls go beside it
+            self.aside(sys.stderr, tool_line(note, color=use_color(sys.stderr)))
+        else:
+            self._line(tool_line(note, color=self.color))
 
     def close(self) -> None:
         """Erase whatever is still streaming (it was never stored)."""

@@ -151,11 +151,29 @@ def scenario(call: Recorder) -> None:
     call.until_job(held, "completed")
     call("daemon.status")  # with jobs and messages counted
 
-    server = call("mcp.add", name=unique("mcp"), command=[sys.executable, MCP_SERVER])
+    server = call("mcp.add", name=unique("mcp"), command=[sys.executable, MCP_SERVER],
+                  confirm=["count"])
     web = call("mcp.add", name=unique("web"), url="http://127.0.0.1:9/mcp")
     call("mcp.list")
     call("mcp.tools", server=server["name"])
     call("mcp.tools")  # with the failure of the one that cannot be reached
+    # A tool call (tool.started, tool.finished), through the offline provider.
+    cy = call("agent.create", name=unique("cy"), role="tester", backstory="Tests.",
+              goal="Call tools.", tools=[f"{server['name']}.echo", f"{server['name']}.count"],
+              max_steps=3)
+    call("mcp.tools", agent=cy["name"])
+    tool_dm = call("dm.create", participants=[cy["name"]])
+    call("events.subscribe", conversation_id=tool_dm["id"])
+    sent = call("message.send", conversation_id=tool_dm["id"],
+                content=f"/tool {server['name']}.echo text=hi")
+    call("job.get", id=call.until_job(sent["jobs"][0], "completed")["id"])
+    for decide in ("job.approve", "job.deny"):  # a confirm tool: tool.approval_requested
+        sent = call("message.send", conversation_id=tool_dm["id"],
+                    content=f"/tool {server['name']}.count")
+        while call.notification()["method"] != "tool.approval_requested":
+            pass
+        call(decide, id=sent["jobs"][0])
+        call.until_job(sent["jobs"][0], "completed")
     call("mcp.remove", name=server["name"])
     call("mcp.remove", id=web["id"])
 

@@ -3,11 +3,12 @@ and run as a subprocess over stdio (``python tests/support/mcp_server.py``; in
 most tests a fork of ``mcp_forkserver.py`` runs ``main()`` on the pipes of
 ``mcp_launch.py``, the command wizd starts: see ``tests/mcp/helpers.py``).
 
-Tools: ``echo`` (its text back), ``count`` (appends a line to the file named
-by ``--counter`` and answers how many lines it holds: a side effect a test can
-count), ``hang`` (never answers), ``crash`` (the process exits at once, as a
-server that dies), ``big`` (5 MB of text), ``secret`` (whether the env var
-``WIZ_TEST_SECRET`` is set in its environment, and its length, never its value).
+Tools: ``echo`` (its text back), ``count`` (appends a line, its ``label``,
+to the file named by ``--counter``, waits ``sleep`` seconds and answers how
+many lines the file holds: a side effect a test can count), ``hang`` (never
+answers), ``crash`` (the process exits at once, as a server that dies),
+``big`` (5 MB of text), ``secret`` (whether the env var ``WIZ_TEST_SECRET``
+is set in its environment, and its length, never its value).
 
 Options: ``--pid-file PATH`` writes the server's pid there once it runs (a
 test checks that the process is gone after wizd stops it); ``--hang-listing``
@@ -45,12 +46,16 @@ def build(counter: Path | None, hang_listing: bool) -> MCPServer[Any]:
         return text
 
     @server.tool()
-    def count() -> str:
-        """Append a line to the counter file; answer how many lines it holds."""
+    async def count(label: str = "x", sleep: float = 0.0) -> str:
+        """Append a line (``label``) to the counter file, then wait ``sleep``
+        seconds; answer how many lines it holds."""
         assert counter is not None, "start the server with --counter FILE"
-        with counter.open("a") as f:
-            f.write("x\n")
-        return str(len(counter.read_text().splitlines()))
+        # A small local file, in a test server: blocking the loop is harmless.
+        with counter.open("a") as f:  # noqa: ASYNC230
+            f.write(f"{label}\n")
+        if sleep:
+            await anyio.sleep(sleep)
+        return str(len(counter.read_text().splitlines()))  # noqa: ASYNC240
 
     @server.tool()
     async def hang() -> str:

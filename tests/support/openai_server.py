@@ -45,6 +45,7 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 __all__ = [
+    "Call",
     "OpenAIServer",
     "RecordedRequest",
     "Reply",
@@ -71,6 +72,23 @@ _ERROR_TYPES = {
 _CONNECTION_GONE = (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream)
 
 
+@dataclass(frozen=True)
+class Call:
+    """A tool call in a scripted reply: ``name`` is the function name the
+    client offered; ``arguments`` a dict (sent as JSON) or raw text."""
+
+    name: str
+    arguments: dict[str, Any] | str = field(default_factory=dict)
+    id: str = ""
+
+    def json_arguments(self) -> str:
+        return self.arguments if isinstance(self.arguments, str) else json.dumps(self.arguments)
+
+
+def _call_id(call: Call, index: int) -> str:
+    return call.id or f"call_{index}"
+
+
 @dataclass
 class Reply:
     """One scripted answer.
@@ -95,6 +113,10 @@ class Reply:
       it is sent: nothing that size is held in memory).
     - ``plain``: answer with one ``chat.completion`` JSON body even when the
       request asked for a stream (as servers that ignore ``stream`` do).
+    - ``tool_calls``: the model calls these tools (``Call``s: several are
+      parallel calls), after the text if any; the finish reason defaults to
+      ``tool_calls``. Streamed as OpenAI does: each call's id and name first,
+      then its arguments in two pieces, the calls' pieces interleaved.
     """
 
     text: str = "hi"
@@ -115,6 +137,13 @@ class Reply:
     repeat: int = 1
     plain: bool = False
     held: bool = False
+    tool_calls: list[Call] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.tool_calls and self.finish_reason == "stop":
+            self.finish_reason = "tool_calls"
+        if self.tool_calls and self.text == "hi" and self.chunks is None:
+            self.text = ""
 
     def pieces(self) -> list[str]:
         if self.chunks is not None:
@@ -314,6 +343,9 @@ class OpenAIServer:
                 delta = {"content": piece} if index else {"role": "assistant", "content": piece}
                 choice = {"index": 0, "delta": delta, "finish_reason": None}
                 await event(_chunk_object(model, [choice]))
+            for delta in _call_deltas(reply.tool_calls):
+                await event(_chunk_object(model, [{"index": 0, "delta": delta,
+                                                   "finish_reason": None}]))
             if reply.stall:
                 await _wait_for_hangup(receiver)
                 return
@@ -485,6 +517,35 @@ def _chunk_object(model: str, choices: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _call_deltas(calls: list[Call]) -> list[dict[str, Any]]:
+    """The stream's deltas for ``calls``: every call's head (id, name), then
+    the first half of each one's arguments, then the second halves."""
+    if not calls:
+        return []
+    heads = [{"index": i, "id": _call_id(c, i), "type": "function",
+              "function": {"name": c.name, "arguments": ""}} for i, c in enumerate(calls)]
+    deltas: list[dict[str, Any]] = [{"role": "assistant", "tool_calls": heads}]
+    for half in (0, 1):
+        for i, call in enumerate(calls):
+            text = call.json_arguments()
+            cut = len(text) // 2
+            piece = text[:cut] if half == 0 else text[cut:]
+            deltas.append({"tool_calls": [{"index": i, "function": {"arguments": piece}}]})
+    return deltas
+
+
+def _answer_message(reply: Reply, content: str) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": content or None}
+    if reply.tool_calls:
+        message["tool_calls"] = [
+            {"id": _call_id(c, i), "type": "function",
+             "function": {"name": c.name, "arguments": c.json_arguments()}}
+            for i, c in enumerate(reply.tool_calls)]
+    elif not content:
+        message["content"] = ""
+    return message
+
+
 def _usage(body: dict[str, Any], completion_tokens: int) -> dict[str, int]:
     prompt = sum(len(str(m.get("content", "")).split()) for m in body.get("messages") or [])
     return {
@@ -504,7 +565,7 @@ def _completion(reply: Reply, body: dict[str, Any]) -> dict[str, Any]:
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": "".join(pieces)},
+                "message": _answer_message(reply, "".join(pieces)),
                 "finish_reason": reply.finish_reason,
             }
         ],

@@ -196,3 +196,33 @@ def test_bare_view_prints_content_only() -> None:
     view = View(FakeNames(), out=out, bare=True)
     view.notification(created(1, "just this"))
     assert out.getvalue() == "just this\n"
+
+
+TOOL_STARTED = Notification("tool.started", {
+    "job_id": "j1", "conversation_id": "c1", "call_id": "a", "name": "fs.read_file",
+    "arguments": {"path": "notes.txt"}, "step": 1})
+TOOL_FINISHED = Notification("tool.finished", {
+    "job_id": "j1", "conversation_id": "c1", "call_id": "a", "name": "fs.read_file",
+    "duration_ms": 12, "outcome": "ok", "result": "line one\nline two"})
+
+
+def test_tool_calls_are_one_dim_line_each() -> None:
+    out = io.StringIO()
+    view = View(FakeNames(), out=out, live=False, color=True)
+    view.notification(TOOL_STARTED)
+    view.notification(TOOL_FINISHED)
+    view.notification(Notification("tool.finished", {**TOOL_FINISHED.params,
+                                                     "outcome": "refused", "result": "no"}))
+    assert out.getvalue().splitlines() == [
+        '\x1b[2m  → fs.read_file {"path":"notes.txt"}\x1b[0m',
+        "\x1b[2m  ← fs.read_file 12 ms: line one line two\x1b[0m",
+        "\x1b[2m  ← fs.read_file 12 ms [refused]: no\x1b[0m"]
+
+
+def test_a_bare_view_puts_tool_calls_beside_the_answer(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    out = io.StringIO()
+    view = View(FakeNames(), out=out, live=False, bare=True)
+    view.notification(TOOL_STARTED)
+    assert out.getvalue() == ""
+    assert capsys.readouterr().err == '  → fs.read_file {"path":"notes.txt"}\n'

@@ -19,10 +19,27 @@ def _line(verb: str) -> Callable[[Agent], str]:
                       f"{a.get('status')}")
 
 
+TOOLS_HELP = ("The MCP tools it may call: server.tool patterns, comma-separated "
+              "('fs.*,git.status').")
+
+
+def _patterns(tools: str | None, no_tools: bool = False) -> list[str] | None:
+    if no_tools:
+        if tools is not None:
+            raise typer.BadParameter("give --tools or --no-tools, not both",
+                                     param_hint="'--no-tools'")
+        return []
+    if tools is None:
+        return None
+    return [p.strip() for p in tools.split(",") if p.strip()]
+
+
 def _fields(st: State, a: Agent) -> str:
     keys = ("id", "name", "status", "role", "goal", "backstory", "model", "temperature",
-            "max_tokens", "system_prompt")
+            "max_tokens", "tools", "max_steps", "system_prompt")
     pairs = [(k, a.get(k)) for k in keys if k in a]
+    pairs = [(k, (", ".join(v) or "-") if k == "tools" and isinstance(v, list) else v)
+             for k, v in pairs]
     pairs.insert(4, ("provider", st.lookup.provider_name(a.get("provider_id"))))
     pairs.append(("created", text.when(a.get("created_at"))))
     return text.fields(pairs, color=color())
@@ -38,13 +55,17 @@ def create(
     model: Annotated[str | None, typer.Option(help="[default: the provider's]")] = None,
     temperature: Annotated[float | None, typer.Option()] = None,
     max_tokens: Annotated[int | None, typer.Option()] = None,
+    tools: Annotated[str | None, typer.Option(metavar="PATTERNS", help=TOOLS_HELP)] = None,
+    max_steps: Annotated[int | None, typer.Option(
+        help="The most tool steps in one reply [default: 10]")] = None,
     json: Json = False,
 ) -> None:
     """Create an agent."""
     st = state(ctx)
     pid = st.lookup.provider(provider)["id"] if provider else None
     result = st.call("agent.create", name=name, role=role, backstory=backstory, goal=goal,
-                     provider_id=pid, model=model, temperature=temperature, max_tokens=max_tokens)
+                     provider_id=pid, model=model, temperature=temperature, max_tokens=max_tokens,
+                     tools=_patterns(tools), max_steps=max_steps)
     emit(result, json, _line("created"))
 
 
@@ -73,15 +94,24 @@ def update(
     model: Annotated[str | None, typer.Option()] = None,
     temperature: Annotated[float | None, typer.Option()] = None,
     max_tokens: Annotated[int | None, typer.Option()] = None,
+    tools: Annotated[str | None, typer.Option(metavar="PATTERNS", help=TOOLS_HELP)] = None,
+    no_tools: Annotated[bool, typer.Option("--no-tools", help="Take every tool away.")] = False,
+    max_steps: Annotated[int | None, typer.Option(
+        help="The most tool steps in one reply.")] = None,
     json: Json = False,
 ) -> None:
-    """Change an agent."""
+    """Change an agent.
+
+    \b
+      wizctl agent update ada --tools 'fs.*,git.status'
+      wizctl agent update ada --no-tools"""
     st = state(ctx)
     aid = st.lookup.agent(agent)["id"]
     pid = st.lookup.provider(provider)["id"] if provider else None
     result = st.call("agent.update", id=aid, name=name, role=role, backstory=backstory,
                      goal=goal, provider_id=pid, model=model, temperature=temperature,
-                     max_tokens=max_tokens)
+                     max_tokens=max_tokens, tools=_patterns(tools, no_tools),
+                     max_steps=max_steps)
     emit(result, json, _line("updated"))
 
 

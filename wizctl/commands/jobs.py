@@ -2,19 +2,40 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, cast
 
 import typer
 
 from .. import table, text
-from ..objects import Job, JobList
+from ..objects import Job, JobDetail, JobList, JobStep
 from .base import Json, by_ref, color, emit, state, status_style, sub_app
 
 job_app = sub_app("One job of the queue.")
 queue_app = sub_app("The job queue as a whole.")
 
 
+def _steps(j: Job) -> str:
+    """A reply's tool steps, one line each (``job.get`` gives them)."""
+    lines = []
+    steps: list[JobStep] = cast(JobDetail, j).get("steps") or []
+    for s in steps:
+        if s.get("role") == "assistant":
+            calls = ", ".join(f"{c.get('name')}({text.one_line(c.get('arguments'), 60)})"
+                              for c in s.get("tool_calls") or [])
+            lines.append(f"step {s.get('step')}: calls {calls}")
+        else:
+            state = "" if s.get("state") == "done" else f" [{s.get('state')}]"
+            lines.append(f"  {s.get('name')}{state}: {text.one_line(s.get('content'), 100)}")
+    return "\n".join(lines)
+
+
 def _fields(j: Job) -> str:
+    steps = _steps(j)
+    fields = _plain_fields(j)
+    return f"{fields}\n{steps}" if steps else fields
+
+
+def _plain_fields(j: Job) -> str:
     return text.fields([
         ("id", j.get("id")), ("name", j.get("name")), ("status", j.get("status")),
         ("priority", j.get("priority")), ("progress", f"{j.get('progress', 0)}%"),
@@ -56,3 +77,22 @@ def queue_pause(ctx: typer.Context, json: Json = False) -> None:
 def queue_resume(ctx: typer.Context, json: Json = False) -> None:
     """Start jobs again."""
     emit(state(ctx).call("queue.resume"), json, lambda r: "queue resumed")
+
+
+def approve(ctx: typer.Context,
+            job: Annotated[str, typer.Argument(metavar="JOB", help="Id or id prefix.")],
+            json: Json = False) -> None:
+    """Run the tool calls a reply job waits for (tools marked --confirm); it goes on."""
+    st = state(ctx)
+    result = st.call("job.approve", id=st.lookup.job_id(job))
+    emit(result, json, lambda j: f"approved: job {text.short_id(j.get('id'))} goes on")
+
+
+def deny(ctx: typer.Context,
+         job: Annotated[str, typer.Argument(metavar="JOB", help="Id or id prefix.")],
+         reason: Annotated[str | None, typer.Option(help="Told to the model.")] = None,
+         json: Json = False) -> None:
+    """Refuse the tool calls a reply job waits for: the model is told; the job goes on."""
+    st = state(ctx)
+    result = st.call("job.deny", id=st.lookup.job_id(job), reason=reason)
+    emit(result, json, lambda j: f"denied: job {text.short_id(j.get('id'))} goes on")

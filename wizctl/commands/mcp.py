@@ -35,6 +35,10 @@ def parse_env(pairs: list[str] | None) -> dict[str, str] | None:
     return env
 
 
+def _split(patterns: str | None) -> list[str] | None:
+    return None if patterns is None else [p.strip() for p in patterns.split(",") if p.strip()]
+
+
 def _where(s: McpServer) -> str:
     if s.get("command"):
         return " ".join(s.get("command") or [])
@@ -63,6 +67,12 @@ def add(
         show_default=False)] = None,
     url: Annotated[str | None, typer.Option(help="A streamable HTTP server's URL.")] = None,
     env: Annotated[list[str] | None, typer.Option(metavar="NAME=VAR", help=ENV_HELP)] = None,
+    idempotent: Annotated[str | None, typer.Option(
+        metavar="TOOLS", help="Tools safe to run twice, comma-separated patterns ('*': all): "
+        "a call in flight when wizd stopped runs again.")] = None,
+    confirm: Annotated[str | None, typer.Option(
+        metavar="TOOLS", help="Tools whose calls wait for approval (comma-separated "
+        "patterns).")] = None,
     json: Json = False,
 ) -> None:
     """Add an MCP server: a command wizd runs (stdio), or a URL (streamable HTTP).
@@ -75,7 +85,8 @@ def add(
     wizd starts it when it is first used (wizctl mcp tools NAME). The command
     is stored and shown as given: pass secrets with --env."""
     result: McpServer = state(ctx).call("mcp.add", name=name, command=command or None,
-                                        url=url, env=parse_env(env))
+                                        url=url, env=parse_env(env),
+                                        idempotent=_split(idempotent), confirm=_split(confirm))
     emit(result, json, lambda s: f"added MCP server {s.get('name')} ({_where(s)})")
 
 
@@ -102,12 +113,14 @@ def tools(ctx: typer.Context,
           server: Annotated[str | None, typer.Argument(
               metavar="[SERVER]", help="One server (name or id); every one if absent.",
               show_default=False)] = None,
+          agent: Annotated[str | None, typer.Option(
+              help="Only the tools this agent (name or id) may call.")] = None,
           json: Json = False) -> None:
     """List the tools of MCP servers, as SERVER.TOOL names (starting the servers).
 
     A server that fails is told on stderr and the exit code is 9 (with
     --json, failures are in the output's "failures" and the exit code is 0)."""
-    result: McpToolList = state(ctx).call("mcp.tools", server=server)
+    result: McpToolList = state(ctx).call("mcp.tools", server=server, agent=agent)
     emit(result, json, lambda r: table.table(
         ("tool", "description"),
         [(t.get("name"), text.one_line(t.get("description") or "", 80)) for t in r["tools"]],

@@ -21,6 +21,8 @@ __all__ = [
     "Completion",
     "OnDelta",
     "ProviderConfig",
+    "ToolCall",
+    "ToolSpec",
     "cut_utf8",
     "parse_retry_after",
     "scrub_secret",
@@ -29,9 +31,32 @@ __all__ = [
 
 
 @dataclass(frozen=True)
+class ToolCall:
+    """A call the model asked for: ``arguments`` is the JSON text it wrote
+    (not parsed here: a model may write invalid JSON, which the caller tells it)."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """A tool offered to the model: a function ``name`` (letters, digits, ``_``
+    and ``-``, as OpenAI requires), its description and JSON Schema."""
+
+    name: str
+    description: str
+    parameters: dict[str, object]
+
+
+@dataclass(frozen=True)
 class ChatMessage:
-    role: str  # "system" | "user" | "assistant"
+    role: str  # "system" | "user" | "assistant" | "tool"
     content: str
+    # An assistant turn that asked for tools; a "tool" turn answers one call.
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -43,6 +68,8 @@ class ChatRequest:
     # The most reply text (UTF-8 bytes) to take in; not sent to the server. A
     # provider stops reading there and returns the reply cut, marked truncated.
     max_reply_bytes: int | None = None
+    # The tools the model may call (none: a plain chat completion).
+    tools: tuple[ToolSpec, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -75,6 +102,8 @@ class Completion:
     usage: dict[str, int] | None  # prompt_tokens, completion_tokens, total_tokens
     # True when the reply went on past ``max_reply_bytes`` and was cut there.
     truncated: bool = False
+    # The tools the model asked to call, in its order (parallel calls: several).
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
 OnDelta = Callable[[str], Awaitable[None]]

@@ -24,6 +24,9 @@ class ContextMessage:
     kind: str  # "text" | "error"
     llm_role: str | None = None
     llm_content: str | None = None
+    # The tool steps the agent took before this reply of its own (assistant
+    # turns with their calls, tool results), shown to it before the reply.
+    steps: tuple[ChatMessage, ...] = ()
 
 
 def system_prompt(name: str, role: str, backstory: str, goal: str) -> str:
@@ -63,6 +66,9 @@ def build_context(
     (agents included) wrote in the history, ``user`` messages are prefixed with
     ``"Name: "`` so the model can tell them apart. A message's stored LLM form
     (``llm_role``/``llm_content``) is used as is, in place of the derived one.
+    An agent's reply comes after the tool steps that led to it (``steps``):
+    a reply and its steps are kept or dropped together, except that the
+    steps alone go when only the reply fits.
 
     With ``max_bytes``, the contents together take at most that many UTF-8
     bytes: the system prompt at most half of them (cut if longer), then the
@@ -73,7 +79,7 @@ def build_context(
     shown = [m for m in history if m.kind != "error"]
     many_voices = len({m.author_id for m in shown}) > 2
     window = shown[-limit:] if limit > 0 else []
-    messages = []
+    messages: list[list[ChatMessage]] = []  # a message, after its steps
     for message in window:
         role = "assistant" if message.author_id == agent_user_id else "user"
         content = message.content
@@ -81,26 +87,37 @@ def build_context(
             content = f"{message.author_name}: {content}"
         if message.llm_content is not None:
             content = message.llm_content
-        messages.append(ChatMessage(message.llm_role or role, content))
+        steps = message.steps if role == "assistant" else ()
+        messages.append([*steps, ChatMessage(message.llm_role or role, content)])
     system = ChatMessage("system", system_prompt)
     if max_bytes is not None:
         system = ChatMessage("system", cut_utf8(system_prompt, max_bytes // 2))
         messages = _newest_within(messages, max_bytes - utf8_size(system.content))
-    return (system, *messages)
+    return (system, *(m for group in messages for m in group))
 
 
-def _newest_within(messages: list[ChatMessage], budget: int) -> list[ChatMessage]:
-    """The newest of ``messages`` whose contents fit in ``budget`` UTF-8 bytes, in order;
-    the newest one cut to fit when it alone does not."""
-    kept: list[ChatMessage] = []
-    for message in reversed(messages):
-        size = utf8_size(message.content)
+def _size(messages: list[ChatMessage]) -> int:
+    return sum(utf8_size(m.content) + sum(utf8_size(c.arguments) for c in m.tool_calls)
+               for m in messages)
+
+
+def _newest_within(groups: list[list[ChatMessage]], budget: int) -> list[list[ChatMessage]]:
+    """The newest of ``groups`` (a message after its tool steps) whose contents
+    fit in ``budget`` UTF-8 bytes, in order; a group's steps left out when only
+    its message fits; the newest message cut to fit when it alone does not."""
+    kept: list[list[ChatMessage]] = []
+    for group in reversed(groups):
+        size = _size(group)
+        if size > budget and len(group) > 1:
+            group = group[-1:]  # the reply without the steps that led to it
+            size = _size(group)
         if size > budget:
             if kept:
                 break
-            message = ChatMessage(message.role, cut_utf8(message.content, budget))
-            size = utf8_size(message.content)
-        kept.append(message)
+            [message] = group
+            group = [ChatMessage(message.role, cut_utf8(message.content, budget))]
+            size = _size(group)
+        kept.append(group)
         budget -= size
         if budget <= 0:
             break

@@ -19,17 +19,22 @@ Test triggers, recognised as a separate word anywhere in the last user message:
 - ``/fail-auth``: raises ``ProviderAuthError`` (never retried).
 - ``/hang``: streams the first piece, then waits until cancelled (for timeout
   and cancellation tests).
+- ``/tool SERVER.TOOL key=value ...``: calls that MCP tool with those
+  arguments (strings; a value that reads as a JSON number, boolean or null is
+  one), then answers with its result: tools shown working without a network.
 """
 
 from __future__ import annotations
 
+import json
 import re
+import shlex
 
 import anyio
 import anyio.lowlevel
 
 from ..errors import ProviderAuthError, ProviderError
-from .base import ChatRequest, Completion, OnDelta, ProviderConfig, cut_utf8
+from .base import ChatRequest, Completion, OnDelta, ProviderConfig, ToolCall, cut_utf8
 
 __all__ = ["complete", "reply_text"]
 
@@ -40,6 +45,9 @@ _TRIGGER = re.compile(r"(?<!\S)/(fail-auth|fail|hang)(?!\S)")
 _NAME = re.compile(r"^You are (.+?)\.?$", re.MULTILINE)
 _ROLE = re.compile(r"^Your role: (.+?)\.?$", re.MULTILINE)
 _PIECE = re.compile(r"\S+\s*")
+_TOOL = re.compile(r"(?<!\S)/tool\s+(\S+)(.*)$", re.MULTILINE)
+_NOT_FUNCTION = re.compile(r"[^A-Za-z0-9_-]")
+RESULT_LIMIT = 2000  # characters of a tool's result quoted in the answer
 
 
 async def complete(
@@ -56,7 +64,13 @@ async def complete(
             "offline demo auth failure requested with /fail-auth", provider=provider.name
         )
 
-    whole = reply_text(request)
+    results = _tool_results(request)
+    if not results:
+        call = _tool_call(last_user)
+        if call is not None:
+            return Completion(content="", model=request.model, finish_reason="tool_calls",
+                              usage=None, tool_calls=(call,))
+    whole = reply_text(request) if not results else _answer(request, results)
     cap = request.max_reply_bytes
     text = whole if cap is None else cut_utf8(whole, cap)
     truncated = text != whole
@@ -93,6 +107,54 @@ def reply_text(request: ChatRequest) -> str:
     if len(said) > QUOTE_LIMIT:
         said = said[: QUOTE_LIMIT - 1].rstrip() + "…"
     return f'{LABEL}{who} You said: "{said}"'
+
+
+def _tool_call(text: str) -> ToolCall | None:
+    """The call ``/tool server.tool key=value ...`` in ``text`` asks for, if any."""
+    found = _TOOL.search(text)
+    if found is None:
+        return None
+    name = found.group(1)
+    server, _, tool = name.partition(".")
+    try:
+        words = shlex.split(found.group(2))
+    except ValueError:
+        words = found.group(2).split()
+    arguments: dict[str, object] = {}
+    for word in words:
+        key, sep, value = word.partition("=")
+        if sep:
+            arguments[key] = _value(value)
+    function = _NOT_FUNCTION.sub("_", f"{server}__{tool}" if tool else name)[:64]
+    return ToolCall("offline_1", function, json.dumps(arguments))
+
+
+def _value(text: str) -> object:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text
+    return value if value is None or isinstance(value, (bool, int, float)) else text
+
+
+def _tool_results(request: ChatRequest) -> list[str]:
+    """The tool results after the last user message (what its /tool call gave)."""
+    results: list[str] = []
+    for message in reversed(request.messages):
+        if message.role == "user":
+            break
+        if message.role == "tool":
+            results.append(message.content)
+    return results[::-1]
+
+
+def _answer(request: ChatRequest, results: list[str]) -> str:
+    found = _TOOL.search(_last_content(request, "user"))
+    name = found.group(1) if found else "the tool"
+    result = "\n".join(results)
+    if len(result) > RESULT_LIMIT:
+        result = result[: RESULT_LIMIT - 1] + "…"
+    return f"{LABEL} {name} answered:\n{result}"
 
 
 def _last_content(request: ChatRequest, role: str) -> str:

@@ -58,10 +58,12 @@ from ..errors import (
     ProviderTimeout,
 )
 from .base import (
+    ChatMessage,
     ChatRequest,
     Completion,
     OnDelta,
     ProviderConfig,
+    ToolCall,
     cut_utf8,
     parse_retry_after,
     scrub_secret,
@@ -163,12 +165,30 @@ async def complete(
                     await client.close()
 
 
+def _message(m: ChatMessage) -> dict[str, Any]:
+    """One message in OpenAI's shape: an assistant turn with its tool calls,
+    a tool turn with the id of the call it answers."""
+    out: dict[str, Any] = {"role": m.role, "content": m.content}
+    if m.tool_calls:
+        out["tool_calls"] = [{"id": c.id, "type": "function",
+                              "function": {"name": c.name, "arguments": c.arguments}}
+                             for c in m.tool_calls]
+        out["content"] = m.content or None
+    if m.tool_call_id is not None:
+        out["tool_call_id"] = m.tool_call_id
+    return out
+
+
 def _params(request: ChatRequest, *, stream: bool = True) -> dict[str, Any]:
     params: dict[str, Any] = {
         "model": request.model,
-        "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+        "messages": [_message(m) for m in request.messages],
         "stream": stream,
     }
+    if request.tools:
+        params["tools"] = [{"type": "function", "function": {
+            "name": t.name, "description": t.description, "parameters": t.parameters}}
+            for t in request.tools]
     if stream:
         # The usage comes in a last chunk only when asked for (a JSON answer has it anyway).
         params["stream_options"] = {"include_usage": True}
@@ -194,6 +214,49 @@ class _Reply:
     done: bool = False  # "data: [DONE]" came
     truncated: bool = False  # text past the limit came and was dropped
     usage: dict[str, int] | None = None
+    # Streamed tool calls by their index: [id, name, argument pieces].
+    calls: dict[int, list[Any]] = field(default_factory=dict)
+    calls_size: int = 0  # UTF-8 bytes of names and arguments, capped as text is
+
+    def add_calls(self, calls: object) -> None:
+        """Take in the ``tool_calls`` of one delta: pieces of each call by index,
+        its id and name in its first piece, its arguments spread over many."""
+        if calls is None:
+            return
+        if not isinstance(calls, list) or not all(isinstance(c, dict) for c in calls):
+            raise ValueError("'tool_calls' is not a list of objects")
+        for position, call in enumerate(calls):
+            index = call.get("index", position)
+            if not isinstance(index, int):
+                raise ValueError("a tool call's index is not a number")
+            entry = self.calls.setdefault(index, [None, "", []])
+            if isinstance(call.get("id"), str) and call["id"]:
+                entry[0] = call["id"]
+            function = call.get("function")
+            if not isinstance(function, dict):
+                continue
+            for key, slot in (("name", 1), ("arguments", 2)):
+                piece = function.get(key)
+                if piece is None:
+                    continue
+                if not isinstance(piece, str):
+                    raise ValueError(f"a tool call's {key} is not text")
+                self.calls_size += utf8_size(piece)
+                if self.limit is not None and self.calls_size > self.limit:
+                    raise ValueError("tool calls larger than max_reply_bytes")
+                if slot == 1:
+                    entry[1] += piece
+                else:
+                    entry[2].append(piece)
+
+    def tool_calls(self) -> tuple[ToolCall, ...]:
+        calls = []
+        for index in sorted(self.calls):
+            call_id, name, arguments = self.calls[index]
+            if not name:
+                raise ValueError("a tool call has no function name")
+            calls.append(ToolCall(call_id or f"call_{index}", name, "".join(arguments) or "{}"))
+        return tuple(calls)
 
     def add(self, chunk: dict[str, Any]) -> str:
         """Take in one ``chat.completion.chunk``; returns its text (may be empty)."""
@@ -213,6 +276,8 @@ class _Reply:
             content = delta.get("content") if isinstance(delta, dict) else None
             if isinstance(content, str) and content:
                 piece += self._keep(content)
+            if isinstance(delta, dict):
+                self.add_calls(delta.get("tool_calls"))
         return piece
 
     def add_answer(self, answer: dict[str, Any]) -> str:
@@ -231,13 +296,17 @@ class _Reply:
         content = choice["message"].get("content")
         if content is not None and not isinstance(content, str):
             raise ValueError("the message's content is not text")
+        calls = choice["message"].get("tool_calls")
+        if isinstance(calls, list):  # a whole answer's calls have no index: their order is it
+            calls = [{**c, "index": i} if isinstance(c, dict) else c for i, c in enumerate(calls)]
+        self.add_calls(calls)
         return self._keep(content or "")
 
     def completion(self) -> Completion:
-        """What was said, as the reply."""
+        """What was said, as the reply (raises ValueError for a tool call without a name)."""
         return Completion(content="".join(self.parts), model=self.model,
                           finish_reason=self.finish_reason, usage=self.usage,
-                          truncated=self.truncated)
+                          truncated=self.truncated, tool_calls=self.tool_calls())
 
     def _keep(self, text: str) -> str:
         """Add ``text`` as far as the limit allows; returns what was kept."""
@@ -288,7 +357,7 @@ async def _read_stream(
             await _abandon(response, lines)
     if not reply.truncated:
         _check_finished(provider, reply, response.headers.get("content-type", ""))
-    return reply.completion()
+    return _completion(provider, reply)
 
 
 # A JSON answer's body beyond the text: id, model, usage, and the like.
@@ -329,9 +398,9 @@ async def _read_json(
         raise _protocol_error(provider, f"malformed answer: {exc}") from None
     if piece:
         await on_delta(piece)
-    if not reply.parts and reply.finish_reason is None:
+    if not reply.parts and not reply.calls and reply.finish_reason is None:
         raise _protocol_error(provider, "the answer has no content and no finish reason")
-    return reply.completion()
+    return _completion(provider, reply)
 
 
 def _usage(obj: dict[str, Any]) -> dict[str, int] | None:
@@ -348,9 +417,16 @@ def _count(value: Any) -> bool:
     return type(value) is int and 0 <= value < 2**63
 
 
+def _completion(provider: ProviderConfig, reply: _Reply) -> Completion:
+    try:
+        return reply.completion()
+    except ValueError as exc:
+        raise _protocol_error(provider, f"malformed tool call: {exc}") from None
+
+
 def _check_finished(provider: ProviderConfig, reply: _Reply, content_type: str) -> None:
     """Raise ``ProviderProtocolError`` unless the stream said it was finished."""
-    if not reply.parts and reply.finish_reason is None:
+    if not reply.parts and not reply.calls and reply.finish_reason is None:
         got = f" (content-type {content_type!r})" if "event-stream" not in content_type else ""
         raise _protocol_error(provider, f"stream ended with no content and no finish reason{got}")
     if reply.finish_reason is None and not reply.done:

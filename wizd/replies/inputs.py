@@ -8,7 +8,8 @@ memory.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 
 from sqlalchemy import Connection
 
@@ -16,9 +17,12 @@ from ..llm.base import ChatMessage, ChatRequest, ProviderConfig
 from ..llm.context import ContextMessage, build_context
 from ..objects import Conversation
 from ..services import conversations
+from ..services.agents import DEFAULT_MAX_STEPS
 from ..services.providers import provider_config
 from ..store import replies as store
+from ..store import steps as step_store
 from .job import ReplyJobData
+from .steps import Step, context_steps, read_steps
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,11 @@ class ReplyInputs:
     # The trigger as the model saw it, stored with the reply if the trigger has
     # no llm_message yet; None when it has one.
     trigger_llm: ChatMessage | None
+    # The agent's allow-list (server.tool patterns; empty: no tools) and step limit.
+    tools: tuple[str, ...] = ()
+    max_steps: int = DEFAULT_MAX_STEPS
+    # The steps of this reply stored by an earlier attempt (a resumed job).
+    steps: list[Step] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -81,16 +90,22 @@ def load_inputs(
         agent_id=agent.id, agent_name=agent.name, agent_user_id=agent.user_id,
         conversation=conversation,
         trigger_id=trigger_id, provider=provider, request=request, trigger_llm=trigger_llm,
+        tools=tuple(json.loads(agent.tools)) if agent.tools else (),
+        max_steps=agent.max_steps or DEFAULT_MAX_STEPS,
+        steps=read_steps(step_store.of_reply(conn, trigger_id, agent.user_id)),
     )
 
 
 def _history(
     conn: Connection, conversation_id: str, upto_seq: int, limit: int, agent_user_id: str
 ) -> list[ContextMessage]:
-    """The last ``limit`` non-error messages up to ``upto_seq``, oldest first."""
+    """The last ``limit`` non-error messages up to ``upto_seq``, oldest first,
+    the agent's own replies with the tool steps that led to them."""
     history = []
-    for author_id, content, kind, author_name, llm_role, llm_content in reversed(
-            store.newest_history(conn, conversation_id, upto_seq, limit)):
+    rows = store.newest_history(conn, conversation_id, upto_seq, limit)
+    own_replies = [r.reply_to for r in rows if r.author_id == agent_user_id and r.reply_to]
+    steps = step_store.of_replies(conn, own_replies, agent_user_id) if own_replies else {}
+    for reply_to, author_id, content, kind, author_name, llm_role, llm_content in reversed(rows):
         # A stored LLM form is written from its author's side: another agent's
         # reply is stored as "assistant", but to this agent it is a "user"
         # turn, so only this agent's own forms and "user" forms are reused.
@@ -99,5 +114,7 @@ def _history(
             author_id=author_id, author_name=author_name, content=content,
             kind=kind, llm_role=llm_role if reuse else None,
             llm_content=llm_content if reuse else None,
+            steps=context_steps(steps.get(reply_to, [])) if author_id == agent_user_id
+            and reply_to else (),
         ))
     return history

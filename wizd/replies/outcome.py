@@ -10,6 +10,9 @@ stored in the transaction that finishes the job.
   reply exists already (a second run after a crash), the job just completes.
 - skipped (the agent or the trigger is gone): the job completes with
   ``{skipped: reason}``.
+- awaiting approval (a ``confirm`` tool): the job is parked, status waiting
+  with the reason in ``failure_reason``, until ``job.approve``/``job.deny``;
+  then ``tool.approval_requested`` for each call.
 - final failure: an error message from the agent, in a plain sentence (the
   job's ``failure_reason`` says it in the queue's words), then the same.
 
@@ -39,10 +42,12 @@ from ..objects import Job, Message
 from ..services import agents
 from ..store import jobs as job_store
 from ..store import replies as store
+from ..store import steps as step_store
 from .inputs import Skip
 from .job import ReplyJobData, data_of
 from .processor import ReplyResult
 from .storing import store_error, store_reply
+from .tool_loop import AwaitingApproval
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +62,8 @@ class ReplyOutcome(OutcomeHandler):
         if isinstance(result, Skip):
             done = job_store.complete(conn, job["id"], {"skipped": result.reason}, now_ms)
             return None if done is None else self._finish(conn, done, data, [])
+        if isinstance(result, AwaitingApproval):
+            return self._park(conn, job, data, result, now_ms)
         if not isinstance(result, ReplyResult):
             raise TypeError(f"the reply processor returned {type(result).__name__}")
         inputs, answer = result.inputs, result.completion
@@ -105,6 +112,20 @@ class ReplyOutcome(OutcomeHandler):
             content=f"Agent {name} {verb}: {plain_reason(failure)}.",
         )
         return self._finish(conn, done, data, [] if error is None else [_message_event(error)])
+
+    def _park(self, conn: Connection, job: Job, data: ReplyJobData, result: AwaitingApproval,
+              now_ms: int) -> Transition | None:
+        """The job waits for the user's decision (it stays pending: the agent busy)."""
+        if not step_store.park_job(conn, job["id"], result.reason, now_ms):
+            return None  # cancelled meanwhile
+        parked = job_store.get(conn, job["id"])
+        assert parked is not None
+        cid = data["conversation_id"]
+        asked = [Event("tool.approval_requested", {
+            "job_id": job["id"], "conversation_id": cid, "agent_id": data["agent_id"],
+            "call_id": c.call_id, "name": c.name, "arguments": c.arguments},
+            conversation_id=cid) for c in result.calls]
+        return Transition(parked, [job_event(parked), *asked])
 
     def changed(self, conn: Connection, job: Job) -> list[Event]:
         # Delayed for a retry (pending still: a no-op) or retried after it

@@ -7,6 +7,8 @@ and hands the result to the outcome handler (``outcome``), which stores it. The 
 at ``config.max_context_bytes`` and the reply at ``config.max_reply_bytes``
 (a provider stops reading there: the deltas never pass it either). Only the provider call
 runs under ``config.job_timeout``: a slow database is not the model's fault.
+An agent with tools runs the tool loop instead (``tool_loop``): each of its
+model calls has that limit, each tool call its own.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from ..llm import providers
 from ..llm.base import Completion
 from .inputs import ReplyInputs, Skip, load_inputs
 from .job import data_of
+from .tool_loop import AwaitingApproval, run_tool_loop
 
 # Progress is a database write that every other job's completion queues
 # behind, so it is written only for a stream that is still going after
@@ -39,7 +42,7 @@ class ReplyResult:
     completion: Completion
 
 
-async def process(ctx: JobContext) -> ReplyResult | Skip:
+async def process(ctx: JobContext) -> ReplyResult | Skip | AwaitingApproval:
     """Generate the reply (or Skip: nothing to answer any more). Raises
     ProviderError subclasses (ProviderTimeout when the provider takes longer
     than ``config.job_timeout``), NotFound if the conversation or provider is gone."""
@@ -72,6 +75,9 @@ async def process(ctx: JobContext) -> ReplyResult | Skip:
             progress_written = True
             await ctx.progress(STREAMING_PROGRESS)
 
+    if inputs.tools or inputs.steps:
+        answer = await run_tool_loop(ctx, inputs, on_delta)
+        return answer if isinstance(answer, AwaitingApproval) else ReplyResult(inputs, answer)
     timeout = rt.config.job_timeout
     with anyio.move_on_after(timeout) as limit:
         completion = await providers.complete(inputs.provider, inputs.request, on_delta,

@@ -75,6 +75,12 @@ NOTIFICATIONS: dict[str, str] = {
     "message.created": "params: subscription, message (with its seq)",
     "message.delta": "params: subscription, job_id, conversation_id, author_id, index, delta",
     "agent.status": "params: subscription, agent_id, status",
+    "tool.started": "params: subscription, job_id, conversation_id, agent_id, call_id, name,"
+                    " arguments, step",
+    "tool.finished": "params: subscription, job_id, conversation_id, agent_id, call_id, name,"
+                     " duration_ms, outcome, result (its first 200 characters)",
+    "tool.approval_requested": "params: subscription, job_id, conversation_id, agent_id,"
+                               " call_id, name, arguments",
     "job.updated": "params: subscription, job",
     "events.lagged": "params: subscription, last_seq; the subscription has ended",
 }
@@ -83,6 +89,9 @@ NOTIFICATION_PARAMS: dict[str, Any] = {
     "message.created": objects.MessageCreated,
     "message.delta": objects.MessageDelta,
     "agent.status": objects.AgentStatusChanged,
+    "tool.started": objects.ToolStarted,
+    "tool.finished": objects.ToolFinished,
+    "tool.approval_requested": objects.ToolApprovalRequested,
     "job.updated": objects.JobUpdated,
     "events.lagged": objects.EventsLagged,
 }

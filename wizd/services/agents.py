@@ -12,6 +12,7 @@ true; it runs inside the transaction that adds or finishes a job).
 
 from __future__ import annotations
 
+import json
 import logging
 
 import pydantic
@@ -32,6 +33,9 @@ log = logging.getLogger(__name__)
 
 STATUSES = ("active", "inactive", "busy")
 MAX_PROMPT_PART = 20_000
+DEFAULT_MAX_STEPS = 10  # tool steps in one reply (wizd.replies.inputs reads the same)
+MAX_MAX_STEPS = 100
+MAX_TOOL_PATTERNS = 200
 
 
 
@@ -52,12 +56,14 @@ class AgentCreate(pydantic.BaseModel):
     model: str | None = None
     temperature: float | None = None
     max_tokens: int | None = None
+    tools: list[str] | None = None
+    max_steps: int | None = None
 
 
 class AgentUpdate(pydantic.BaseModel):
     """What ``agent.update`` changes (besides the ``id`` it names): its RPC params
     and ``update_agent``'s input. None leaves a field as it is; ``model=""``
-    goes back to the provider's default model."""
+    goes back to the provider's default model; ``tools=[]`` takes every tool away."""
 
     model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
 
@@ -69,6 +75,8 @@ class AgentUpdate(pydantic.BaseModel):
     model: str | None = None
     temperature: float | None = None
     max_tokens: int | None = None
+    tools: list[str] | None = None
+    max_steps: int | None = None
 
 
 def public(row: AgentRow) -> Agent:
@@ -84,6 +92,8 @@ def public(row: AgentRow) -> Agent:
         "model": row["model"],
         "temperature": row["temperature"],
         "max_tokens": row["max_tokens"],
+        "tools": json.loads(row["tools"]) if row["tools"] else [],
+        "max_steps": row["max_steps"] or DEFAULT_MAX_STEPS,
         "status": row["status"],
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],
@@ -149,6 +159,30 @@ def _check_tuning(temperature: float | None, max_tokens: int | None) -> None:
         raise InvalidInput("max_tokens", "must be at least 1")
 
 
+def _tools(patterns: list[str]) -> str | None:
+    """The allow-list as stored: a JSON list of ``server.tool`` patterns, None for none."""
+    if len(patterns) > MAX_TOOL_PATTERNS:
+        raise InvalidInput("tools", f"more than {MAX_TOOL_PATTERNS} patterns")
+    cleaned = []
+    for pattern in patterns:
+        pattern = pattern.strip()
+        if not pattern or len(pattern) > 200 or "\x00" in pattern:
+            raise InvalidInput("tools", "a pattern is empty, longer than 200 characters or "
+                               "holds a NUL character")
+        if "." not in pattern and pattern != "*":
+            raise InvalidInput("tools", f"{pattern!r}: give server.tool patterns, such as "
+                               "'fs.read_file' or 'git.*'")
+        if pattern not in cleaned:
+            cleaned.append(pattern)
+    return json.dumps(cleaned) if cleaned else None
+
+
+def _max_steps(value: int) -> int:
+    if not 1 <= value <= MAX_MAX_STEPS:
+        raise InvalidInput("max_steps", f"must be from 1 to {MAX_MAX_STEPS}")
+    return value
+
+
 def _provider_id(conn: Connection, ref: str | None) -> str:
     if ref is not None:
         return providers.resolve(conn, ref)["id"]
@@ -171,6 +205,8 @@ async def create(rt: Runtime, spec: AgentCreate) -> Agent:
     goal = checks.text("goal", spec.goal, max_len=MAX_PROMPT_PART)
     model = checks.name("model", spec.model, max_len=200) if spec.model is not None else None
     _check_tuning(spec.temperature, spec.max_tokens)
+    tools = _tools(spec.tools or [])
+    max_steps = None if spec.max_steps is None else _max_steps(spec.max_steps)
     prompt = system_prompt(name, role, backstory, goal)
     now = rt.clock.now_ms()
 
@@ -182,7 +218,7 @@ async def create(rt: Runtime, spec: AgentCreate) -> Agent:
         store.insert(conn, id=agent_id, user_id=user_id, name=name, role=role,
                      backstory=backstory, goal=goal, system_prompt=prompt, provider_id=pid,
                      model=model, temperature=spec.temperature, max_tokens=spec.max_tokens,
-                     now_ms=now)
+                     now_ms=now, tools=tools, max_steps=max_steps)
         return public(get_row(conn, agent_id))
 
     agent = await rt.db.write(q)
@@ -226,6 +262,10 @@ async def update_agent(rt: Runtime, ref: str, spec: AgentUpdate) -> Agent:
         changes["temperature"] = spec.temperature
     if spec.max_tokens is not None:
         changes["max_tokens"] = spec.max_tokens
+    if spec.tools is not None:
+        changes["tools"] = _tools(spec.tools)
+    if spec.max_steps is not None:
+        changes["max_steps"] = _max_steps(spec.max_steps)
     now = rt.clock.now_ms()
 
     def q(conn: Connection) -> tuple[Agent, list[str]]:

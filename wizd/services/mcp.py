@@ -15,6 +15,7 @@ Servers are referred to by id or name. Names are what tools are called by
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import logging
 import re
@@ -45,6 +46,9 @@ class McpServerCreate(pydantic.BaseModel):
     Exactly one of ``command`` (a stdio server: the program, then its
     arguments) and ``url`` (streamable HTTP). ``env``: the server's variable
     -> the name of wizd's variable that gives its value when it starts.
+    ``idempotent``: patterns of the tools that may safely run twice (a call
+    in flight when wizd stopped is run again); ``confirm``: of those whose
+    calls wait for the user's approval. ``["*"]``: every tool of the server.
     """
 
     model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
@@ -53,6 +57,8 @@ class McpServerCreate(pydantic.BaseModel):
     command: list[str] | None = None
     url: str | None = None
     env: dict[str, str] | None = None
+    idempotent: list[str] | None = None
+    confirm: list[str] | None = None
 
 
 def public(row: McpServerRow, running: bool) -> McpServer:
@@ -63,6 +69,8 @@ def public(row: McpServerRow, running: bool) -> McpServer:
         "command": None if row["command"] is None else json.loads(row["command"]),
         "url": row["url"],
         "env": json.loads(row["env"]),
+        "idempotent": json.loads(row["idempotent"]),
+        "confirm": json.loads(row["confirm"]),
         "running": running,
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],
@@ -105,6 +113,15 @@ def _check_command(command: list[str]) -> list[str]:
     return command
 
 
+def _check_patterns(field: str, patterns: list[str]) -> list[str]:
+    if len(patterns) > MAX_ARGS:
+        raise InvalidInput(field, f"more than {MAX_ARGS} patterns")
+    for pattern in patterns:
+        if not pattern.strip() or len(pattern) > 200 or "\x00" in pattern:
+            raise InvalidInput(field, "a pattern is empty, too long or holds a NUL character")
+    return patterns
+
+
 def _check_env(env: dict[str, str]) -> dict[str, str]:
     for name, source in env.items():
         checks.env_name("env", name)
@@ -123,6 +140,8 @@ async def add(rt: Runtime, spec: McpServerCreate) -> McpServer:
         raise InvalidInput("command", "give a command (stdio) or a url (streamable HTTP), "
                            "one of the two")
     env = _check_env(spec.env or {})
+    idempotent = _check_patterns("idempotent", spec.idempotent or [])
+    confirm = _check_patterns("confirm", spec.confirm or [])
     if spec.command is not None:
         command: str | None = json.dumps(_check_command(spec.command))
         url = None
@@ -138,7 +157,8 @@ async def add(rt: Runtime, spec: McpServerCreate) -> McpServer:
             raise Conflict(f"an MCP server named {name!r} already exists", name=name)
         sid = new_id()
         store.insert(conn, id=sid, name=name, transport="stdio" if command else "http",
-                     command=command, url=url, env=json.dumps(env), now_ms=now)
+                     command=command, url=url, env=json.dumps(env), now_ms=now,
+                     idempotent=json.dumps(idempotent), confirm=json.dumps(confirm))
         row = store.get(conn, sid)
         assert row is not None, "read inside the transaction that wrote it"
         return public(row, False)
@@ -178,20 +198,40 @@ async def remove(rt: Runtime, ref: str) -> DeletedMcpServer:
     return {**public(row, False), "deleted": True}
 
 
+def _agent_tools(conn: Connection, ref: str) -> list[str]:
+    from . import agents  # agents does not need mcp: no cycle at import time
+
+    row = agents.resolve(conn, ref)
+    return list(json.loads(row["tools"])) if row["tools"] else []
+
+
+def _allowed(patterns: list[str], name: str) -> bool:
+    return any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
 def _tools_of(row: McpServerRow, tools: list[ToolInfo]) -> list[McpTool]:
     return [{"name": f"{row['name']}.{t['name']}", "server": row["name"], "tool": t["name"],
              "description": t["description"], "input_schema": t["input_schema"]}
             for t in tools]
 
 
-async def tools(rt: Runtime, ref: str | None = None) -> McpToolList:
+async def tools(rt: Runtime, ref: str | None = None, agent: str | None = None
+                ) -> McpToolList:
     """The tools of server ``ref``, or of every server (starting those not
-    running), as ``server.tool`` names.
+    running), as ``server.tool`` names; with ``agent`` (id or name), only
+    those that agent may call (its ``tools`` patterns).
 
     For one server, its failure is raised (NotFound, McpServerError: it cannot
     start, or answers nothing in time). For every server, each failure is
     reported in ``failures`` and the other servers' tools are listed.
     """
+    if agent is not None:
+        patterns = await rt.db.read(lambda conn: _agent_tools(conn, agent))
+        found_tools = await tools(rt, ref)
+        return {"tools": [t for t in found_tools["tools"] if _allowed(patterns, t["name"])],
+                "failures": [f for f in found_tools["failures"]
+                             if any(_allowed([p.split(".", 1)[0]], f["server"])
+                                    for p in patterns)]}
     if ref is not None:
         row = await rt.db.read(lambda conn: resolve(conn, ref))
         return {"tools": _tools_of(row, await rt.mcp.tools(spec_of(row))), "failures": []}

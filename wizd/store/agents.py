@@ -33,6 +33,8 @@ class AgentRow(TypedDict):
     max_tokens: int | None
     context_messages: int | None
     status: AgentStatus
+    tools: str | None  # a JSON list of server.tool patterns (migration 12)
+    max_steps: int | None
     created_at: int
     updated_at: int
     deleted_at: int | None
@@ -51,6 +53,8 @@ class AgentChanges(TypedDict, total=False):
     temperature: float
     max_tokens: int
     status: AgentStatus
+    tools: str | None
+    max_steps: int | None
 
 
 def by_ref(conn: Connection, ref: str) -> AgentRow | None:
@@ -90,13 +94,14 @@ def insert(
     conn: Connection, *, id: str, user_id: str, name: str, role: str, backstory: str,
     goal: str, system_prompt: str, provider_id: str, model: str | None,
     temperature: float | None, max_tokens: int | None, now_ms: int,
+    tools: str | None = None, max_steps: int | None = None,
 ) -> None:
     """An active agent."""
     conn.execute(agents.insert().values(
         id=id, user_id=user_id, name=name, role=role, backstory=backstory, goal=goal,
         system_prompt=system_prompt, provider_id=provider_id, model=model,
         temperature=temperature, max_tokens=max_tokens, status="active", created_at=now_ms,
-        updated_at=now_ms,
+        updated_at=now_ms, tools=tools, max_steps=max_steps,
     ))
 
 

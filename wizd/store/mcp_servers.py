@@ -27,6 +27,8 @@ class McpServerRow(TypedDict):
     created_at: int
     updated_at: int
     deleted_at: int | None
+    idempotent: str  # a JSON list of tool-name patterns (migration 12)
+    confirm: str  # likewise
 
 
 def by_ref(conn: Connection, ref: str) -> McpServerRow | None:
@@ -57,10 +59,11 @@ def id_named(conn: Connection, name: str) -> str | None:
 
 
 def insert(conn: Connection, *, id: str, name: str, transport: McpTransport,
-           command: str | None, url: str | None, env: str, now_ms: int) -> None:
+           command: str | None, url: str | None, env: str, now_ms: int,
+           idempotent: str = "[]", confirm: str = "[]") -> None:
     conn.execute(mcp_servers.insert().values(
         id=id, name=name, transport=transport, command=command, url=url, env=env,
-        created_at=now_ms, updated_at=now_ms))
+        created_at=now_ms, updated_at=now_ms, idempotent=idempotent, confirm=confirm))
 
 
 def soft_delete(conn: Connection, server_id: str, now_ms: int) -> None:

@@ -323,7 +323,52 @@ CREATE TABLE mcp_servers (
 CREATE UNIQUE INDEX mcp_servers_name ON mcp_servers (name) WHERE deleted_at IS NULL;
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10, _V11)
+# Issue 14: agents that call tools. An agent's allow-list (``tools``: a JSON
+# list of ``server.tool`` patterns, NULL for none) and step limit
+# (``max_steps``, NULL for the default); a server's tool marks (``idempotent``,
+# ``confirm``: JSON lists of tool-name patterns). The steps of a tool-using
+# reply are llm_messages without a message of their own: the assistant turn
+# with its ``tool_calls`` (JSON), and one row per tool call (role 'tool',
+# ``tool_state`` 'started' before the call runs, 'done' with its result;
+# 'waiting' for the user's approval, then 'approved'),
+# found by the trigger (``reply_to``) and the agent's user (``author_id``).
+# ``message_id`` becomes nullable, which SQLite allows only by copying the table.
+_V12 = """
+ALTER TABLE agents ADD COLUMN tools TEXT;
+ALTER TABLE agents ADD COLUMN max_steps INTEGER;
+ALTER TABLE mcp_servers ADD COLUMN idempotent TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE mcp_servers ADD COLUMN confirm TEXT NOT NULL DEFAULT '[]';
+CREATE TABLE llm_messages_v12 (
+    id TEXT PRIMARY KEY,
+    message_id TEXT UNIQUE REFERENCES messages (id),
+    role TEXT NOT NULL,
+    content TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    prompt_tokens INTEGER,
+    completion_tokens INTEGER,
+    model TEXT,
+    job_id TEXT,
+    reply_to TEXT REFERENCES messages (id),
+    author_id TEXT REFERENCES users (id),
+    step INTEGER,
+    position INTEGER,
+    tool_calls TEXT,
+    tool_call_id TEXT,
+    tool_name TEXT,
+    tool_state TEXT CHECK (tool_state IN ('waiting', 'approved', 'started', 'done'))
+);
+INSERT INTO llm_messages_v12 (id, message_id, role, content, created_at, updated_at,
+    prompt_tokens, completion_tokens, model)
+    SELECT id, message_id, role, content, created_at, updated_at, prompt_tokens,
+        completion_tokens, model FROM llm_messages;
+DROP TABLE llm_messages;
+ALTER TABLE llm_messages_v12 RENAME TO llm_messages;
+CREATE INDEX llm_messages_steps ON llm_messages (reply_to, author_id, step, position)
+    WHERE reply_to IS NOT NULL;
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10, _V11, _V12)
 LATEST = len(MIGRATIONS)
 
 

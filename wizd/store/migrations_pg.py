@@ -297,4 +297,26 @@ CREATE TABLE mcp_servers (
 CREATE UNIQUE INDEX mcp_servers_name ON mcp_servers (name) WHERE deleted_at IS NULL;
 """
 
-PG_MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10, _V11)
+# SQLite rebuilds llm_messages (it cannot drop a NOT NULL); PostgreSQL alters it.
+_V12 = """
+ALTER TABLE agents ADD COLUMN tools TEXT;
+ALTER TABLE agents ADD COLUMN max_steps BIGINT;
+ALTER TABLE mcp_servers ADD COLUMN idempotent TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE mcp_servers ADD COLUMN confirm TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE llm_messages ALTER COLUMN message_id DROP NOT NULL;
+ALTER TABLE llm_messages
+    ADD COLUMN job_id TEXT,
+    ADD COLUMN reply_to TEXT REFERENCES messages (id),
+    ADD COLUMN author_id TEXT REFERENCES users (id),
+    ADD COLUMN step BIGINT,
+    ADD COLUMN position BIGINT,
+    ADD COLUMN tool_calls TEXT,
+    ADD COLUMN tool_call_id TEXT,
+    ADD COLUMN tool_name TEXT,
+    ADD COLUMN tool_state TEXT CHECK (tool_state IN ('waiting', 'approved', 'started', 'done'));
+CREATE INDEX llm_messages_steps ON llm_messages (reply_to, author_id, step, position)
+    WHERE reply_to IS NOT NULL;
+"""
+
+PG_MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10, _V11,
+                                  _V12)

@@ -100,6 +100,8 @@ class ReplyAgent(NamedTuple):
     context_messages: int | None
     status: str
     deleted_at: int | None
+    tools: str | None  # JSON list of server.tool patterns (migration 12)
+    max_steps: int | None
 
 
 class Trigger(NamedTuple):
@@ -113,6 +115,7 @@ class Trigger(NamedTuple):
 class HistoryRow(NamedTuple):
     """A message of the context, with its author's name and stored LLM form."""
 
+    reply_to: str | None
     author_id: str
     content: str
     kind: str
@@ -125,7 +128,7 @@ _AGENT = f"SELECT {', '.join(ReplyAgent._fields)} FROM agents WHERE id = :agent_
 _TRIGGER = "SELECT id, seq, deleted_at FROM messages WHERE id = :message_id"
 _HAS_LLM = "SELECT 1 FROM llm_messages WHERE message_id = :message_id"
 _HISTORY = (
-    "SELECT m.author_id, m.content, m.kind, u.name, l.role, l.content"
+    "SELECT m.reply_to, m.author_id, m.content, m.kind, u.name, l.role, l.content"
     " FROM messages AS m JOIN users AS u ON u.id = m.author_id"
     " LEFT OUTER JOIN llm_messages AS l ON l.message_id = m.id"
     " WHERE m.source_id = :conversation_id AND m.seq <= :upto_seq AND m.deleted_at IS NULL"

@@ -77,6 +77,8 @@ agents = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
     Column("deleted_at", BigInteger),
+    Column("tools", Text),  # migration 12: JSON list of server.tool patterns; NULL: none
+    Column("max_steps", BigInteger),  # migration 12: NULL: the default
 )
 
 dm_conversations = Table(
@@ -142,7 +144,9 @@ llm_messages = Table(
     "llm_messages",
     metadata,
     Column("id", String, primary_key=True),
-    Column("message_id", String, ForeignKey("messages.id"), nullable=False, unique=True),
+    # NULL on the steps of a tool-using reply (migration 12), which belong to
+    # no message: they are found by reply_to (the trigger) and author_id.
+    Column("message_id", String, ForeignKey("messages.id"), unique=True),
     Column("role", String, nullable=False),  # "user" | "assistant" | "system"
     Column("content", Text, nullable=False),
     Column("created_at", BigInteger, nullable=False),
@@ -152,6 +156,17 @@ llm_messages = Table(
     Column("prompt_tokens", BigInteger),
     Column("completion_tokens", BigInteger),
     Column("model", String),
+    # Added by migration 12: the steps of a tool-using reply (wizd.replies.steps).
+    Column("job_id", String),
+    Column("reply_to", String, ForeignKey("messages.id")),
+    Column("author_id", String, ForeignKey("users.id")),
+    Column("step", BigInteger),
+    Column("position", BigInteger),
+    Column("tool_calls", Text),  # JSON, on the assistant turn of a step
+    Column("tool_call_id", String),
+    Column("tool_name", String),
+    # On a tool result: "waiting" (for approval), "approved", "started", "done".
+    Column("tool_state", String),
 )
 
 # Also added by migration 7, outside SQLAlchemy: ``messages_fts``, an FTS5
@@ -241,4 +256,7 @@ mcp_servers = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
     Column("deleted_at", BigInteger),
+    # Migration 12: JSON lists of tool-name patterns ("*": every tool).
+    Column("idempotent", Text, nullable=False, default="[]"),
+    Column("confirm", Text, nullable=False, default="[]"),
 )

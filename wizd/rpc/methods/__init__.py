@@ -3,6 +3,7 @@
 from ..registry import registry
 from . import (
     agents,  # noqa: F401
+    approvals,  # noqa: F401
     daemon,  # noqa: F401
     dms,  # noqa: F401
     events,  # noqa: F401

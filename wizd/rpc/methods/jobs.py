@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from ...jobs import queue
-from ...objects import Job, JobList, QueueState
+from ...objects import Job, JobDetail, JobList, QueueState
+from ...replies.steps import public as public_steps
+from ...store import steps as step_store
 from ..registry import registry
 from ..server import Call
 
@@ -19,9 +21,12 @@ async def job_list(
 
 
 @registry.method("job.get")
-async def job_get(call: Call, id: str) -> Job:
-    """One job by id."""
-    return await queue.get(call.rt, id)
+async def job_get(call: Call, id: str) -> JobDetail:
+    """One job by id, with ``steps``: what a tool-using reply stored, step by
+    step (the model's turns with their tool calls, each call's result)."""
+    job = await queue.get(call.rt, id)
+    rows = await call.rt.db.read(step_store.of_job, id)
+    return {**job, "steps": public_steps(rows)}
 
 
 @registry.method("job.retry")

@@ -49,12 +49,14 @@ async def mcp_remove(call: Call, id: str | None = None, name: str | None = None
 
 
 @registry.method("mcp.tools")
-async def mcp_tools(call: Call, server: str | None = None) -> McpToolList:
+async def mcp_tools(call: Call, server: str | None = None, agent: str | None = None
+                    ) -> McpToolList:
     """The tools of one MCP server (``server``: id or name) or of every one, as
-    ``server.tool`` names; servers not running are started.
+    ``server.tool`` names; servers not running are started. With ``agent`` (id
+    or name): only the tools that agent may call.
 
     With ``server``, its failure is the error (it cannot start, or answers
     nothing in time). Without, each server that fails is in ``failures``
     and the others' tools are listed.
     """
-    return await mcp.tools(call.rt, server)
+    return await mcp.tools(call.rt, server, agent)
