@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.daemon import Wizd
+from tests.support.engines import ENGINES, database_at
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -21,6 +22,46 @@ def pytest_configure(config: pytest.Config) -> None:
     """
     if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+    config.addinivalue_line(
+        "markers", "sqlite_only(reason): holds for SQLite only; not run on PostgreSQL")
+
+
+# Where a test runs on PostgreSQL on both anyio backends; elsewhere on trio
+# only (see tests/support/engines.py).
+_PG_BOTH_BACKENDS = ("tests/store/", "tests/e2e/", "tests/events/")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test marked sqlite_only runs on SQLite only; on PostgreSQL, a test
+    outside _PG_BOTH_BACKENDS runs on trio only (tests/support/engines.py)."""
+    kept, dropped = [], []
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        on_pg = params.get("engine") == "postgresql"
+        if on_pg and item.get_closest_marker("sqlite_only"):
+            dropped.append(item)
+        elif on_pg and params.get("anyio_backend") == "asyncio" and not \
+                item.nodeid.startswith(_PG_BOTH_BACKENDS):
+            dropped.append(item)
+        else:
+            kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> str:
+    """The database engine a test runs on: each test using it runs on both."""
+    return str(request.param)
+
+
+@pytest.fixture
+def db_at(engine: str, tmp_path: Path) -> Iterator[Path | str]:
+    """The test's database on ``engine``: a SQLite path (not created yet) or the
+    URL of a migrated, empty PostgreSQL database."""
+    with database_at(engine, tmp_path) as where:
+        yield where
 
 
 @pytest.fixture(autouse=True)

@@ -105,3 +105,22 @@ def test_wizd_refuses_a_bad_setting_in_one_line() -> None:
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
         "wizd: invalid concurrency: expected int, got 'many' (from $WIZ_CONCURRENCY)"]
+
+
+def test_db_takes_a_postgresql_url_from_every_layer_and_hides_its_password(
+    tmp_path: Path,
+) -> None:
+    url = "postgresql://wiz:s3cret@db.example/wiz"
+    shown = "postgresql://wiz:***@db.example/wiz"
+    (tmp_path / "c.toml").write_text(f'db = "{url}"\n')
+    from_file = config.load(environ={}, config_file=tmp_path / "c.toml")
+    from_env = config.load(environ={"WIZ_DB": url})
+    from_flag = config.load({"db": url}, environ={})
+    for cfg in (from_file, from_env, from_flag):
+        assert cfg.db == url and cfg.db_path is None
+        assert cfg.public()["db"] == shown and cfg.db_shown == shown
+    socket_only = "postgresql:///wiz?host=/run/postgresql&password=s3cret"
+    assert config.load({"db": socket_only}, environ={}).db_shown == (
+        "postgresql:///wiz?host=/run/postgresql&password=***")
+    path = config.load({"db": "wiz.db"}, environ={})
+    assert path.db_path == Path.cwd() / "wiz.db" and path.db_shown == str(Path.cwd() / "wiz.db")

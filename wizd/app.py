@@ -58,7 +58,9 @@ async def serve(config: Config, *, stop: anyio.Event | None = None) -> None:
 async def _serve(life: Lifecycle, stop: anyio.Event) -> None:
     config = life.config  # under socket activation, the socket systemd passed
     tallies = Tallies()
-    db = Database(config.db, synchronous=config.synchronous, watch=tallies.watch)
+    # sole_node: one wizd per PostgreSQL database for now (docs/architecture.md).
+    db = Database(config.db, synchronous=config.synchronous, watch=tallies.watch,
+                  sole_node=True)
     await db.open()
     rt = Runtime(config=config, db=db, hub=Hub(config.subscriber_buffer), clock=QueueClock(),
                  tallies=tallies)
@@ -68,9 +70,9 @@ async def _serve(life: Lifecycle, stop: anyio.Event) -> None:
     served = False
     try:
         if db.schema_before != db.schema_after:
-            log.info("database %s at schema v%d", config.db, db.schema_after)
+            log.info("database %s at schema v%d", db.label, db.schema_after)
         # The first writes: a full disk or a damaged page may show only now.
-        with starting(config.db):
+        with starting(db.where):
             await tallies.start(db)
             await users.ensure_local_user(rt)
             await providers.ensure_builtin_provider(rt)
@@ -78,7 +80,7 @@ async def _serve(life: Lifecycle, stop: anyio.Event) -> None:
         async with anyio.create_task_group() as tg:
             tg.start_soon(_wait_for_signal, stop)
             tg.start_soon(life.watchdog)
-            with starting(config.db):  # it takes back jobs a dead wizd left running
+            with starting(db.where):  # it takes back jobs a dead wizd left running
                 await tg.start(scheduler.run)
             tg.start_soon(retention.run, rt)
             tg.start_soon(rt.search_index.run, db, tallies)
@@ -91,7 +93,7 @@ async def _serve(life: Lifecycle, stop: anyio.Event) -> None:
             served = True
             tg.start_soon(life.report_status, rt)
             log.info("wizd ready: pid %d, socket %s, db %s, backend %s",
-                     os.getpid(), config.socket, config.db, config.backend)
+                     os.getpid(), config.socket, db.label, config.backend)
             await stop.wait()
             log.info("shutting down")
             await life.stop_accepting()

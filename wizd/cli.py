@@ -23,7 +23,7 @@ from typing import Annotated
 import typer
 
 from . import config as config_mod
-from .errors import SchemaError, StorageUnavailable, WizError
+from .errors import DaemonBusy, SchemaError, StorageUnavailable, WizError
 
 # No rich tracebacks: a crash is one log line (journald keeps one entry per line).
 # Plain help (rich_markup_mode=None), as wizctl's (wizctl/commands/base.py SETTINGS).
@@ -39,8 +39,9 @@ EXIT_STORAGE = 3
 Socket = Annotated[Path | None, typer.Option(
     "--socket", metavar="PATH",
     help="Unix socket path (env WIZ_SOCKET; default $XDG_RUNTIME_DIR/wiz/wizd.sock)")]
-Db = Annotated[Path | None, typer.Option(
-    "--db", metavar="PATH", help="SQLite database path (env WIZ_DB)")]
+Db = Annotated[str | None, typer.Option(
+    "--db", metavar="PATH|URL",
+    help="SQLite database path, or a postgresql:// URL (env WIZ_DB)")]
 Level = Annotated[str | None, typer.Option(
     "--log-level", metavar="LEVEL",
     help="debug, info, warning, error (env WIZ_LOG_LEVEL; default info)")]
@@ -130,6 +131,47 @@ def show_config(ctx: typer.Context) -> None:
     cfg = _load(ctx.meta.get("config_file"), **(ctx.obj or {}))
     json.dump(cfg.public(), sys.stdout, indent=2)
     sys.stdout.write("\n")
+
+
+@app.command("migrate-to")
+def migrate_to(
+    ctx: typer.Context,
+    url: Annotated[str, typer.Argument(metavar="URL", help="postgresql://... (an empty database)")],
+) -> None:
+    """Copy the SQLite database (--db) into an empty PostgreSQL database: every
+    table, ids and message seqs kept. Stop wizd first; then run it with --db URL."""
+    cfg = _load(ctx.meta.get("config_file"), **(ctx.obj or {}))
+    from . import logs
+    from .store.urls import is_url, shown
+
+    logs.setup(cfg.log_level)
+    if cfg.db_path is None or not is_url(url):
+        typer.echo("wizd: migrate-to copies a SQLite database (--db PATH) into a "
+                   "postgresql:// URL", err=True)
+        raise typer.Exit(EXIT_CONFIG)
+    if not cfg.db_path.is_file():
+        typer.echo(f"wizd: no database at {cfg.db_path}", err=True)
+        raise typer.Exit(EXIT_CONFIG)
+    from .lock import InstanceLock
+    from .store.copy import copy
+    from .store.failures import starting
+
+    lock = InstanceLock(cfg.db_path, "database")
+    try:
+        lock.acquire()
+        try:
+            with starting(shown(url)):
+                counts = copy(cfg.db_path, url)
+        finally:
+            lock.release()
+    except WizError as exc:
+        log.error("%s", exc.message)
+        busy = isinstance(exc, DaemonBusy)  # exit 1, as a start would
+        raise typer.Exit(EXIT_STORAGE if isinstance(exc, (StorageUnavailable, SchemaError))
+                         else EXIT_CRASH if busy else EXIT_CONFIG) from None
+    total = sum(counts.values())
+    typer.echo(f"copied {total} rows from {cfg.db_path} to {shown(url)}: " + ", ".join(
+        f"{name} {n}" for name, n in counts.items() if n))
 
 
 def main() -> None:

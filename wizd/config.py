@@ -10,6 +10,9 @@ The file is flat TOML with the field names of ``Config``::
     job_timeout = 300
     db = "~/wiz/wiz.db"      # relative paths are relative to the file's folder
 
+``db`` is a SQLite file's path, or a PostgreSQL URL (``postgresql://...``,
+see wizd/store/urls.py); a URL's password is shown as ``***``.
+
 Nothing here is secret: API keys live in the database (``provider.create``)
 or in the environment variable a provider names (``api_key_env``), so
 ``public()`` can show every value.
@@ -28,6 +31,7 @@ from typing import Any, cast
 
 from .errors import InvalidInput
 from .objects import Settings
+from .store.urls import is_url, shown
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
@@ -60,7 +64,8 @@ def default_config_file() -> Path:
 @dataclass(frozen=True)
 class Config:
     socket: Path = field(default_factory=default_socket)
-    db: Path = field(default_factory=lambda: data_dir() / "wiz.db")
+    # A SQLite file, or a PostgreSQL database's URL (str).
+    db: Path | str = field(default_factory=lambda: data_dir() / "wiz.db")
     log_level: str = "info"
     backend: str = "trio"
     # Scheduler
@@ -100,8 +105,20 @@ class Config:
         """The effective values, as shown by ``wizd config`` and ``daemon.status``."""
         return cast(Settings, {f.name: _jsonable(getattr(self, f.name)) for f in fields(self)})
 
+    @property
+    def db_shown(self) -> str:
+        """``db`` as logs and RPC results show it (a URL without its password)."""
+        return shown(self.db) if isinstance(self.db, str) else str(self.db)
+
+    @property
+    def db_path(self) -> Path | None:
+        """The SQLite file, or None when ``db`` is a PostgreSQL URL."""
+        return self.db if isinstance(self.db, Path) else None
+
 
 def _jsonable(value: Any) -> Any:
+    if is_url(value):
+        return shown(value)
     return str(value) if isinstance(value, Path) else value
 
 
@@ -130,6 +147,8 @@ def _coerce(name: str, raw: Any, origin: str, base: Path) -> Any:
 
     if isinstance(raw, Path):
         raw = str(raw)
+    if name == "db" and is_url(raw):
+        return raw
     if kind is Path:
         if not isinstance(raw, str) or not raw:
             raise bad(f"expected a path, got {raw!r}")

@@ -207,7 +207,7 @@ def lifecycle(config: Config) -> Iterator[Lifecycle]:
         # Before the lock file goes into it: a folder another user controls
         # is refused, not used.
         ensure_private_dir(config.socket.parent)
-        with instance_locks(config.db, config.socket), \
+        with instance_locks(config.db_path, config.socket), \
                 Notifier.from_environ() as notifier:
             yield Lifecycle(config, notifier, inherited)
     finally:

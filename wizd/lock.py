@@ -86,14 +86,17 @@ def _read_pid(fd: int) -> int | None:
 
 
 @contextlib.contextmanager
-def instance_locks(db: Path, socket: Path) -> Iterator[None]:
-    """Hold the database lock, then the socket lock, for the life of the block.
+def instance_locks(db: Path | None, socket: Path) -> Iterator[None]:
+    """Hold the database lock, then the socket lock, for the life of the block
+    (the socket's only for a PostgreSQL database, ``db`` None: nodes share it).
 
     Raises DaemonBusy if another wizd holds either, StorageUnavailable if a
     lock file cannot be made.
     """
     with contextlib.ExitStack() as stack:
         for path, what in ((db, "database"), (socket, "socket")):
+            if path is None:
+                continue
             lock = InstanceLock(path, what)
             lock.acquire()
             stack.callback(lock.release)

@@ -1,6 +1,12 @@
-"""An in-process wizd for job tests: a real Runtime over a real SQLite file, the
-event hub recorded, and schedulers that can be started and stopped (a restart
-without a new process).
+"""An in-process wizd for job tests: a real Runtime over a real database (a
+SQLite file, or a PostgreSQL database: ``ENGINE``), the event hub recorded,
+and schedulers that can be started and stopped (a restart without a new
+process).
+
+``ENGINE`` is set for each test by the ``engine`` fixture's autouse user in
+tests/jobs/conftest.py and tests/replies/conftest.py, so every harness test
+runs on both engines; a harness entered again for the same folder (a
+restart) opens the same database.
 
 Virtual time: under pytest-trio's ``autojump_clock``, the harness replaces the
 clock's autojump with one that also waits for database calls. Queries run in
@@ -11,6 +17,8 @@ while the query runs.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import math
 import random
 from collections.abc import AsyncIterator, Callable
@@ -23,6 +31,7 @@ import anyio
 import sniffio
 from sqlalchemy import Connection, select
 
+from tests.support import postgres
 from tests.support.runtime import copy_migrated
 from wizd.app import JOB_TYPES
 from wizd.config import Config
@@ -235,6 +244,32 @@ def _job_types(processors: dict[str, Processor] | None) -> JobTypes:
     return JOB_TYPES if processors is None else JobTypes.of(processors)
 
 
+# The engine harness() runs on (see the module docstring), and this test's
+# PostgreSQL databases by folder, dropped when the test ends (``finish_test``).
+ENGINE = "sqlite"
+_PG_URLS: dict[Path | str, str] = {}
+_PG_DATABASES = contextlib.ExitStack()
+
+
+async def _database_for(config: Config) -> Config:
+    """``config`` with its database made ready on ``ENGINE``."""
+    if ENGINE == "sqlite":
+        await copy_migrated(config.db)
+        return config
+    url = _PG_URLS.get(config.db)
+    if url is None:
+        url = _PG_URLS[config.db] = _PG_DATABASES.enter_context(postgres.database())
+    return dataclasses.replace(config, db=url)
+
+
+def finish_test() -> None:
+    """The test is over: back to SQLite, its PostgreSQL databases given back."""
+    global ENGINE
+    ENGINE = "sqlite"
+    _PG_URLS.clear()
+    _PG_DATABASES.close()
+
+
 def config_for(path: Path, **settings: Any) -> Config:
     return Config(db=path / "data" / "wiz.db", socket=path / "run" / "wizd.sock",
                   backend=sniffio.current_async_library(), **settings)
@@ -251,8 +286,7 @@ async def harness(
 ) -> AsyncIterator[Harness]:
     """A runtime as wizd builds it (local user, built-in provider), its events
     recorded, and (unless ``scheduler=False``) a running scheduler."""
-    config = config_for(tmp_path, **settings)
-    await copy_migrated(config.db)
+    config = await _database_for(config_for(tmp_path, **settings))
     db = Database(config.db)
     await db.open()
     rt = Runtime(config=config, db=db, hub=Hub(100_000), clock=QueueClock())

@@ -18,6 +18,9 @@ from wizd.errors import (
 )
 from wizd.jobs.backoff import Policy, is_retryable, retry_delay, window
 
+# Pure functions: once is enough (tests/jobs/conftest.py runs the others on both engines).
+pytestmark = pytest.mark.sqlite_only("no database")
+
 POLICY = Policy(base=1.0, cap=60.0)
 
 

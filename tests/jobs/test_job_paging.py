@@ -16,8 +16,8 @@ from wizd.store.database import Database, raw
 pytestmark = pytest.mark.anyio
 
 
-async def test_pages_cover_every_job_once_newest_first(tmp_path: Path) -> None:
-    db = Database(tmp_path / "wiz.db")
+async def test_pages_cover_every_job_once_newest_first(db_at: Path | str) -> None:
+    db = Database(db_at)
     await db.open()
     try:
         # Several jobs share a created_at: the cursor must still not skip or repeat.
@@ -56,6 +56,7 @@ def plan(conn: Connection, sql: str, params: dict[str, object]) -> str:
     return " | ".join(str(row[-1]) for row in rows)
 
 
+@pytest.mark.sqlite_only("reads SQLite's query plan")
 async def test_each_list_reads_an_index_in_its_order(tmp_path: Path) -> None:
     """No page sorts the table: each walks an index from its cursor."""
     db = Database(tmp_path / "wiz.db")

@@ -9,7 +9,7 @@ from typing import Any
 
 import anyio
 import pytest
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 
 from tests.support.runtime import copy_migrated
 from wizd.errors import Conflict, InvalidInput
@@ -20,8 +20,9 @@ from wizd.store.database import Database
 pytestmark = pytest.mark.anyio
 
 
-async def opened(path: Path) -> Database:
-    await copy_migrated(path)
+async def opened(path: Path | str) -> Database:
+    if isinstance(path, Path):
+        await copy_migrated(path)
     db = Database(path)
     await db.open()
     return db
@@ -32,8 +33,8 @@ def add(conn: Connection, now: int, **options: Any) -> Job:
                          max_attempts=options.pop("max_attempts", 3), **options)
 
 
-async def test_claim_respects_due_times_groups_and_limit(tmp_path: Path) -> None:
-    db = await opened(tmp_path / "wiz.db")
+async def test_claim_respects_due_times_groups_and_limit(db_at: Path | str) -> None:
+    db = await opened(db_at)
     try:
         def setup(conn: Connection) -> dict[str, str]:
             return {
@@ -59,8 +60,8 @@ async def test_claim_respects_due_times_groups_and_limit(tmp_path: Path) -> None
         await db.close()
 
 
-async def test_an_older_job_waiting_for_its_retry_holds_back_its_group(tmp_path: Path) -> None:
-    db = await opened(tmp_path / "wiz.db")
+async def test_an_older_job_waiting_for_its_retry_holds_back_its_group(db_at: Path | str) -> None:
+    db = await opened(db_at)
     try:
         first, second = await db.write(lambda c: (add(c, 1, group_key="g")["id"],
                                                   add(c, 2, group_key="g")["id"]))
@@ -75,8 +76,8 @@ async def test_an_older_job_waiting_for_its_retry_holds_back_its_group(tmp_path:
         await db.close()
 
 
-async def test_concurrent_claims_never_share_a_job(tmp_path: Path) -> None:
-    db = await opened(tmp_path / "wiz.db")
+async def test_concurrent_claims_never_share_a_job(db_at: Path | str) -> None:
+    db = await opened(db_at)
     try:
         await db.write(lambda c: [add(c, i) for i in range(30)])
         got: list[str] = []
@@ -96,8 +97,8 @@ async def test_concurrent_claims_never_share_a_job(tmp_path: Path) -> None:
         await db.close()
 
 
-async def test_transitions_only_move_jobs_in_the_expected_status(tmp_path: Path) -> None:
-    db = await opened(tmp_path / "wiz.db")
+async def test_transitions_only_move_jobs_in_the_expected_status(db_at: Path | str) -> None:
+    db = await opened(db_at)
     try:
         job_id = await db.write(lambda c: add(c, 1)["id"])
         # Not active: neither completed nor failed nor delayed by a runner.
@@ -116,8 +117,8 @@ async def test_transitions_only_move_jobs_in_the_expected_status(tmp_path: Path)
         await db.close()
 
 
-async def test_requeue_gives_the_attempt_back(tmp_path: Path) -> None:
-    db = await opened(tmp_path / "wiz.db")
+async def test_requeue_gives_the_attempt_back(db_at: Path | str) -> None:
+    db = await opened(db_at)
     try:
         job_id = await db.write(lambda c: add(c, 1)["id"])
         await db.write(lambda c: store.claim(c, now_ms=2, limit=1))
@@ -128,16 +129,16 @@ async def test_requeue_gives_the_attempt_back(tmp_path: Path) -> None:
 
 
 async def test_a_job_made_active_behind_the_store_s_back_runs_once_requeued(
-    tmp_path: Path,
+    db_at: Path | str,
 ) -> None:
     """What recover() does at start for a job a bug or a crash left active."""
-    db = await opened(tmp_path / "wiz.db")
+    db = await opened(db_at)
     try:
         job_id = await db.write(lambda c: add(c, 1, group_key="g")["id"])
         await db.write(lambda c: store.claim(c, now_ms=2, limit=1))
         await db.write(lambda c: store.complete(c, job_id, None, 3))
-        await db.write(lambda c: c.exec_driver_sql(
-            "UPDATE jobs SET status = 'active' WHERE id = ?", (job_id,)))
+        await db.write(lambda c: c.execute(
+            text("UPDATE jobs SET status = 'active' WHERE id = :id"), {"id": job_id}))
         await db.write(lambda c: store.requeue(c, store.active_ids(c), 4))
         claimed, _ = await db.write(lambda c: store.claim(c, now_ms=5, limit=1))
         assert [j["id"] for j in claimed] == [job_id]
@@ -145,8 +146,8 @@ async def test_a_job_made_active_behind_the_store_s_back_runs_once_requeued(
         await db.close()
 
 
-async def test_the_pause_survives_a_restart(tmp_path: Path) -> None:
-    path = tmp_path / "wiz.db"
+async def test_the_pause_survives_a_restart(db_at: Path | str) -> None:
+    path = db_at
     db = await opened(path)
     try:
         waiting = await db.write(lambda c: add(c, 1)["id"])
@@ -168,8 +169,8 @@ async def test_the_pause_survives_a_restart(tmp_path: Path) -> None:
         await db.close()
 
 
-async def test_job_data_refuses_secrets(tmp_path: Path) -> None:
-    db = await opened(tmp_path / "wiz.db")
+async def test_job_data_refuses_secrets(db_at: Path | str) -> None:
+    db = await opened(db_at)
     try:
         with pytest.raises(InvalidInput) as caught:
             await db.write(lambda c: add(c, 1, data={"provider": {"api_key": "sk-x"}}))
@@ -179,8 +180,8 @@ async def test_job_data_refuses_secrets(tmp_path: Path) -> None:
         await db.close()
 
 
-async def test_list_jobs_newest_first_and_by_status(tmp_path: Path) -> None:
-    db = await opened(tmp_path / "wiz.db")
+async def test_list_jobs_newest_first_and_by_status(db_at: Path | str) -> None:
+    db = await opened(db_at)
     try:
         ids = await db.write(lambda c: [add(c, i)["id"] for i in range(5)])
         await db.write(lambda c: store.claim(c, now_ms=10, limit=2))
@@ -211,8 +212,8 @@ async def drain(db: Database, now: int, limit: int = 10) -> list[list[str]]:
             await db.write(store.complete, job["id"], None, now)
 
 
-async def test_a_group_backlog_runs_one_at_a_time_in_the_order_added(tmp_path: Path) -> None:
-    db = await opened(tmp_path / "wiz.db")
+async def test_a_group_backlog_runs_one_at_a_time_in_the_order_added(db_at: Path | str) -> None:
+    db = await opened(db_at)
     try:
         def setup(conn: Connection) -> dict[str, list[str]]:
             ids: dict[str, list[str]] = {"g": [], "h": [], "free": []}
@@ -241,8 +242,8 @@ async def test_a_group_backlog_runs_one_at_a_time_in_the_order_added(tmp_path: P
         await db.close()
 
 
-async def test_a_delayed_head_holds_back_its_backlog(tmp_path: Path) -> None:
-    db = await opened(tmp_path / "wiz.db")
+async def test_a_delayed_head_holds_back_its_backlog(db_at: Path | str) -> None:
+    db = await opened(db_at)
     try:
         def setup(conn: Connection) -> list[str]:
             head = add(conn, 1, group_key="g", delay_ms=499)["id"]
@@ -258,9 +259,9 @@ async def test_a_delayed_head_holds_back_its_backlog(tmp_path: Path) -> None:
 
 
 async def test_an_active_job_holds_back_its_group_even_behind_a_retried_older_one(
-    tmp_path: Path,
+    db_at: Path | str,
 ) -> None:
-    db = await opened(tmp_path / "wiz.db")
+    db = await opened(db_at)
     try:
         first, second, third = await db.write(
             lambda c: [add(c, i, group_key="g")["id"] for i in range(3)])
@@ -279,8 +280,8 @@ async def test_an_active_job_holds_back_its_group_even_behind_a_retried_older_on
         await db.close()
 
 
-async def test_a_failed_job_retried_runs_again_in_its_group(tmp_path: Path) -> None:
-    db = await opened(tmp_path / "wiz.db")
+async def test_a_failed_job_retried_runs_again_in_its_group(db_at: Path | str) -> None:
+    db = await opened(db_at)
     try:
         job_id = await db.write(lambda c: add(c, 1, group_key="g")["id"])
         await db.write(lambda c: store.claim(c, now_ms=2, limit=1))
@@ -292,10 +293,10 @@ async def test_a_failed_job_retried_runs_again_in_its_group(tmp_path: Path) -> N
         await db.close()
 
 
-async def test_a_job_added_with_an_older_time_runs_first_in_its_group(tmp_path: Path) -> None:
+async def test_a_job_added_with_an_older_time_runs_first_in_its_group(db_at: Path | str) -> None:
     """The order is the jobs' created_at (then the order added), even if the
     clock went back: a failed job retried behind two such older jobs waits."""
-    db = await opened(tmp_path / "wiz.db")
+    db = await opened(db_at)
     try:
         first = await db.write(lambda c: add(c, 50, group_key="g")["id"])
         await db.write(lambda c: store.claim(c, now_ms=55, limit=5))
@@ -307,8 +308,8 @@ async def test_a_job_added_with_an_older_time_runs_first_in_its_group(tmp_path: 
         await db.close()
 
 
-async def test_priority_orders_group_heads_and_free_jobs(tmp_path: Path) -> None:
-    db = await opened(tmp_path / "wiz.db")
+async def test_priority_orders_group_heads_and_free_jobs(db_at: Path | str) -> None:
+    db = await opened(db_at)
     try:
         def setup(conn: Connection) -> dict[str, str]:
             return {
@@ -361,11 +362,13 @@ def expected_claim(jobs: list[Job], order: dict[str, int], now: int, limit: int,
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-async def test_claims_follow_the_rules_through_every_transition(tmp_path: Path, seed: int) -> None:
+async def test_claims_follow_the_rules_through_every_transition(
+    db_at: Path | str, seed: int,
+) -> None:
     """Random adds, claims, completions, failures, retries, requeues and pauses
     over a few groups: every claim takes exactly what the rules say."""
     rng = random.Random(seed)
-    db = await opened(tmp_path / "wiz.db")
+    db = await opened(db_at)
     try:
         order: dict[str, int] = {}
         now, paused = 1000, False
@@ -413,6 +416,7 @@ async def test_claims_follow_the_rules_through_every_transition(tmp_path: Path, 
         await db.close()
 
 
+@pytest.mark.sqlite_only("upgrades a SQLite file from v5 (on PostgreSQL: tests/store)")
 async def test_an_upgraded_database_runs_the_groups_it_had_queued(tmp_path: Path) -> None:
     """Jobs queued before migration 6 (which marks each group's head) are claimed
     as before, in their order."""
@@ -485,6 +489,7 @@ def claim_steps(path: Path, backlog: int) -> int:
         engine.dispose()
 
 
+@pytest.mark.sqlite_only("counts SQLite's VM steps")
 def test_a_claim_does_not_read_the_backlogs(tmp_path: Path) -> None:
     """Each claim looks at each group's head and at the free jobs due first,
     never at the jobs waiting behind them: draining a backlog of n jobs costs

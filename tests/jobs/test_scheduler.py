@@ -463,6 +463,7 @@ async def test_a_job_claimed_again_by_its_own_worker_can_still_be_cancelled(
 
 
 @pytest.mark.trio
+@pytest.mark.sqlite_only("holds SQLite's write lock from another connection")
 async def test_a_job_claimed_as_a_drain_begins_is_given_back(
     tmp_path: Path, autojump_clock: MockClock
 ) -> None:
@@ -656,6 +657,7 @@ def scheduler_lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]
 
 
 @pytest.mark.trio
+@pytest.mark.sqlite_only("fills the database with SQLite's max_page_count")
 async def test_an_outcome_that_cannot_be_stored_is_tried_again_until_it_is(
     tmp_path: Path, autojump_clock: MockClock, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -693,6 +695,7 @@ async def test_an_outcome_that_cannot_be_stored_is_tried_again_until_it_is(
 
 
 @pytest.mark.trio
+@pytest.mark.sqlite_only("fills the database with SQLite's max_page_count")
 async def test_a_claim_that_cannot_be_stored_is_one_line_and_tried_again(
     tmp_path: Path, autojump_clock: MockClock, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -735,6 +738,7 @@ async def test_an_outcome_the_database_refuses_fails_the_job_and_its_group_goes_
 
 
 @pytest.mark.trio
+@pytest.mark.sqlite_only("fills the database with SQLite's max_page_count")
 async def test_shutdown_while_an_outcome_waits_for_room(
     tmp_path: Path, autojump_clock: MockClock, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -762,6 +766,7 @@ async def test_shutdown_while_an_outcome_waits_for_room(
 
 
 @pytest.mark.trio
+@pytest.mark.sqlite_only("a full tmpfs under the SQLite file")
 async def test_a_job_that_ends_on_a_really_full_disk_is_stored_once_there_is_room(
     tmp_path: Path, autojump_clock: MockClock
 ) -> None:

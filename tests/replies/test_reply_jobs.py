@@ -13,6 +13,7 @@ import anyio
 import pytest
 import trio
 import trio.testing
+from sqlalchemy import text
 from trio.testing import MockClock
 
 from tests.jobs.helpers import SECRET, Harness, harness
@@ -278,8 +279,8 @@ async def test_a_second_run_never_replies_twice(tmp_path: Path) -> None:
         await h.stop_scheduler(scheduler)
         # As if the job had been left unfinished although its reply was stored
         # (the completion is one transaction, so only a bug could do this).
-        await h.rt.db.write(lambda c: c.exec_driver_sql(
-            "UPDATE jobs SET status = 'active' WHERE id = ?", (job_id,)))
+        await h.rt.db.write(lambda c: c.execute(
+            text("UPDATE jobs SET status = 'active' WHERE id = :id"), {"id": job_id}))
         await h.start_scheduler()
         done = await h.events.wait_for(
             lambda e: e.method == "job.updated" and e.params["job"]["id"] == job_id

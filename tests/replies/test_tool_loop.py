@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 import sniffio
+import sqlalchemy
 import trio
 import trio.testing
 from sqlalchemy import Connection
@@ -249,8 +250,8 @@ async def test_mcp_secrets_stay_out_of_results_rows_and_logs(
         assert result["content"] == f"set, {len(secret)} characters"
 
         def everything(conn: Connection) -> str:
-            tables = [r[0] for r in conn.exec_driver_sql(
-                "SELECT name FROM sqlite_master WHERE type = 'table'")]
+            # Every table, on either engine.
+            tables = sqlalchemy.inspect(conn).get_table_names()
             return "\n".join(repr(row) for t in tables
                              for row in conn.exec_driver_sql(f'SELECT * FROM "{t}"'))
 

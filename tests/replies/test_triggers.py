@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import literal_column, select
 
 from tests.services.helpers import drain, subscribed
 from wizd.objects import Agent, Channel
@@ -39,7 +39,9 @@ async def channel(rt: Runtime) -> Channel:
 
 
 def job_rows(conn):  # type: ignore[no-untyped-def]
-    return conn.execute(select(jobs).order_by(jobs.c.created_at)).all()
+    # Ties in the order added: the rowid (SQLite's own; a column on PostgreSQL).
+    return conn.execute(select(jobs).order_by(jobs.c.created_at,
+                                              literal_column("rowid"))).all()
 
 
 async def test_dm_message_triggers_each_active_agent_once(rt: Runtime) -> None:

@@ -8,12 +8,14 @@ another test created.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from tests.support import postgres
 from tests.support.daemon import Wizd
 
 _LEAKY = ("WIZ_SOCKET", "WIZ_DB", "WIZ_CONFIG", "NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID",
@@ -36,12 +38,15 @@ def private_wizd(base: Path, **kwargs: Any) -> Wizd:
 
 
 @contextmanager
-def shared_wizd(base: Path) -> Iterator[Wizd]:
-    w = private_wizd(base)
-    try:
+def shared_wizd(base: Path, engine: str = "sqlite") -> Iterator[Wizd]:
+    """A started wizd on ``engine`` (tests/support/engines.py), closed after."""
+    with contextlib.ExitStack() as stack:
+        extra = []
+        if engine == "postgresql":
+            extra = ["--db", stack.enter_context(postgres.database())]
+        w = private_wizd(base, extra_args=extra)
+        stack.callback(w.close)
         yield w.start()
-    finally:
-        w.close()
 
 
 def unique(prefix: str) -> str:

@@ -11,12 +11,15 @@ import pytest
 
 from tests.rpc.shared import shared_wizd, unique
 from tests.support.daemon import Conn, RpcFailure, Wizd
+from tests.support.engines import ENGINES
 from wizd.rpc.methods import registry
 
 
-@pytest.fixture(scope="module")
-def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Wizd]:
-    with shared_wizd(tmp_path_factory.mktemp("methods")) as w:
+@pytest.fixture(scope="module", params=ENGINES)
+def daemon(tmp_path_factory: pytest.TempPathFactory,
+           request: pytest.FixtureRequest) -> Iterator[Wizd]:
+    """One wizd per engine for the module's tests."""
+    with shared_wizd(tmp_path_factory.mktemp("methods"), request.param) as w:
         yield w
 
 

@@ -24,11 +24,14 @@ import pytest
 from tests.mcp.helpers import SERVER as MCP_SERVER
 from tests.rpc.shared import shared_wizd, unique
 from tests.support.daemon import Conn, Wizd
+from tests.support.engines import ENGINES
 
 
-@pytest.fixture(scope="module")
-def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Wizd]:
-    with shared_wizd(tmp_path_factory.mktemp("schemas")) as w:
+@pytest.fixture(scope="module", params=ENGINES)
+def daemon(tmp_path_factory: pytest.TempPathFactory,
+           request: pytest.FixtureRequest) -> Iterator[Wizd]:
+    """One wizd per engine for the module's tests."""
+    with shared_wizd(tmp_path_factory.mktemp("schemas"), request.param) as w:
         yield w
 
 

@@ -1,4 +1,5 @@
-"""A real Runtime over a real SQLite file, built in process, for service tests."""
+"""A real Runtime over a real database (SQLite and PostgreSQL), built in
+process, for service tests."""
 
 from __future__ import annotations
 
@@ -7,12 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.runtime import started_runtime
+from tests.support.engines import runtime_on
 from wizd.services.runtime import Runtime
 
 
 @pytest.fixture
-async def rt(tmp_path: Path, anyio_backend: str) -> AsyncIterator[Runtime]:
-    """A started runtime as ``wizd`` builds it: local user and built-in provider exist."""
-    async with started_runtime(tmp_path, anyio_backend) as runtime:
+async def rt(tmp_path: Path, anyio_backend: str, engine: str) -> AsyncIterator[Runtime]:
+    """A started runtime as ``wizd`` builds it: local user and built-in provider
+    exist; on each engine."""
+    async with runtime_on(engine, tmp_path, anyio_backend) as runtime:
         yield runtime

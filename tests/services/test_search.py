@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from wizd.errors import InvalidInput, NotFound
 from wizd.llm.base import ChatMessage
@@ -150,7 +151,7 @@ async def test_deleted_messages_are_not_found(rt: Runtime) -> None:
     gone = await say(rt, dm["id"], "secret plans")
 
     def delete(conn: Any) -> None:
-        conn.exec_driver_sql("UPDATE messages SET deleted_at = 1 WHERE id = ?", (gone["id"],))
+        conn.execute(text("UPDATE messages SET deleted_at = 1 WHERE id = :id"), {"id": gone["id"]})
 
     await rt.db.write(delete)
     assert contents(await search.search(rt, query="plans")) == []

@@ -49,6 +49,16 @@ as ``StorageUnavailable`` (see ``failures``), and the log gets one line when
 writes start failing and one when they work again, not one per write. The
 connections stay open through it: a failed transaction is rolled back, and
 the next one succeeds once the cause is gone.
+
+On PostgreSQL (a ``postgresql://`` URL instead of a path; ``postgres.py``)
+every statement runs in a worker thread, writes one at a time on the one
+write connection (under the same lock as SQLite's fsync-per-commit writes),
+so commits still happen in the order writes are called and hooks run in
+commit order; reads run on up to ``READERS`` connections of their own, each
+in a REPEATABLE READ, READ ONLY transaction (one snapshot, as a SQLite read
+transaction). The ``Watch`` gets its reports from the ``wiz_watch()``
+triggers (``migrations_pg``) through the write connection's temporary table
+``wiz_changes``, read and emptied right before each COMMIT.
 """
 
 from __future__ import annotations
@@ -68,8 +78,10 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
+from ..errors import DaemonBusy
 from .failures import constraint_error, starting, storage_error
-from .migrations import migrate
+from .migrations import LATEST, migrate
+from .urls import is_url, shown
 
 log = logging.getLogger(__name__)
 
@@ -108,9 +120,21 @@ def raw(conn: Connection) -> Any:
 
     For hot statements: plain DB-API calls skip SQLAlchemy's per-statement
     work (compilation cache look-ups, result metadata), which costs more than
-    a small indexed query itself.
+    a small indexed query itself. On PostgreSQL, psycopg's connection behind
+    ``postgres.Raw``, which takes the same statements (``:name`` placeholders).
     """
-    return conn.connection.dbapi_connection
+    db = conn.connection.dbapi_connection
+    if conn.dialect.name == "postgresql":
+        from .postgres import Raw
+
+        return Raw(db)  # type: ignore[arg-type]
+    return db
+
+
+def is_pg(conn: Connection) -> bool:
+    """Whether ``conn`` is on PostgreSQL: where a store module has a
+    statement of each engine, this picks one."""
+    return conn.dialect.name == "postgresql"
 
 
 def _transaction(conn: Connection, begin: str, fn: Callable[..., T], *args: Any) -> T:
@@ -129,7 +153,9 @@ def _transaction(conn: Connection, begin: str, fn: Callable[..., T], *args: Any)
         db.execute("COMMIT")
         return result
     except BaseException:
-        if db.in_transaction:
+        if not isinstance(db, sqlite3.Connection):
+            _pg_rollback(db)
+        elif db.in_transaction:
             try:
                 db.execute("ROLLBACK")
             except sqlite3.Error:
@@ -140,16 +166,60 @@ def _transaction(conn: Connection, begin: str, fn: Callable[..., T], *args: Any)
             conn.rollback()  # SQLAlchemy's bookkeeping only: the DB-API has no transaction
 
 
-class Database:
-    """One SQLite file, opened for the life of the daemon."""
+# A read on PostgreSQL: one snapshot for all its statements, as a SQLite read
+# transaction has.
+_PG_READ = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+_TAKE_CHANGES = "DELETE FROM wiz_changes RETURNING kind, old, new, seq"
 
-    def __init__(self, path: Path, *, synchronous: str = "NORMAL",
-                 watch: Watch | None = None) -> None:
-        self.path = Path(path)
+
+def _pg_transaction(conn: Connection, changes: list[tuple[Any, ...]] | None,
+                    fn: Callable[..., T], *args: Any) -> T:
+    """A write on PostgreSQL: ``fn(conn, *args)`` between BEGIN and COMMIT; right
+    before the COMMIT, what the ``wiz_watch()`` triggers reported goes to
+    ``changes`` (when given) as SQLite's temporary triggers report it."""
+    db = conn.connection.dbapi_connection
+    assert db is not None
+    db.execute("BEGIN")
+    try:
+        result = fn(conn, *args)
+        if changes is not None:
+            for kind, old, new, seq in db.execute(_TAKE_CHANGES).fetchall():
+                changes.append((kind, seq) if kind == "message" else (kind, old, new))
+        db.execute("COMMIT")
+        return result
+    except BaseException:
+        _pg_rollback(db)
+        raise
+    finally:
+        if conn.in_transaction():
+            conn.rollback()  # SQLAlchemy's bookkeeping only
+
+
+def _pg_rollback(db: Any) -> None:
+    try:
+        if not db.closed and db.info.transaction_status != 0:  # 0: IDLE
+            db.execute("ROLLBACK")
+    except Exception:
+        pass  # the caller checks the connection (_usable) before using it again
+
+
+class Database:
+    """One SQLite file (a path) or PostgreSQL database (a ``postgresql://``
+    URL), opened for the life of the daemon."""
+
+    def __init__(self, path: Path | str, *, synchronous: str = "NORMAL",
+                 watch: Watch | None = None, sole_node: bool = False) -> None:
+        # The PostgreSQL database's URL, or None for a SQLite file at ``path``.
+        self.url: str | None = path if is_url(path) else None  # type: ignore[assignment]
+        self.path = Path(path) if self.url is None else Path()
         self.synchronous = synchronous.upper()
         self.watch = watch
+        # PostgreSQL: hold the node lock on the write connection (what wizd does:
+        # one node per database until several are supported; SQLite's file lock
+        # is lifecycle's).
+        self.sole_node = sole_node and self.url is not None
         self._engine: Engine | None = None
-        self._on_loop = self.synchronous in _NO_FSYNC
+        self._on_loop = self.synchronous in _NO_FSYNC and self.url is None
         # The write connection (None: open it at the next write; it failed and was closed).
         self._writer: Connection | None = None
         self._recorder = _Recorder()
@@ -157,15 +227,27 @@ class Database:
         self._write_lock = anyio.Lock()
         self._readers = anyio.CapacityLimiter(READERS)
         self._idle_readers: list[Connection] = []
-        self._wal = f"{self.path}-wal"
+        self._wal = f"{self.path}-wal" if self.url is None else ""
         self._checkpointer: Connection | None = None
         # Set by a write that took the WAL past WAL_LIMIT; run_checkpoints
         # waits on it (None: that task is not running).
         self._checkpoint_due: anyio.Event | None = None
         self._checkpoint_lock = anyio.Lock()
-        self._health = _Health(self.path)
+        self._health = _Health(self.label)
         self.schema_before = 0
         self.schema_after = 0
+
+    @property
+    def where(self) -> Path | str:
+        """What ``failures.starting`` names: the file, or the URL without its password."""
+        return self.path if self.url is None else self.label
+
+    @property
+    def label(self) -> str:
+        """The database as logs and errors name it (a URL without its password)."""
+        if self.url is None:
+            return str(self.path)
+        return shown(self.url)
 
     def _on_connect(self, dbapi_conn: Any, _record: Any) -> None:
         # The driver never begins a transaction by itself: _transaction does,
@@ -187,8 +269,11 @@ class Database:
         file or its folder cannot be created, opened or written.
         """
         try:
-            with starting(self.path):
-                await self._open()
+            with starting(self.where):
+                if self.url is None:
+                    await self._open()
+                else:
+                    await self._open_pg(self.url)
         except BaseException:
             await self.close()
             raise
@@ -207,9 +292,37 @@ class Database:
         self._engine = engine
         self._writer = await anyio.to_thread.run_sync(self._open_writer)
 
+    async def _open_pg(self, url: str) -> None:
+        from . import postgres
+
+        self.schema_before, self.schema_after = await anyio.to_thread.run_sync(
+            lambda: postgres.migrate(url, latest=LATEST))
+        # No reset on return: the runner ends its transactions itself, and
+        # closing a connection the server dropped must not log a failed rollback.
+        engine = create_engine(postgres.engine_url(url), poolclass=NullPool,
+                               hide_parameters=True, isolation_level="AUTOCOMMIT",
+                               pool_reset_on_return=None)
+        event.listen(engine, "connect", lambda dbapi_conn, _record: postgres.prepare(dbapi_conn))
+        self._engine = engine
+        self._writer = await anyio.to_thread.run_sync(self._open_writer)
+
     def _open_writer(self) -> Connection:
         assert self._engine is not None, "the database is not open"
         conn = self._engine.connect()
+        if self.url is not None:
+            try:
+                if self.sole_node:
+                    self._take_node_lock(conn)
+                if self.watch is not None:
+                    db = conn.connection.dbapi_connection
+                    assert db is not None
+                    db.execute("CREATE TEMP TABLE IF NOT EXISTS wiz_changes"
+                               " (kind TEXT NOT NULL, old TEXT, new TEXT, seq BIGINT)")
+                    db.execute("SET wiz.watch = 'on'")
+            except BaseException:
+                conn.close()
+                raise
+            return conn
         try:
             db = raw(conn)
             # Checkpoints run on their own connection, never inside a commit.
@@ -226,6 +339,19 @@ class Database:
             conn.close()
             raise
         return conn
+
+    def _take_node_lock(self, conn: Connection) -> None:
+        """The session-level advisory lock that makes this wizd the database's
+        only node (released with the connection). Raises DaemonBusy."""
+        from .postgres import NODE_LOCK
+
+        db = conn.connection.dbapi_connection
+        assert db is not None
+        if not db.execute(f"SELECT pg_try_advisory_lock({NODE_LOCK})").fetchone()[0]:
+            raise DaemonBusy(
+                f"another wizd is already using the database {self.label}; several wizd "
+                "nodes on one PostgreSQL database are not supported yet: stop it first, "
+                "or give this one its own --db")
 
     async def close(self) -> None:
         engine, self._engine = self._engine, None
@@ -264,7 +390,8 @@ class Database:
             assert conn is not None
             try:
                 # Deferred: a read takes no lock that a write would wait for.
-                result = await anyio.to_thread.run_sync(_transaction, conn, "BEGIN", fn, *args)
+                result = await anyio.to_thread.run_sync(
+                    _transaction, conn, "BEGIN" if self.url is None else _PG_READ, fn, *args)
             except BaseException:
                 with anyio.CancelScope(shield=True):
                     if not await anyio.to_thread.run_sync(_usable, conn):
@@ -344,6 +471,10 @@ class Database:
             if self._writer is None:
                 self._writer = self._open_writer()
             conn = self._writer
+            if self.url is not None:
+                req.result = _pg_transaction(
+                    conn, req.changes if self.watch is not None else None, req.fn, *req.args)
+                return
             self._recorder.target = req.changes
             try:
                 # IMMEDIATE: the write lock at once, so a write can never fail
@@ -489,6 +620,10 @@ def _usable(conn: Connection) -> bool:
     try:
         if conn.in_transaction():
             conn.rollback()
+        if conn.dialect.name == "postgresql":
+            db = conn.connection.dbapi_connection
+            if db is None or db.closed or db.broken:
+                return False
         return not conn.invalidated and not conn.closed
     except Exception as exc:
         _unusable(exc)
@@ -511,7 +646,7 @@ class _Health:
     Used by one write at a time and one checkpoint at a time.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: str) -> None:
         self.path = path
         self.failing: str | None = None
         self.checkpoint_failing = False

@@ -18,6 +18,13 @@ A constraint that refuses a write (SQLITE_CONSTRAINT: a unique index, a
 foreign key) becomes ``Conflict`` through ``constraint_error``: services
 check what they can first and never see SQLite's errors; the store's
 statements and the write runner translate what gets past them.
+
+On PostgreSQL (psycopg's errors, by SQLSTATE class): a lost or refused
+connection (class 08, 57P01-03: the server shut down or restarts) is
+"PostgreSQL unavailable", a full disk (53100) "disk full", other class 53
+"out of resources"; an integrity violation (class 23) is a Conflict, read
+by the constraint's name. psycopg is looked up, not imported: a wizd on
+SQLite never loads it, and then no error can be one of its.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import contextlib
 import errno
 import os
 import sqlite3
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -58,6 +66,8 @@ _OS_CAUSES = {
 _OS_STORAGE = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO}
 
 _ADVICE = {
+    "PostgreSQL unavailable": "check that the server runs and the URL is right",
+    "out of resources": "check the PostgreSQL server's log",
     "disk full": "free some space",
     "read-only": "make it writable",
     "permission denied": "make it writable for this user",
@@ -78,13 +88,45 @@ def _sqlite_code(exc: BaseException) -> tuple[sqlite3.Error, int] | None:
     return exc, int(code)
 
 
+def _pg_error(exc: BaseException) -> tuple[BaseException, str] | None:
+    """psycopg's error in ``exc`` (itself or under SQLAlchemy's) and its SQLSTATE."""
+    psycopg = sys.modules.get("psycopg")
+    if psycopg is None:
+        return None
+    if isinstance(exc, DBAPIError):
+        exc = exc.orig  # type: ignore[assignment]
+    if not isinstance(exc, psycopg.Error):
+        return None
+    return exc, exc.sqlstate or ("08000" if isinstance(exc, psycopg.OperationalError) else "")
+
+
+def _pg_cause(exc: BaseException) -> str | None:
+    found = _pg_error(exc)
+    if found is None:
+        return None
+    state = found[1]
+    if state.startswith("08") or state in ("57P01", "57P02", "57P03"):
+        first = str(found[0]).strip().splitlines()
+        return "PostgreSQL unavailable" + (f": {first[0]}" if first else "")
+    if state == "53100":
+        return "disk full"
+    if state.startswith("53"):
+        return "out of resources"
+    if state == "25006":  # read_only_sql_transaction: a standby, or default_transaction_read_only
+        return "read-only"
+    return None
+
+
 def storage_error(exc: BaseException) -> StorageUnavailable | None:
     """The StorageUnavailable that ``exc`` stands for (``exc`` itself if it is
     one, else a new one caused by it), or None if ``exc`` is no storage condition."""
     if isinstance(exc, StorageUnavailable):
         return exc
     found = _sqlite_code(exc)
-    if found is not None:
+    pg_cause = None if found is not None else _pg_cause(exc)
+    if pg_cause is not None:
+        cause = pg_cause
+    elif found is not None:
         error, code = found
         if code & 0xFF == _SQLITE_IOERR:
             cause = f"I/O error: {getattr(error, 'sqlite_errorname', code)}"
@@ -105,11 +147,29 @@ def storage_error(exc: BaseException) -> StorageUnavailable | None:
 _CONSTRAINTS = {
     "messages.reply_to, messages.author_id": "this author already replied to that message",
 }
+# The same, by the constraint's name, as PostgreSQL names it.
+_PG_CONSTRAINTS = {
+    "messages_one_reply": "this author already replied to that message",
+}
 
 
 def constraint_error(exc: BaseException) -> Conflict | None:
     """The Conflict that ``exc`` stands for if it is a constraint refusing a
     statement (SQLite's or SQLAlchemy's IntegrityError), else None."""
+    pg = _pg_error(exc)
+    if pg is not None:
+        if not pg[1].startswith("23"):
+            return None
+        name = getattr(getattr(pg[0], "diag", None), "constraint_name", None)
+        detail = str(pg[0]).strip().splitlines()[0] if str(pg[0]).strip() else pg[1]
+        conflict = Conflict(_PG_CONSTRAINTS.get(name or "")
+                            or f"refused by the database ({detail})")
+        # Not chained: PostgreSQL's DETAIL ("Failing row contains (...)") holds
+        # the row's values, an API key among them, and a logged traceback
+        # would show it. The first line names the constraint.
+        conflict.__cause__ = None
+        conflict.__suppress_context__ = True
+        return conflict
     if isinstance(exc, DBAPIError):
         exc = exc.orig  # type: ignore[assignment]
     if not isinstance(exc, sqlite3.IntegrityError):
@@ -139,9 +199,11 @@ def at_start(cause: str, where: str, option: str) -> StorageUnavailable:
     return StorageUnavailable(f"{cause} ({where}); {advice}, or choose another {option}")
 
 
-def damaged(exc: BaseException, path: Path) -> SchemaError | None:
+def damaged(exc: BaseException, path: Path | str) -> SchemaError | None:
     """A SchemaError saying how to get the data back, if ``exc`` is SQLite
     finding the database at ``path`` damaged; else None."""
+    if not isinstance(path, Path):
+        return None
     found = _sqlite_code(exc)
     if found is None or found[1] & 0xFF not in _SQLITE_DAMAGED:
         return None
@@ -160,9 +222,10 @@ def _version(copy: Path) -> int:
 
 
 @contextlib.contextmanager
-def starting(path: Path) -> Iterator[None]:
+def starting(path: Path | str) -> Iterator[None]:
     """Storage trouble inside the block (opening the database at ``path``,
     its first writes) is raised as one line an operator can act on.
+    (``path``: a SQLite file, or a PostgreSQL URL without its password.)
 
     Raises StorageUnavailable (from ``at_start``) or SchemaError (damaged);
     other errors, and WizErrors other than StorageUnavailable, pass unchanged.
@@ -176,7 +239,10 @@ def starting(path: Path) -> Iterator[None]:
         raise failure from exc
 
 
-def _at_start(exc: Exception, path: Path) -> WizError | None:
+def _at_start(exc: Exception, path: Path | str) -> WizError | None:
+    if not isinstance(path, Path):
+        pg = storage_error(exc)
+        return None if pg is None else at_start(pg.cause, f"database {path}", "--db")
     broken = damaged(exc, path)
     if broken is not None:
         return broken

@@ -14,6 +14,13 @@ did, so a lost race (a cancel against a claim) never corrupts a row.
 The hot paths (add, claim, finish) are plain SQL with ``RETURNING``: one
 statement per step, and none of the per-call statement building that costs
 more than the query itself here.
+
+On PostgreSQL the same statements run (``database.raw`` rewrites their
+placeholders; migrations_pg gives ``jobs`` a ``rowid`` column), except the
+few written for each engine (``_PG`` names): the claim, which locks the rows
+it takes and skips those another transaction holds (``FOR UPDATE SKIP
+LOCKED``, ready for claimers on several nodes), the head marks, the requeue
+and the pruning batches.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ from sqlalchemy import Connection, bindparam, func, select, text
 
 from ..errors import Conflict, InvalidInput, NotFound
 from ..objects import Job, JsonObject
-from .database import raw
+from .database import is_pg, raw
 from .schema import jobs
 
 STATUSES = ("waiting", "active", "delayed", "failed", "completed", "paused")
@@ -284,6 +291,27 @@ WHERE NOT {_QUEUE_PAUSED} AND rowid IN (
 RETURNING {_COLUMNS}
 """
 
+# The claim on PostgreSQL: the planner walks jobs_ready in claim order by
+# itself (no recursive walk of priorities needed); rows locked by another
+# claimer are passed over, not waited for. RETURNING has no order: the
+# claimed rows come back sorted, ties in the order jobs were added.
+_CLAIM_PG = f"""
+WITH picked AS (
+  SELECT rowid FROM jobs
+  WHERE {_READY} AND run_at <= :now AND NOT {_QUEUE_PAUSED}
+    AND NOT EXISTS (SELECT 1 FROM jobs AS a
+                    WHERE a.group_key = jobs.group_key AND a.status = 'active')
+  ORDER BY priority DESC, run_at, created_at, rowid
+  LIMIT :limit
+  FOR UPDATE SKIP LOCKED),
+moved AS (
+  UPDATE jobs SET status = 'active', attempts = attempts + 1, progress = 0,
+                  processed_on = :now, updated_at = :now
+  FROM picked WHERE jobs.rowid = picked.rowid
+  RETURNING {', '.join('jobs.' + c for c in _COLUMNS.split(', '))}, jobs.rowid)
+SELECT {_COLUMNS} FROM moved ORDER BY priority DESC, run_at, created_at, rowid
+"""
+
 # One look-up in jobs_due, not a read of every job not started.
 _NEXT_DUE = ("SELECT MIN(run_at) FROM jobs INDEXED BY jobs_due"
              " WHERE status IN ('waiting', 'delayed') AND run_at > :now")
@@ -308,10 +336,26 @@ WHERE rowid IN (
 """
 
 
+# The same on PostgreSQL, where a comparison is a boolean, not an integer.
+_SET_HEAD_PG = """
+WITH head AS (
+    SELECT rowid FROM jobs
+    WHERE group_key = :group_key AND status IN ('waiting', 'delayed', 'paused', 'active')
+    ORDER BY created_at, rowid LIMIT 1),
+pending AS (
+    SELECT rowid FROM jobs
+    WHERE group_key = :group_key AND status IN ('waiting', 'delayed', 'paused', 'active')
+    ORDER BY created_at, rowid LIMIT 2)
+UPDATE jobs SET is_head = CASE WHEN rowid IN (SELECT rowid FROM head) THEN 1 ELSE 0 END
+WHERE rowid IN (SELECT rowid FROM pending)
+  AND is_head != CASE WHEN rowid IN (SELECT rowid FROM head) THEN 1 ELSE 0 END
+"""
+
+
 def _set_head(conn: Connection, group_key: str | None) -> None:
     """Mark the head of ``group_key`` after a job entered or left its pending ones."""
     if group_key is not None:
-        raw(conn).execute(_SET_HEAD, {"group_key": group_key})
+        raw(conn).execute(_SET_HEAD_PG if is_pg(conn) else _SET_HEAD, {"group_key": group_key})
 
 
 def claim(conn: Connection, *, now_ms: int, limit: int) -> tuple[list[Job], int | None]:
@@ -325,7 +369,8 @@ def claim(conn: Connection, *, now_ms: int, limit: int) -> tuple[list[Job], int 
     """
     claimed: list[Job] = []
     if limit > 0:
-        rows = raw(conn).execute(_CLAIM, {"now": now_ms, "limit": limit}).fetchall()
+        rows = raw(conn).execute(_CLAIM_PG if is_pg(conn) else _CLAIM,
+                                 {"now": now_ms, "limit": limit}).fetchall()
         claimed = [_job(row) for row in rows]
         # RETURNING comes in no promised order.
         claimed.sort(key=lambda j: (-j["priority"], j["run_at"], j["created_at"]))
@@ -418,7 +463,8 @@ def requeue(conn: Connection, job_ids: list[str], now_ms: int) -> list[Job]:
     """
     if not job_ids:
         return []
-    conn.execute(_REQUEUE, {"ids": job_ids, "status": ready_status(conn), "now": now_ms})
+    conn.execute(_REQUEUE_PG if is_pg(conn) else _REQUEUE,
+                 {"ids": job_ids, "status": ready_status(conn), "now": now_ms})
     found = [job for job in (get(conn, job_id) for job_id in job_ids) if job is not None]
     # Still pending, so their groups' heads are unchanged, unless a job was
     # made active behind the store's back: marked again here, that job cannot
@@ -431,6 +477,10 @@ def requeue(conn: Connection, job_ids: list[str], now_ms: int) -> list[Job]:
 _REQUEUE = text(
     "UPDATE jobs SET status = :status, progress = 0, updated_at = :now,"
     " attempts = max(attempts - 1, 0) WHERE id IN :ids AND status = 'active'"
+).bindparams(bindparam("ids", expanding=True))
+_REQUEUE_PG = text(
+    "UPDATE jobs SET status = :status, progress = 0, updated_at = :now,"
+    " attempts = greatest(attempts - 1, 0) WHERE id IN :ids AND status = 'active'"
 ).bindparams(bindparam("ids", expanding=True))
 
 
@@ -469,6 +519,15 @@ _BURY = ("INSERT OR REPLACE INTO jobs_pruned"
          " SELECT id, name, status, failure_reason, created_at, finished_on, :now"
          " FROM jobs WHERE rowid IN (SELECT value FROM json_each(:rowids))")
 _PRUNE = "DELETE FROM jobs WHERE rowid IN (SELECT value FROM json_each(:rowids))"
+# On PostgreSQL the batch is an array.
+_BURY_PG = ("INSERT INTO jobs_pruned"
+            " (id, name, status, failure_reason, created_at, finished_on, pruned_at)"
+            " SELECT id, name, status, failure_reason, created_at, finished_on, :now"
+            " FROM jobs WHERE rowid = ANY(:rowids) ON CONFLICT (id) DO UPDATE SET"
+            " name = excluded.name, status = excluded.status,"
+            " failure_reason = excluded.failure_reason, created_at = excluded.created_at,"
+            " finished_on = excluded.finished_on, pruned_at = excluded.pruned_at")
+_PRUNE_PG = "DELETE FROM jobs WHERE rowid = ANY(:rowids)"
 
 
 def prune_finished(
@@ -487,6 +546,10 @@ def prune_finished(
             _TOO_MANY, {"batch": batch, "keep": keep}).fetchall()]
     if not rowids:
         return 0
+    if is_pg(conn):
+        db.execute(_BURY_PG, {"rowids": rowids, "now": now_ms})
+        db.execute(_PRUNE_PG, {"rowids": rowids})
+        return len(rowids)
     params = {"rowids": json.dumps(rowids), "now": now_ms}
     db.execute(_BURY, params)
     db.execute(_PRUNE, params)

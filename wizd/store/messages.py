@@ -12,8 +12,9 @@ from typing import Any, TypedDict
 
 from sqlalchemy import Connection, Select, func, select
 
+from ..errors import Conflict
 from ..objects import ConversationType, MessageKind
-from .database import raw
+from .database import is_pg, raw
 from .failures import constraint_error
 from .rows import every
 from .schema import messages
@@ -43,8 +44,26 @@ def insert(
 
     Raises Conflict when a constraint refuses it: a second text reply by the
     same author to the same ``reply_to`` (the ``messages_one_reply`` index).
-    SQLite undoes the refused statement only; the transaction goes on.
+    SQLite undoes the refused statement only; the transaction goes on (on
+    PostgreSQL, which would abort the transaction, the insert skips the row
+    instead: ON CONFLICT DO NOTHING on that index).
+
+    On PostgreSQL the seq is taken under a transaction-level advisory lock,
+    held until the transaction ends: a transaction that stores a message
+    commits before the next one can take a seq, so seq order is the order in
+    which messages become visible, and a reader that saw seq N never finds
+    a smaller one later (docs/architecture.md, "Engines").
     """
+    if is_pg(conn):
+        db = raw(conn)
+        db.execute(_SEQ_LOCK)
+        row = db.execute(_INSERT_PG, {
+            "id": id, "source_type": source_type, "source_id": source_id,
+            "author_id": author_id, "content": content, "kind": kind, "reply_to": reply_to,
+            "truncated": int(truncated), "now": now_ms}).fetchone()
+        if row is None:
+            raise Conflict("this author already replied to that message")
+        return int(row[0])
     try:
         cursor = raw(conn).execute(_INSERT, {
             "id": id, "source_type": source_type, "source_id": source_id,
@@ -60,6 +79,9 @@ def insert(
 _INSERT = ("INSERT INTO messages (id, source_type, source_id, author_id, content, kind, reply_to,"
            " truncated, created_at, updated_at) VALUES (:id, :source_type, :source_id,"
            " :author_id, :content, :kind, :reply_to, :truncated, :now, :now)")
+_INSERT_PG = (_INSERT + " ON CONFLICT (reply_to, author_id)"
+              " WHERE reply_to IS NOT NULL AND kind = 'text' DO NOTHING RETURNING seq")
+_SEQ_LOCK = f"SELECT pg_advisory_xact_lock({0x7769_7A01})"  # postgres.SEQ_LOCK
 
 
 

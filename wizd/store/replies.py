@@ -60,8 +60,9 @@ def live_agents(conn: Connection, author_id: str) -> list[TriggeredAgent]:
 
 # -- pending replies: what makes an agent busy ------------------------------------------
 
-_ADD_PENDING = ("INSERT OR IGNORE INTO pending_replies (job_id, agent_id)"
-                " VALUES (:job_id, :agent_id)")
+# ON CONFLICT, not INSERT OR IGNORE: the same statement on PostgreSQL.
+_ADD_PENDING = ("INSERT INTO pending_replies (job_id, agent_id)"
+                " VALUES (:job_id, :agent_id) ON CONFLICT DO NOTHING")
 _REMOVE_PENDING = "DELETE FROM pending_replies WHERE job_id = :job_id"
 # One look-up in pending_replies_agent.
 _HAS_PENDING = "SELECT EXISTS (SELECT 1 FROM pending_replies WHERE agent_id = :agent_id)"

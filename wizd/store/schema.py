@@ -7,15 +7,17 @@ milliseconds since the epoch; rows are soft-deleted with ``deleted_at`` (or
 ``archived_at`` for conversations) so that history keeps its authors.
 
 A test checks that these definitions and the migrated database agree.
+Integers are BigInteger: on PostgreSQL they are BIGINT (times in ms do not
+fit in 32 bits), and SQLAlchemy casts a parameter to its column's type.
 """
 
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Column,
     Float,
     ForeignKey,
-    Integer,
     MetaData,
     String,
     Table,
@@ -30,9 +32,9 @@ users = Table(
     Column("id", String, primary_key=True),
     Column("name", String, nullable=False),
     Column("type", String, nullable=False),  # "human" | "agent"
-    Column("created_at", Integer, nullable=False),
-    Column("updated_at", Integer, nullable=False),
-    Column("deleted_at", Integer),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("deleted_at", BigInteger),
 )
 
 llm_providers = Table(
@@ -46,14 +48,14 @@ llm_providers = Table(
     Column("api_key", String),
     Column("api_key_env", String),
     Column("default_model", String, nullable=False),
-    Column("is_default", Integer, nullable=False, default=0),
-    Column("created_at", Integer, nullable=False),
-    Column("updated_at", Integer, nullable=False),
-    Column("deleted_at", Integer),
+    Column("is_default", BigInteger, nullable=False, default=0),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("deleted_at", BigInteger),
     # Added by migration 6: a file holding the key, read when a job runs.
     Column("api_key_file", String),
     # Added by migration 7: 0 asks the server for one JSON answer, not a stream.
-    Column("stream", Integer, nullable=False, default=1),
+    Column("stream", BigInteger, nullable=False, default=1),
 )
 
 agents = Table(
@@ -69,14 +71,14 @@ agents = Table(
     Column("provider_id", String, ForeignKey("llm_providers.id"), nullable=False),
     Column("model", String),
     Column("temperature", Float),
-    Column("max_tokens", Integer),
-    Column("context_messages", Integer),
+    Column("max_tokens", BigInteger),
+    Column("context_messages", BigInteger),
     Column("status", String, nullable=False),  # "active" | "inactive" | "busy"
-    Column("created_at", Integer, nullable=False),
-    Column("updated_at", Integer, nullable=False),
-    Column("deleted_at", Integer),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("deleted_at", BigInteger),
     Column("tools", Text),  # migration 12: JSON list of server.tool patterns; NULL: none
-    Column("max_steps", Integer),  # migration 12: NULL: the default
+    Column("max_steps", BigInteger),  # migration 12: NULL: the default
 )
 
 dm_conversations = Table(
@@ -84,9 +86,9 @@ dm_conversations = Table(
     metadata,
     Column("id", String, primary_key=True),
     Column("name", String),
-    Column("created_at", Integer, nullable=False),
-    Column("updated_at", Integer, nullable=False),
-    Column("archived_at", Integer),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("archived_at", BigInteger),
 )
 
 dm_participants = Table(
@@ -94,7 +96,7 @@ dm_participants = Table(
     metadata,
     Column("conversation_id", String, ForeignKey("dm_conversations.id"), primary_key=True),
     Column("user_id", String, ForeignKey("users.id"), primary_key=True),
-    Column("created_at", Integer, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
 )
 
 projects = Table(
@@ -103,9 +105,9 @@ projects = Table(
     Column("id", String, primary_key=True),
     Column("name", String, nullable=False),
     Column("description", Text),
-    Column("created_at", Integer, nullable=False),
-    Column("updated_at", Integer, nullable=False),
-    Column("archived_at", Integer),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("archived_at", BigInteger),
 )
 
 project_channels = Table(
@@ -114,16 +116,16 @@ project_channels = Table(
     Column("id", String, primary_key=True),
     Column("project_id", String, ForeignKey("projects.id"), nullable=False),
     Column("name", String, nullable=False),
-    Column("created_at", Integer, nullable=False),
-    Column("updated_at", Integer, nullable=False),
-    Column("archived_at", Integer),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("archived_at", BigInteger),
 )
 
 messages = Table(
     "messages",
     metadata,
     # AUTOINCREMENT: seq never goes back, even after the newest row is deleted.
-    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("seq", BigInteger, primary_key=True, autoincrement=True),
     Column("id", String, nullable=False, unique=True),
     Column("source_type", String, nullable=False),  # "dm" | "channel"
     Column("source_id", String, nullable=False),
@@ -131,11 +133,11 @@ messages = Table(
     Column("content", Text, nullable=False),
     Column("kind", String, nullable=False),  # "text" | "error"
     Column("reply_to", String),
-    Column("created_at", Integer, nullable=False),
-    Column("updated_at", Integer, nullable=False),
-    Column("deleted_at", Integer),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("deleted_at", BigInteger),
     # Added by migration 6: 1 for a reply cut off at max_reply_bytes.
-    Column("truncated", Integer, nullable=False, default=0),
+    Column("truncated", BigInteger, nullable=False, default=0),
 )
 
 llm_messages = Table(
@@ -147,19 +149,19 @@ llm_messages = Table(
     Column("message_id", String, ForeignKey("messages.id"), unique=True),
     Column("role", String, nullable=False),  # "user" | "assistant" | "system"
     Column("content", Text, nullable=False),
-    Column("created_at", Integer, nullable=False),
-    Column("updated_at", Integer, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
     # Added by migration 7, on a reply's llm_message: the tokens the provider
     # counted (NULL when it reported none) and the model that answered.
-    Column("prompt_tokens", Integer),
-    Column("completion_tokens", Integer),
+    Column("prompt_tokens", BigInteger),
+    Column("completion_tokens", BigInteger),
     Column("model", String),
     # Added by migration 12: the steps of a tool-using reply (wizd.replies.steps).
     Column("job_id", String),
     Column("reply_to", String, ForeignKey("messages.id")),
     Column("author_id", String, ForeignKey("users.id")),
-    Column("step", Integer),
-    Column("position", Integer),
+    Column("step", BigInteger),
+    Column("position", BigInteger),
     Column("tool_calls", Text),  # JSON, on the assistant turn of a step
     Column("tool_call_id", String),
     Column("tool_name", String),
@@ -178,24 +180,24 @@ jobs = Table(
     Column("name", String, nullable=False),
     Column("data", Text, nullable=False),  # JSON: references only, never secrets
     Column("opts", Text, nullable=False),  # JSON: the options it was added with
-    Column("priority", Integer, nullable=False, default=0),
+    Column("priority", BigInteger, nullable=False, default=0),
     Column("status", String, nullable=False),
-    Column("progress", Integer, nullable=False, default=0),
-    Column("attempts", Integer, nullable=False, default=0),
-    Column("max_attempts", Integer, nullable=False),
+    Column("progress", BigInteger, nullable=False, default=0),
+    Column("attempts", BigInteger, nullable=False, default=0),
+    Column("max_attempts", BigInteger, nullable=False),
     Column("result", Text),
     Column("failure_reason", Text),
-    Column("created_at", Integer, nullable=False),
-    Column("updated_at", Integer, nullable=False),
-    Column("processed_on", Integer),
-    Column("finished_on", Integer),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("processed_on", BigInteger),
+    Column("finished_on", BigInteger),
     # Added by migration 2 (the scheduler): when a waiting/delayed job may run,
     # and the key of jobs that must run one at a time, in order.
-    Column("run_at", Integer, nullable=False, default=0),
+    Column("run_at", BigInteger, nullable=False, default=0),
     Column("group_key", String),
     # Added by migration 6: 1 on the oldest pending job of its group, the one
     # that runs next (kept by store.jobs; internal, never shown).
-    Column("is_head", Integer, nullable=False, default=0),
+    Column("is_head", BigInteger, nullable=False, default=0),
 )
 
 # Added by migration 3: queue-wide settings that survive restarts ("paused").
@@ -204,7 +206,7 @@ queue_state = Table(
     metadata,
     Column("key", String, primary_key=True),
     Column("value", Text, nullable=False),  # JSON
-    Column("updated_at", Integer, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
 )
 
 # Added by migration 8: what is left of a finished job once retention pruned
@@ -216,9 +218,9 @@ jobs_pruned = Table(
     Column("name", String, nullable=False),
     Column("status", String, nullable=False),
     Column("failure_reason", Text),
-    Column("created_at", Integer, nullable=False),
-    Column("finished_on", Integer),
-    Column("pruned_at", Integer, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("finished_on", BigInteger),
+    Column("pruned_at", BigInteger, nullable=False),
 )
 
 # Added by migration 9: the reply jobs not finished yet, by agent (an agent
@@ -234,8 +236,8 @@ pending_replies = Table(
 search_indexed = Table(
     "search_indexed",
     metadata,
-    Column("id", Integer, primary_key=True),
-    Column("seq", Integer, nullable=False),
+    Column("id", BigInteger, primary_key=True),
+    Column("seq", BigInteger, nullable=False),
 )
 
 # Added by migration 11: MCP servers (wizd.services.mcp). ``command`` is a JSON
@@ -251,9 +253,9 @@ mcp_servers = Table(
     Column("command", Text),
     Column("url", Text),
     Column("env", Text, nullable=False, default="{}"),
-    Column("created_at", Integer, nullable=False),
-    Column("updated_at", Integer, nullable=False),
-    Column("deleted_at", Integer),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("deleted_at", BigInteger),
     # Migration 12: JSON lists of tool-name patterns ("*": every tool).
     Column("idempotent", Text, nullable=False, default="[]"),
     Column("confirm", Text, nullable=False, default="[]"),

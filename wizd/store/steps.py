@@ -92,7 +92,8 @@ def decide(conn: Connection, job_id: str, *, approved: bool, content: str, now_m
 # attempt it was in is given back: waiting for a person is not a failure.
 PARKED_RUN_AT = 2**53 - 1
 _PARK = ("UPDATE jobs SET status = 'waiting', run_at = :run_at, failure_reason = :reason,"
-         " progress = 0, attempts = max(attempts - 1, 0), updated_at = :now"
+         " progress = 0, attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END,"
+         " updated_at = :now"
          " WHERE id = :job_id AND status = 'active'")
 _UNPARK = ("UPDATE jobs SET run_at = :now, failure_reason = NULL, updated_at = :now"
            " WHERE id = :job_id AND status = 'waiting' AND run_at = :run_at")

@@ -29,7 +29,7 @@ class _Fixed:
         self.runtime = rt
         self.head = (b'{"version":' + _json(VERSION) + b',"pid":' + _json(os.getpid())
                      + b',"uptime_ms":')
-        self.paths = (b',"db":' + _json(str(rt.config.db)) + b',"socket":'
+        self.paths = (b',"db":' + _json(rt.config.db_shown) + b',"socket":'
                       + _json(str(rt.config.socket)) + b',"queue":')
         self.tail = b',"config":' + _json(rt.config.public()) + b"}"
 

@@ -1,0 +1,140 @@
+"""What the store does differently on PostgreSQL (``--db postgresql://...``).
+
+The store's statements are written once, for SQLite's DB-API (``:name``
+placeholders); on PostgreSQL ``raw(conn)`` hands them to psycopg through
+``Raw``, which rewrites each statement once (then from a cache): ``:name``
+becomes ``%(name)s``, SQLite's ``INDEXED BY`` hints go. A statement whose
+meaning differs between the engines is written twice in its store module,
+picked by ``is_pg(conn)``.
+
+Migrations: ``schema_version`` (a one-row table) counts the versions of
+``migrations_pg.PG_MIGRATIONS`` applied, as SQLite's ``user_version`` does;
+each runs in its own transaction with the bump, under an advisory lock so
+that nodes starting together migrate once. Back up with ``pg_dump`` before
+an upgrade: no copy is written here.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+from psycopg.adapt import Loader
+
+from ..errors import SchemaError
+from .migrations_pg import PG_MIGRATIONS
+from .urls import shown
+
+log = logging.getLogger(__name__)
+
+# Advisory lock keys: migrations (nodes starting together), the message seq
+# (see messages.insert: seq order is commit order), and the node lock.
+MIGRATE_LOCK = 0x7769_7A00
+SEQ_LOCK = 0x7769_7A01
+# A session-level advisory lock: the one wizd on a database (database.Database
+# sole_node), until several nodes are supported.
+NODE_LOCK = 0x7769_7A02
+
+
+def engine_url(url: str) -> str:
+    """SQLAlchemy's URL for ``url``: the psycopg (3) driver."""
+    return "postgresql+psycopg://" + url.partition("://")[2]
+
+
+class _Number(Loader):
+    """numeric (``sum`` of bigints) as int when whole, as SQLite gives it, else float."""
+
+    def load(self, data: Any) -> int | float:
+        value = Decimal(bytes(data).decode())
+        return int(value) if value == value.to_integral_value() else float(value)
+
+
+def prepare(dbapi_conn: psycopg.Connection[Any]) -> None:
+    """A new connection as the store wants it: autocommit (the runner issues
+    BEGIN and COMMIT itself, as on SQLite) and sums as numbers."""
+    dbapi_conn.autocommit = True
+    dbapi_conn.adapters.register_loader("numeric", _Number)
+
+
+_PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+_INDEXED_BY = re.compile(r"\s+INDEXED BY \w+")
+_TRANSLATED: dict[str, str] = {}
+
+
+def translate(sql: str) -> str:
+    """``sql`` written for sqlite3 (``:name``) as psycopg takes it (``%(name)s``)."""
+    found = _TRANSLATED.get(sql)
+    if found is None:
+        found = _INDEXED_BY.sub("", sql).replace("%", "%%")
+        found = _TRANSLATED[sql] = _PARAM.sub(r"%(\1)s", found)
+    return found
+
+
+class Raw:
+    """The psycopg connection under a SQLAlchemy one, taking sqlite3-style
+    statements (see the module docstring)."""
+
+    __slots__ = ("conn",)
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self.conn = conn
+
+    def execute(self, sql: str, params: Any = None) -> psycopg.Cursor[Any]:
+        # Always with params: psycopg then reads the %% that translate wrote as %.
+        return self.conn.execute(translate(sql), params or {})
+
+
+def in_transaction(conn: psycopg.Connection[Any]) -> bool:
+    return conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
+
+
+# -- migrations --------------------------------------------------------------------------
+
+_VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"
+
+
+def schema_version(conn: psycopg.Connection[Any]) -> int:
+    row = conn.execute("SELECT version FROM schema_version").fetchone()
+    return 0 if row is None else int(row[0])
+
+
+def migrate(url: str, *, latest: int, upto: int | None = None,
+            migrations: tuple[str, ...] = PG_MIGRATIONS) -> tuple[int, int]:
+    """Bring the database at ``url`` to version ``upto`` (default ``latest``,
+    the number of SQLite's migrations, which ``migrations`` must match).
+
+    Returns (version before, version after). Raises SchemaError when the
+    database is newer than this wizd, or this wizd lacks the PostgreSQL text
+    of a migration; psycopg.Error when it cannot connect or a script fails.
+    """
+    if len(migrations) < latest:
+        raise SchemaError(
+            f"this wizd has no PostgreSQL text for schema v{len(migrations) + 1}..v{latest} "
+            "(wizd/store/migrations_pg.py): it cannot run on PostgreSQL")
+    upto = latest if upto is None else upto
+    with psycopg.connect(url, autocommit=True) as conn:
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATE_LOCK,))
+            conn.execute(_VERSION_TABLE)
+            conn.execute("INSERT INTO schema_version (version)"
+                         " SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM schema_version)")
+            before = schema_version(conn)
+            if before > latest:
+                raise SchemaError(
+                    f"{shown(url)} has schema version {before}, newer than this wizd knows "
+                    f"({latest}); upgrade wiz, or point --db at another database. "
+                    "The database was left untouched.")
+        for version in range(before, upto):
+            if version == before and before > 0:
+                log.info("upgrading database schema v%d -> v%d (PostgreSQL: back it up "
+                         "with pg_dump first)", before, upto)
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATE_LOCK,))
+                if schema_version(conn) != version:
+                    continue  # another node applied it meanwhile
+                conn.execute(migrations[version].encode())
+                conn.execute("UPDATE schema_version SET version = %s", (version + 1,))
+        return before, max(before, upto)
