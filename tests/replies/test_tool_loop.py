@@ -24,7 +24,7 @@ import sniffio
 import sqlalchemy
 import trio
 import trio.testing
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 
 from tests.jobs.helpers import Harness, harness
 from tests.mcp.helpers import server_command
@@ -347,8 +347,8 @@ async def test_a_step_resumed_while_its_server_fails_waits_for_the_server(
         broken = json.dumps([sys.executable, "-c", "raise SystemExit(3)"])
 
         def break_server(conn: Connection) -> None:
-            conn.exec_driver_sql("UPDATE mcp_servers SET command = ? WHERE name = 't'",
-                                 (broken,))
+            conn.execute(text("UPDATE mcp_servers SET command = :c WHERE name = 't'"),
+                         {"c": broken})
 
         await h.rt.db.write(break_server)
         await h.start_scheduler()
