@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import tmproot
 from tests.support.daemon import Wizd
 
 
@@ -21,6 +22,7 @@ def pytest_configure(config: pytest.Config) -> None:
     """
     if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+    tmproot.choose(config)
 
 
 @pytest.fixture(autouse=True)
