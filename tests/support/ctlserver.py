@@ -30,6 +30,7 @@ import gc
 import io
 import json
 import os
+import pkgutil  # noqa: F401  (runpy.run_path imports it)
 import runpy
 import signal
 import socket
@@ -43,11 +44,23 @@ import traceback
 import prompt_toolkit  # noqa: F401
 import rich.cells  # noqa: F401
 import typer._adapters  # noqa: F401
+import typer._click.decorators  # noqa: F401
 
 import wizctl.chat_tty  # noqa: F401
 import wizctl.cli  # noqa: F401
 import wizctl.main  # noqa: F401
 import wizctl.service  # noqa: F401
+
+# pydantic looks for its plugins (reading every installed package's metadata)
+# the first time it builds a validator outside typer's adapters, which every
+# command does: looked for once here, the answer is kept by every fork (a run
+# whose PYDANTIC_ variables differ is exec'd: tests.support.ctlrun).
+try:
+    from pydantic.plugin._loader import get_plugins
+except ImportError:  # another pydantic: the children look for themselves
+    pass
+else:
+    get_plugins()
 
 # The encoding and error handler Python gave this server's stdin and stdout
 # (started without PYTHONIOENCODING; the locale is the children's: a run whose
