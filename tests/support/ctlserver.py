@@ -25,6 +25,7 @@ stderr of the run):
 from __future__ import annotations
 
 import atexit
+import faulthandler
 import fcntl
 import gc
 import io
@@ -179,6 +180,9 @@ if __name__ == "__main__":
     # What is imported stays put: the children's garbage collections leave it
     # alone, so its pages are shared with them instead of copied into each.
     gc.freeze()
+    # A forked wizctl that a test gives up on is sent SIGABRT: its Python
+    # stacks then go to its own stderr (descriptor 2, the test's pipe or pty).
+    faulthandler.enable()
     channel = socket.socket(fileno=int(sys.argv[1]))
     child = serve(channel)
     if child is None:
