@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import tmproot
 from tests.support.daemon import Wizd
 from tests.support.engines import ENGINES, database_at
 
@@ -22,6 +23,7 @@ def pytest_configure(config: pytest.Config) -> None:
     """
     if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+    tmproot.choose(config)
     config.addinivalue_line(
         "markers", "sqlite_only(reason): holds for SQLite only; not run on PostgreSQL")
 

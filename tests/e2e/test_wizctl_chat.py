@@ -121,8 +121,14 @@ class Pty:
         try:
             return self.proc.wait(timeout=max(deadline - time.monotonic(), 1))
         except subprocess.TimeoutExpired:
+            state = _process_state(self.proc.pid)
+            # A forked wizctl prints its Python stacks on SIGABRT (tests/support/ctlserver.py).
+            self.proc.send_signal(signal.SIGABRT)
+            end = time.monotonic() + 5
+            while self._read(end) and time.monotonic() < end:
+                pass
             raise AssertionError(f"wizctl still running after {DEADLINE:g} s:\n"
-                                 f"{_process_state(self.proc.pid)}\n{self.out!r}") from None
+                                 f"{state}\n{self.out!r}") from None
 
     def close(self) -> None:
         if self.proc.poll() is None:

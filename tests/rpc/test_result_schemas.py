@@ -51,18 +51,27 @@ class Checker:
         self.components = closed(document["components"])
         self.results = {m["name"]: m["result"]["schema"] for m in document["methods"]}
         self.notifications = document["x-notification-params"]
+        # One validator per schema, its schema checked once: checking the
+        # schema against the metaschema again for every value cost the test
+        # more than the daemon's work.
+        self._validators: dict[tuple[str, str], jsonschema.Draft202012Validator] = {}
 
-    def validate(self, schema: dict[str, Any], value: Any) -> None:
-        """Raises jsonschema.ValidationError."""
-        root = {**schema, "components": self.components}
-        jsonschema.Draft202012Validator.check_schema(root)
-        jsonschema.Draft202012Validator(root).validate(value)
+    def _validator(self, kind: str, name: str,
+                   schema: dict[str, Any]) -> jsonschema.Draft202012Validator:
+        key = (kind, name)
+        if key not in self._validators:
+            root = {**schema, "components": self.components}
+            jsonschema.Draft202012Validator.check_schema(root)
+            self._validators[key] = jsonschema.Draft202012Validator(root)
+        return self._validators[key]
 
     def result(self, method: str, value: Any) -> None:
-        self.validate(self.results[method], value)
+        """Raises jsonschema.ValidationError."""
+        self._validator("result", method, self.results[method]).validate(value)
 
     def notification(self, method: str, params: Any) -> None:
-        self.validate(self.notifications[method], params)
+        """Raises jsonschema.ValidationError."""
+        self._validator("notification", method, self.notifications[method]).validate(params)
 
 
 class Recorder:

@@ -36,12 +36,13 @@ WIZCTL = str(Path(sys.executable).with_name("wizctl"))
 # of forking a pre-imported one (to rule the fork servers out when a test fails oddly).
 EXEC_ALWAYS = os.environ.get("WIZ_TESTS_EXEC") == "1"
 
-# Read by Python itself before any code runs, or by typer when imported: a
-# run whose environment differs from the server's in these is exec'd. (The
+# Read by Python itself before any code runs, by typer when imported, or by
+# pydantic when it looks for its plugins (once, in the server): a run whose
+# environment differs from the server's in these is exec'd. (The
 # child builds its standard streams again from its own PYTHONUNBUFFERED and
 # PYTHONIOENCODING, and sets sys.dont_write_bytecode from its own environment.)
 APPLIED_IN_CHILD = {"PYTHONUNBUFFERED", "PYTHONIOENCODING", "PYTHONDONTWRITEBYTECODE"}
-STARTUP_PREFIXES = ("PYTHON", "TYPER", "_TYPER", "TERMINAL_WIDTH", "LC_", "LANG")
+STARTUP_PREFIXES = ("PYTHON", "TYPER", "_TYPER", "PYDANTIC", "TERMINAL_WIDTH", "LC_", "LANG")
 
 # Exec'd for a terminal: take stdin (the pty) as the controlling terminal of
 # the new session, then exec the command (what a shell does when it starts a job).

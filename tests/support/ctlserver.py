@@ -25,11 +25,13 @@ stderr of the run):
 from __future__ import annotations
 
 import atexit
+import faulthandler
 import fcntl
 import gc
 import io
 import json
 import os
+import pkgutil  # noqa: F401  (runpy.run_path imports it)
 import runpy
 import signal
 import socket
@@ -43,11 +45,23 @@ import traceback
 import prompt_toolkit  # noqa: F401
 import rich.cells  # noqa: F401
 import typer._adapters  # noqa: F401
+import typer._click.decorators  # noqa: F401
 
 import wizctl.chat_tty  # noqa: F401
 import wizctl.cli  # noqa: F401
 import wizctl.main  # noqa: F401
 import wizctl.service  # noqa: F401
+
+# pydantic looks for its plugins (reading every installed package's metadata)
+# the first time it builds a validator outside typer's adapters, which every
+# command does: looked for once here, the answer is kept by every fork (a run
+# whose PYDANTIC_ variables differ is exec'd: tests.support.ctlrun).
+try:
+    from pydantic.plugin._loader import get_plugins
+except ImportError:  # another pydantic: the children look for themselves
+    pass
+else:
+    get_plugins()
 
 # The encoding and error handler Python gave this server's stdin and stdout
 # (started without PYTHONIOENCODING; the locale is the children's: a run whose
@@ -166,6 +180,9 @@ if __name__ == "__main__":
     # What is imported stays put: the children's garbage collections leave it
     # alone, so its pages are shared with them instead of copied into each.
     gc.freeze()
+    # A forked wizctl that a test gives up on is sent SIGABRT: its Python
+    # stacks then go to its own stderr (descriptor 2, the test's pipe or pty).
+    faulthandler.enable()
     channel = socket.socket(fileno=int(sys.argv[1]))
     child = serve(channel)
     if child is None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import atexit
 import gc
+import importlib
 import json
 import os
 import sys
@@ -41,6 +42,22 @@ import typer._adapters  # noqa: F401
 
 import wizd.app  # noqa: F401
 import wizd.cli
+import wizd.logs  # noqa: F401
+
+# What a wizd imports on its first reply, where wizd and the SDK import lazily:
+# wizd's provider (httpx, which brings rich and pygments for its command-line
+# tool), the SDK's chat resources (loaded on first use) and streaming helpers,
+# and the transport its HTTP client builds (httpcore, h11, truststore). A wizd
+# that replied once spent most of its CPU importing them.
+_FIRST_REPLY = ("wizd.llm.openai_provider", "wizd.llm.offline", "openai.resources.chat.chat",
+                "openai.resources.chat.completions.completions", "openai.lib.streaming.chat",
+                "httpcore2", "httpcore", "h11", "truststore", "certifi", "jiter", "encodings.idna",
+                "concurrent.futures.thread", "pwd", "typer._click.decorators")
+for _name in _FIRST_REPLY:
+    try:
+        importlib.import_module(_name)
+    except ImportError:  # a transport the installed SDK does not use
+        pass
 
 
 def _child(request: dict[str, object]) -> None:

@@ -104,7 +104,10 @@ def main() -> None:
     parser.add_argument("--http", action="store_true")
     args = parser.parse_args()
     if args.pid_file:
-        args.pid_file.write_text(str(os.getpid()))
+        # Whole or not there: tests read it as soon as it exists.
+        partial = args.pid_file.with_name(args.pid_file.name + ".partial")
+        partial.write_text(str(os.getpid()))
+        partial.replace(args.pid_file)
     server = build(args.counter, args.hang_listing)
     sys.stderr.write("wiz-test MCP server up\n")
     if args.http:

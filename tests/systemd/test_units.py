@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -31,15 +32,23 @@ def test_install_points_execstart_at_wizd_and_changes_nothing_else() -> None:
 
 @pytest.mark.skipif(ANALYZE is None, reason="systemd-analyze is not installed (it comes with "
                                             "systemd); the units cannot be verified here")
-def test_systemd_analyze_verifies_the_installed_units_without_a_warning(tmp_path: Path) -> None:
+def test_systemd_analyze_verifies_the_installed_units_without_a_warning(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert ANALYZE is not None and WIZD.exists()
     for name in service.UNITS:
         (tmp_path / name).write_text(service.unit_text(name, WIZD))
-    # --user: as the per-user manager would load them (%h, %t); it needs XDG_RUNTIME_DIR,
-    # which the autouse fixture points at a private folder.
+    # --user: as the per-user manager would load them (%h, %t); it needs XDG_RUNTIME_DIR.
+    # A short private one: verify also loads the machine's own user units, whose
+    # socket paths under %t must fit a socket address (108 bytes), which one
+    # under tmp_path need not.
+    runtime = tempfile.mkdtemp(prefix="xdg-")
+    monkeypatch.setenv("XDG_RUNTIME_DIR", runtime)
     units = [str(tmp_path / name) for name in service.UNITS]
-    done = subprocess.run([ANALYZE, "--user", "verify", *units], capture_output=True, text=True,
-                          timeout=60, check=False)
+    try:
+        done = subprocess.run([ANALYZE, "--user", "verify", *units], capture_output=True,
+                              text=True, timeout=60, check=False)
+    finally:
+        shutil.rmtree(runtime)
     # verify exits 0 on an unknown or misspelt option ("..., ignoring"): no output is the bar.
     assert (done.returncode, done.stdout + done.stderr) == (0, "")
 
