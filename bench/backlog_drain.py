@@ -73,7 +73,7 @@ def one_run(base: Path, count: int, backend: str) -> tuple[float, float]:
     """Milliseconds per job (wall, from the daemon's clock; wizd's CPU) to drain
     ``count`` jobs of one group."""
     w = Wizd(base, extra_args=["--log-level", "warning", "--backend", backend])
-    w.start()
+    w.start(fork=False)  # as users run it: python -m wizd
     try:
         assert w.proc is not None
         agent = w.call("agent.create", name="ada", role="Researcher", backstory="b", goal="g")

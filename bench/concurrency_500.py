@@ -49,7 +49,7 @@ def one_run(
 ) -> tuple[float, int]:
     env = {"WIZ_CONCURRENCY": str(args.concurrency)}
     w = Wizd(base, extra_args=["--log-level", "warning", "--backend", args.backend], env=env)
-    w.start()
+    w.start(fork=False)  # as users run it: python -m wizd
     try:
         provider = w.call("provider.create", name="slow", type="openai", default_model="gpt-test",
                           base_url=server.base_url)

@@ -210,7 +210,7 @@ def run_wiz(base: Path, args: argparse.Namespace) -> dict[str, float]:
     # overflows it within one phase; the others never hold more than a few.
     w = Wizd(base, extra_args=["--log-level", "warning", "--backend", args.backend],
              env={"WIZ_SUBSCRIBER_BUFFER": "256"})
-    w.start()
+    w.start(fork=False)  # as users run it: python -m wizd
     try:
         assert w.proc is not None
         project = w.call("project.create", name="bench")

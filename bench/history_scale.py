@@ -55,7 +55,7 @@ ENV = {"WIZ_KEEP_FINISHED_JOBS": "0", "WIZ_KEEP_FINISHED_DAYS": "0"}
 def build(base: Path, messages: int, jobs: int, conversations: int, backend: str) -> dict[str, Any]:
     """A database with this history; what the measurements need to know of it."""
     w = Wizd(base, extra_args=["--log-level", "warning", "--backend", backend], env=ENV)
-    w.start()
+    w.start(fork=False)  # as users run it: python -m wizd
     try:
         agent = w.call("agent.create", name="ada", role="Researcher", backstory="b", goal="g")
         me = w.call("user.me")["id"]

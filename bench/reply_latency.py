@@ -48,7 +48,7 @@ def percentile(samples: list[float], q: float) -> float:
 def one_run(base: Path, messages: int, backend: str) -> tuple[list[float], list[float]]:
     """Milliseconds per reply: as the client saw it, and inside the daemon."""
     w = Wizd(base, extra_args=["--log-level", "warning", "--backend", backend])
-    w.start()
+    w.start(fork=False)  # as users run it: python -m wizd
     try:
         agent = w.call("agent.create", name="ada", role="Researcher", backstory="b", goal="g")
         dm = w.call("dm.create", participants=[agent["id"]])["id"]

@@ -83,7 +83,7 @@ def measure(path: Path, channel: Any, args: argparse.Namespace) -> dict[str, flo
 
 def run_wiz(base: Path, args: argparse.Namespace) -> dict[str, float]:
     w = Wizd(base, extra_args=["--log-level", "warning", "--backend", args.backend])
-    w.start()
+    w.start(fork=False)  # as users run it: python -m wizd
     try:
         project = w.call("project.create", name="bench")
 

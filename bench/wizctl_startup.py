@@ -57,7 +57,7 @@ def main() -> int:
     ap.add_argument("--backend", default="trio", choices=["trio", "asyncio"])
     opts = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="wiz-startup-") as tmp:
-        wizd = Wizd(Path(tmp) / "wizd", extra_args=["--backend", opts.backend]).start()
+        wizd = Wizd(Path(tmp) / "wizd", extra_args=["--backend", opts.backend]).start(fork=False)
         try:
             env = dict(os.environ, WIZ_SOCKET=str(wizd.socket))
             for cmd in COMMANDS.values():  # warm-up: page cache, .pyc files
