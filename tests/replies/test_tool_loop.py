@@ -129,6 +129,25 @@ async def test_parallel_calls_run_and_answer_in_order(tmp_path: Path, mock_clock
         assert counted(tmp_path) == 1
 
 
+async def test_a_call_id_repeated_in_a_later_step_gets_an_id_of_its_own(
+        tmp_path: Path, mock_clock: Any) -> None:
+    """Calls are stored and found by id: a model (or a server sending no ids)
+    that repeats an earlier step's id must not make the later call overwrite
+    the earlier one's row, nor lose its own."""
+    async with setup(tmp_path) as (h, srv, ada, dm):
+        srv.enqueue(Reply(tool_calls=[Call("t__echo", {"text": "one"}, id="x")]),
+                    Reply(tool_calls=[Call("t__echo", {"text": "two"}, id="x")]),
+                    Reply(text="done"))
+        [job_id] = await h.send(dm, "twice")
+        await h.events.job(job_id, "completed")
+        rows = [(r.step, r.position, r.tool_state, r.content)
+                for r in await h.rt.db.read(step_store.of_job, job_id) if r.role == "tool"]
+        assert rows == [(1, 1, "done", "one"), (2, 1, "done", "two")]
+        last = srv.requests[-1].body["messages"]
+        ids = [m["tool_call_id"] for m in last if m["role"] == "tool"]
+        assert len(set(ids)) == 2 and ids[0] == "x"
+
+
 async def test_the_step_limit_ends_the_reply_with_a_clear_message(
         tmp_path: Path, mock_clock: Any) -> None:
     async with setup(tmp_path, max_steps=2) as (h, srv, ada, dm):

@@ -127,10 +127,12 @@ class _Loop:
                                   provider=self.inputs.provider.name)
         return completion
 
-    async def store_turn(self, number: int, completion: Completion) -> Step:
+    async def store_turn(self, number: int, completion: Completion, taken: set[str]) -> Step:
+        """Store the model's turn ``number`` that asks for tools; ``taken``: the
+        call ids of the reply's earlier steps (a call's row is found by its id)."""
         inputs, now = self.inputs, self.ctx.rt.clock.now_ms()
         usage = completion.usage or {}
-        calls = _unique_ids(completion.tool_calls, number)
+        calls = _unique_ids(completion.tool_calls, number, taken)
 
         def tx(conn: Connection) -> None:
             store.add_assistant(
@@ -275,7 +277,8 @@ async def run_tool_loop(ctx: JobContext, inputs: ReplyInputs, on_delta: OnDelta
         completion = await loop.ask(messages)
         if not completion.tool_calls:
             return dataclasses.replace(completion, usage=_total(steps, completion.usage))
-        step = await loop.store_turn(len(steps) + 1, completion)
+        taken = {c.id for earlier in steps for c in earlier.turn.tool_calls}
+        step = await loop.store_turn(len(steps) + 1, completion, taken)
         waiting = await loop.finish_step(step)
         if waiting:
             return AwaitingApproval(inputs, tuple(waiting))
@@ -328,9 +331,11 @@ def _total(steps: list[Step], last: dict[str, int] | None) -> dict[str, int] | N
     return total
 
 
-def _unique_ids(calls: tuple[ToolCall, ...], number: int) -> tuple[ToolCall, ...]:
-    """The calls with ids unique within the reply (a server may send none, or repeat one)."""
-    seen: set[str] = set()
+def _unique_ids(calls: tuple[ToolCall, ...], number: int, taken: set[str]
+                ) -> tuple[ToolCall, ...]:
+    """The calls with ids unique within the reply: a server may send none, or
+    repeat one, within a step or from an earlier step (``taken``)."""
+    seen = set(taken)
     unique = []
     for index, call in enumerate(calls):
         call_id = call.id
