@@ -23,7 +23,7 @@ from typing import Annotated
 import typer
 
 from . import config as config_mod
-from .errors import DaemonBusy, SchemaError, StorageUnavailable, WizError
+from .errors import DaemonBusy, SchemaError, StorageUnavailable, WizError, sole
 
 # No rich tracebacks: a crash is one log line (journald keeps one entry per line).
 # Plain help (rich_markup_mode=None), as wizctl's (wizctl/commands/base.py SETTINGS).
@@ -107,7 +107,7 @@ def main_command(
     except Exception as exc:
         # Non-zero either way, so that systemd's Restart=on-failure applies:
         # a disk may get space again, another wizd may stop.
-        error = _sole(exc)
+        error = sole(exc)
         if isinstance(error, (StorageUnavailable, SchemaError)):
             log.error("%s", error.message)
             raise typer.Exit(EXIT_STORAGE) from None
@@ -116,13 +116,6 @@ def main_command(
         else:
             log.critical("wizd crashed: %r", error, exc_info=error)
         raise typer.Exit(EXIT_CRASH) from None
-
-
-def _sole(exc: BaseException) -> BaseException:
-    """The one exception inside nested single-member exception groups."""
-    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
-    return exc
 
 
 @app.command("config")

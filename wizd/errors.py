@@ -25,6 +25,14 @@ from __future__ import annotations
 from typing import Any
 
 
+def sole(exc: BaseException) -> BaseException:
+    """The one exception inside nested single-member exception groups (what a
+    task group raises for the one child that failed), else ``exc`` itself."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
 class WizError(Exception):
     """Base of every error wizd raises on purpose."""
 

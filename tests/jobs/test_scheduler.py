@@ -344,6 +344,27 @@ async def test_attempts_run_out(tmp_path: Path, autojump_clock: MockClock) -> No
         assert failed["failure_reason"] == "internal error; see the wizd log"
 
 
+@pytest.mark.trio
+async def test_a_failure_inside_a_processors_task_group_is_judged_as_itself(
+        tmp_path: Path, autojump_clock: MockClock) -> None:
+    """A processor running work in a task group gets its one failing child's
+    error wrapped in an exception group: the queue still sees a provider's
+    error (retried, its own words as the reason), not an unexpected one."""
+
+    async def grouped(ctx: JobContext) -> None:
+        async def child() -> None:
+            raise ProviderAuthError("bad key", status=401)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(child)
+
+    async with harness(tmp_path, processors={"noop": grouped}) as h:
+        job = await h.add_job(max_attempts=3)
+        failed = await h.events.job(job["id"], "failed")
+    assert failed["attempts"] == 1  # never retried, as a bare ProviderAuthError
+    assert failed["failure_reason"] == "provider: bad key (HTTP 401)"
+
+
 @pytest.mark.anyio
 async def test_an_internal_error_is_a_plain_reason_for_clients_and_a_traceback_in_the_log(
     tmp_path: Path, caplog: pytest.LogCaptureFixture

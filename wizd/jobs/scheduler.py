@@ -45,7 +45,7 @@ import anyio.lowlevel
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from sqlalchemy import Connection
 
-from ..errors import StorageUnavailable, WizError
+from ..errors import StorageUnavailable, WizError, sole
 from ..objects import Job
 from ..services.runtime import Runtime
 from ..store import jobs as store
@@ -310,7 +310,10 @@ class Scheduler:
             try:
                 return _Outcome(result=await processor(JobContext(self.rt, job)))
             except Exception as exc:
-                return _Outcome(error=exc)
+                # A processor's task group wraps the failure of its one child
+                # in a group: judged (retryable or not) and told as the failure.
+                error = sole(exc)
+                return _Outcome(error=error if isinstance(error, Exception) else exc)
         # Only our own scope's cancellation ends up here (job.cancel); a
         # shutdown's propagates.
         return _Outcome(failure=Failure("cancelled", cancelled=True))
