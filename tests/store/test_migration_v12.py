@@ -38,6 +38,11 @@ def test_v12_from_v11_keeps_llm_messages_and_adds_the_tool_columns(tmp_path: Pat
         plan = conn.execute("EXPLAIN QUERY PLAN SELECT * FROM llm_messages WHERE reply_to = 'm1'"
                             " AND author_id = 'u' ORDER BY step, position").fetchall()
         assert "llm_messages_steps" in repr(plan)
+        assert migrate(path, upto=13) == (12, 13)
+        # job.get and approvals find a job's steps without a scan of every row.
+        [(sql,)] = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'llm_messages_job'"
+                                ).fetchall()
+        assert "ON llm_messages (job_id)" in sql
         columns = [r[1] for r in conn.execute("PRAGMA table_info(agents)")]
         assert columns[-2:] == ["tools", "max_steps"]
     finally:

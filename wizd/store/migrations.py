@@ -368,7 +368,14 @@ CREATE INDEX llm_messages_steps ON llm_messages (reply_to, author_id, step, posi
     WHERE reply_to IS NOT NULL;
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10, _V11, _V12)
+# The steps of one job (job.get, job.approve/deny): without it, a scan of
+# every LLM message ever stored.
+_V13 = """
+CREATE INDEX llm_messages_job ON llm_messages (job_id) WHERE job_id IS NOT NULL;
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10, _V11, _V12,
+                               _V13)
 LATEST = len(MIGRATIONS)
 
 
