@@ -19,7 +19,7 @@ from sqlalchemy import Connection, text
 from tests.support import postgres as pg_support
 from wizd.errors import Conflict, SchemaError, StorageUnavailable
 from wizd.store import messages, postgres, schema, users
-from wizd.store.database import Database
+from wizd.store.database import Database, raw
 from wizd.store.migrations import LATEST, MIGRATIONS
 from wizd.store.migrations_pg import PG_MIGRATIONS
 from wizd.store.search import BadMatch, tsquery
@@ -191,6 +191,38 @@ async def test_a_refused_row_never_shows_its_values() -> None:
             assert "not-null" in caught.value.message
             shown = "".join(traceback.format_exception(caught.value))
             assert secret not in shown and "Failing row" not in shown
+        finally:
+            await db.close()
+
+
+async def test_a_read_that_fails_leaves_its_connection_as_new() -> None:
+    """A read that raises (after a statement, or in one) is rolled back: the
+    next reads on the same connection see what was committed since, and work."""
+    with pg_support.database() as url:
+        db = Database(url)
+        await db.open()
+        try:
+            # Through raw(), as the hot statements are: no SQLAlchemy
+            # transaction bookkeeping whose rollback would hide a missing one.
+            def count(conn: Connection) -> int:
+                return int(raw(conn).execute("SELECT count(*) FROM users").fetchone()[0])
+
+            def count_then_fail(conn: Connection) -> None:
+                count(conn)
+                raise LookupError("after a statement")
+
+            def bad_statement(conn: Connection) -> None:
+                raw(conn).execute("SELECT * FROM no_such_table")
+
+            before = await db.read(count)
+            with pytest.raises(LookupError):
+                await db.read(count_then_fail)
+            await db.write(lambda conn: users.insert(
+                conn, id="u1", name="ada", type="human", now_ms=1))
+            assert await db.read(count) == before + 1  # a new snapshot
+            with pytest.raises(Exception):  # noqa: B017 - the driver's error, any
+                await db.read(bad_statement)
+            assert await db.read(count) == before + 1
         finally:
             await db.close()
 

@@ -154,7 +154,7 @@ def _transaction(conn: Connection, begin: str, fn: Callable[..., T], *args: Any)
         return result
     except BaseException:
         if not isinstance(db, sqlite3.Connection):
-            _pg_rollback(db)
+            _pg_rollback(conn.connection.dbapi_connection)  # psycopg's, not the Raw wrapper
         elif db.in_transaction:
             try:
                 db.execute("ROLLBACK")
@@ -622,7 +622,8 @@ def _usable(conn: Connection) -> bool:
             conn.rollback()
         if conn.dialect.name == "postgresql":
             db = conn.connection.dbapi_connection
-            if db is None or db.closed or db.broken:
+            # Usable again only if back out of every transaction (IDLE).
+            if db is None or db.closed or db.broken or db.info.transaction_status != 0:
                 return False
         return not conn.invalidated and not conn.closed
     except Exception as exc:
