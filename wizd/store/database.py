@@ -295,8 +295,6 @@ class Database:
     async def _open_pg(self, url: str) -> None:
         from . import postgres
 
-        self.schema_before, self.schema_after = await anyio.to_thread.run_sync(
-            lambda: postgres.migrate(url, latest=LATEST))
         # No reset on return: the runner ends its transactions itself, and
         # closing a connection the server dropped must not log a failed rollback.
         engine = create_engine(postgres.engine_url(url), poolclass=NullPool,
@@ -304,7 +302,11 @@ class Database:
                                pool_reset_on_return=None)
         event.listen(engine, "connect", lambda dbapi_conn, _record: postgres.prepare(dbapi_conn))
         self._engine = engine
+        # The write connection first: it takes the node lock, so a wizd that
+        # another one's database refuses leaves its schema as it found it.
         self._writer = await anyio.to_thread.run_sync(self._open_writer)
+        self.schema_before, self.schema_after = await anyio.to_thread.run_sync(
+            lambda: postgres.migrate(url, latest=LATEST))
 
     def _open_writer(self) -> Connection:
         assert self._engine is not None, "the database is not open"
