@@ -122,5 +122,18 @@ def test_db_takes_a_postgresql_url_from_every_layer_and_hides_its_password(
     socket_only = "postgresql:///wiz?host=/run/postgresql&password=s3cret"
     assert config.load({"db": socket_only}, environ={}).db_shown == (
         "postgresql:///wiz?host=/run/postgresql&password=***")
+    ssl = "postgresql://wiz@db.example/wiz?sslpassword=k3y&sslmode=require"
+    assert config.load({"db": ssl}, environ={}).db_shown == (
+        "postgresql://wiz@db.example/wiz?sslpassword=***&sslmode=require")
     path = config.load({"db": "wiz.db"}, environ={})
     assert path.db_path == Path.cwd() / "wiz.db" and path.db_shown == str(Path.cwd() / "wiz.db")
+
+
+def test_a_url_wizd_cannot_use_is_refused_not_taken_for_a_file() -> None:
+    """SQLAlchemy's spelling of a PostgreSQL URL (or another database's) is not
+    a path: it is refused, saying what wizd takes."""
+    for url in ("postgresql+psycopg://wiz:s3cret@db.example/wiz", "mysql://db/wiz"):
+        with pytest.raises(InvalidInput) as caught:
+            config.load({"db": url}, environ={})
+        assert "is not a database wizd knows" in caught.value.message
+        assert "s3cret" not in caught.value.message

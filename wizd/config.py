@@ -31,7 +31,7 @@ from typing import Any, cast
 
 from .errors import InvalidInput
 from .objects import Settings
-from .store.urls import is_url, shown
+from .store.urls import is_url, shown, unknown_scheme
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
@@ -148,6 +148,9 @@ def _coerce(name: str, raw: Any, origin: str, base: Path) -> Any:
     if isinstance(raw, Path):
         raw = str(raw)
     if name == "db" and is_url(raw):
+        problem = unknown_scheme(raw)
+        if problem is not None:
+            raise bad(problem)
         return raw
     if kind is Path:
         if not isinstance(raw, str) or not raw:
