@@ -148,6 +148,20 @@ async def test_a_call_id_repeated_in_a_later_step_gets_an_id_of_its_own(
         assert len(set(ids)) == 2 and ids[0] == "x"
 
 
+async def test_nul_from_a_tool_or_the_model_is_stored_as_a_replacement_character(
+        tmp_path: Path, mock_clock: Any) -> None:
+    """A tool's result and a model's text may hold NUL, which PostgreSQL's text
+    refuses: stored (and shown to the model) as U+FFFD, on both engines."""
+    async with setup(tmp_path) as (h, srv, ada, dm):
+        srv.enqueue(Reply(tool_calls=[Call("t__echo", {"text": "a\x00b"}, id="n")]),
+                    Reply(text="c\x00d"))
+        [job_id] = await h.send(dm, "nul")
+        await h.events.job(job_id, "completed")
+        [row] = [r for r in await h.rt.db.read(step_store.of_job, job_id) if r.role == "tool"]
+        assert row.content == "a\ufffdb"
+        assert (await h.messages(dm))[-1]["content"] == "c\ufffdd"
+
+
 async def test_the_step_limit_ends_the_reply_with_a_clear_message(
         tmp_path: Path, mock_clock: Any) -> None:
     async with setup(tmp_path, max_steps=2) as (h, srv, ada, dm):

@@ -28,7 +28,8 @@ async def channel(rt: Runtime) -> dict:
 async def test_refusals(rt: Runtime) -> None:
     await agent(rt, "ada")
     dm = await conversations.create_dm(rt, participants=["ada"])
-    for content, field in (("", "content"), ("  \n", "content"), ("x" * 100_001, "content")):
+    for content, field in (("", "content"), ("  \n", "content"), ("x" * 100_001, "content"),
+                           ("a\x00b", "content")):  # NUL: no PostgreSQL text takes it
         with pytest.raises(InvalidInput) as info:
             await messages.send(rt, conversation_id=dm["id"], content=content)
         assert info.value.field == field

@@ -114,6 +114,12 @@ def utf8_size(text: str) -> int:
     return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
 
 
+def storable(text: str) -> str:
+    """``text`` with NUL characters replaced (U+FFFD): a model or a tool may
+    send them, and PostgreSQL's text columns refuse them where SQLite's take them."""
+    return text.replace("\x00", "\ufffd") if "\x00" in text else text
+
+
 def cut_utf8(text: str, max_bytes: int) -> str:
     """The longest start of ``text`` whose UTF-8 form fits in ``max_bytes``.
 

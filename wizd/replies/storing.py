@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from sqlalchemy import Connection
 
 from ..errors import Conflict, NotFound
-from ..llm.base import ChatMessage
+from ..llm.base import ChatMessage, storable
 from ..objects import Message
 from ..services import conversations
 from ..services.messages import insert_message
@@ -40,6 +40,7 @@ def store_reply(
     trigger: a reply happens at most once per (trigger, agent), which the
     ``messages_one_reply`` unique index enforces even if this check were wrong.
     """
+    content = storable(content)
     if store.existing_reply(conn, trigger_id, agent_user_id) is not None:
         return None
     try:

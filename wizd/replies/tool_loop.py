@@ -47,7 +47,16 @@ from sqlalchemy import Connection
 from ..errors import McpServerError, ProviderTimeout, WizError
 from ..jobs.queue import JobContext
 from ..llm import providers
-from ..llm.base import ChatMessage, ChatRequest, Completion, OnDelta, ToolCall, cut_utf8, utf8_size
+from ..llm.base import (
+    ChatMessage,
+    ChatRequest,
+    Completion,
+    OnDelta,
+    ToolCall,
+    cut_utf8,
+    storable,
+    utf8_size,
+)
 from ..services.runtime import new_id
 from ..store import steps as store
 from .inputs import ReplyInputs
@@ -137,7 +146,7 @@ class _Loop:
         def tx(conn: Connection) -> None:
             store.add_assistant(
                 conn, id=new_id(), job_id=self.job_id, reply_to=inputs.trigger_id,
-                author_id=inputs.agent_user_id, step=number, content=completion.content,
+                author_id=inputs.agent_user_id, step=number, content=storable(completion.content),
                 tool_calls=encode_calls(calls), model=completion.model,
                 prompt_tokens=usage.get("prompt_tokens"),
                 completion_tokens=usage.get("completion_tokens"), now_ms=now)
@@ -235,6 +244,7 @@ class _Loop:
         inputs, now = self.inputs, self.ctx.rt.clock.now_ms()
         tool = self.toolset.tools.get(call.name)
         name = tool.name if tool is not None else display_name(call.name)
+        result = storable(result)
 
         def tx(conn: Connection) -> None:
             if not store.finish_tool(conn, job_id=self.job_id, reply_to=inputs.trigger_id,

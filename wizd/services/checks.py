@@ -35,9 +35,12 @@ def name(field: str, value: str, *, max_len: int = MAX_NAME) -> str:
 
 
 def text(field: str, value: str, *, max_len: int) -> str:
-    """Free text (blanks kept); refuses an over-long one."""
+    """Free text (blanks kept); refuses an over-long one, and one holding NUL
+    (no text column of PostgreSQL takes it; nothing a person writes needs it)."""
     if len(value) > max_len:
         raise InvalidInput(field, f"longer than {max_len} characters")
+    if "\x00" in value:
+        raise InvalidInput(field, "must not contain NUL (U+0000)")
     return value
 
 

@@ -21,7 +21,7 @@ from ..objects import Message, MessageKind, MessageList, SentMessage
 from ..replies import triggers
 from ..store import messages as store
 from ..store.messages import MessageRow
-from . import conversations
+from . import checks, conversations
 from .runtime import Runtime, new_id
 
 MAX_CONTENT = 100_000
@@ -111,8 +111,7 @@ async def send(rt: Runtime, *, conversation_id: str, content: str) -> SentMessag
     """
     if not content.strip():
         raise InvalidInput("content", "must not be empty")
-    if len(content) > MAX_CONTENT:
-        raise InvalidInput("content", f"longer than {MAX_CONTENT} characters")
+    content = checks.text("content", content, max_len=MAX_CONTENT)
     author_id = rt.local_user_id
     now = rt.clock.now_ms()
 
