@@ -186,10 +186,13 @@ async def test_a_streamable_http_server(tmp_path: Path) -> None:
 @trio_only
 async def test_an_http_server_that_is_not_there_says_so(tmp_path: Path) -> None:
     async with running(McpManager()) as m:
-        web = ServerSpec("id-web", "web", "http", url="http://127.0.0.1:9/mcp")
+        # A token in the URL (how an HTTP server authenticates) is not shown.
+        web = ServerSpec("id-web", "web", "http",
+                         url="http://me:s3cret@127.0.0.1:9/mcp?token=t0ken")
         with pytest.raises(McpServerError, match=r"^MCP server web: failed to start: .*"
-                           r"url: http://127.0.0.1:9/mcp"):
+                           r"url: http://127.0.0.1:9/mcp\)?$") as caught:
             await m.tools(web)
+        assert "s3cret" not in caught.value.message and "t0ken" not in caught.value.message
 
 
 @trio_only

@@ -30,6 +30,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Literal, TypedDict, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 import anyio.abc
@@ -296,7 +297,11 @@ def _resolve_env(spec: ServerSpec) -> dict[str, str]:
 def _where(spec: ServerSpec) -> str:
     if spec.transport == "stdio":
         return f"command: {shlex.join(spec.command)}"
-    return f"url: {spec.url}"
+    # The URL is how an HTTP server authenticates (a token in its query or
+    # user part): errors, and so the model and the conversation, show neither.
+    parts = urlsplit(spec.url or "")
+    host = parts.netloc.rpartition("@")[2]
+    return f"url: {urlunsplit((parts.scheme, host, parts.path, '', ''))}"
 
 
 def _one_line(exc: BaseException) -> str:
