@@ -348,8 +348,8 @@ async def test_a_confirm_tool_waits_for_the_users_decision(
             job_id, "t.count", {})
         parked = await h.job(job_id)
         assert parked["status"] == "waiting"
-        assert parked["failure_reason"] == ("waiting for approval: t.count (wizctl approve JOB, "
-                                            "or deny JOB)")
+        assert parked["failure_reason"] == (f"waiting for approval: t.count (wizctl approve "
+                                            f"{job_id[:8]}, or deny {job_id[:8]})")
         assert counted(tmp_path) == 0 and len(srv.requests) == 1
 
         await approvals.decide(h.rt, job_id, approve=approve, reason="not now")

@@ -116,7 +116,7 @@ class ReplyOutcome(OutcomeHandler):
     def _park(self, conn: Connection, job: Job, data: ReplyJobData, result: AwaitingApproval,
               now_ms: int) -> Transition | None:
         """The job waits for the user's decision (it stays pending: the agent busy)."""
-        if not step_store.park_job(conn, job["id"], result.reason, now_ms):
+        if not step_store.park_job(conn, job["id"], result.reason(job["id"]), now_ms):
             return None  # cancelled meanwhile
         parked = job_store.get(conn, job["id"])
         assert parked is not None

@@ -90,10 +90,10 @@ class AwaitingApproval:
     inputs: ReplyInputs
     calls: tuple[PendingCall, ...]
 
-    @property
-    def reason(self) -> str:
+    def reason(self, job_id: str) -> str:
         names = ", ".join(c.name for c in self.calls)
-        return f"waiting for approval: {names} (wizctl approve JOB, or deny JOB)"
+        short = job_id[:8]
+        return f"waiting for approval: {names} (wizctl approve {short}, or deny {short})"
 
 
 @dataclass
