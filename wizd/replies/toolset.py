@@ -121,7 +121,10 @@ async def load(rt: Runtime, patterns: Sequence[str]) -> Toolset:
             toolset.failures[row["name"]] = exc.message
             return
         for tool in tools_of(row, infos, patterns):
-            toolset.tools.setdefault(tool.function, tool)
+            other = toolset.tools.setdefault(tool.function, tool)
+            if other is not tool:  # e.g. a-b.x and a_b.x, or names cut at 64 characters
+                log.warning("MCP tools %s and %s have the same function name %s for the "
+                            "model; only one is offered", other.name, tool.name, tool.function)
 
     async with anyio.create_task_group() as tg:
         for row in rows:
