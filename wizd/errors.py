@@ -122,11 +122,14 @@ class McpServerError(WizError):
     not start also shows its command (never its environment).
     """
 
-    def __init__(self, server: str, problem: str) -> None:
+    def __init__(self, server: str, problem: str, *, sent: bool = False) -> None:
         super().__init__(f"MCP server {server}: {problem}",
                          data={"server": server, "problem": problem})
         self.server = server
         self.problem = problem
+        # The request had reached the server when this happened (no answer in
+        # time, the connection closed): what it asked for may have been done.
+        self.sent = sent
 
 
 class UnsafePath(WizError):

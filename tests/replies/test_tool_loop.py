@@ -32,7 +32,7 @@ from tests.support.openai_server import Call, OpenAIServer, RecordedRequest, Rep
 from wizd.errors import Conflict
 from wizd.objects import Agent
 from wizd.replies import approvals
-from wizd.replies.tool_loop import TOOL_TIMEOUT, UNKNOWN
+from wizd.replies.tool_loop import TOOL_TIMEOUT, UNKNOWN, UNKNOWN_AFTER
 from wizd.services import mcp
 from wizd.services.mcp import McpServerCreate
 from wizd.store import steps as step_store
@@ -174,9 +174,13 @@ async def test_the_step_limit_ends_the_reply_with_a_clear_message(
         assert done["result"]["finish_reason"] == "step_limit"
 
 
+@pytest.mark.parametrize("idempotent", [False, True])
 async def test_a_tool_that_hangs_times_out_and_the_model_is_told(
-        tmp_path: Path, mock_clock: trio.testing.MockClock) -> None:
-    async with setup(tmp_path) as (h, srv, ada, dm):
+        tmp_path: Path, mock_clock: trio.testing.MockClock, idempotent: bool) -> None:
+    """A timed-out call may have acted: for a tool not marked idempotent the
+    model is told its outcome is unknown (not a plain error it would retry)."""
+    marks = {"idempotent": ["hang"]} if idempotent else {}
+    async with setup(tmp_path, **marks) as (h, srv, ada, dm):
         srv.enqueue(Reply(tool_calls=[Call("t__hang")]), Reply(text="it hung"))
         [job_id] = await h.send(dm, "hang")
         await h.events.wait_for(lambda e: e.method == "tool.started")
@@ -184,9 +188,13 @@ async def test_a_tool_that_hangs_times_out_and_the_model_is_told(
         mock_clock.jump(TOOL_TIMEOUT)
         await h.events.job(job_id, "completed")
         [result] = [m for m in srv.requests[1].body["messages"] if m["role"] == "tool"]
-        assert result["content"] == f"error: MCP server t: no answer within {TOOL_TIMEOUT:g} s " \
-                                    "calling hang"
-        assert h.events.of("tool.finished")[0].params["outcome"] == "error"
+        problem = f"MCP server t: no answer within {TOOL_TIMEOUT:g} s calling hang"
+        if idempotent:
+            assert result["content"] == f"error: {problem}"
+        else:
+            assert result["content"] == f"{UNKNOWN_AFTER}: {problem}"
+        assert h.events.of("tool.finished")[0].params["outcome"] == (
+            "error" if idempotent else "unknown")
 
 
 async def test_a_server_that_crashes_is_restarted_and_the_model_is_told(
@@ -197,8 +205,8 @@ async def test_a_server_that_crashes_is_restarted_and_the_model_is_told(
         [job_id] = await h.send(dm, "crash")
         await h.events.job(job_id, "completed")
         crash = [m for m in srv.requests[1].body["messages"] if m["role"] == "tool"][0]
-        assert crash["content"].startswith("error: MCP server t: the server closed the "
-                                           "connection while calling crash")
+        assert crash["content"].startswith(f"{UNKNOWN_AFTER}: MCP server t: the server closed "
+                                           "the connection while calling crash")
         echo = [m for m in srv.requests[2].body["messages"] if m["role"] == "tool"][-1]
         assert echo["content"] == "back"
 

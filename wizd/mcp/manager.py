@@ -178,13 +178,13 @@ class McpManager:
                 with anyio.fail_after(time_limit):
                     return await request(running.session)
             except TimeoutError:
-                raise McpServerError(spec.name, f"no answer within {time_limit:g} s {what}"
-                                     ) from None
+                raise McpServerError(spec.name, f"no answer within {time_limit:g} s {what}",
+                                     sent=True) from None
             except MCPError as exc:
                 if exc.code != CONNECTION_CLOSED:
                     raise McpServerError(spec.name, f"{what} failed: {exc.message}") from None
                 if running.stopped:  # by ``stop`` (removed, or wizd stopping): not again
-                    raise McpServerError(spec.name, f"stopped while {what}") from None
+                    raise McpServerError(spec.name, f"stopped while {what}", sent=True) from None
                 # It died (or closed the connection): the next use starts it anew.
                 log.warning("MCP server %s closed the connection (%s); it will be started "
                             "again", spec.name, what)
@@ -192,7 +192,7 @@ class McpManager:
                 if not retry or attempt == 2:
                     raise McpServerError(spec.name, f"the server closed the connection while "
                                          f"{what} (it exited?); it is started again on the "
-                                         "next use") from None
+                                         "next use", sent=True) from None
         raise AssertionError("unreachable")
 
     async def _forget(self, running: _Running) -> None:

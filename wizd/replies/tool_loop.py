@@ -70,6 +70,8 @@ TOOL_TIMEOUT = 60.0  # seconds a tool call may take
 MAX_RESULT_BYTES = 16 * 1024  # of a tool's result, as the model sees it
 PREVIEW_CHARS = 200  # of a result, in tool.finished
 
+UNKNOWN_AFTER = ("the outcome of this call is unknown (it may or may not have taken effect; "
+                 "the tool is not marked idempotent, so it was not run again)")
 UNKNOWN = ("the outcome of this call is unknown: wizd stopped while it ran, so it may or may "
            "not have taken effect; it was not run again (the tool is not marked idempotent)")
 
@@ -214,8 +216,14 @@ class _Loop:
         try:
             answer = await self.ctx.rt.mcp.call_tool(tool.server, tool.tool, arguments,
                                                      time_limit=TOOL_TIMEOUT)
+        except McpServerError as exc:
+            if exc.sent and not tool.idempotent:
+                # It may have acted: the model must not take it for undone and
+                # call it again, as it would after a plain error.
+                return _cut(f"{UNKNOWN_AFTER}: {exc.message}"), "unknown"
+            return _cut(f"error: {exc.message}"), "error"
         except WizError as exc:
-            return f"error: {exc.message}", "error"
+            return _cut(f"error: {exc.message}"), "error"
         text = _text_of(answer)
         if getattr(answer, "is_error", False) or getattr(answer, "isError", False):
             return f"error: {text}", "error"
@@ -372,7 +380,11 @@ def _text_of(answer: object) -> str:
     for item in getattr(answer, "content", []) or []:
         text = getattr(item, "text", None)
         parts.append(text if isinstance(text, str) else f"[{getattr(item, 'type', 'content')}]")
-    text = "\n".join(parts)
+    return _cut("\n".join(parts))
+
+
+def _cut(text: str) -> str:
+    """``text`` cut at ``MAX_RESULT_BYTES`` (the model is told how much is left out)."""
     size = utf8_size(text)
     if size > MAX_RESULT_BYTES:
         kept = cut_utf8(text, MAX_RESULT_BYTES)
