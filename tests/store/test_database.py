@@ -14,7 +14,7 @@ from sqlalchemy import Connection, select, text
 from trio.testing import MockClock
 
 from wizd.errors import StorageUnavailable
-from wizd.store.database import BUSY_TIMEOUT_MS, WAL_LIMIT, Database, Watch
+from wizd.store.database import BUSY_TIMEOUT_MS, WAL_HARD_LIMIT, WAL_LIMIT, Database, Watch
 from wizd.store.schema import users
 
 pytestmark = pytest.mark.anyio
@@ -451,5 +451,20 @@ async def test_the_wal_is_checkpointed_by_its_own_task_not_by_writes(tmp_path: P
                     await anyio.sleep(0.01)
             tg.cancel_scope.cancel()
         assert await db.read(lambda c: c.execute(text("SELECT count(*) FROM blobs")).scalar()) > 6
+    finally:
+        await db.close()
+
+
+async def test_past_the_hard_limit_a_write_waits_for_a_checkpoint(tmp_path: Path) -> None:
+    """Writes outpacing checkpoints (here: no checkpoint task at all) must not
+    grow the WAL without bound: past WAL_HARD_LIMIT a write checkpoints before
+    it returns, and the next one starts the WAL over."""
+    db = await opened(tmp_path / "wiz.db")
+    try:
+        await db.write(make_blobs)
+        while wal_bytes(db) <= WAL_HARD_LIMIT:
+            await db.write(add_blob, WAL_LIMIT // 4)
+        await db.write(add_blob, 1024)
+        assert wal_bytes(db) <= WAL_LIMIT
     finally:
         await db.close()
