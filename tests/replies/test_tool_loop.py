@@ -30,6 +30,7 @@ from tests.jobs.helpers import Harness, harness
 from tests.mcp.helpers import server_command
 from tests.support.openai_server import Call, OpenAIServer, RecordedRequest, Reply, openai_server
 from wizd.errors import Conflict
+from wizd.jobs import queue
 from wizd.objects import Agent
 from wizd.replies import approvals
 from wizd.replies.tool_loop import TOOL_TIMEOUT, UNKNOWN, UNKNOWN_AFTER
@@ -371,6 +372,21 @@ async def test_a_confirm_tool_waits_for_the_users_decision(
             assert counted(tmp_path) == 0
         with pytest.raises(Conflict):
             await approvals.decide(h.rt, job_id, approve=True)
+
+
+async def test_a_parked_job_can_be_decided_while_the_queue_is_paused(
+        tmp_path: Path, mock_clock: Any) -> None:
+    """queue.pause moves a parked job with the waiting ones: approving it then
+    is still an approval (it runs once the queue resumes)."""
+    async with setup(tmp_path, confirm=["count"]) as (h, srv, ada, dm):
+        srv.enqueue(Reply(tool_calls=[Call("t__count", id="a")]), Reply(text="decided"))
+        [job_id] = await h.send(dm, "count, please")
+        await h.events.wait_for(lambda e: e.method == "tool.approval_requested")
+        await queue.set_paused(h.rt, True)
+        await approvals.decide(h.rt, job_id, approve=True)
+        await queue.set_paused(h.rt, False)
+        await h.events.job(job_id, "completed")
+        assert counted(tmp_path) == 1
 
 
 

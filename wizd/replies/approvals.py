@@ -32,7 +32,8 @@ async def decide(rt: Runtime, job_id: str, *, approve: bool, reason: str | None 
 
     def tx(conn: Connection) -> Job:
         job = job_store.require(conn, job_id)
-        parked = (job["name"] == NAME and job["status"] == "waiting"
+        # "paused": parked, then queue.pause moved it with the other waiting jobs.
+        parked = (job["name"] == NAME and job["status"] in ("waiting", "paused")
                   and job["run_at"] == step_store.PARKED_RUN_AT)
         if not parked or not step_store.decide(conn, job_id, approved=approve,
                                                content=content, now_ms=now):

@@ -96,7 +96,7 @@ _PARK = ("UPDATE jobs SET status = 'waiting', run_at = :run_at, failure_reason =
          " updated_at = :now"
          " WHERE id = :job_id AND status = 'active'")
 _UNPARK = ("UPDATE jobs SET run_at = :now, failure_reason = NULL, updated_at = :now"
-           " WHERE id = :job_id AND status = 'waiting' AND run_at = :run_at")
+           " WHERE id = :job_id AND status IN ('waiting', 'paused') AND run_at = :run_at")
 
 
 def park_job(conn: Connection, job_id: str, reason: str, now_ms: int) -> bool:
