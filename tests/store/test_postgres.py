@@ -170,6 +170,30 @@ async def test_a_server_that_goes_away_fails_calls_until_it_is_back() -> None:
             await db.close()
 
 
+async def test_a_server_restarted_while_wizd_is_idle_costs_no_call() -> None:
+    """Connections the server dropped while nothing ran (a restart, a cut
+    session) fail at their BEGIN, before anything was done: the write and the
+    read after the restart open new ones and succeed."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="wiz-pg-own-",
+                                     ignore_cleanup_errors=True) as folder, \
+            pg_support.private_server(Path(folder)) as server:
+        db = Database(server.create())
+        await db.open()
+        try:
+            await db.write(lambda conn: users.insert(conn, id="a", name="a", type="human",
+                                                     now_ms=1))
+            assert [u["id"] for u in await db.read(users.list_live)] == ["a"]
+            server.stop(keep=True)
+            server.start_again()
+            await db.write(lambda conn: users.insert(conn, id="b", name="b", type="human",
+                                                     now_ms=2))
+            assert [u["id"] for u in await db.read(users.list_live)] == ["a", "b"]
+        finally:
+            await db.close()
+
+
 async def test_a_refused_row_never_shows_its_values() -> None:
     """PostgreSQL's error detail lists a refused row's values: the Conflict
     (and any traceback of it) carries none of them."""

@@ -137,6 +137,21 @@ def is_pg(conn: Connection) -> bool:
     return conn.dialect.name == "postgresql"
 
 
+class _Stale(Exception):
+    """BEGIN failed on a PostgreSQL connection the server had dropped (it
+    restarted, or the network cut the session while wizd was idle): nothing
+    ran, so the caller opens another connection and tries once more."""
+
+
+def _begin(db: Any, psycopg_conn: Any, begin: str) -> None:
+    try:
+        db.execute(begin)
+    except Exception:
+        if psycopg_conn is not None and (psycopg_conn.closed or psycopg_conn.broken):
+            raise _Stale from None
+        raise
+
+
 def _transaction(conn: Connection, begin: str, fn: Callable[..., T], *args: Any) -> T:
     """``fn(conn, *args)`` between ``begin`` and COMMIT (ROLLBACK if it raises).
 
@@ -147,7 +162,10 @@ def _transaction(conn: Connection, begin: str, fn: Callable[..., T], *args: Any)
     statement in ``fn`` only opens its bookkeeping, closed here after.
     """
     db = raw(conn)
-    db.execute(begin)
+    if isinstance(db, sqlite3.Connection):
+        db.execute(begin)
+    else:
+        _begin(db, conn.connection.dbapi_connection, begin)
     try:
         result = fn(conn, *args)
         db.execute("COMMIT")
@@ -179,7 +197,7 @@ def _pg_transaction(conn: Connection, changes: list[tuple[Any, ...]] | None,
     ``changes`` (when given) as SQLite's temporary triggers report it."""
     db = conn.connection.dbapi_connection
     assert db is not None
-    db.execute("BEGIN")
+    _begin(db, db, "BEGIN")
     try:
         result = fn(conn, *args)
         if changes is not None:
@@ -390,13 +408,19 @@ class Database:
             conn: Connection | None = (self._idle_readers.pop() if self._idle_readers
                                        else await anyio.to_thread.run_sync(engine.connect))
             assert conn is not None
+            begin = "BEGIN" if self.url is None else _PG_READ
             try:
                 # Deferred: a read takes no lock that a write would wait for.
-                result = await anyio.to_thread.run_sync(
-                    _transaction, conn, "BEGIN" if self.url is None else _PG_READ, fn, *args)
+                try:
+                    result = await anyio.to_thread.run_sync(_transaction, conn, begin, fn, *args)
+                except _Stale:
+                    await anyio.to_thread.run_sync(_close_quietly, conn)
+                    conn = None
+                    conn = await anyio.to_thread.run_sync(engine.connect)
+                    result = await anyio.to_thread.run_sync(_transaction, conn, begin, fn, *args)
             except BaseException:
                 with anyio.CancelScope(shield=True):
-                    if not await anyio.to_thread.run_sync(_usable, conn):
+                    if conn is not None and not await anyio.to_thread.run_sync(_usable, conn):
                         await anyio.to_thread.run_sync(_close_quietly, conn)
                         conn = None
                 raise
@@ -474,8 +498,14 @@ class Database:
                 self._writer = self._open_writer()
             conn = self._writer
             if self.url is not None:
-                req.result = _pg_transaction(
-                    conn, req.changes if self.watch is not None else None, req.fn, *req.args)
+                changes = req.changes if self.watch is not None else None
+                try:
+                    req.result = _pg_transaction(conn, changes, req.fn, *req.args)
+                except _Stale:
+                    _close_quietly(conn)
+                    self._writer = None
+                    self._writer = conn = self._open_writer()
+                    req.result = _pg_transaction(conn, changes, req.fn, *req.args)
                 return
             self._recorder.target = req.changes
             try:
