@@ -194,6 +194,23 @@ async def test_a_server_restarted_while_wizd_is_idle_costs_no_call() -> None:
             await db.close()
 
 
+async def test_connections_bound_how_long_a_dead_network_holds_them() -> None:
+    """wizd's connections carry a connect timeout and TCP keepalives (libpq's
+    defaults wait as long as the OS), except where the URL sets its own."""
+    with pg_support.database() as url:
+        db = Database(url + "&connect_timeout=3")
+        await db.open()
+        try:
+            def dsn(conn: Connection) -> str:
+                return str(raw(conn).conn.info.dsn)
+
+            shown = await db.read(dsn)
+            assert "connect_timeout=3" in shown and "keepalives_idle=30" in shown
+            assert "tcp_user_timeout=60000" in shown
+        finally:
+            await db.close()
+
+
 async def test_a_refused_row_never_shows_its_values() -> None:
     """PostgreSQL's error detail lists a refused row's values: the Conflict
     (and any traceback of it) carries none of them."""

@@ -44,7 +44,8 @@ def copy(path: Path, url: str) -> dict[str, int]:
     postgres.migrate(url, latest=LATEST)
     source = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        with psycopg.connect(url) as target, target.transaction():
+        with psycopg.connect(url, **postgres.connect_args(url)) as target, \
+                target.transaction():
             for table in schema.metadata.sorted_tables:
                 if target.execute(f"SELECT EXISTS (SELECT 1 FROM {table.name}"
                                   f"{' WHERE id != 1' if table.name == 'search_indexed' else ''})"

@@ -317,7 +317,8 @@ class Database:
         # closing a connection the server dropped must not log a failed rollback.
         engine = create_engine(postgres.engine_url(url), poolclass=NullPool,
                                hide_parameters=True, isolation_level="AUTOCOMMIT",
-                               pool_reset_on_return=None)
+                               pool_reset_on_return=None,
+                               connect_args=postgres.connect_args(url))
         event.listen(engine, "connect", lambda dbapi_conn, _record: postgres.prepare(dbapi_conn))
         self._engine = engine
         # The write connection first: it takes the node lock, so a wizd that

@@ -20,6 +20,7 @@ import logging
 import re
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlsplit
 
 import psycopg
 from psycopg.adapt import Loader
@@ -42,6 +43,26 @@ NODE_LOCK = 0x7769_7A02
 def engine_url(url: str) -> str:
     """SQLAlchemy's URL for ``url``: the psycopg (3) driver."""
     return "postgresql+psycopg://" + url.partition("://")[2]
+
+
+# libpq's defaults wait on a dead network for as long as the OS does (a
+# connect for minutes, a half-open connection for two hours): a write waiting
+# there holds every other write. These bound that, unless the URL says otherwise.
+NETWORK_DEFAULTS = {
+    "connect_timeout": "10",  # seconds
+    "keepalives": "1",
+    "keepalives_idle": "30",  # seconds idle before the first probe
+    "keepalives_interval": "10",
+    "keepalives_count": "3",
+    "tcp_user_timeout": "60000",  # ms unacknowledged data may wait
+}
+
+
+def connect_args(url: str) -> dict[str, Any]:
+    """``NETWORK_DEFAULTS`` but those ``url`` sets itself (psycopg lets keyword
+    arguments win over the URL's parameters)."""
+    given = {item.partition("=")[0] for item in urlsplit(url).query.split("&") if item}
+    return {k: v for k, v in NETWORK_DEFAULTS.items() if k not in given}
 
 
 class _Number(Loader):
@@ -115,7 +136,7 @@ def migrate(url: str, *, latest: int, upto: int | None = None,
             f"this wizd has no PostgreSQL text for schema v{len(migrations) + 1}..v{latest} "
             "(wizd/store/migrations_pg.py): it cannot run on PostgreSQL")
     upto = latest if upto is None else upto
-    with psycopg.connect(url, autocommit=True) as conn:
+    with psycopg.connect(url, autocommit=True, **connect_args(url)) as conn:
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATE_LOCK,))
             conn.execute(_VERSION_TABLE)
