@@ -114,6 +114,23 @@ def utf8_size(text: str) -> int:
     return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
 
 
+# What OpenAI allows in a function name: no dots, so ``server.tool`` is
+# offered to the model as ``server__tool``.
+_NOT_FUNCTION = re.compile(r"[^A-Za-z0-9_-]")
+MAX_FUNCTION = 64
+
+
+def function_name(server: str, tool: str) -> str:
+    """The function name the model is offered for MCP tool ``server.tool``."""
+    return _NOT_FUNCTION.sub("_", f"{server}__{tool}")[:MAX_FUNCTION]
+
+
+def display_name(function: str) -> str:
+    """``server.tool`` for a function name the model wrote, as best it can be told."""
+    server, sep, tool = function.partition("__")
+    return f"{server}.{tool}" if sep else function
+
+
 def storable(text: str) -> str:
     """``text`` with NUL characters replaced (U+FFFD): a model or a tool may
     send them, and PostgreSQL's text columns refuse them where SQLite's take them."""

@@ -34,7 +34,15 @@ import anyio
 import anyio.lowlevel
 
 from ..errors import ProviderAuthError, ProviderError
-from .base import ChatRequest, Completion, OnDelta, ProviderConfig, ToolCall, cut_utf8
+from .base import (
+    ChatRequest,
+    Completion,
+    OnDelta,
+    ProviderConfig,
+    ToolCall,
+    cut_utf8,
+    function_name,
+)
 
 __all__ = ["complete", "reply_text"]
 
@@ -46,7 +54,6 @@ _NAME = re.compile(r"^You are (.+?)\.?$", re.MULTILINE)
 _ROLE = re.compile(r"^Your role: (.+?)\.?$", re.MULTILINE)
 _PIECE = re.compile(r"\S+\s*")
 _TOOL = re.compile(r"(?<!\S)/tool\s+(\S+)(.*)$", re.MULTILINE)
-_NOT_FUNCTION = re.compile(r"[^A-Za-z0-9_-]")
 RESULT_LIMIT = 2000  # characters of a tool's result quoted in the answer
 
 
@@ -125,7 +132,7 @@ def _tool_call(text: str) -> ToolCall | None:
         key, sep, value = word.partition("=")
         if sep:
             arguments[key] = _value(value)
-    function = _NOT_FUNCTION.sub("_", f"{server}__{tool}" if tool else name)[:64]
+    function = function_name(server, tool) if tool else name
     return ToolCall("offline_1", function, json.dumps(arguments))
 
 

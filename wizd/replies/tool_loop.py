@@ -54,6 +54,7 @@ from ..llm.base import (
     OnDelta,
     ToolCall,
     cut_utf8,
+    display_name,
     storable,
     utf8_size,
 )
@@ -61,7 +62,7 @@ from ..services.runtime import new_id
 from ..store import steps as store
 from .inputs import ReplyInputs
 from .steps import Step, encode_calls
-from .toolset import Tool, Toolset, display_name
+from .toolset import Tool, Toolset
 from .toolset import load as load_toolset
 
 log = logging.getLogger(__name__)

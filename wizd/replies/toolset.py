@@ -15,14 +15,13 @@ from __future__ import annotations
 import fnmatch
 import json
 import logging
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import anyio
 
 from ..errors import WizError
-from ..llm.base import ToolSpec
+from ..llm.base import ToolSpec, function_name
 from ..mcp import ServerSpec, ToolInfo
 from ..services.mcp import spec_of
 from ..services.runtime import Runtime
@@ -30,10 +29,6 @@ from ..store import mcp_servers as server_store
 from ..store.mcp_servers import McpServerRow
 
 log = logging.getLogger(__name__)
-
-_NOT_FUNCTION = re.compile(r"[^A-Za-z0-9_-]")
-MAX_FUNCTION = 64
-
 
 def allowed(patterns: Sequence[str], name: str) -> bool:
     """Whether ``server.tool`` ``name`` matches one of ``patterns``."""
@@ -48,16 +43,6 @@ def marked(patterns: Sequence[str], tool: str) -> bool:
 def may_use_server(patterns: Sequence[str], server: str) -> bool:
     """Whether some pattern could match a tool of ``server``."""
     return any(fnmatch.fnmatchcase(server, p.split(".", 1)[0]) for p in patterns)
-
-
-def function_name(server: str, tool: str) -> str:
-    return _NOT_FUNCTION.sub("_", f"{server}__{tool}")[:MAX_FUNCTION]
-
-
-def display_name(function: str) -> str:
-    """``server.tool`` for a function name the model wrote, as best it can be told."""
-    server, sep, tool = function.partition("__")
-    return f"{server}.{tool}" if sep else function
 
 
 @dataclass(frozen=True)
