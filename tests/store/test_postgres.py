@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterator
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
@@ -139,59 +141,59 @@ async def test_an_unreachable_server_is_storage_unavailable(tmp_path: Path) -> N
     assert "s3cret" not in message and "password=***" in message
 
 
-# One backend: a server of its own costs an initdb, and the calls run in
+@asynccontextmanager
+async def on_own_server() -> AsyncIterator[tuple[pg_support.Server, Database]]:
+    """A Database on a server of the test's own (a test that stops it), holding
+    user ``a``."""
+    with tempfile.TemporaryDirectory(prefix="wiz-pg-own-",
+                                     ignore_cleanup_errors=True) as folder, \
+            pg_support.private_server(Path(folder)) as server:
+        db = Database(server.create())
+        await db.open()
+        try:
+            await add_user(db, "a")
+            yield server, db
+        finally:
+            await db.close()
+
+
+async def add_user(db: Database, uid: str) -> None:
+    await db.write(lambda conn: users.insert(conn, id=uid, name=uid, type="human", now_ms=1))
+
+
+async def user_ids(db: Database) -> list[str]:
+    return [u["id"] for u in await db.read(users.list_live)]
+
+
+# One backend each: a server of its own costs an initdb, and the calls run in
 # worker threads alike on both.
 @pytest.mark.parametrize("anyio_backend", ["trio"])
 async def test_a_server_that_goes_away_fails_calls_until_it_is_back() -> None:
     """Calls meanwhile are StorageUnavailable (nothing half done); once the
     server is back, the same Database reconnects by itself."""
-    import tempfile
-
-    with tempfile.TemporaryDirectory(prefix="wiz-pg-own-",
-                                     ignore_cleanup_errors=True) as folder, \
-            pg_support.private_server(Path(folder)) as server:
-        db = Database(server.create())
-        await db.open()
-        try:
-            await db.write(lambda conn: users.insert(conn, id="a", name="a", type="human",
-                                                     now_ms=1))
-            server.stop(keep=True)
-            for _ in range(2):
-                with pytest.raises(StorageUnavailable, match="PostgreSQL unavailable"):
-                    await db.write(lambda conn: users.insert(conn, id="b", name="b",
-                                                             type="human", now_ms=2))
-                with pytest.raises(StorageUnavailable, match="PostgreSQL unavailable"):
-                    await db.read(users.list_live)
-            server.start_again()
-            await db.write(lambda conn: users.insert(conn, id="c", name="c", type="human",
-                                                     now_ms=3))
-            assert [u["id"] for u in await db.read(users.list_live)] == ["a", "c"]
-        finally:
-            await db.close()
+    async with on_own_server() as (server, db):
+        server.stop(keep=True)
+        for _ in range(2):
+            with pytest.raises(StorageUnavailable, match="PostgreSQL unavailable"):
+                await add_user(db, "b")
+            with pytest.raises(StorageUnavailable, match="PostgreSQL unavailable"):
+                await user_ids(db)
+        server.start_again()
+        await add_user(db, "c")
+        assert await user_ids(db) == ["a", "c"]
 
 
+@pytest.mark.parametrize("anyio_backend", ["trio"])
 async def test_a_server_restarted_while_wizd_is_idle_costs_no_call() -> None:
     """Connections the server dropped while nothing ran (a restart, a cut
     session) fail at their BEGIN, before anything was done: the write and the
     read after the restart open new ones and succeed."""
-    import tempfile
-
-    with tempfile.TemporaryDirectory(prefix="wiz-pg-own-",
-                                     ignore_cleanup_errors=True) as folder, \
-            pg_support.private_server(Path(folder)) as server:
-        db = Database(server.create())
-        await db.open()
-        try:
-            await db.write(lambda conn: users.insert(conn, id="a", name="a", type="human",
-                                                     now_ms=1))
-            assert [u["id"] for u in await db.read(users.list_live)] == ["a"]
-            server.stop(keep=True)
-            server.start_again()
-            await db.write(lambda conn: users.insert(conn, id="b", name="b", type="human",
-                                                     now_ms=2))
-            assert [u["id"] for u in await db.read(users.list_live)] == ["a", "b"]
-        finally:
-            await db.close()
+    async with on_own_server() as (server, db):
+        assert await user_ids(db) == ["a"]
+        server.stop(keep=True)
+        server.start_again()
+        await add_user(db, "b")
+        assert await user_ids(db) == ["a", "b"]
 
 
 async def test_connections_bound_how_long_a_dead_network_holds_them() -> None:
