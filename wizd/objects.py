@@ -501,10 +501,11 @@ class ToolApprovalRequested(TypedDict):
 
 
 class ToolFinished(TypedDict):
-    """A tool call ended: ``outcome`` ok, error (the tool failed, timed out or
-    its server died), refused (not allowed, bad arguments) or unknown (in
-    flight when wizd stopped, not run again); ``result``: its first 200
-    characters."""
+    """A tool call ended: ``outcome`` ok, error (the tool failed; or, for an
+    idempotent tool, it timed out or its server died), refused (not allowed,
+    bad arguments) or unknown (a tool not marked idempotent that timed out,
+    lost its server, or was in flight when wizd stopped: it may have acted,
+    and is not run again); ``result``: its first 200 characters."""
 
     subscription: str
     job_id: str
