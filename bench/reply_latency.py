@@ -45,9 +45,12 @@ def percentile(samples: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def one_run(base: Path, messages: int, backend: str) -> tuple[list[float], list[float]]:
-    """Milliseconds per reply: as the client saw it, and inside the daemon."""
-    w = Wizd(base, extra_args=["--log-level", "warning", "--backend", backend])
+def one_run(base: Path, messages: int, backend: str,
+            db: str | None = None) -> tuple[list[float], list[float]]:
+    """Milliseconds per reply: as the client saw it, and inside the daemon
+    (on a SQLite file in ``base``, or on the database ``db`` names)."""
+    where = ["--db", db] if db else []
+    w = Wizd(base, extra_args=["--log-level", "warning", "--backend", backend, *where])
     w.start(fork=False)  # as users run it: python -m wizd
     try:
         agent = w.call("agent.create", name="ada", role="Researcher", backstory="b", goal="g")
