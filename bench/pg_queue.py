@@ -41,6 +41,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import statistics
 import sys
 import tempfile
@@ -87,6 +88,9 @@ def pg_server(settings: str = "default") -> Iterator[PgServer]:
     if pgsupport.bin_dir() is None:
         raise SystemExit("PostgreSQL not found (/usr/lib/postgresql/*/bin): "
                          "apt-get install postgresql")
+    # SIGTERM (timeout, kill) ends the bench through the finally below: the
+    # server does not outlive it.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with tempfile.TemporaryDirectory(prefix="wiz-bench-pg-") as tmp:
         os.chmod(tmp, 0o711)  # the server may run as another user (postgres, under root)
         server = PgServer(Path(tmp) / "pg", settings)
