@@ -69,7 +69,8 @@ async def _serve(life: Lifecycle, stop: anyio.Event) -> None:
     if clustered:
         from .cluster.bus import Bus, ClusterHub  # psycopg: never loaded on SQLite
 
-        hub: Hub = ClusterHub(config.subscriber_buffer, node, tallies)
+        cluster_hub = ClusterHub(config.subscriber_buffer, node, tallies)
+        hub: Hub = cluster_hub
     else:
         hub = Hub(config.subscriber_buffer)
     rt = Runtime(config=config, db=db, hub=hub, clock=QueueClock(), tallies=tallies,
@@ -95,11 +96,11 @@ async def _serve(life: Lifecycle, stop: anyio.Event) -> None:
         async with anyio.create_task_group() as tg:
             tg.start_soon(_wait_for_signal, stop)
             tg.start_soon(life.watchdog)
-            if isinstance(hub, ClusterHub):
+            if clustered:
                 # Messages up to the last seq at start are history; the bus
                 # publishes every later one, in order, whichever node stored it.
-                hub.cursor = tallies.last_seq
-                bus = Bus(str(config.db), hub,
+                cluster_hub.cursor = tallies.last_seq
+                bus = Bus(str(config.db), cluster_hub,
                           read_after=partial(db.read, messages.history_after, None),
                           wake=scheduler.wake, cancel=scheduler.cancel)
                 rt.cluster.request_cancel = bus.request_cancel
