@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.cluster.nodes import Recorder, nodes, recorders
+from tests.cluster.nodes import Recorder, node, nodes, recorders
 from tests.support import postgres
 from tests.support.daemon import RpcFailure, Wizd, wait_for
 from tests.support.openai_server import RecordedRequest, Reply, echo, openai_server_in_thread
@@ -173,3 +173,38 @@ def test_nodes_cut_off_from_postgresql_reconnect_by_themselves(tmp_path: Path) -
         assert refused >= 2
         assert [m["content"] for m in every if m["author_id"] != agent["user_id"]] == [
             "before", "after n1", "after n2"]
+
+
+def test_a_cancel_and_a_pause_reach_every_node(tmp_path: Path, url: str) -> None:
+    """job.cancel on one node cancels the job another node runs; queue.pause
+    on one node stops every node from starting jobs, queue.resume starts
+    them again."""
+    with openai_server_in_thread(default=Reply(hang=True)) as srv:
+        first = node(tmp_path, url, "n1").start()
+        second = node(tmp_path, url, "n2")
+        try:
+            first.call("provider.create", name="hangs", type="openai",
+                       default_model="gpt-test", base_url=srv.base_url, api_key="sk-test")
+            agent = first.call("agent.create", name="ada", role="r", backstory="b", goal="g",
+                               provider_id="hangs")
+            dm = first.call("dm.create", participants=[agent["id"]])["id"]
+            job_id = first.call("message.send", conversation_id=dm, content="hi")["jobs"][0]
+            srv.wait_for_requests(1)  # n1 runs it: n2 is not started yet
+            second.start()
+            cancelled = second.call("job.cancel", id=job_id)
+            assert (cancelled["status"], cancelled["failure_reason"]) == ("failed", "cancelled")
+            srv.wait_idle()  # n1 hung up on the model
+            texts = [m["content"] for m in stored(second, [dm])]
+            assert texts[0] == "hi" and "did not reply" in texts[1]
+
+            srv.enqueue(Reply(text="after the pause"))
+            first.call("queue.pause")
+            queued = second.call("message.send", conversation_id=dm, content="again")["jobs"][0]
+            assert second.call("job.get", id=queued)["status"] == "paused"
+            second.call("queue.resume")
+            wait_for(lambda: first.call("job.get", id=queued)["status"] == "completed")
+            assert stored(first, [dm])[-1]["content"] == "after the pause"
+            assert len(srv.requests) == 2
+        finally:
+            first.close()
+            second.close()
