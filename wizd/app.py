@@ -4,6 +4,7 @@
       lifecycle(config)          instance locks, the socket systemd passed, sd_notify
       ├── Database.open()        migrations, WAL
       ├── users.ensure_local_user
+      ├── on PostgreSQL: Membership.register, Bus.run, Membership.run (wizd/cluster/)
       ├── Scheduler.run          (tg.start: ready once jobs left active are taken back;
       │                           runs the job types of JOB_TYPES)
       ├── retention.run          (prunes finished jobs every prune_interval)

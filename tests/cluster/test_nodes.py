@@ -5,6 +5,8 @@ for the agents."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -71,6 +73,10 @@ def test_writers_on_three_nodes_every_subscriber_sees_every_message_once_in_orde
         status = ws[2].call("daemon.status")
         assert status["last_seq"] == every[-1]["seq"]
         assert {n["id"] for n in status["nodes"] if n["alive"]} == {"n1", "n2", "n3"}
+        shown = subprocess.run([sys.executable, "-m", "wizctl", "status"], capture_output=True,
+                               text=True, timeout=60, env={**ws[2].env, "WIZ_SOCKET": str(
+                                   ws[2].socket), "NO_COLOR": "1"})
+        assert "nodes:    n1, n2, n3 (this one)" in shown.stdout, shown.stdout + shown.stderr
 
 
 def _slow(request: RecordedRequest) -> Reply:
@@ -208,3 +214,22 @@ def test_a_cancel_and_a_pause_reach_every_node(tmp_path: Path, url: str) -> None
         finally:
             first.close()
             second.close()
+
+
+def test_nodes_starting_together_on_a_new_database_make_one_of_each(
+    tmp_path: Path, url: str
+) -> None:
+    """The first start creates the schema, the local user and the built-in
+    provider once, however many nodes start at the same moment."""
+    ws = [node(tmp_path, url, f"n{i}") for i in range(3)]
+    try:
+        for w in ws:
+            w.start(wait=False)
+        for w in ws:
+            w.wait_ready()
+        assert len({w.call("user.me")["id"] for w in ws}) == 1
+        providers = ws[0].call("provider.list")["providers"]
+        assert [p["name"] for p in providers] == ["offline"]
+    finally:
+        for w in ws:
+            w.close()

@@ -137,6 +137,18 @@ def is_pg(conn: Connection) -> bool:
     return conn.dialect.name == "postgresql"
 
 
+def once_per_database(conn: Connection) -> None:
+    """Call first in a write that creates what a database needs once (the
+    local user, the built-in provider): on PostgreSQL, nodes starting
+    together take turns there (an advisory lock held to the commit; the
+    write's next statements see what the node before committed). Nothing on
+    SQLite: one wizd."""
+    if is_pg(conn):
+        from .postgres_keys import START_LOCK
+
+        raw(conn).execute(f"SELECT pg_advisory_xact_lock({START_LOCK})")
+
+
 def before_commit(conn: Connection, fn: Callable[[Connection], None]) -> None:
     """PostgreSQL: run ``fn(conn)`` at the end of the write transaction ``conn``
     is in, after the write's function returned, right before its COMMIT

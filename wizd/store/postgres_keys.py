@@ -8,6 +8,9 @@ from __future__ import annotations
 # message seq (see messages.insert: seq order is commit order).
 MIGRATE_LOCK = 0x7769_7A00
 SEQ_LOCK = 0x7769_7A01
+# What nodes do once per database at start (the local user, the built-in
+# provider): nodes starting together take turns (database.once_per_database).
+START_LOCK = 0x7769_7A05
 # Two-key advisory locks (a space of their own): (class, hashtext(value)).
 GROUP_LOCK_CLASS = 0x7769_7A03  # a job group's head marks (store.jobs)
 NODE_LOCK_CLASS = 0x7769_7A04  # a node id, held by the node's write connection
