@@ -294,12 +294,33 @@ class Settings(TypedDict):
     keep_finished_jobs: int
     keep_finished_days: float
     prune_interval: float
+    node: str
+    lease: float
+
+
+class Node(TypedDict):
+    """A wizd on the database (several share one PostgreSQL; SQLite has one).
+    Times in ms since the epoch (on PostgreSQL, its server's clock): the node
+    renews its lease while it runs (``seen_at``: last renewed); ``alive``: the
+    lease holds. Once it lapses, other nodes take back the jobs it ran."""
+
+    id: str
+    host: str
+    pid: int
+    socket: str
+    version: str
+    started_at: int
+    seen_at: int
+    lease_until: int
+    alive: bool
 
 
 class DaemonStatus(TypedDict):
     """What ``daemon.status`` returns. ``queue`` counts jobs by status (every
     status some job has, and at least waiting, active, delayed, failed and
-    completed); ``last_seq`` is the newest stored message's seq (0 for none)."""
+    completed); ``last_seq`` is the newest stored message's seq (0 for none).
+    ``node`` is this wizd's node id; ``nodes`` every node of the database
+    (this one alone on SQLite), as of the last lease renewal."""
 
     version: str
     pid: int
@@ -310,6 +331,8 @@ class DaemonStatus(TypedDict):
     last_seq: int
     subscriptions: int
     config: Settings
+    node: str
+    nodes: list[Node]
 
 
 class McpServer(TypedDict):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from . import text
-from .objects import DaemonStatus
+from .objects import DaemonStatus, Node
 
 
 def duration(ms: object) -> str:
@@ -20,8 +20,17 @@ def duration(ms: object) -> str:
 def describe(r: DaemonStatus, *, color: bool) -> str:
     """``daemon.status``'s result as aligned ``key: value`` lines."""
     queue = r.get("queue") or {}
-    return text.fields([
+    lines: list[tuple[str, object]] = [
         ("wizd", f"{r.get('version')} (pid {r.get('pid')}, up {duration(r.get('uptime_ms'))})"),
         ("socket", r.get("socket")), ("database", r.get("db")),
         ("queue", ", ".join(f"{k} {v}" for k, v in queue.items()) or "-"),
-    ], color=color)
+    ]
+    nodes = r.get("nodes") or []
+    if len(nodes) > 1:  # several wizd on one PostgreSQL (docs/scale-out.md)
+        lines.append(("nodes", ", ".join(_node(n, r.get("node")) for n in nodes)))
+    return text.fields(lines, color=color)
+
+
+def _node(n: Node, this: object) -> str:
+    notes = ["this one"] * (n.get("id") == this) + ["lease lapsed"] * (not n.get("alive"))
+    return str(n.get("id")) + (f" ({', '.join(notes)})" if notes else "")

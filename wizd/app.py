@@ -4,6 +4,7 @@
       lifecycle(config)          instance locks, the socket systemd passed, sd_notify
       ├── Database.open()        migrations, WAL
       ├── users.ensure_local_user
+      ├── on PostgreSQL: Membership.register, Bus.run, Membership.run (wizd/cluster/)
       ├── Scheduler.run          (tg.start: ready once jobs left active are taken back;
       │                           runs the job types of JOB_TYPES)
       ├── retention.run          (prunes finished jobs every prune_interval)
@@ -20,9 +21,12 @@ from __future__ import annotations
 import logging
 import os
 import signal
+from functools import partial
 
 import anyio
 
+from .cluster.membership import Membership
+from .cluster.view import ClusterView, node_id, this_node
 from .config import Config
 from .events.hub import Hub
 from .jobs import retention
@@ -32,7 +36,7 @@ from .lifecycle import Lifecycle, lifecycle
 from .replies.job_type import REPLY
 from .rpc.methods import registry
 from .rpc.server import RpcServer
-from .services import providers, users
+from .services import messages, providers, users
 from .services.runtime import QueueClock, Runtime
 from .services.tallies import Tallies
 from .store.database import Database
@@ -58,15 +62,24 @@ async def serve(config: Config, *, stop: anyio.Event | None = None) -> None:
 async def _serve(life: Lifecycle, stop: anyio.Event) -> None:
     config = life.config  # under socket activation, the socket systemd passed
     tallies = Tallies()
-    # sole_node: one wizd per PostgreSQL database for now (docs/architecture.md).
+    clustered = config.db_path is None  # on PostgreSQL, one node of a cluster
+    node = node_id(config)
     db = Database(config.db, synchronous=config.synchronous, watch=tallies.watch,
-                  sole_node=True)
+                  node=node if clustered else None)
     await db.open()
-    rt = Runtime(config=config, db=db, hub=Hub(config.subscriber_buffer), clock=QueueClock(),
-                 tallies=tallies)
+    if clustered:
+        from .cluster.bus import Bus, ClusterHub  # psycopg: never loaded on SQLite
+
+        cluster_hub = ClusterHub(config.subscriber_buffer, node, tallies)
+        hub: Hub = cluster_hub
+    else:
+        hub = Hub(config.subscriber_buffer)
+    rt = Runtime(config=config, db=db, hub=hub, clock=QueueClock(), tallies=tallies,
+                 cluster=ClusterView(node_id=node))
     # Each needs the other: the scheduler runs the runtime's jobs, services
     # wake it (and cancel running jobs) through rt.scheduler.
     scheduler = rt.scheduler = Scheduler(rt, JOB_TYPES)
+    membership = Membership(rt) if clustered else None
     served = False
     try:
         if db.schema_before != db.schema_after:
@@ -76,12 +89,27 @@ async def _serve(life: Lifecycle, stop: anyio.Event) -> None:
             await tallies.start(db)
             await users.ensure_local_user(rt)
             await providers.ensure_builtin_provider(rt)
+            if membership is not None:
+                await membership.register()
+        if not clustered:
+            rt.cluster.nodes = [this_node(config, rt.clock.now_ms())]
         listener = await life.open_listener()
         async with anyio.create_task_group() as tg:
             tg.start_soon(_wait_for_signal, stop)
             tg.start_soon(life.watchdog)
+            if clustered:
+                # Messages up to the last seq at start are history; the bus
+                # publishes every later one, in order, whichever node stored it.
+                cluster_hub.cursor = tallies.last_seq
+                bus = Bus(str(config.db), cluster_hub,
+                          read_after=partial(db.read, messages.history_after, None),
+                          wake=scheduler.wake, cancel=scheduler.cancel)
+                rt.cluster.request_cancel = bus.request_cancel
+                await tg.start(bus.run)
             with starting(db.where):  # it takes back jobs a dead wizd left running
                 await tg.start(scheduler.run)
+            if membership is not None:
+                tg.start_soon(membership.run)
             tg.start_soon(retention.run, rt)
             tg.start_soon(rt.search_index.run, db, tallies)
             tg.start_soon(db.run_checkpoints)
@@ -105,6 +133,8 @@ async def _serve(life: Lifecycle, stop: anyio.Event) -> None:
         with anyio.CancelScope(shield=True):
             await life.close()
             await rt.llm_clients.aclose()
+            if membership is not None and served:
+                await membership.leave()
             await db.close()
         if served:  # a start that failed says why in one line (cli), not two
             log.info("wizd stopped")

@@ -60,6 +60,15 @@ ShutdownGrace = Annotated[float | None, typer.Option(
     help="seconds running jobs may take to finish on SIGTERM before they are requeued "
          "(env WIZ_SHUTDOWN_GRACE; default 0)")]
 
+Node = Annotated[str | None, typer.Option(
+    "--node", metavar="NAME",
+    help="this node's id among the wizd on one PostgreSQL (env WIZ_NODE; "
+         "default <host>:<socket>)")]
+Lease = Annotated[float | None, typer.Option(
+    "--lease", metavar="SECONDS",
+    help="seconds a node's lease lasts: once it lapses, other nodes take back its jobs "
+         "(env WIZ_LEASE; default 15)")]
+
 
 def _load(config_file: Path | None, **flags: object) -> config_mod.Config:
     try:
@@ -80,6 +89,8 @@ def main_command(
     concurrency: Concurrency = None,
     job_timeout: JobTimeout = None,
     shutdown_grace: ShutdownGrace = None,
+    node: Node = None,
+    lease: Lease = None,
 ) -> None:
     """Run the daemon in the foreground (what systemd runs).
 
@@ -88,7 +99,7 @@ def main_command(
     """
     ctx.obj = dict(socket=socket, db=db, log_level=log_level, backend=backend,
                    concurrency=concurrency, job_timeout=job_timeout,
-                   shutdown_grace=shutdown_grace)
+                   shutdown_grace=shutdown_grace, node=node, lease=lease)
     ctx.meta["config_file"] = config_file
     if ctx.invoked_subcommand is not None:
         return

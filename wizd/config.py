@@ -100,6 +100,12 @@ class Config:
     keep_finished_jobs: int = 10_000
     keep_finished_days: float = 7.0
     prune_interval: float = 60.0
+    # Several wizd on one PostgreSQL (docs/scale-out.md): this one's node id
+    # ("": <host>:<socket>, unique per machine as the socket is), and the
+    # seconds its lease lasts: renewed every third of it; once it lapses (the
+    # node died or lost the database), other nodes take back its jobs.
+    node: str = ""
+    lease: float = 15.0
 
     def public(self) -> Settings:
         """The effective values, as shown by ``wizd config`` and ``daemon.status``."""
@@ -248,6 +254,8 @@ def _validate(cfg: Config) -> None:
         ("keep_finished_jobs", cfg.keep_finished_jobs >= 0, "must not be negative (0: no limit)"),
         ("keep_finished_days", cfg.keep_finished_days >= 0, "must not be negative (0: no limit)"),
         ("prune_interval", cfg.prune_interval > 0, "must be more than 0 seconds"),
+        ("lease", cfg.lease >= 1, "must be at least 1 second"),
+        ("node", len(cfg.node) <= 200, "must be at most 200 characters"),
     ]
     for name, ok, problem in checks:
         if not ok:

@@ -1,8 +1,9 @@
 """A real ``wizd --db postgresql://...`` process on a real PostgreSQL server
 (tests/support/postgres.py): migrated from nothing at start, an agent
 answers with the offline provider, a subscriber sees the message and the
-reply, in seq order; a second wizd on the same database is refused (one
-node per database for now); a restart finds everything and upgrades nothing."""
+reply, in seq order; a second node on the same database serves the same
+data, a wizd running as a node that runs already is refused; a restart finds
+everything and upgrades nothing."""
 
 from __future__ import annotations
 
@@ -45,14 +46,27 @@ def test_a_reply_on_postgresql_reaches_a_subscriber(
         assert status["queue"]["completed"] == 1
         log = w.log_text()
         assert "schema v" in log and "Traceback" not in log
-        # A second wizd on the same database (its own socket) is refused, in one line.
+        assert status["node"] and [n["id"] for n in status["nodes"]] == [status["node"]]
+        # A second node on the same database (its own socket) serves the same data...
         other = Wizd(tmp_path / "other", extra_args=["--db", url])
-        other.start(wait=False)
-        assert other.proc is not None
-        assert other.proc.wait(timeout=30) == 1
-        other.proc = None
-        assert "another wizd is already using the database" in other.log_text()
-        assert "Traceback" not in other.log_text()
+        other.start()
+        try:
+            listed = other.call("message.list", conversation_id=dm)["messages"]
+            assert [m["id"] for m in listed] == [m["id"] for m in created]
+            seen = other.call("daemon.status")
+            assert seen["node"] != status["node"]
+            assert {n["id"] for n in seen["nodes"] if n["alive"]} == {
+                status["node"], seen["node"]}
+            # ... and a wizd running as a node that runs already is refused, in one line.
+            twin = Wizd(tmp_path / "twin", extra_args=["--db", url, "--node", status["node"]])
+            twin.start(wait=False)
+            assert twin.proc is not None
+            assert twin.proc.wait(timeout=30) == 1
+            twin.proc = None
+            assert f"already running as node '{status['node']}'" in twin.log_text()
+            assert "Traceback" not in twin.log_text()
+        finally:
+            other.close()
         w.stop()
 
         w.start()  # the same database: nothing to migrate, everything there

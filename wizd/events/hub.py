@@ -142,18 +142,21 @@ class Hub:
         """A new subscription, not yet receiving: ``attach`` starts the live feed."""
         return Subscription(f"sub-{next(self._ids)}", conversation_id, self)
 
-    def attach(self, sub: Subscription, last_seq: int) -> None:
+    def attach(self, sub: Subscription, last_seq: int) -> int:
         """Start feeding ``sub``; call it where no publish can interleave (from an
-        ``after_commit`` hook) so that ``last_seq`` splits history from live exactly.
+        ``after_commit`` hook) so that ``last_seq`` splits history from live
+        exactly. Returns the split: ``last_seq`` (a cluster's hub may move it
+        up, wizd.cluster.bus).
 
         A subscription already detached (its connection closed while it was being
         set up) stays out of the hub.
         """
         if sub.closed:
-            return
+            return last_seq
         sub.last_seq = last_seq
         sub.attached = True
         self._subs[sub.id] = sub
+        return last_seq
 
     def detach(self, sub: Subscription) -> None:
         """End a subscription: its reader stops, what it had not taken is dropped.

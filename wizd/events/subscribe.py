@@ -68,9 +68,11 @@ async def subscribe(
     sub = rt.hub.create(conversation_id)
     # Held first, so that a connection closing meanwhile ends it too.
     conn.subscriptions[sub.id] = sub
+    splits: list[int] = []
     try:
-        split = await rt.db.write(_split, conversation_id,
-                                  after_commit=lambda m: rt.hub.attach(sub, m))
+        await rt.db.write(_split, conversation_id,
+                          after_commit=lambda m: splits.append(rt.hub.attach(sub, m)))
+        split = splits[0]
     except BaseException:
         conn.subscriptions.pop(sub.id, None)
         rt.hub.detach(sub)

@@ -192,15 +192,37 @@ async def recover(rt: Runtime) -> list[Job]:
     died, not the job (a reply stored before the crash committed together with
     its job's completion, so no job here has one).
     """
-    now = rt.clock.now_ms()
+    if rt.db.url is not None:
+        # Other nodes' active jobs run: only this node's own, and those no
+        # live node holds (wizd.cluster).
+        recovered = await take_back(rt, mine=rt.cluster.node_id)
+    else:
+        now = rt.clock.now_ms()
 
-    def tx(conn: Connection) -> list[Job]:
-        return store.requeue(conn, store.active_ids(conn), now)
+        def tx(conn: Connection) -> list[Job]:
+            return store.requeue(conn, store.active_ids(conn), now)
 
-    recovered = await rt.db.write(tx)
+        recovered = await rt.db.write(tx)
     if recovered:
         log.info("took back %d job(s) left active by the previous run", len(recovered))
     return recovered
+
+
+async def take_back(rt: Runtime, *, mine: str) -> list[Job]:
+    """PostgreSQL: return to the queue the active jobs no live node holds
+    (``store.take_back``), tell subscribers, and look at the queue again."""
+    now = rt.clock.now_ms()
+
+    def tx(conn: Connection) -> list[Job]:
+        return store.take_back(conn, mine=mine, now_ms=now)
+
+    def after_commit(taken: list[Job]) -> None:
+        _publisher(rt)([job_event(job) for job in taken])
+
+    taken = await rt.db.write(tx, after_commit=after_commit)
+    if taken:
+        rt.scheduler.wake()
+    return taken
 
 
 async def get(rt: Runtime, job_id: str) -> Job:

@@ -45,7 +45,7 @@ import anyio.lowlevel
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from sqlalchemy import Connection
 
-from ..errors import StorageUnavailable, WizError, sole
+from ..errors import Conflict, StorageUnavailable, WizError, sole
 from ..objects import Job
 from ..services.runtime import Runtime
 from ..store import jobs as store
@@ -77,6 +77,9 @@ class _Running:
     job: Job
     scope: anyio.CancelScope | None = None
     cancel_requested: bool = False
+    # Another node took the job back (this one's lease lapsed): its outcome
+    # is not this node's to record.
+    lost: bool = False
     finished: bool = False
     # Made only when someone waits (most jobs end unwatched).
     done: anyio.Event | None = None
@@ -202,6 +205,17 @@ class Scheduler:
         if job_id not in self._doomed:  # registered meanwhile, or another canceller has it
             await done.wait()
             return
+        if self.rt.db.url is not None:
+            try:
+                elsewhere = await self._cancel_elsewhere(job_id)
+            except BaseException:
+                if self._doomed.pop(job_id, None) is not None:
+                    done.set()
+                raise
+            if elsewhere:
+                if self._doomed.pop(job_id, None) is not None:
+                    done.set()
+                return
         # Active in the database, yet run by nobody here (its outcome could not
         # be recorded): fail it now rather than wait for a start that never comes.
         self._doomed.pop(job_id, None)
@@ -209,6 +223,39 @@ class Scheduler:
             await queue.fail(self.rt, job, Failure("cancelled", cancelled=True))
         finally:
             done.set()
+
+    def running_ids(self) -> list[str]:
+        return list(self.running)
+
+    def drop(self, job_ids: list[str]) -> None:
+        for job_id in job_ids:
+            entry = self.running.get(job_id)
+            if entry is not None:
+                entry.lost = True
+                entry.cancel()
+
+    async def _cancel_elsewhere(self, job_id: str) -> bool:
+        """PostgreSQL: if another node holds active job ``job_id``, ask it to
+        cancel the job and wait until the job is no longer active (True), or
+        up to two leases (Conflict). False if no other node holds it."""
+        rt = self.rt
+        holder = await rt.db.read(store.runner, job_id)
+        if holder is None or holder == rt.cluster.node_id or rt.cluster.request_cancel is None:
+            return False
+        rt.cluster.request_cancel(holder, job_id)
+        # The holder records the cancellation; a holder that died meanwhile
+        # has its job taken back by a lease renewal, and the job fails queued.
+        with anyio.move_on_after(2 * rt.config.lease):
+            while True:
+                await anyio.sleep(0.05)
+                job = await rt.db.read(store.get, job_id)
+                if job is None or job["status"] != "active":
+                    if job is not None and job["status"] in store.QUEUED:
+                        await queue.fail(rt, job, Failure("cancelled", cancelled=True),
+                                         from_statuses=store.QUEUED)
+                    return True
+        raise Conflict(f"job {job_id} runs on node {holder}, which did not cancel it; "
+                       "try again")
 
     # -- internals -------------------------------------------------------------------
 
@@ -290,6 +337,10 @@ class Scheduler:
         job = entry.job
         try:
             outcome = await self._execute(entry)
+            if entry.lost:
+                log.warning("job %s (%s) was taken back by another node while it ran "
+                            "here; what it did here is dropped", job["id"], job["name"])
+                return
             await self._record_until_stored(job, outcome)
         except anyio.get_cancelled_exc_class():
             self._interrupted.add(job["id"])  # shutdown: requeued by run()

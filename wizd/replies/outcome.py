@@ -67,9 +67,10 @@ class ReplyOutcome(OutcomeHandler):
         if not isinstance(result, ReplyResult):
             raise TypeError(f"the reply processor returned {type(result).__name__}")
         inputs, answer = result.inputs, result.completion
-        current = job_store.get(conn, job["id"])
-        if current is None or current["status"] != "active":
-            return None  # cancelled or finished meanwhile: its result is dropped
+        if not job_store.held(conn, job["id"]):
+            # Cancelled or finished meanwhile, or taken back by another node
+            # (wizd.cluster): its result is dropped.
+            return None
         reply = store_reply(
             conn, conversation=inputs.conversation, agent_user_id=inputs.agent_user_id,
             trigger_id=inputs.trigger_id, content=answer.content,

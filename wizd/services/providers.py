@@ -29,6 +29,7 @@ from ..llm.base import ProviderConfig
 from ..llm.keyfile import KeyFileError, read_key_file
 from ..objects import DeletedProvider, Provider, ProviderType
 from ..store import providers as store
+from ..store.database import once_per_database
 from ..store.providers import ProviderChanges, ProviderRow
 from . import checks
 from .runtime import Runtime, new_id
@@ -316,6 +317,7 @@ def _repair_default(conn: Connection, now: int) -> None:
 def _ensure_builtin(conn: Connection, now: int) -> bool:
     # Only a database that never had a provider gets the built-in one, so a
     # provider the user deleted or renamed is not brought back on each start.
+    once_per_database(conn)
     created = not store.any_ever(conn)
     if created:
         store.insert(conn, id=new_id(), name=BUILTIN_NAME, type="offline",

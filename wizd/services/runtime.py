@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 import anyio
 
+from ..cluster.view import ClusterView
 from ..config import Config
 from ..errors import Conflict
 from ..events.hub import Event, Hub
@@ -63,6 +64,14 @@ class Scheduling(Protocol):
     async def cancel(self, job_id: str) -> None:
         """Cancel running job ``job_id`` and wait until its cancellation is recorded."""
 
+    def running_ids(self) -> list[str]:
+        """The jobs this node has claimed and not yet recorded."""
+        ...
+
+    def drop(self, job_ids: list[str]) -> None:
+        """Stop running these jobs without recording anything: another node
+        took them back (wizd.cluster)."""
+
 
 class NoScheduler:
     """The scheduler of a runtime that runs no jobs (tests of services alone):
@@ -76,6 +85,12 @@ class NoScheduler:
 
     async def cancel(self, job_id: str) -> None:
         raise Conflict(f"job {job_id} is running and no scheduler can cancel it")
+
+    def running_ids(self) -> list[str]:
+        return []
+
+    def drop(self, job_ids: list[str]) -> None:
+        pass
 
 
 @dataclass
@@ -100,6 +115,8 @@ class Runtime:
     search_index: SearchIndex = field(default_factory=SearchIndex)
     # The MCP servers wizd runs (app.py starts its task; services.mcp uses it).
     mcp: McpManager = field(default_factory=McpManager)
+    # This node and the cluster's nodes (wizd.cluster; one node on SQLite).
+    cluster: ClusterView = field(default_factory=ClusterView)
 
     def publish(
         self, method: str, params: dict[str, Any], *, conversation_id: str | None = None

@@ -13,6 +13,7 @@ from sqlalchemy import Connection
 from ..errors import NotFound
 from ..objects import User, UserType
 from ..store import users as store
+from ..store.database import once_per_database
 from ..store.users import UserRow
 from .runtime import Runtime, new_id
 
@@ -30,6 +31,7 @@ def insert_user(conn: Connection, *, name: str, type: UserType, now_ms: int) -> 
 
 
 def _ensure_local(conn: Connection, now: int) -> str:
+    once_per_database(conn)
     found = store.first_human_id(conn)
     if found:
         return found

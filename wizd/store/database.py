@@ -137,6 +137,45 @@ def is_pg(conn: Connection) -> bool:
     return conn.dialect.name == "postgresql"
 
 
+def once_per_database(conn: Connection) -> None:
+    """Call first in a write that creates what a database needs once (the
+    local user, the built-in provider): on PostgreSQL, nodes starting
+    together take turns there (an advisory lock held to the commit; the
+    write's next statements see what the node before committed). Nothing on
+    SQLite: one wizd."""
+    if is_pg(conn):
+        from .postgres_keys import START_LOCK
+
+        raw(conn).execute(f"SELECT pg_advisory_xact_lock({START_LOCK})")
+
+
+def before_commit(conn: Connection, fn: Callable[[Connection], None]) -> None:
+    """PostgreSQL: run ``fn(conn)`` at the end of the write transaction ``conn``
+    is in, after the write's function returned, right before its COMMIT
+    (store.jobs sets its group head marks there)."""
+    transaction_state(conn).setdefault("before_commit", []).append(fn)
+
+
+def transaction_state(conn: Connection) -> dict[str, Any]:
+    """PostgreSQL: a dict that lives as long as the write transaction ``conn``
+    is in (dropped at its COMMIT or ROLLBACK)."""
+    state: dict[str, Any] = conn.info.setdefault("wiz_transaction", {})
+    return state
+
+
+# PostgreSQL refused a transaction because another one's locks crossed it
+# (deadlock_detected, serialization_failure): nothing of it was done, and the
+# same write, run again, succeeds. A write's function may run again (see
+# Database.write), so the runner does that, a few times.
+_RETRIED_STATES = ("40P01", "40001")
+_RETRIES = 3
+
+
+def _crossed(exc: BaseException) -> bool:
+    orig = getattr(exc, "orig", exc)
+    return getattr(orig, "sqlstate", None) in _RETRIED_STATES
+
+
 class _Stale(Exception):
     """BEGIN failed on a PostgreSQL connection the server had dropped (it
     restarted, or the network cut the session while wizd was idle): nothing
@@ -200,6 +239,8 @@ def _pg_transaction(conn: Connection, changes: list[tuple[Any, ...]] | None,
     _begin(db, db, "BEGIN")
     try:
         result = fn(conn, *args)
+        for hook in transaction_state(conn).pop("before_commit", ()):
+            hook(conn)
         if changes is not None:
             for kind, old, new, seq in db.execute(_TAKE_CHANGES).fetchall():
                 changes.append((kind, seq) if kind == "message" else (kind, old, new))
@@ -209,8 +250,25 @@ def _pg_transaction(conn: Connection, changes: list[tuple[Any, ...]] | None,
         _pg_rollback(db)
         raise
     finally:
+        conn.info.pop("wiz_transaction", None)
         if conn.in_transaction():
             conn.rollback()  # SQLAlchemy's bookkeeping only
+
+
+def _pg_write(conn: Connection, changes: list[tuple[Any, ...]] | None,
+              fn: Callable[..., T], *args: Any) -> T:
+    """``_pg_transaction``, run again (up to ``_RETRIES`` times) when
+    PostgreSQL refused it for crossing another transaction's locks."""
+    for attempt in range(_RETRIES):
+        try:
+            return _pg_transaction(conn, changes, fn, *args)
+        except Exception as exc:
+            if not _crossed(exc) or attempt == _RETRIES - 1:
+                raise
+            if changes is not None:
+                changes.clear()
+            log.debug("a write crossed another node's, running it again: %s", exc)
+    raise AssertionError("unreachable")
 
 
 def _pg_rollback(db: Any) -> None:
@@ -226,16 +284,18 @@ class Database:
     URL), opened for the life of the daemon."""
 
     def __init__(self, path: Path | str, *, synchronous: str = "NORMAL",
-                 watch: Watch | None = None, sole_node: bool = False) -> None:
+                 watch: Watch | None = None, node: str | None = None) -> None:
         # The PostgreSQL database's URL, or None for a SQLite file at ``path``.
         self.url: str | None = path if is_url(path) else None  # type: ignore[assignment]
         self.path = Path(path) if self.url is None else Path()
         self.synchronous = synchronous.upper()
         self.watch = watch
-        # PostgreSQL: hold the node lock on the write connection (what wizd does:
-        # one node per database until several are supported; SQLite's file lock
-        # is lifecycle's).
-        self.sole_node = sole_node and self.url is not None
+        # PostgreSQL: the id of the node this wizd runs as (wizd.cluster). The
+        # write connection holds a lock on it, so that two wizd cannot run as
+        # one node, and tells it to the statements (``wiz.node``: the claim
+        # marks the jobs it takes). SQLite's one wizd needs neither (the
+        # instance lock is lifecycle's).
+        self.node = node if self.url is not None else None
         self._engine: Engine | None = None
         self._on_loop = self.synchronous in _NO_FSYNC and self.url is None
         # The write connection (None: open it at the next write; it failed and was closed).
@@ -332,8 +392,8 @@ class Database:
         conn = self._engine.connect()
         if self.url is not None:
             try:
-                if self.sole_node:
-                    self._take_node_lock(conn)
+                if self.node is not None:
+                    self._take_node_lock(conn, self.node)
                 if self.watch is not None:
                     db = conn.connection.dbapi_connection
                     assert db is not None
@@ -361,18 +421,22 @@ class Database:
             raise
         return conn
 
-    def _take_node_lock(self, conn: Connection) -> None:
-        """The session-level advisory lock that makes this wizd the database's
-        only node (released with the connection). Raises DaemonBusy."""
-        from .postgres import NODE_LOCK
+    def _take_node_lock(self, conn: Connection, node: str) -> None:
+        """Hold the lock on ``node`` for the session and tell statements the
+        node (``wiz.node``). Raises DaemonBusy if another session holds it: a
+        wizd running as the same node (or this one's, the server not having
+        noticed yet that it is gone)."""
+        from .postgres_keys import NODE_LOCK_CLASS
 
         db = conn.connection.dbapi_connection
         assert db is not None
-        if not db.execute(f"SELECT pg_try_advisory_lock({NODE_LOCK})").fetchone()[0]:
+        taken = db.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))",
+                           (NODE_LOCK_CLASS, node)).fetchone()[0]
+        if not taken:
             raise DaemonBusy(
-                f"another wizd is already using the database {self.label}; several wizd "
-                "nodes on one PostgreSQL database are not supported yet: stop it first, "
-                "or give this one its own --db")
+                f"another wizd is already running as node {node!r} on the database "
+                f"{self.label}: give this one its own --node (or its own --socket)")
+        db.execute("SELECT set_config('wiz.node', %s, false)", (node,))
 
     async def close(self) -> None:
         engine, self._engine = self._engine, None
@@ -501,12 +565,12 @@ class Database:
             if self.url is not None:
                 changes = req.changes if self.watch is not None else None
                 try:
-                    req.result = _pg_transaction(conn, changes, req.fn, *req.args)
+                    req.result = _pg_write(conn, changes, req.fn, *req.args)
                 except _Stale:
                     _close_quietly(conn)
                     self._writer = None
                     self._writer = conn = self._open_writer()
-                    req.result = _pg_transaction(conn, changes, req.fn, *req.args)
+                    req.result = _pg_write(conn, changes, req.fn, *req.args)
                 return
             self._recorder.target = req.changes
             try:

@@ -33,7 +33,8 @@ from sqlalchemy import Connection, bindparam, func, select, text
 
 from ..errors import Conflict, InvalidInput, NotFound
 from ..objects import Job, JsonObject
-from .database import is_pg, raw
+from .database import before_commit, is_pg, raw, transaction_state
+from .postgres_keys import DB_NOW, GROUP_LOCK_CLASS
 from .schema import jobs
 
 STATUSES = ("waiting", "active", "delayed", "failed", "completed", "paused")
@@ -121,6 +122,10 @@ def add_job(
     _set_head(conn, group_key)
     return _job(row)
 
+
+# On PostgreSQL, the id of the node whose write connection runs the
+# statement (``wiz.node``, set by the runner; NULL when it runs as no node).
+_THIS_NODE = "nullif(current_setting('wiz.node', true), '')"
 
 # The queue-wide pause, as an SQL condition (the value is JSON).
 _QUEUE_PAUSED = "EXISTS (SELECT 1 FROM queue_state WHERE key = 'paused' AND value = 'true')"
@@ -294,7 +299,9 @@ RETURNING {_COLUMNS}
 # The claim on PostgreSQL: the planner walks jobs_ready in claim order by
 # itself (no recursive walk of priorities needed); rows locked by another
 # claimer are passed over, not waited for. RETURNING has no order: the
-# claimed rows come back sorted, ties in the order jobs were added.
+# claimed rows come back sorted, ties in the order jobs were added. A claimed
+# job is marked with the claiming node's id (``locked_by``), which the node's
+# lease covers (wizd.cluster): a node's outcome counts only for jobs it holds.
 _CLAIM_PG = f"""
 WITH picked AS (
   SELECT rowid FROM jobs
@@ -306,7 +313,7 @@ WITH picked AS (
   FOR UPDATE SKIP LOCKED),
 moved AS (
   UPDATE jobs SET status = 'active', attempts = attempts + 1, progress = 0,
-                  processed_on = :now, updated_at = :now
+                  processed_on = :now, updated_at = :now, locked_by = {_THIS_NODE}
   FROM picked WHERE jobs.rowid = picked.rowid
   RETURNING {', '.join('jobs.' + c for c in _COLUMNS.split(', '))}, jobs.rowid)
 SELECT {_COLUMNS} FROM moved ORDER BY priority DESC, run_at, created_at, rowid
@@ -353,9 +360,41 @@ WHERE rowid IN (SELECT rowid FROM pending)
 
 
 def _set_head(conn: Connection, group_key: str | None) -> None:
-    """Mark the head of ``group_key`` after a job entered or left its pending ones."""
-    if group_key is not None:
-        raw(conn).execute(_SET_HEAD_PG if is_pg(conn) else _SET_HEAD, {"group_key": group_key})
+    """Mark the head of ``group_key`` after a job entered or left its pending ones.
+
+    On PostgreSQL, nodes write at the same time: two transactions adding to
+    one group (or one adding while another finishes its head) would each mark
+    from a snapshot without the other's row, leaving two heads or none. So
+    the marks are set at the end of the transaction (``before_commit``), each
+    group under a transaction-level advisory lock taken in a statement of its
+    own (the marking statement's snapshot then holds every commit before the
+    lock), groups in sorted order. At the end, also after the message seq
+    lock (messages.insert), which a transaction takes first: no two writers
+    can wait on each other.
+    """
+    if group_key is None:
+        return
+    if not is_pg(conn):
+        raw(conn).execute(_SET_HEAD, {"group_key": group_key})
+        return
+    state = transaction_state(conn)
+    groups: set[str] | None = state.get("head_groups")
+    if groups is None:
+        groups = state["head_groups"] = set()
+        before_commit(conn, _set_heads_pg)
+    groups.add(group_key)
+
+
+# A group's lock: the two-key advisory lock space (wizd's single-key locks,
+# postgres.SEQ_LOCK and the like, never meet it).
+_GROUP_LOCK = f"SELECT pg_advisory_xact_lock({GROUP_LOCK_CLASS}, hashtext(:group_key))"
+
+
+def _set_heads_pg(conn: Connection) -> None:
+    db = raw(conn)
+    for group_key in sorted(transaction_state(conn).pop("head_groups", ())):
+        db.execute(_GROUP_LOCK, {"group_key": group_key})
+        db.execute(_SET_HEAD_PG, {"group_key": group_key})
 
 
 def claim(conn: Connection, *, now_ms: int, limit: int) -> tuple[list[Job], int | None]:
@@ -390,13 +429,19 @@ def _move(
 ) -> Job | None:
     """Set ``values`` on the job if its status is one of ``from_statuses``;
     the job as it is now, or None if it was not moved."""
-    key = (from_statuses, tuple(values))
+    pg = is_pg(conn)
+    key = (from_statuses, tuple(values), pg)
     sql = _MOVES.get(key)
     if sql is None:
         assignments = ", ".join(f"{name} = :v_{name}" for name in values)
         statuses = ", ".join(f":from_{i}" for i in range(len(from_statuses)))
+        # On PostgreSQL an active job moves only for the node that holds it: a
+        # node whose lease lapsed (cut off, or paused) finds its jobs run
+        # elsewhere, and what it brings back is refused, not recorded twice.
+        held = (f" AND (status <> 'active' OR locked_by IS NOT DISTINCT FROM {_THIS_NODE})"
+                if pg and "active" in from_statuses else "")
         sql = _MOVES[key] = (f"UPDATE jobs SET {assignments} WHERE id = :job_id"
-                             f" AND status IN ({statuses}) RETURNING {_COLUMNS}")
+                             f" AND status IN ({statuses}){held} RETURNING {_COLUMNS}")
     params = {f"v_{name}": value for name, value in values.items()}
     params.update({f"from_{i}": status for i, status in enumerate(from_statuses)})
     params["job_id"] = job_id
@@ -405,7 +450,7 @@ def _move(
 
 
 # The UPDATE statements of _move, built once per shape (a handful exist).
-_MOVES: dict[tuple[tuple[str, ...], tuple[str, ...]], str] = {}
+_MOVES: dict[tuple[tuple[str, ...], tuple[str, ...], bool], str] = {}
 
 
 def set_progress(
@@ -482,6 +527,61 @@ _REQUEUE_PG = text(
     "UPDATE jobs SET status = :status, progress = 0, updated_at = :now,"
     " attempts = greatest(attempts - 1, 0) WHERE id IN :ids AND status = 'active'"
 ).bindparams(bindparam("ids", expanding=True))
+
+
+# Active jobs no live node holds (PostgreSQL, wizd.cluster): their node's
+# lease lapsed or its row is gone, or they are the node's own from a run that
+# died (``mine``), or no node claimed them (a copy from SQLite). Returned to
+# the queue as requeue does, attempt given back. The lease check is in the
+# UPDATE itself: a job another node claimed again meanwhile is left alone.
+_TAKE_BACK_PG = f"""
+UPDATE jobs SET status = CASE WHEN {_QUEUE_PAUSED} THEN 'paused' ELSE 'waiting' END,
+                progress = 0, updated_at = :now, attempts = greatest(attempts - 1, 0),
+                locked_by = NULL
+WHERE status = 'active' AND (locked_by IS NULL OR locked_by = :mine OR NOT EXISTS (
+    SELECT 1 FROM nodes WHERE nodes.id = jobs.locked_by AND nodes.lease_until > {DB_NOW}))
+RETURNING id
+"""
+
+
+def take_back(conn: Connection, *, mine: str, now_ms: int) -> list[Job]:
+    """PostgreSQL: return to the queue the active jobs that no live node holds
+    (see _TAKE_BACK_PG); ``mine`` is the calling node's id, whose own active
+    jobs count as left by a run that died (call it at start only; later,
+    pass ""). The jobs as they are now."""
+    ids = [row[0] for row in raw(conn).execute(_TAKE_BACK_PG, {"mine": mine, "now": now_ms})]
+    found = [job for job in (get(conn, job_id) for job_id in ids) if job is not None]
+    for group_key in {job["group_key"] for job in found}:
+        _set_head(conn, group_key)
+    return found
+
+
+_HELD = "SELECT id FROM jobs WHERE id = ANY(:ids) AND status = 'active' AND locked_by = :node"
+
+
+def held_by(conn: Connection, job_ids: list[str], node_id: str) -> set[str]:
+    """PostgreSQL: which of ``job_ids`` are active and held by ``node_id``."""
+    return {row[0] for row in raw(conn).execute(_HELD, {"ids": job_ids, "node": node_id})}
+
+
+_HELD_HERE = "SELECT 1 FROM jobs WHERE id = :id AND status = 'active'"
+_HELD_HERE_PG = _HELD_HERE + f" AND locked_by IS NOT DISTINCT FROM {_THIS_NODE}"
+
+
+def held(conn: Connection, job_id: str) -> bool:
+    """Whether job ``job_id`` is active, run by this node (on PostgreSQL, the
+    node of the write connection: see _move)."""
+    sql = _HELD_HERE_PG if is_pg(conn) else _HELD_HERE
+    return raw(conn).execute(sql, {"id": job_id}).fetchone() is not None
+
+
+_RUNNER = "SELECT locked_by FROM jobs WHERE id = :id AND status = 'active'"
+
+
+def runner(conn: Connection, job_id: str) -> str | None:
+    """The node that holds active job ``job_id`` (None: not active, or no node's)."""
+    row = raw(conn).execute(_RUNNER, {"id": job_id}).fetchone()
+    return None if row is None else row[0]
 
 
 def active_ids(conn: Connection) -> list[str]:

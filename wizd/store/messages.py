@@ -16,6 +16,7 @@ from ..errors import Conflict
 from ..objects import ConversationType, MessageKind
 from .database import is_pg, raw
 from .failures import constraint_error
+from .postgres_keys import SEQ_LOCK
 from .rows import every
 from .schema import messages
 
@@ -81,7 +82,7 @@ _INSERT = ("INSERT INTO messages (id, source_type, source_id, author_id, content
            " :author_id, :content, :kind, :reply_to, :truncated, :now, :now)")
 _INSERT_PG = (_INSERT + " ON CONFLICT (reply_to, author_id)"
               " WHERE reply_to IS NOT NULL AND kind = 'text' DO NOTHING RETURNING seq")
-_SEQ_LOCK = f"SELECT pg_advisory_xact_lock({0x7769_7A01})"  # postgres.SEQ_LOCK
+_SEQ_LOCK = f"SELECT pg_advisory_xact_lock({SEQ_LOCK})"
 
 
 

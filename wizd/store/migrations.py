@@ -374,8 +374,25 @@ _V13 = """
 CREATE INDEX llm_messages_job ON llm_messages (job_id) WHERE job_id IS NOT NULL;
 """
 
+# The nodes of a cluster (several wizd on one PostgreSQL; docs/scale-out.md)
+# and which node runs each active job. On SQLite the one wizd registers too,
+# so that daemon.status reads the same on both engines.
+_V14 = """
+CREATE TABLE nodes (
+    id TEXT PRIMARY KEY,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    socket TEXT NOT NULL,
+    version TEXT NOT NULL,
+    started_at INTEGER NOT NULL,
+    seen_at INTEGER NOT NULL,
+    lease_until INTEGER NOT NULL
+);
+ALTER TABLE jobs ADD COLUMN locked_by TEXT;
+"""
+
 MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10, _V11, _V12,
-                               _V13)
+                               _V13, _V14)
 LATEST = len(MIGRATIONS)
 
 

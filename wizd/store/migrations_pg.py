@@ -322,5 +322,44 @@ _V13 = """
 CREATE INDEX llm_messages_job ON llm_messages (job_id) WHERE job_id IS NOT NULL;
 """
 
+# Nodes and leases (wizd.cluster). Each node's write connection sets
+# ``wiz.node`` to its id: the claim writes it into ``locked_by``. A commit
+# that made a job claimable (added, or its group's next head) notifies
+# ``wiz_jobs``, one that stored messages ``wiz_messages`` (payload: the
+# writing node), so that every node's scheduler and event feed wake; PostgreSQL
+# folds the same notification sent several times in one transaction into one.
+_V14 = """
+CREATE TABLE nodes (
+    id TEXT PRIMARY KEY,
+    host TEXT NOT NULL,
+    pid BIGINT NOT NULL,
+    socket TEXT NOT NULL,
+    version TEXT NOT NULL,
+    started_at BIGINT NOT NULL,
+    seen_at BIGINT NOT NULL,
+    lease_until BIGINT NOT NULL
+);
+ALTER TABLE jobs ADD COLUMN locked_by TEXT;
+CREATE INDEX jobs_active_node ON jobs (locked_by) WHERE status = 'active';
+
+CREATE FUNCTION wiz_notify_jobs() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('wiz_jobs', '');
+    RETURN NULL;
+END $$;
+CREATE TRIGGER wiz_job_ready AFTER INSERT OR UPDATE OF status, is_head ON jobs
+    FOR EACH ROW WHEN (NEW.status IN ('waiting', 'delayed')
+                       AND (NEW.group_key IS NULL OR NEW.is_head = 1))
+    EXECUTE FUNCTION wiz_notify_jobs();
+
+CREATE FUNCTION wiz_notify_messages() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('wiz_messages', coalesce(current_setting('wiz.node', true), ''));
+    RETURN NULL;
+END $$;
+CREATE TRIGGER wiz_message_stored AFTER INSERT ON messages
+    FOR EACH ROW EXECUTE FUNCTION wiz_notify_messages();
+"""
+
 PG_MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10, _V11,
-                                  _V12, _V13)
+                                  _V12, _V13, _V14)

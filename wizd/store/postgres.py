@@ -27,18 +27,10 @@ from psycopg.adapt import Loader
 
 from ..errors import SchemaError
 from .migrations_pg import PG_MIGRATIONS
+from .postgres_keys import MIGRATE_LOCK
 from .urls import shown
 
 log = logging.getLogger(__name__)
-
-# Advisory lock keys: migrations (nodes starting together), the message seq
-# (see messages.insert: seq order is commit order), and the node lock.
-MIGRATE_LOCK = 0x7769_7A00
-SEQ_LOCK = 0x7769_7A01
-# A session-level advisory lock: the one wizd on a database (database.Database
-# sole_node), until several nodes are supported.
-NODE_LOCK = 0x7769_7A02
-
 
 def engine_url(url: str) -> str:
     """SQLAlchemy's URL for ``url``: the psycopg (3) driver."""

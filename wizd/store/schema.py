@@ -198,6 +198,24 @@ jobs = Table(
     # Added by migration 6: 1 on the oldest pending job of its group, the one
     # that runs next (kept by store.jobs; internal, never shown).
     Column("is_head", BigInteger, nullable=False, default=0),
+    # Added by migration 14: the node running an active job (wizd.cluster).
+    Column("locked_by", String),
+)
+
+# Added by migration 14: the wizd nodes on this database, each with the lease
+# it renews while it runs (wizd.cluster; times in ms, the database's clock on
+# PostgreSQL).
+nodes = Table(
+    "nodes",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("host", String, nullable=False),
+    Column("pid", BigInteger, nullable=False),
+    Column("socket", String, nullable=False),
+    Column("version", String, nullable=False),
+    Column("started_at", BigInteger, nullable=False),
+    Column("seen_at", BigInteger, nullable=False),
+    Column("lease_until", BigInteger, nullable=False),
 )
 
 # Added by migration 3: queue-wide settings that survive restarts ("paused").

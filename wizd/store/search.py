@@ -58,11 +58,17 @@ class Indexed(NamedTuple):
     added: int  # how many this write indexed
 
 
+_INDEXED = "SELECT seq FROM search_indexed"
+_INDEXED_PG = _INDEXED + " FOR UPDATE"
+
+
 def index_next(conn: Connection, limit: int) -> Indexed:
     """Index up to ``limit`` messages past ``indexed``, in seq order, inside the
     caller's write transaction."""
     db = raw(conn)
-    done = int(db.execute("SELECT seq FROM search_indexed").fetchone()[0])
+    # On PostgreSQL several nodes index: the row lock makes them take turns,
+    # each reading where the one before stopped.
+    done = int(db.execute(_INDEXED_PG if is_pg(conn) else _INDEXED).fetchone()[0])
     upto, count = db.execute(
         "SELECT max(seq), count(*) FROM (SELECT seq FROM messages WHERE seq > :done"
         " ORDER BY seq LIMIT :limit) AS batch", {"done": done, "limit": limit}).fetchone()

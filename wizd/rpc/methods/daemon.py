@@ -22,7 +22,7 @@ def _json(value: object) -> bytes:
 
 class _Fixed:
     """What ``daemon.status`` says that cannot change while the daemon runs (its
-    version, pid, paths and settings), encoded once: most of the result's bytes,
+    version, pid, paths, settings and node id), encoded once: most of the result's bytes,
     and a client polling the status pays only for the live figures."""
 
     def __init__(self, rt: Runtime) -> None:
@@ -31,7 +31,8 @@ class _Fixed:
                      + b',"uptime_ms":')
         self.paths = (b',"db":' + _json(rt.config.db_shown) + b',"socket":'
                       + _json(str(rt.config.socket)) + b',"queue":')
-        self.tail = b',"config":' + _json(rt.config.public()) + b"}"
+        self.config = b',"config":' + _json(rt.config.public()) + b',"node":' + _json(
+            rt.cluster.node_id) + b',"nodes":'
 
 
 _fixed: _Fixed | None = None
@@ -50,7 +51,9 @@ async def daemon_status(call: Call) -> Annotated[RawJSON, DaemonStatus]:
         _fixed.head, str(uptime_ms).encode(), _fixed.paths, _json(rt.tallies.queue()),
         # The newest stored message: where a client following everything resumes.
         b',"last_seq":', str(rt.tallies.last_seq).encode(),
-        b',"subscriptions":', str(len(rt.hub)).encode(), _fixed.tail)))
+        b',"subscriptions":', str(len(rt.hub)).encode(), _fixed.config,
+        # As of the last lease renewal (wizd.cluster).
+        _json(rt.cluster.nodes), b"}")))
 
 
 @registry.method("rpc.discover")

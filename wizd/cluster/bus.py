@@ -1,0 +1,259 @@
+"""Events between the nodes of a cluster, over PostgreSQL's LISTEN/NOTIFY.
+
+    ClusterHub            the node's hub (events.hub.Hub): what it publishes
+      message.created       goes out in seq order: at once when it is the
+                            next seq; else the rows in between were stored by
+                            another node (or a seq was lost to a rollback),
+                            and the catch-up reads them first
+      any other event       goes to local subscribers, and to the other nodes
+                            through ``wiz_events`` (at most MAX_PAYLOAD bytes
+                            of JSON; a larger one stays on its node)
+    Bus.listen            a connection that LISTENs, waited on by the loop
+                          (its socket), never in a thread:
+      wiz_jobs              wake the scheduler (a job became claimable)
+      wiz_messages          another node stored messages: catch up
+      wiz_events            another node's event: to local subscribers
+      wiz_cancel            cancel a job this node runs
+    Bus.catch_up          reads the messages after the last seq published,
+                          in pages, and publishes them in order
+    Bus.send              the relayed events and cancel requests, in order,
+                          in one statement per batch (a worker thread)
+
+Seq order is visibility order (messages.insert takes the seq under a lock
+held to its commit), so the rows after the last seq published are always
+the next ones, with no gap: a read never skips a message that commits later
+with a smaller seq. A notification is only a hint to read: one lost while
+the listening connection was down costs nothing, since the node catches up
+(and looks at the queue) each time it connects again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+import anyio.to_thread
+
+from ..events.hub import Event, Hub, Subscription
+from ..objects import Message
+from ..services.tallies import Tallies
+from ..store import notices
+
+log = logging.getLogger(__name__)
+
+# Messages per catch-up read.
+PAGE = 500
+# Seconds between attempts to connect again (the listening or the sending
+# connection), doubling up to RECONNECT_CAP.
+RECONNECT_FIRST = 0.5
+RECONNECT_CAP = 10.0
+
+# (after_seq, limit) -> stored messages with seq > after_seq, in increasing seq.
+ReadAfter = Callable[[int, int], Awaitable[list[Message]]]
+
+
+class ClusterHub(Hub):
+    """A hub whose ``message.created`` events come out in seq order across
+    the nodes, and whose other events reach the other nodes' subscribers."""
+
+    def __init__(self, buffer: int, node_id: str, tallies: Tallies) -> None:
+        super().__init__(buffer)
+        self.node_id = node_id
+        self.tallies = tallies
+        # Every message up to this seq has been published here.
+        self.cursor = 0
+        self._behind = anyio.Event()
+        self.outbox: list[tuple[str, str]] = []
+        self.outbox_ready = anyio.Event()
+
+    def publish(self, event: Event) -> None:
+        if event.seq is None:
+            super().publish(event)
+            self._relay(event)
+        elif event.seq == self.cursor + 1:
+            self.deliver(event)
+        elif event.seq > self.cursor:
+            self.behind()  # read from the table, in order, with what lies between
+
+    def deliver(self, event: Event) -> None:
+        """Publish message.created ``event``, the next after the cursor, here."""
+        assert event.seq is not None
+        self.cursor = event.seq
+        super().publish(event)
+        if event.seq > self.tallies.last_seq:
+            self.tallies.apply([("message", event.seq)])
+
+    def publish_here(self, event: Event) -> None:
+        """Another node's event: to this node's subscribers only."""
+        super().publish(event)
+
+    def attach(self, sub: Subscription, last_seq: int) -> int:
+        # The split: what the subscriber's history covers. Past the cursor if
+        # the caller read rows not published yet (they then come live and the
+        # feed skips them); never below it, since what was published while
+        # the caller read is not in any live buffer for this subscription.
+        return super().attach(sub, max(last_seq, self.cursor))
+
+    def behind(self) -> None:
+        """Messages were stored that this node has not published: catch up."""
+        self._behind.set()
+
+    async def wait_behind(self) -> None:
+        await self._behind.wait()
+        self._behind = anyio.Event()
+
+    def send(self, channel: str, payload: str) -> None:
+        """Queue a notification for the other nodes."""
+        if len(payload.encode()) > notices.MAX_PAYLOAD:
+            log.debug("an event of %d bytes stays on this node (NOTIFY holds at most %d)",
+                      len(payload), notices.MAX_PAYLOAD)
+            return
+        self.outbox.append((channel, payload))
+        self.outbox_ready.set()
+
+    def _relay(self, event: Event) -> None:
+        self.send(notices.EVENTS, json.dumps(
+            {"n": self.node_id, "m": event.method, "p": event.params,
+             "c": event.conversation_id}, separators=(",", ":")))
+
+
+class Bus:
+    """The tasks that connect a node's hub and scheduler to the others'."""
+
+    def __init__(self, url: str, hub: ClusterHub, read_after: ReadAfter,
+                 wake: Callable[[], None], cancel: Callable[[str], Awaitable[None]]) -> None:
+        self.url = url
+        self.hub = hub
+        self.read_after = read_after
+        self.wake = wake
+        self.cancel = cancel
+
+    def request_cancel(self, node: str, job_id: str) -> None:
+        self.hub.send(notices.CANCEL, json.dumps({"node": node, "job": job_id}))
+
+    async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+                  ) -> None:
+        """The three tasks, until cancelled; ``started`` once the node listens
+        (and has caught up with what was stored before)."""
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self.catch_up)
+            tg.start_soon(self.send_loop)
+            await tg.start(self.listen, tg)
+            task_status.started()
+
+    async def catch_up(self) -> None:
+        hub = self.hub
+        while True:
+            await hub.wait_behind()
+            while True:
+                try:
+                    page = await self.read_after(hub.cursor, PAGE)
+                except Exception as exc:
+                    log.warning("could not read new messages (%s); trying again", exc)
+                    await anyio.sleep(RECONNECT_FIRST)
+                    continue
+                for message in page:
+                    if message["seq"] > hub.cursor:
+                        hub.deliver(Event("message.created", {"message": message},
+                                          message["conversation_id"], message["seq"]))
+                if len(page) < PAGE:
+                    break
+
+    async def listen(self, tg: anyio.abc.TaskGroup, *,
+                     task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+                     ) -> None:
+        delay = RECONNECT_FIRST
+        failing = False
+        started = False
+        while True:
+            conn = None
+            try:
+                conn = await anyio.to_thread.run_sync(notices.listen, self.url)
+                if failing:
+                    log.info("listening to the other nodes again")
+                failing, delay = False, RECONNECT_FIRST
+                # What was stored or queued while not listening: caught up now.
+                self.hub.behind()
+                self.wake()
+                if not started:
+                    started = True
+                    task_status.started()
+                while True:
+                    await anyio.wait_readable(conn.fileno())
+                    for channel, payload in notices.wait(conn, 0.0):
+                        self._on_notice(tg, channel, payload)
+            except Exception as exc:
+                if not failing:
+                    log.warning("lost the connection that listens to the other nodes (%s); "
+                                "connecting again", exc)
+                failing = True
+                if not started:  # the first connection failed: start anyway, retry later
+                    started = True
+                    task_status.started()
+            finally:
+                if conn is not None:
+                    with anyio.CancelScope(shield=True):
+                        await anyio.to_thread.run_sync(conn.close)
+            await anyio.sleep(delay)
+            delay = min(delay * 2, RECONNECT_CAP)
+
+    def _on_notice(self, tg: anyio.abc.TaskGroup, channel: str, payload: str) -> None:
+        if channel == notices.JOBS:
+            self.wake()
+        elif channel == notices.MESSAGES:
+            if payload != self.hub.node_id:
+                self.hub.behind()
+        elif channel == notices.EVENTS:
+            event = _decode(payload)
+            if event is not None and event.get("n") != self.hub.node_id:
+                self.hub.publish_here(Event(event["m"], event["p"], event.get("c")))
+        elif channel == notices.CANCEL:
+            asked = _decode(payload)
+            if asked is not None and asked.get("node") == self.hub.node_id:
+                tg.start_soon(self._cancel, str(asked.get("job")))
+
+    async def _cancel(self, job_id: str) -> None:
+        try:
+            await self.cancel(job_id)
+        except Exception as exc:
+            log.warning("could not cancel job %s as another node asked: %s", job_id, exc)
+
+    async def send_loop(self) -> None:
+        hub = self.hub
+        conn = None
+        delay = RECONNECT_FIRST
+        try:
+            while True:
+                await hub.outbox_ready.wait()
+                hub.outbox_ready = anyio.Event()
+                batch, hub.outbox = hub.outbox, []
+                try:
+                    if conn is None:
+                        conn = await anyio.to_thread.run_sync(notices.connect, self.url)
+                    await anyio.to_thread.run_sync(notices.send, conn, batch)
+                    delay = RECONNECT_FIRST
+                except Exception as exc:
+                    # Relayed events are live only: the messages themselves
+                    # reach the other nodes through the table.
+                    log.warning("could not relay %d event(s) to the other nodes: %s",
+                                len(batch), exc)
+                    if conn is not None:
+                        await anyio.to_thread.run_sync(conn.close)
+                        conn = None
+                    await anyio.sleep(delay)
+                    delay = min(delay * 2, RECONNECT_CAP)
+        finally:
+            if conn is not None:
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(conn.close)
+
+
+def _decode(payload: str) -> dict[str, Any] | None:
+    try:
+        value = json.loads(payload)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
