@@ -18,9 +18,10 @@ seconds. Each run has two cases, each on a new database:
 
 One agent (an ``openai`` provider pointed at the scripted server). Each
 node's connection creates its share of the DMs and subscribes to every event
-(``events.subscribe``). Warm-up: two messages per node, through that node,
-until their replies (a node's first reply imports the openai SDK, about a
-second: not what this measures). Then the clock starts and one message is
+(``events.subscribe``). Warm-up: ``concurrency`` messages per node, through
+that node, until their replies: more than any node can run at once, so
+every node runs some (a node's first reply imports the openai SDK, about a
+second of CPU: not what this measures). Then the clock starts and one message is
 sent in each DM, through the node that created it (pipelined by a thread
 per node while another reads, as ``concurrency_500.py`` does), until every
 node's subscriber has seen the agent's reply (``message.created``) in each
@@ -31,8 +32,10 @@ time; the floor is ``ceil(500 / 50) * delay``, 10 s). Target (issue 13): N
 nodes within 15% of that, i.e. time(N) <= 1.15 x time(1), same run.
 
 Each case also reports the most requests the model server saw at once, the
-replies each subscriber saw in all (every reply of the cluster, once events
-cross nodes), and any conversation that got a second reply.
+replies each subscriber saw among the measured DMs (every reply of the
+cluster, as events cross nodes), any DM whose reply a subscriber saw twice,
+and, read back with ``message.list`` after the clock stopped, any DM without
+exactly one stored agent reply.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ import argparse
 import contextlib
 import json
 import math
+import os
 import socket
 import statistics
 import sys
@@ -65,10 +69,62 @@ from tests.support.openai_server import (  # noqa: E402
     openai_server_in_thread,
 )
 
-WARMUP_PER_NODE = 2
 TARGET = 1.15
 # The longest a case may take before the bench gives up on it (seconds).
-DEADLINE = 300.0
+DEADLINE = 120.0
+
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_of(pid: int) -> float:
+    """CPU seconds (user + system) process ``pid`` has used, 0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def postgres_pids(pg: PgServer) -> list[int]:
+    """The server's postmaster and its children (a backend per connection)."""
+    main = int((pg.data / "postmaster.pid").read_text().split()[0])
+    pids = [main]
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == main:
+                pids.append(int(stat.parent.name))
+        except (OSError, ValueError):
+            continue
+    return pids
+
+
+def machine_busy() -> tuple[float, float]:
+    """Seconds of CPU busy and in all, over every core, since boot (/proc/stat)."""
+    ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = ticks[3] + ticks[4]
+    return (sum(ticks) - idle) / TICK, sum(ticks) / TICK
+
+
+@dataclass
+class Cpu:
+    """CPU seconds spent during the measured phase, by whom."""
+
+    wizd: float
+    postgres: float
+    bench: float  # this process: the subscribers, senders and the model server
+    machine: float  # every process on the machine
+    cores: float  # wall time x cores: what the machine had
+
+    @staticmethod
+    def sample(nodes: list[Node], pg: PgServer) -> tuple[float, ...]:
+        wizd = sum(cpu_of(node.wizd.proc.pid) for node in nodes if node.wizd.proc)
+        return (wizd, sum(cpu_of(pid) for pid in postgres_pids(pg)), time.process_time(),
+                *machine_busy())
+
+    @staticmethod
+    def between(before: tuple[float, ...], after: tuple[float, ...]) -> Cpu:
+        return Cpu(*(b - a for a, b in zip(before, after, strict=True)))
 
 
 class Subscriber(threading.Thread):
@@ -99,7 +155,7 @@ class Subscriber(threading.Thread):
         try:
             while True:
                 msg: dict[str, Any] = self.conn.read()
-                if "error" in msg:
+                if "error" in msg or msg.get("method") == "events.lagged":
                     self.errors.append(json.dumps(msg))
                     self.done.set()
                     continue
@@ -132,8 +188,10 @@ class Outcome:
     elapsed: float
     peak: int
     seen: list[int]  # replies each subscriber saw in all (measured DMs)
-    duplicates: int
+    duplicates: int  # the most DMs with a second reply seen by one subscriber
     total: int
+    stored: dict[int, int]  # DMs by the number of agent replies stored in them
+    cpu: Cpu
 
 
 def send_all(conn: Conn, dms: list[str], tag: str) -> None:
@@ -153,7 +211,7 @@ def wait_all(nodes: list[Node], events: list[threading.Event]) -> None:
             raise RuntimeError(node.subscriber.errors[0])
 
 
-def one_case(base: Path, url: str, count: int, server: ThreadedOpenAIServer,
+def one_case(base: Path, pg: PgServer, url: str, count: int, server: ThreadedOpenAIServer,
              args: argparse.Namespace) -> Outcome:
     """``count`` nodes on the database at ``url``, ``args.conversations`` DMs each."""
     extra = ["--db", url, "--log-level", "warning", "--backend", args.backend,
@@ -171,7 +229,7 @@ def one_case(base: Path, url: str, count: int, server: ThreadedOpenAIServer,
             node.dms = [conn.call("dm.create", participants=[agent["id"]])["id"]
                         for _ in range(args.conversations)]
             node.warm = [conn.call("dm.create", participants=[agent["id"]])["id"]
-                         for _ in range(WARMUP_PER_NODE)]
+                         for _ in range(args.concurrency)]
             conn.call("events.subscribe")
             conn.sock.settimeout(None)  # idle while the others are set up
             node.subscriber = Subscriber(conn, agent["user_id"])
@@ -198,9 +256,17 @@ def one_case(base: Path, url: str, count: int, server: ThreadedOpenAIServer,
 
         phase("warm", "w")
         server.server.max_concurrent = 0
+        before = Cpu.sample(nodes, pg)
         elapsed = phase("dms", "m")
+        cpu = Cpu.between(before, Cpu.sample(nodes, pg))
         peak = server.max_concurrent
         measured = {dm for node in nodes for dm in node.dms}
+        # Other nodes' replies reach a subscriber a little after its own: give
+        # them a few seconds after the clock stopped.
+        deadline = time.monotonic() + 10
+        for node in nodes:
+            assert node.subscriber is not None
+            node.subscriber.expect(sorted(measured)).wait(max(0, deadline - time.monotonic()))
         seen, duplicates = [], 0
         for node in nodes:
             assert node.subscriber is not None
@@ -208,7 +274,14 @@ def one_case(base: Path, url: str, count: int, server: ThreadedOpenAIServer,
                 replies = {dm: n for dm, n in node.subscriber.replies.items() if dm in measured}
             seen.append(len(replies))
             duplicates = max(duplicates, sum(1 for n in replies.values() if n > 1))
-        return Outcome(elapsed, peak, seen, duplicates, len(measured))
+        # What the database holds: one agent reply in each DM.
+        stored: dict[int, int] = {}
+        with nodes[0].wizd.connect() as conn:
+            for dm in sorted(measured):
+                messages = conn.call("message.list", conversation_id=dm, limit=10)["messages"]
+                n = sum(1 for m in messages if m["author_id"] == agent["user_id"])
+                stored[n] = stored.get(n, 0) + 1
+        return Outcome(elapsed, peak, seen, duplicates, len(measured), stored, cpu)
     finally:
         for node in nodes:
             if node.conn is not None:
@@ -230,6 +303,12 @@ def describe(label: str, outcome: Outcome) -> str:
             f"{outcome.peak} requests at once, replies seen per subscriber {seen}")
     if outcome.duplicates:
         text += f", {outcome.duplicates} conversations with a second reply"
+    cpu = outcome.cpu
+    text += (f"\n    CPU s: wizd {cpu.wizd:.1f}, postgres {cpu.postgres:.1f}, bench "
+             f"(subscribers, model server) {cpu.bench:.1f}, whole machine {cpu.machine:.1f} "
+             f"of {cpu.cores:.1f} ({cpu.machine / cpu.cores:.0%} busy)")
+    if set(outcome.stored) != {1}:
+        text += f"; PROBLEM: DMs by agent replies stored {dict(sorted(outcome.stored.items()))}"
     return text
 
 
@@ -259,8 +338,8 @@ def main() -> None:
             for count, times in ((1, one), (args.nodes, many)):
                 url = pg.create()
                 try:
-                    outcome = one_case(Path(tmp) / f"run-{run}-{count}", url, count, server,
-                                       args)
+                    outcome = one_case(Path(tmp) / f"run-{run}-{count}", pg, url, count,
+                                       server, args)
                 finally:
                     pg.drop(url)
                 times.append(outcome.elapsed)
