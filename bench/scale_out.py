@@ -3,7 +3,7 @@ PostgreSQL finishing N x 500, against a model answering in 1 s.
 
     .venv/bin/python bench/scale_out.py [--conversations 500] [--nodes 3]
         [--concurrency 50] [--delay 1.0] [--runs 3] [--settings default|tests]
-        [--backend trio|asyncio]
+        [--subscribers every|one] [--backend trio|asyncio]
 
 A private PostgreSQL server (``pg_queue.PgServer``: PostgreSQL's default
 durability, or the test suite's with ``--settings tests``) and a scripted
@@ -18,14 +18,17 @@ seconds. Each run has two cases, each on a new database:
 
 One agent (an ``openai`` provider pointed at the scripted server). Each
 node's connection creates its share of the DMs and subscribes to every event
-(``events.subscribe``). Warm-up: ``concurrency`` messages per node, through
-that node, until their replies: more than any node can run at once, so
-every node runs some (a node's first reply imports the openai SDK, about a
-second of CPU: not what this measures). Then the clock starts and one message is
-sent in each DM, through the node that created it (pipelined by a thread
-per node while another reads, as ``concurrency_500.py`` does), until every
-node's subscriber has seen the agent's reply (``message.created``) in each
-of the DMs sent through it.
+(``events.subscribe``; with ``--subscribers one``, only the first node's
+does, and it waits for every DM's reply: the client's work per conversation
+is then the same in both cases, where with a subscriber per node each
+reply is delivered N times). Warm-up: ``concurrency`` messages per node,
+through that node, until their replies: more than any node can run at
+once, so every node runs some (a node's first reply imports the openai SDK,
+about a second of CPU: not what this measures). Then the clock starts and
+one message is sent in each DM, through the node that created it
+(pipelined by a thread per node while another reads, as
+``concurrency_500.py`` does), until every node's subscriber has seen the
+agent's reply (``message.created``) in each of the DMs sent through it.
 
 Ideal: N nodes take as long as one (each works 500 conversations at 50 at a
 time; the floor is ``ceil(500 / 50) * delay``, 10 s). Target (issue 13): N
@@ -35,7 +38,10 @@ Each case also reports the most requests the model server saw at once, the
 replies each subscriber saw among the measured DMs (every reply of the
 cluster, as events cross nodes), any DM whose reply a subscriber saw twice,
 and, read back with ``message.list`` after the clock stopped, any DM without
-exactly one stored agent reply.
+exactly one stored agent reply; and the CPU time the wizd nodes, the
+PostgreSQL server, this process and the whole machine used while the clock
+ran (on a machine with fewer cores than the work needs, N nodes cannot keep
+up with one: the CPU line says when that is the case).
 """
 
 from __future__ import annotations
@@ -224,22 +230,30 @@ def one_case(base: Path, pg: PgServer, url: str, count: int, server: ThreadedOpe
                                       default_model="gpt-test", base_url=server.base_url)
         agent = nodes[0].wizd.call("agent.create", name="ada", role="r", backstory="b",
                                    goal="g", provider_id=provider["id"])
+        # Subscribed nodes; the others' connections only send (their answers
+        # are read all the same).
+        subscribed = nodes if args.subscribers == "every" else nodes[:1]
         for node in nodes:
             conn = node.conn = node.wizd.connect()
             node.dms = [conn.call("dm.create", participants=[agent["id"]])["id"]
                         for _ in range(args.conversations)]
             node.warm = [conn.call("dm.create", participants=[agent["id"]])["id"]
                          for _ in range(args.concurrency)]
-            conn.call("events.subscribe")
+            if node in subscribed:
+                conn.call("events.subscribe")
             conn.sock.settimeout(None)  # idle while the others are set up
             node.subscriber = Subscriber(conn, agent["user_id"])
             node.subscriber.start()
 
         def phase(pick: str, tag: str) -> float:
             events = []
+            every = [dm for node in nodes for dm in getattr(node, pick)]
             for node in nodes:
                 assert node.subscriber is not None
-                events.append(node.subscriber.expect(getattr(node, pick)))
+                if args.subscribers == "every":
+                    events.append(node.subscriber.expect(getattr(node, pick)))
+                else:  # the one subscriber waits for every DM
+                    events.append(node.subscriber.expect(every if node is nodes[0] else []))
             start = time.perf_counter()
             senders = []
             for i, node in enumerate(nodes):
@@ -264,11 +278,11 @@ def one_case(base: Path, pg: PgServer, url: str, count: int, server: ThreadedOpe
         # Other nodes' replies reach a subscriber a little after its own: give
         # them a few seconds after the clock stopped.
         deadline = time.monotonic() + 10
-        for node in nodes:
+        for node in subscribed:
             assert node.subscriber is not None
             node.subscriber.expect(sorted(measured)).wait(max(0, deadline - time.monotonic()))
         seen, duplicates = [], 0
-        for node in nodes:
+        for node in subscribed:
             assert node.subscriber is not None
             with node.subscriber.lock:
                 replies = {dm: n for dm, n in node.subscriber.replies.items() if dm in measured}
@@ -320,6 +334,9 @@ def main() -> None:
     parser.add_argument("--delay", type=float, default=1.0)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--settings", default="default", choices=sorted(SETTINGS))
+    parser.add_argument("--subscribers", default="every", choices=["every", "one"],
+                        help="a subscriber on every node (each waits for the DMs sent "
+                        "through its node), or on the first node only (it waits for all)")
     parser.add_argument("--backend", default="trio", choices=["trio", "asyncio"])
     args = parser.parse_args()
 
@@ -349,7 +366,9 @@ def main() -> None:
     ratio = statistics.median(many) / statistics.median(one)
     print(f"\n{args.conversations} conversations per node, model answering in "
           f"{args.delay:g} s, concurrency {args.concurrency} per node, wizd on "
-          f"{args.backend}, PostgreSQL {args.settings} settings; median of {args.runs} runs "
+          f"{args.backend}, PostgreSQL {args.settings} settings, subscribers on "
+          f"{'every node' if args.subscribers == 'every' else 'the first node'}; median of "
+          f"{args.runs} runs "
           f"(floor {floor:.1f} s)")
     print(f"{'nodes':>6}{'conversations':>15}{'median s':>10}{'min':>8}{'max':>8}")
     for count, times in ((1, one), (args.nodes, many)):
