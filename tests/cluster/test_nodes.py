@@ -114,15 +114,16 @@ def test_a_node_killed_mid_run_loses_nothing_and_replies_once(tmp_path: Path, ur
                     for cid in mine:
                         conn.call("message.send", conversation_id=cid, content=f"to {cid}")
 
-            # Sent through two nodes, answered by all three (each claims).
-            senders = [threading.Thread(target=send, args=(w, dms[i::2]))
-                       for i, w in enumerate(ws[:2])]
+            senders = [threading.Thread(target=send, args=(w, dms[i::3]))
+                       for i, w in enumerate(ws)]
             for t in senders:
                 t.start()
-            # Kill the third in the middle of the replies it runs.
-            wait_for(lambda: running_on(url, "n3") >= 5, timeout=60)
+            # Once the third node has sent its share, kill it in the middle of
+            # the replies it runs (a node claims what it queued itself first).
+            senders[2].join()
+            wait_for(lambda: running_on(url, "n3") >= 1, timeout=30)
             ws[2].kill()
-            for t in senders:
+            for t in senders[:2]:
                 t.join()
             left, survivors = ws[:2], recs[:2]
             wait_for(lambda: len(stored(left[0], dms)) >= 600, timeout=90)
