@@ -241,10 +241,16 @@ def _pg_transaction(conn: Connection, changes: list[tuple[Any, ...]] | None,
         result = fn(conn, *args)
         for hook in transaction_state(conn).pop("before_commit", ()):
             hook(conn)
-        if changes is not None:
-            for kind, old, new, seq in db.execute(_TAKE_CHANGES).fetchall():
-                changes.append((kind, seq) if kind == "message" else (kind, old, new))
-        db.execute("COMMIT")
+        if changes is None:
+            db.execute("COMMIT")
+            return result
+        # One round trip for both (psycopg's pipeline mode): the server runs
+        # them in order, the changes are read before the COMMIT is.
+        with db.pipeline():
+            taken = db.execute(_TAKE_CHANGES)
+            db.execute("COMMIT")
+        for kind, old, new, seq in taken.fetchall():
+            changes.append((kind, seq) if kind == "message" else (kind, old, new))
         return result
     except BaseException:
         _pg_rollback(db)

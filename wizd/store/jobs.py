@@ -396,9 +396,12 @@ _GROUP_LOCK = f"SELECT pg_advisory_xact_lock({GROUP_LOCK_CLASS}, hashtext(:group
 
 def _set_heads_pg(conn: Connection) -> None:
     db = raw(conn)
-    for group_key in sorted(transaction_state(conn).pop("head_groups", ())):
-        db.execute(_GROUP_LOCK, {"group_key": group_key})
-        db.execute(_SET_HEAD_PG, {"group_key": group_key})
+    # One round trip for all (psycopg's pipeline mode): the server runs each
+    # statement after the one before, so a marking still starts after its lock.
+    with db.conn.pipeline():
+        for group_key in sorted(transaction_state(conn).pop("head_groups", ())):
+            db.execute(_GROUP_LOCK, {"group_key": group_key})
+            db.execute(_SET_HEAD_PG, {"group_key": group_key})
 
 
 def claim(conn: Connection, *, now_ms: int, limit: int) -> tuple[list[Job], int | None]:
