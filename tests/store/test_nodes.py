@@ -13,14 +13,16 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import anyio
+import psycopg
 import pytest
 from sqlalchemy import Connection
 
 from tests.support import postgres as pg_support
-from wizd.errors import DaemonBusy
+from wizd.errors import DaemonBusy, StorageUnavailable
 from wizd.objects import Job
 from wizd.store import jobs, nodes
 from wizd.store.database import Database, raw
+from wizd.store.postgres_keys import NODE_LOCK_CLASS
 
 pytestmark = [pytest.mark.anyio, pytest.mark.parametrize("anyio_backend", ["trio"])]
 
@@ -119,3 +121,23 @@ async def test_a_second_database_as_the_same_node_is_refused() -> None:
         twin = Database(a.url, node="a")
         with pytest.raises(DaemonBusy, match="already running as node 'a'"):
             await twin.open()
+
+
+async def test_a_node_whose_lost_session_still_holds_its_lock_waits_for_it() -> None:
+    """The write connection was cut (its session killed) while the server
+    still holds the node's lock for it (as after a network cut, until the
+    server notices): writes fail as StorageUnavailable meanwhile, not as a
+    second wizd, and work again once the lock is free."""
+    async with two_nodes() as (a, _b):
+        assert a.url is not None
+        await a.write(_add)
+        with psycopg.connect(a.url, autocommit=True) as other:
+            other.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                          " WHERE pid <> pg_backend_pid() AND datname = current_database()"
+                          " AND query NOT ILIKE '%pg_stat_activity%'")
+            other.execute("SELECT pg_advisory_lock(%s, hashtext('a'))", (NODE_LOCK_CLASS,))
+            with pytest.raises(StorageUnavailable, match="previous session"):
+                await a.write(_add)
+            other.execute("SELECT pg_advisory_unlock(%s, hashtext('a'))", (NODE_LOCK_CLASS,))
+        job = await a.write(_add)
+        assert [j["id"] for j in await a.write(_claim)][-1] == job["id"]

@@ -171,7 +171,10 @@ class Bus:
         while True:
             conn = None
             try:
-                conn = await anyio.to_thread.run_sync(notices.listen, self.url)
+                # Abandoned on shutdown: a connect to an unreachable server
+                # may take connect_timeout, which shutdown must not wait for.
+                conn = await anyio.to_thread.run_sync(notices.listen, self.url,
+                                                      abandon_on_cancel=True)
                 if failing:
                     log.info("listening to the other nodes again")
                 failing, delay = False, RECONNECT_FIRST
@@ -224,6 +227,7 @@ class Bus:
     async def send_loop(self) -> None:
         hub = self.hub
         conn = None
+        busy = False  # a worker thread uses conn (left to it if shutdown comes)
         delay = RECONNECT_FIRST
         try:
             while True:
@@ -231,22 +235,29 @@ class Bus:
                 hub.outbox_ready = anyio.Event()
                 batch, hub.outbox = hub.outbox, []
                 try:
+                    # Abandoned on shutdown: relayed events are live only,
+                    # and a dead network must not hold the stop up.
                     if conn is None:
-                        conn = await anyio.to_thread.run_sync(notices.connect, self.url)
-                    await anyio.to_thread.run_sync(notices.send, conn, batch)
+                        conn = await anyio.to_thread.run_sync(notices.connect, self.url,
+                                                              abandon_on_cancel=True)
+                    busy = True
+                    await anyio.to_thread.run_sync(notices.send, conn, batch,
+                                                   abandon_on_cancel=True)
+                    busy = False
                     delay = RECONNECT_FIRST
                 except Exception as exc:
                     # Relayed events are live only: the messages themselves
                     # reach the other nodes through the table.
                     log.warning("could not relay %d event(s) to the other nodes: %s",
                                 len(batch), exc)
+                    busy = False
                     if conn is not None:
                         await anyio.to_thread.run_sync(conn.close)
                         conn = None
                     await anyio.sleep(delay)
                     delay = min(delay * 2, RECONNECT_CAP)
         finally:
-            if conn is not None:
+            if conn is not None and not busy:
                 with anyio.CancelScope(shield=True):
                     await anyio.to_thread.run_sync(conn.close)
 

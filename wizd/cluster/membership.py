@@ -41,9 +41,13 @@ class Membership:
         self.lease_ms = int(rt.config.lease * 1000)
         self._held = True  # the lease held at the last renewal (for one warning)
         self._failing = False  # renewals fail (for one warning while it lasts)
+        # Since when (loop time) this node's renewals have all succeeded with
+        # its lease unbroken; None: the last one failed or found it lapsed.
+        self._healthy_since: float | None = None
 
     async def register(self) -> None:
         config = self.rt.config
+        self._healthy_since = anyio.current_time()
 
         def tx(conn: Connection) -> None:
             store.register(conn, node_id=self.node_id, host=socket.gethostname(),
@@ -56,15 +60,20 @@ class Membership:
                  config.lease, sum(n["alive"] for n in self.rt.cluster.nodes))
 
     async def run(self) -> None:
-        """Renew the lease and look after the cluster's jobs until cancelled."""
+        """Renew the lease and look after the cluster's jobs until cancelled.
+        A renewal that fails is tried again at the next beat: nothing stops it."""
         while True:
             await anyio.sleep(self.rt.config.lease / 3)
             try:
                 await self.beat()
-            except StorageUnavailable as exc:
+            except Exception as exc:
+                self._healthy_since = None
                 if not self._failing:
-                    log.warning("node %s could not renew its lease: %s", self.node_id,
-                                exc.message)
+                    if isinstance(exc, StorageUnavailable):
+                        log.warning("node %s could not renew its lease: %s", self.node_id,
+                                    exc.message)
+                    else:
+                        log.exception("node %s could not renew its lease", self.node_id)
                 self._failing = True
                 continue
             if self._failing:
@@ -80,9 +89,19 @@ class Membership:
             log.warning("node %s: its lease had lapsed; other nodes may have taken back "
                         "its jobs", self.node_id)
         self._held = bool(held)
-        taken = await queue.take_back(self.rt, mine="")
-        if taken:
-            log.info("took back %d job(s) of node(s) whose lease lapsed", len(taken))
+        now = anyio.current_time()
+        if not held:
+            self._healthy_since = None
+        elif self._healthy_since is None:
+            self._healthy_since = now
+        # Another node's lapsed lease is judged only by a node whose own lease
+        # held for a whole lease: after an outage that lapsed every lease, each
+        # node gets that long to renew before anyone takes its jobs.
+        if self._healthy_since is not None and now - self._healthy_since >= \
+                self.rt.config.lease:
+            taken = await queue.take_back(self.rt, mine="")
+            if taken:
+                log.info("took back %d job(s) of node(s) whose lease lapsed", len(taken))
         await self._drop_lost()
         await self.rt.db.write(_forget)
         await self._refresh()

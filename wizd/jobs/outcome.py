@@ -36,6 +36,16 @@ def client_reason(exc: BaseException) -> str:
     return INTERNAL_ERROR
 
 
+class JobLost(Exception):
+    """A running job's node no longer holds it: another node took it back
+    (wizd.cluster), and runs it. Raised by a processor's write that found
+    so; the scheduler drops the run, records nothing."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"job {job_id} was taken back by another node")
+        self.job_id = job_id
+
+
 @dataclass(frozen=True)
 class Failure:
     """Why a job failed for good: ``reason`` is stored as its failure_reason

@@ -50,7 +50,7 @@ from ..objects import Job
 from ..services.runtime import Runtime
 from ..store import jobs as store
 from . import backoff, queue
-from .outcome import Failure, client_reason
+from .outcome import Failure, JobLost, client_reason
 from .queue import JobContext
 from .registry import JobTypes
 
@@ -305,6 +305,13 @@ class Scheduler:
         # the workers.
         for job in claimed:
             entry = _Running(job)
+            old = self.running.get(job["id"])
+            if old is not None:
+                # Claimed again while its earlier run goes on here: another
+                # node took it back, and this node's scheduler was first to
+                # claim it after that. The earlier run's work is not held.
+                old.lost = True
+                old.cancel()
             done = self._doomed.pop(job["id"], None)
             if done is not None:
                 entry.done, entry.cancel_requested = done, True
@@ -328,7 +335,8 @@ class Scheduler:
     def _release(self, entry: _Running) -> None:
         """The job's outcome is recorded (or cannot be): its place is free."""
         if not entry.finished:
-            self.running.pop(entry.job["id"], None)
+            if self.running.get(entry.job["id"]) is entry:
+                del self.running[entry.job["id"]]
             entry.finish()
 
     async def _run(self, entry: _Running) -> None:
@@ -360,6 +368,9 @@ class Scheduler:
                 scope.cancel()
             try:
                 return _Outcome(result=await processor(JobContext(self.rt, job)))
+            except JobLost:
+                entry.lost = True
+                return _Outcome()
             except Exception as exc:
                 # A processor's task group wraps the failure of its one child
                 # in a group: judged (retryable or not) and told as the failure.

@@ -45,6 +45,7 @@ import anyio
 from sqlalchemy import Connection
 
 from ..errors import McpServerError, ProviderTimeout, WizError
+from ..jobs.outcome import JobLost
 from ..jobs.queue import JobContext
 from ..llm import providers
 from ..llm.base import (
@@ -59,6 +60,7 @@ from ..llm.base import (
     utf8_size,
 )
 from ..services.runtime import new_id
+from ..store import jobs as job_store
 from ..store import steps as store
 from .inputs import ReplyInputs
 from .steps import Step, encode_calls
@@ -117,7 +119,17 @@ class _Loop:
                             conversation_id=cid)
 
     async def write(self, fn: Callable[[Connection], object]) -> None:
-        await self.ctx.rt.db.write(fn)
+        """A step's write, only while this node holds the job: a run whose
+        job another node took back (wizd.cluster) stops at its next write
+        rather than interleave its steps with the new run's."""
+        job_id = self.job_id
+
+        def tx(conn: Connection) -> None:
+            if not job_store.held(conn, job_id):
+                raise JobLost(job_id)
+            fn(conn)
+
+        await self.ctx.rt.db.write(tx)
 
     # -- one model call ---------------------------------------------------------------
 

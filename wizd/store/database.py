@@ -78,7 +78,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
-from ..errors import DaemonBusy
+from ..errors import DaemonBusy, StorageUnavailable
 from .failures import constraint_error, starting, storage_error
 from .migrations import LATEST, migrate
 from .urls import is_url, shown
@@ -241,10 +241,16 @@ def _pg_transaction(conn: Connection, changes: list[tuple[Any, ...]] | None,
         result = fn(conn, *args)
         for hook in transaction_state(conn).pop("before_commit", ()):
             hook(conn)
-        if changes is not None:
-            for kind, old, new, seq in db.execute(_TAKE_CHANGES).fetchall():
-                changes.append((kind, seq) if kind == "message" else (kind, old, new))
-        db.execute("COMMIT")
+        if changes is None:
+            db.execute("COMMIT")
+            return result
+        # One round trip for both (psycopg's pipeline mode): the server runs
+        # them in order, the changes are read before the COMMIT is.
+        with db.pipeline():
+            taken = db.execute(_TAKE_CHANGES)
+            db.execute("COMMIT")
+        for kind, old, new, seq in taken.fetchall():
+            changes.append((kind, seq) if kind == "message" else (kind, old, new))
         return result
     except BaseException:
         _pg_rollback(db)
@@ -269,6 +275,13 @@ def _pg_write(conn: Connection, changes: list[tuple[Any, ...]] | None,
                 changes.clear()
             log.debug("a write crossed another node's, running it again: %s", exc)
     raise AssertionError("unreachable")
+
+
+# Per session; ignored on a Unix socket.
+_SERVER_KEEPALIVES = ("SELECT set_config('tcp_keepalives_idle', '30', false),"
+                      " set_config('tcp_keepalives_interval', '10', false),"
+                      " set_config('tcp_keepalives_count', '3', false),"
+                      " set_config('tcp_user_timeout', '60000', false)")
 
 
 def _pg_rollback(db: Any) -> None:
@@ -296,6 +309,7 @@ class Database:
         # marks the jobs it takes). SQLite's one wizd needs neither (the
         # instance lock is lifecycle's).
         self.node = node if self.url is not None else None
+        self._node_held = False  # the node's lock was taken once (a reconnect's is retaken)
         self._engine: Engine | None = None
         self._on_loop = self.synchronous in _NO_FSYNC and self.url is None
         # The write connection (None: open it at the next write; it failed and was closed).
@@ -430,12 +444,23 @@ class Database:
 
         db = conn.connection.dbapi_connection
         assert db is not None
+        # The server's side of the session gives up on a dead network within
+        # a minute too (its defaults wait two hours): until it does, a lost
+        # session of this node holds the node's lock.
+        db.execute(_SERVER_KEEPALIVES)
         taken = db.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))",
                            (NODE_LOCK_CLASS, node)).fetchone()[0]
         if not taken:
+            if self._node_held:
+                # This node's own session, lost to a network cut, that the
+                # server has not ended yet: a passing trouble, as the cut was.
+                raise StorageUnavailable(
+                    f"PostgreSQL still holds this node's previous session ({node!r}); "
+                    "waiting for the server to end it")
             raise DaemonBusy(
                 f"another wizd is already running as node {node!r} on the database "
                 f"{self.label}: give this one its own --node (or its own --socket)")
+        self._node_held = True
         db.execute("SELECT set_config('wiz.node', %s, false)", (node,))
 
     async def close(self) -> None:

@@ -125,7 +125,8 @@ def add_job(
 
 # On PostgreSQL, the id of the node whose write connection runs the
 # statement (``wiz.node``, set by the runner; NULL when it runs as no node).
-_THIS_NODE = "nullif(current_setting('wiz.node', true), '')"
+THIS_NODE = "nullif(current_setting('wiz.node', true), '')"
+_THIS_NODE = THIS_NODE
 
 # The queue-wide pause, as an SQL condition (the value is JSON).
 _QUEUE_PAUSED = "EXISTS (SELECT 1 FROM queue_state WHERE key = 'paused' AND value = 'true')"
@@ -369,8 +370,11 @@ def _set_head(conn: Connection, group_key: str | None) -> None:
     group under a transaction-level advisory lock taken in a statement of its
     own (the marking statement's snapshot then holds every commit before the
     lock), groups in sorted order. At the end, also after the message seq
-    lock (messages.insert), which a transaction takes first: no two writers
-    can wait on each other.
+    lock (messages.insert), which a transaction takes first. Row locks can
+    still cross a group lock (a completion holding its job's row waits for
+    the group, while a retry holding the group must demote that row):
+    PostgreSQL detects it within a second, and the runner runs the refused
+    transaction again (database._pg_write).
     """
     if group_key is None:
         return
@@ -392,9 +396,12 @@ _GROUP_LOCK = f"SELECT pg_advisory_xact_lock({GROUP_LOCK_CLASS}, hashtext(:group
 
 def _set_heads_pg(conn: Connection) -> None:
     db = raw(conn)
-    for group_key in sorted(transaction_state(conn).pop("head_groups", ())):
-        db.execute(_GROUP_LOCK, {"group_key": group_key})
-        db.execute(_SET_HEAD_PG, {"group_key": group_key})
+    # One round trip for all (psycopg's pipeline mode): the server runs each
+    # statement after the one before, so a marking still starts after its lock.
+    with db.conn.pipeline():
+        for group_key in sorted(transaction_state(conn).pop("head_groups", ())):
+            db.execute(_GROUP_LOCK, {"group_key": group_key})
+            db.execute(_SET_HEAD_PG, {"group_key": group_key})
 
 
 def claim(conn: Connection, *, now_ms: int, limit: int) -> tuple[list[Job], int | None]:
@@ -523,9 +530,13 @@ _REQUEUE = text(
     "UPDATE jobs SET status = :status, progress = 0, updated_at = :now,"
     " attempts = max(attempts - 1, 0) WHERE id IN :ids AND status = 'active'"
 ).bindparams(bindparam("ids", expanding=True))
+# On PostgreSQL, only the node's own: a job another node took back and runs
+# stays as it is.
 _REQUEUE_PG = text(
     "UPDATE jobs SET status = :status, progress = 0, updated_at = :now,"
-    " attempts = greatest(attempts - 1, 0) WHERE id IN :ids AND status = 'active'"
+    " attempts = greatest(attempts - 1, 0), locked_by = NULL"
+    " WHERE id IN :ids AND status = 'active'"
+    f" AND locked_by IS NOT DISTINCT FROM {_THIS_NODE}"
 ).bindparams(bindparam("ids", expanding=True))
 
 
@@ -565,7 +576,9 @@ def held_by(conn: Connection, job_ids: list[str], node_id: str) -> set[str]:
 
 
 _HELD_HERE = "SELECT 1 FROM jobs WHERE id = :id AND status = 'active'"
-_HELD_HERE_PG = _HELD_HERE + f" AND locked_by IS NOT DISTINCT FROM {_THIS_NODE}"
+# Locked to the commit: a take-back by another node waits, so that what the
+# caller writes next in its transaction is for a job it still holds.
+_HELD_HERE_PG = _HELD_HERE + f" AND locked_by IS NOT DISTINCT FROM {_THIS_NODE} FOR UPDATE"
 
 
 def held(conn: Connection, job_id: str) -> bool:

@@ -375,8 +375,8 @@ CREATE INDEX llm_messages_job ON llm_messages (job_id) WHERE job_id IS NOT NULL;
 """
 
 # The nodes of a cluster (several wizd on one PostgreSQL; docs/scale-out.md)
-# and which node runs each active job. On SQLite the one wizd registers too,
-# so that daemon.status reads the same on both engines.
+# and which node runs each active job. Used on PostgreSQL only; here for one
+# schema on both engines (and a copy by migrate-to).
 _V14 = """
 CREATE TABLE nodes (
     id TEXT PRIMARY KEY,

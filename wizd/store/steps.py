@@ -21,7 +21,8 @@ from typing import NamedTuple
 
 from sqlalchemy import Connection
 
-from .database import raw
+from .database import is_pg, raw
+from .jobs import THIS_NODE
 
 
 class StepRow(NamedTuple):
@@ -95,14 +96,16 @@ _PARK = ("UPDATE jobs SET status = 'waiting', run_at = :run_at, failure_reason =
          " progress = 0, attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END,"
          " updated_at = :now"
          " WHERE id = :job_id AND status = 'active'")
+# On PostgreSQL, only by the node that holds the job (see store.jobs._move).
+_PARK_PG = _PARK + f" AND locked_by IS NOT DISTINCT FROM {THIS_NODE}"
 _UNPARK = ("UPDATE jobs SET run_at = :now, failure_reason = NULL, updated_at = :now"
            " WHERE id = :job_id AND status IN ('waiting', 'paused') AND run_at = :run_at")
 
 
 def park_job(conn: Connection, job_id: str, reason: str, now_ms: int) -> bool:
     """Park active job ``job_id`` until a decision; False if it was not active."""
-    cursor = raw(conn).execute(_PARK, {"run_at": PARKED_RUN_AT, "reason": reason,
-                                       "now": now_ms, "job_id": job_id})
+    params = {"run_at": PARKED_RUN_AT, "reason": reason, "now": now_ms, "job_id": job_id}
+    cursor = raw(conn).execute(_PARK_PG if is_pg(conn) else _PARK, params)
     return bool(cursor.rowcount)
 
 

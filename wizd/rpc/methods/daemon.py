@@ -7,7 +7,7 @@ from typing import Annotated
 
 import anyio
 
-from ...objects import DaemonStatus
+from ...objects import DaemonStatus, Node
 from ...services.runtime import Runtime
 from ...version import VERSION
 from ..dispatch import RawJSON, encode
@@ -31,6 +31,8 @@ class _Fixed:
                      + b',"uptime_ms":')
         self.paths = (b',"db":' + _json(rt.config.db_shown) + b',"socket":'
                       + _json(str(rt.config.socket)) + b',"queue":')
+        self.nodes: list[Node] | None = None
+        self.nodes_json = b"[]"
         self.config = b',"config":' + _json(rt.config.public()) + b',"node":' + _json(
             rt.cluster.node_id) + b',"nodes":'
 
@@ -45,6 +47,9 @@ async def daemon_status(call: Call) -> Annotated[RawJSON, DaemonStatus]:
     rt = call.rt
     if _fixed is None or _fixed.runtime is not rt:  # one runtime per process, but tests
         _fixed = _Fixed(rt)
+    nodes = rt.cluster.nodes
+    if nodes is not _fixed.nodes:  # a new list at each lease renewal
+        _fixed.nodes, _fixed.nodes_json = nodes, _json(nodes)
     # The live figures from memory (maintained at commit): no table is read.
     uptime_ms = int((anyio.current_time() - rt.started_at) * 1000)
     return RawJSON(b"".join((
@@ -53,7 +58,7 @@ async def daemon_status(call: Call) -> Annotated[RawJSON, DaemonStatus]:
         b',"last_seq":', str(rt.tallies.last_seq).encode(),
         b',"subscriptions":', str(len(rt.hub)).encode(), _fixed.config,
         # As of the last lease renewal (wizd.cluster).
-        _json(rt.cluster.nodes), b"}")))
+        _fixed.nodes_json, b"}")))
 
 
 @registry.method("rpc.discover")
