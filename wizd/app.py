@@ -63,19 +63,19 @@ async def _serve(life: Lifecycle, stop: anyio.Event) -> None:
     config = life.config  # under socket activation, the socket systemd passed
     tallies = Tallies()
     clustered = config.db_path is None  # on PostgreSQL, one node of a cluster
-    node = node_id(config)
+    view = ClusterView(node_id=node_id(config))
     db = Database(config.db, synchronous=config.synchronous, watch=tallies.watch,
-                  node=node if clustered else None)
+                  node=view.node_id if clustered else None)
     await db.open()
     if clustered:
         from .cluster.bus import Bus, ClusterHub  # psycopg: never loaded on SQLite
 
-        cluster_hub = ClusterHub(config.subscriber_buffer, node, tallies)
+        cluster_hub = ClusterHub(config.subscriber_buffer, view, tallies)
         hub: Hub = cluster_hub
     else:
         hub = Hub(config.subscriber_buffer)
     rt = Runtime(config=config, db=db, hub=hub, clock=QueueClock(), tallies=tallies,
-                 cluster=ClusterView(node_id=node))
+                 cluster=view)
     # Each needs the other: the scheduler runs the runtime's jobs, services
     # wake it (and cancel running jobs) through rt.scheduler.
     scheduler = rt.scheduler = Scheduler(rt, JOB_TYPES)

@@ -72,6 +72,7 @@ async def test_the_busy_check_is_one_index_look_up(rt: Runtime) -> None:
     its check must be one look-up in pending_replies_agent, whatever the
     history holds."""
     plan = await rt.db.read(lambda conn: raw(conn).execute(
-        "EXPLAIN QUERY PLAN " + store._HAS_PENDING, {"agent_id": "x"}).fetchall())
+        "EXPLAIN QUERY PLAN " + store._REFRESH_STATUS, {"agent_id": "x"}).fetchall())
     details = " | ".join(str(row[-1]) for row in plan)
     assert "INDEX pending_replies_agent (agent_id=?)" in details, details
+    assert "SCAN" not in details, details

@@ -41,6 +41,7 @@ from ..events.hub import Event, Hub, Subscription
 from ..objects import Message
 from ..services.tallies import Tallies
 from ..store import notices
+from .view import ClusterView
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +60,11 @@ class ClusterHub(Hub):
     """A hub whose ``message.created`` events come out in seq order across
     the nodes, and whose other events reach the other nodes' subscribers."""
 
-    def __init__(self, buffer: int, node_id: str, tallies: Tallies) -> None:
+    def __init__(self, buffer: int, view: ClusterView, tallies: Tallies) -> None:
         super().__init__(buffer)
-        self.node_id = node_id
+        self.view = view
+        node_id = self.node_id = view.node_id
+        self._own_prefix = node_id + "\n"
         self.tallies = tallies
         # Every message up to this seq has been published here.
         self.cursor = 0
@@ -115,9 +118,16 @@ class ClusterHub(Hub):
         self.outbox_ready.set()
 
     def _relay(self, event: Event) -> None:
-        self.send(notices.EVENTS, json.dumps(
-            {"n": self.node_id, "m": event.method, "p": event.params,
-             "c": event.conversation_id}, separators=(",", ":")))
+        # Only while another node was alive at the last lease renewal: a node
+        # that joins since misses the live events of up to a third of a lease
+        # (its messages come from the table all the same).
+        if not self.view.others_alive:
+            return
+        # The node id first, outside the JSON: a node drops its own events
+        # (every listener gets every notification) without decoding them.
+        self.send(notices.EVENTS, self._own_prefix + json.dumps(
+            {"m": event.method, "p": event.params, "c": event.conversation_id},
+            separators=(",", ":")))
 
 
 class Bus:
@@ -205,13 +215,17 @@ class Bus:
 
     def _on_notice(self, tg: anyio.abc.TaskGroup, channel: str, payload: str) -> None:
         if channel == notices.JOBS:
-            self.wake()
+            if payload != self.hub.node_id:  # this node woke its scheduler itself
+                self.wake()
         elif channel == notices.MESSAGES:
             if payload != self.hub.node_id:
                 self.hub.behind()
         elif channel == notices.EVENTS:
-            event = _decode(payload)
-            if event is not None and event.get("n") != self.hub.node_id:
+            node, _, body = payload.partition("\n")
+            if node == self.hub.node_id:
+                return
+            event = _decode(body)
+            if event is not None:
                 self.hub.publish_here(Event(event["m"], event["p"], event.get("c")))
         elif channel == notices.CANCEL:
             asked = _decode(payload)

@@ -120,7 +120,9 @@ class Membership:
             self.rt.scheduler.drop(lost)
 
     async def _refresh(self) -> None:
-        self.rt.cluster.nodes = await self.rt.db.read(store.every)
+        nodes = self.rt.cluster.nodes = await self.rt.db.read(store.every)
+        self.rt.cluster.others_alive = any(
+            n["alive"] and n["id"] != self.node_id for n in nodes)
         await self.rt.tallies.start(self.rt.db)  # counts of every node's jobs
 
     async def leave(self) -> None:

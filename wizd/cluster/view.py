@@ -31,6 +31,8 @@ def this_node(config: Config, started_ms: int) -> Node:
 class ClusterView:
     node_id: str = ""
     nodes: list[Node] = field(default_factory=list)
+    # Another node was alive at the last lease renewal.
+    others_alive: bool = False
     # On PostgreSQL, set by the bus: ask node (first argument) to cancel the
     # job (second) it runs.
     request_cancel: Callable[[str, str], None] | None = None

@@ -127,15 +127,7 @@ def refresh_status(conn: Connection, agent_id: str) -> str | None:
     delayed, paused or active (``store.replies``). Returns the new status if it
     changed, else None (also for an inactive or unknown agent).
     """
-    current = store.status_of(conn, agent_id)
-    if current is None or current == "inactive":
-        return None
-    pending = reply_store.agent_has_pending(conn, agent_id)
-    status = "busy" if pending else "active"
-    if status == current:
-        return None
-    store.set_status(conn, agent_id, status)
-    return status
+    return reply_store.refresh_agent_status(conn, agent_id)
 
 
 async def refresh(rt: Runtime, agent_id: str) -> str | None:

@@ -12,7 +12,6 @@ from typing import TypedDict
 from sqlalchemy import Connection, select, update
 
 from ..objects import AgentStatus
-from .database import raw
 from .rows import every, first
 from .schema import agents
 
@@ -108,18 +107,3 @@ def insert(
 def update_fields(conn: Connection, agent_id: str, changes: AgentChanges, now_ms: int) -> None:
     conn.execute(update(agents).where(agents.c.id == agent_id)
                  .values(**changes, updated_at=now_ms))
-
-
-def status_of(conn: Connection, agent_id: str) -> str | None:
-    """The agent's status, or None for an unknown agent (hot: every triggering message)."""
-    row = raw(conn).execute(_STATUS_OF, {"id": agent_id}).fetchone()
-    return None if row is None else str(row[0])
-
-
-def set_status(conn: Connection, agent_id: str, status: str) -> None:
-    raw(conn).execute(_SET_STATUS, {"status": status, "id": agent_id})
-
-
-# Hot (every triggering message, every reply job's end): plain SQL.
-_STATUS_OF = "SELECT status FROM agents WHERE id = :id"
-_SET_STATUS = "UPDATE agents SET status = :status WHERE id = :id"

@@ -320,9 +320,12 @@ moved AS (
 SELECT {_COLUMNS} FROM moved ORDER BY priority DESC, run_at, created_at, rowid
 """
 
-# One look-up in jobs_due, not a read of every job not started.
-_NEXT_DUE = ("SELECT MIN(run_at) FROM jobs INDEXED BY jobs_due"
-             " WHERE status IN ('waiting', 'delayed') AND run_at > :now")
+# Whether the queue is paused, and the next run_at to wake for (one look-up
+# in jobs_due, not a read of every job not started): one statement, one
+# round trip on PostgreSQL.
+_LOOK_AHEAD = ("SELECT (SELECT value FROM queue_state WHERE key = 'paused'),"
+               " (SELECT MIN(run_at) FROM jobs INDEXED BY jobs_due"
+               " WHERE status IN ('waiting', 'delayed') AND run_at > :now)")
 
 # The group's head is its first pending job in jobs_group_pending (oldest
 # created_at, then the first added). Only the first two can carry a wrong
@@ -422,9 +425,9 @@ def claim(conn: Connection, *, now_ms: int, limit: int) -> tuple[list[Job], int 
         claimed.sort(key=lambda j: (-j["priority"], j["run_at"], j["created_at"]))
         if len(claimed) == limit:
             return claimed, None  # no room left: the next look comes when a job ends
-    if is_paused(conn):
+    paused, next_due = raw(conn).execute(_LOOK_AHEAD, {"now": now_ms}).fetchone()
+    if paused is not None and json.loads(paused):
         return claimed, None
-    next_due = raw(conn).execute(_NEXT_DUE, {"now": now_ms}).fetchone()[0]
     return claimed, next_due
 
 

@@ -325,9 +325,10 @@ CREATE INDEX llm_messages_job ON llm_messages (job_id) WHERE job_id IS NOT NULL;
 # Nodes and leases (wizd.cluster). Each node's write connection sets
 # ``wiz.node`` to its id: the claim writes it into ``locked_by``. A commit
 # that made a job claimable (added, or its group's next head) notifies
-# ``wiz_jobs``, one that stored messages ``wiz_messages`` (payload: the
-# writing node), so that every node's scheduler and event feed wake; PostgreSQL
-# folds the same notification sent several times in one transaction into one.
+# ``wiz_jobs``, one that stored messages ``wiz_messages`` (payload of both:
+# the writing node, which has woken its own already), so that every node's
+# scheduler and event feed wake; PostgreSQL folds the same notification sent
+# several times in one transaction into one.
 _V14 = """
 CREATE TABLE nodes (
     id TEXT PRIMARY KEY,
@@ -344,7 +345,7 @@ CREATE INDEX jobs_active_node ON jobs (locked_by) WHERE status = 'active';
 
 CREATE FUNCTION wiz_notify_jobs() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM pg_notify('wiz_jobs', '');
+    PERFORM pg_notify('wiz_jobs', coalesce(current_setting('wiz.node', true), ''));
     RETURN NULL;
 END $$;
 CREATE TRIGGER wiz_job_ready AFTER INSERT OR UPDATE OF status, is_head ON jobs

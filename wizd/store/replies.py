@@ -65,9 +65,6 @@ _ADD_PENDING = ("INSERT INTO pending_replies (job_id, agent_id)"
                 " VALUES (:job_id, :agent_id) ON CONFLICT DO NOTHING")
 _REMOVE_PENDING = "DELETE FROM pending_replies WHERE job_id = :job_id"
 # One look-up in pending_replies_agent.
-_HAS_PENDING = "SELECT EXISTS (SELECT 1 FROM pending_replies WHERE agent_id = :agent_id)"
-
-
 def add_pending(conn: Connection, job_id: str, agent_id: str) -> None:
     """Reply job ``job_id`` of ``agent_id`` is pending (again); a no-op if it was."""
     raw(conn).execute(_ADD_PENDING, {"job_id": job_id, "agent_id": agent_id})
@@ -78,9 +75,20 @@ def remove_pending(conn: Connection, job_id: str) -> None:
     raw(conn).execute(_REMOVE_PENDING, {"job_id": job_id})
 
 
-def agent_has_pending(conn: Connection, agent_id: str) -> bool:
-    """Whether a reply job of ``agent_id`` has not finished (the agent is busy)."""
-    return bool(raw(conn).execute(_HAS_PENDING, {"agent_id": agent_id}).fetchone()[0])
+# busy iff a reply job of the agent has not finished; an inactive agent keeps
+# its status. One statement (a round trip on PostgreSQL, on every triggering
+# message and every reply's end); a row only when the status changed.
+_BUSY_OR_ACTIVE = ("CASE WHEN EXISTS (SELECT 1 FROM pending_replies WHERE agent_id = :agent_id)"
+                   " THEN 'busy' ELSE 'active' END")
+_REFRESH_STATUS = (f"UPDATE agents SET status = {_BUSY_OR_ACTIVE} WHERE id = :agent_id"
+                   f" AND status <> 'inactive' AND status <> {_BUSY_OR_ACTIVE} RETURNING status")
+
+
+def refresh_agent_status(conn: Connection, agent_id: str) -> str | None:
+    """Set the agent busy or active by its pending reply jobs; the new status
+    if it changed, else None (also for an inactive or unknown agent)."""
+    row = raw(conn).execute(_REFRESH_STATUS, {"agent_id": agent_id}).fetchone()
+    return None if row is None else str(row[0])
 
 
 # -- what a reply needs ----------------------------------------------------------------

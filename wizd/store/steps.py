@@ -17,6 +17,7 @@ Plain SQL through ``raw``, as the other statements of a reply job.
 
 from __future__ import annotations
 
+import json
 from typing import NamedTuple
 
 from sqlalchemy import Connection
@@ -122,14 +123,28 @@ def of_reply(conn: Connection, reply_to: str, author_id: str) -> list[StepRow]:
     return [StepRow(*row) for row in rows]
 
 
+# One statement for a reply's whole history (one look-up of the index per
+# reply_to): a statement per reply costs a round trip each on PostgreSQL.
+_OF_REPLIES = (f"SELECT {_COLUMNS} FROM llm_messages WHERE reply_to IN"
+               " (SELECT value FROM json_each(:reply_tos)) AND author_id = :author_id"
+               " ORDER BY reply_to, step, position")
+_OF_REPLIES_PG = (f"SELECT {_COLUMNS} FROM llm_messages WHERE reply_to = ANY(:reply_tos)"
+                  " AND author_id = :author_id ORDER BY reply_to, step, position")
+
+
 def of_replies(conn: Connection, reply_tos: list[str], author_id: str
                ) -> dict[str, list[StepRow]]:
     """The steps of ``author_id``'s replies to each of ``reply_tos`` (those with any)."""
+    if is_pg(conn):
+        rows = raw(conn).execute(_OF_REPLIES_PG, {"reply_tos": reply_tos,
+                                                  "author_id": author_id})
+    else:
+        rows = raw(conn).execute(_OF_REPLIES, {"reply_tos": json.dumps(reply_tos),
+                                               "author_id": author_id})
     found: dict[str, list[StepRow]] = {}
-    for reply_to in reply_tos:
-        rows = of_reply(conn, reply_to, author_id)
-        if rows:
-            found[reply_to] = rows
+    for row in rows:
+        step = StepRow(*row)
+        found.setdefault(step.reply_to, []).append(step)
     return found
 
 
