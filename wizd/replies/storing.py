@@ -38,11 +38,9 @@ def store_reply(
 
     Returns the reply message, or None if this agent already replied to the
     trigger: a reply happens at most once per (trigger, agent), which the
-    ``messages_one_reply`` unique index enforces even if this check were wrong.
+    ``messages_one_reply`` unique index enforces (the insert is refused).
     """
     content = storable(content)
-    if store.existing_reply(conn, trigger_id, agent_user_id) is not None:
-        return None
     try:
         reply = insert_message(conn, conversation=conversation, author_id=agent_user_id,
                                content=content, reply_to=trigger_id, truncated=truncated,
@@ -55,9 +53,10 @@ def store_reply(
                           content=content, now_ms=now_ms, model=model,
                           prompt_tokens=usage.get("prompt_tokens"),
                           completion_tokens=usage.get("completion_tokens"))
-    if trigger_llm is not None and not store.has_llm_message(conn, trigger_id):
+    if trigger_llm is not None:
         store.add_llm_message(conn, llm_id=new_id(), message_id=trigger_id,
-                              role=trigger_llm.role, content=trigger_llm.content, now_ms=now_ms)
+                              role=trigger_llm.role, content=trigger_llm.content, now_ms=now_ms,
+                              unless_there=True)
     return reply
 
 

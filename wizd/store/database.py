@@ -81,6 +81,7 @@ from sqlalchemy.pool import NullPool
 from ..errors import DaemonBusy, StorageUnavailable
 from .failures import constraint_error, starting, storage_error
 from .migrations import LATEST, migrate
+from .postgres_keys import PENDING_BEGIN, STALE_BEGIN
 from .urls import is_url, shown
 
 log = logging.getLogger(__name__)
@@ -127,7 +128,7 @@ def raw(conn: Connection) -> Any:
     if conn.dialect.name == "postgresql":
         from .postgres import Raw
 
-        return Raw(db)  # type: ignore[arg-type]
+        return Raw(db, conn.info)  # type: ignore[arg-type]
     return db
 
 
@@ -176,19 +177,11 @@ def _crossed(exc: BaseException) -> bool:
     return getattr(orig, "sqlstate", None) in _RETRIED_STATES
 
 
-class _Stale(Exception):
+class Stale(Exception):
     """BEGIN failed on a PostgreSQL connection the server had dropped (it
     restarted, or the network cut the session while wizd was idle): nothing
     ran, so the caller opens another connection and tries once more."""
 
-
-def _begin(db: Any, psycopg_conn: Any, begin: str) -> None:
-    try:
-        db.execute(begin)
-    except Exception:
-        if psycopg_conn is not None and (psycopg_conn.closed or psycopg_conn.broken):
-            raise _Stale from None
-        raise
 
 
 def _transaction(conn: Connection, begin: str, fn: Callable[..., T], *args: Any) -> T:
@@ -201,17 +194,23 @@ def _transaction(conn: Connection, begin: str, fn: Callable[..., T], *args: Any)
     statement in ``fn`` only opens its bookkeeping, closed here after.
     """
     db = raw(conn)
+    # Held from here: a connection SQLAlchemy invalidated gives no info after.
+    info = conn.info
     if isinstance(db, sqlite3.Connection):
         db.execute(begin)
     else:
-        _begin(db, conn.connection.dbapi_connection, begin)
+        from .postgres import defer_begin
+
+        defer_begin(info, begin)
     try:
         result = fn(conn, *args)
-        db.execute("COMMIT")
+        if _begun(info):
+            db.execute("COMMIT")
         return result
-    except BaseException:
+    except BaseException as exc:
         if not isinstance(db, sqlite3.Connection):
-            _pg_rollback(conn.connection.dbapi_connection)  # psycopg's, not the Raw wrapper
+            _pg_rollback(db.conn)  # psycopg's, not the Raw wrapper
+            _raise_if_stale(info, exc)
         elif db.in_transaction:
             try:
                 db.execute("ROLLBACK")
@@ -219,6 +218,8 @@ def _transaction(conn: Connection, begin: str, fn: Callable[..., T], *args: Any)
                 pass  # the caller checks the connection (_usable) before using it again
         raise
     finally:
+        info.pop(PENDING_BEGIN, None)
+        info.pop(STALE_BEGIN, None)
         if conn.in_transaction():
             conn.rollback()  # SQLAlchemy's bookkeeping only: the DB-API has no transaction
 
@@ -234,13 +235,19 @@ def _pg_transaction(conn: Connection, changes: list[tuple[Any, ...]] | None,
     """A write on PostgreSQL: ``fn(conn, *args)`` between BEGIN and COMMIT; right
     before the COMMIT, what the ``wiz_watch()`` triggers reported goes to
     ``changes`` (when given) as SQLite's temporary triggers report it."""
+    from .postgres import defer_begin
+
     db = conn.connection.dbapi_connection
     assert db is not None
-    _begin(db, db, "BEGIN")
+    # Held from here: a connection SQLAlchemy invalidated gives no info after.
+    info = conn.info
+    defer_begin(info, "BEGIN")
     try:
         result = fn(conn, *args)
         for hook in transaction_state(conn).pop("before_commit", ()):
             hook(conn)
+        if not _begun(info):
+            return result  # no statement ran: nothing to commit
         if changes is None:
             db.execute("COMMIT")
             return result
@@ -252,11 +259,14 @@ def _pg_transaction(conn: Connection, changes: list[tuple[Any, ...]] | None,
         for kind, old, new, seq in taken.fetchall():
             changes.append((kind, seq) if kind == "message" else (kind, old, new))
         return result
-    except BaseException:
+    except BaseException as exc:
         _pg_rollback(db)
+        _raise_if_stale(info, exc)
         raise
     finally:
-        conn.info.pop("wiz_transaction", None)
+        info.pop("wiz_transaction", None)
+        info.pop(PENDING_BEGIN, None)
+        info.pop(STALE_BEGIN, None)
         if conn.in_transaction():
             conn.rollback()  # SQLAlchemy's bookkeeping only
 
@@ -282,6 +292,18 @@ _SERVER_KEEPALIVES = ("SELECT set_config('tcp_keepalives_idle', '30', false),"
                       " set_config('tcp_keepalives_interval', '10', false),"
                       " set_config('tcp_keepalives_count', '3', false),"
                       " set_config('tcp_user_timeout', '60000', false)")
+
+
+def _raise_if_stale(info: dict[str, Any], exc: BaseException) -> None:
+    """Stale, if the transaction failed at its BEGIN on a dropped connection."""
+    if info.pop(STALE_BEGIN, False):
+        raise Stale from exc
+
+
+def _begun(info: dict[str, Any]) -> bool:
+    """Whether the transaction's BEGIN went out (PostgreSQL's is deferred to its
+    first statement, ``postgres.defer_begin``); it is dropped if it did not."""
+    return info.pop(PENDING_BEGIN, None) is None
 
 
 def _pg_rollback(db: Any) -> None:
@@ -394,6 +416,9 @@ class Database:
                                pool_reset_on_return=None,
                                connect_args=postgres.connect_args(url))
         event.listen(engine, "connect", lambda dbapi_conn, _record: postgres.prepare(dbapi_conn))
+        # A statement SQLAlchemy sends (Core) sends the deferred BEGIN first.
+        event.listen(engine, "before_cursor_execute",
+                     lambda conn, cursor, *_: postgres.begin_now(cursor.connection, conn.info))
         self._engine = engine
         # The write connection first: it takes the node lock, so a wizd that
         # another one's database refuses leaves its schema as it found it.
@@ -503,7 +528,7 @@ class Database:
                 # Deferred: a read takes no lock that a write would wait for.
                 try:
                     result = await anyio.to_thread.run_sync(_transaction, conn, begin, fn, *args)
-                except _Stale:
+                except Stale:
                     await anyio.to_thread.run_sync(_close_quietly, conn)
                     conn = None
                     conn = await anyio.to_thread.run_sync(engine.connect)
@@ -591,7 +616,7 @@ class Database:
                 changes = req.changes if self.watch is not None else None
                 try:
                     req.result = _pg_write(conn, changes, req.fn, *req.args)
-                except _Stale:
+                except Stale:
                     _close_quietly(conn)
                     self._writer = None
                     self._writer = conn = self._open_writer()

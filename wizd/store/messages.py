@@ -57,11 +57,15 @@ def insert(
     """
     if is_pg(conn):
         db = raw(conn)
-        db.execute(_SEQ_LOCK)
-        row = db.execute(_INSERT_PG, {
-            "id": id, "source_type": source_type, "source_id": source_id,
-            "author_id": author_id, "content": content, "kind": kind, "reply_to": reply_to,
-            "truncated": int(truncated), "now": now_ms}).fetchone()
+        # One round trip (pipeline mode): the server takes the lock before it
+        # runs the insert all the same.
+        with db.conn.pipeline():
+            db.execute(_SEQ_LOCK)
+            inserted = db.execute(_INSERT_PG, {
+                "id": id, "source_type": source_type, "source_id": source_id,
+                "author_id": author_id, "content": content, "kind": kind, "reply_to": reply_to,
+                "truncated": int(truncated), "now": now_ms})
+        row = inserted.fetchone()
         if row is None:
             raise Conflict("this author already replied to that message")
         return int(row[0])

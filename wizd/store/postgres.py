@@ -27,7 +27,7 @@ from psycopg.adapt import Loader
 
 from ..errors import SchemaError
 from .migrations_pg import PG_MIGRATIONS
-from .postgres_keys import MIGRATE_LOCK
+from .postgres_keys import MIGRATE_LOCK, PENDING_BEGIN, STALE_BEGIN
 from .urls import shown
 
 log = logging.getLogger(__name__)
@@ -86,18 +86,61 @@ def translate(sql: str) -> str:
     return found
 
 
+# The runner's transactions begin lazily (``defer_begin``): their BEGIN goes
+# out with their first statement, one round trip for both (psycopg's pipeline
+# mode), and a transaction that runs no statement costs none. The connection's
+# info dict holds the BEGIN not sent yet (under PENDING_BEGIN).
+
+
+def defer_begin(info: dict[str, Any], begin: str) -> None:
+    info[PENDING_BEGIN] = begin
+
+
+def begin_now(conn: psycopg.Connection[Any], info: dict[str, Any]) -> None:
+    """Send the deferred BEGIN, if any, on its own (before a statement that
+    SQLAlchemy sends: the engine's ``before_cursor_execute``)."""
+    begin = info.pop(PENDING_BEGIN, None)
+    if begin is not None:
+        _stale_if_gone(conn, info, lambda: conn.execute(begin))
+
+
+def _stale_if_gone(conn: psycopg.Connection[Any], info: dict[str, Any], send: Any) -> Any:
+    """``send()``, the BEGIN with or before the first statement. A failure on a
+    connection the server dropped (a restart, a network cut while wizd was
+    idle) is noted in ``info`` (STALE_BEGIN): nothing of the transaction ran,
+    and the runner runs it again on another connection, whatever the
+    exception became on its way out (SQLAlchemy wraps its own statements')."""
+    try:
+        return send()
+    except Exception:
+        if conn.closed or conn.broken:
+            info[STALE_BEGIN] = True
+        raise
+
+
 class Raw:
     """The psycopg connection under a SQLAlchemy one, taking sqlite3-style
     statements (see the module docstring)."""
 
-    __slots__ = ("conn",)
+    __slots__ = ("conn", "info")
 
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+    def __init__(self, conn: psycopg.Connection[Any], info: dict[str, Any]) -> None:
         self.conn = conn
+        self.info = info
 
     def execute(self, sql: str, params: Any = None) -> psycopg.Cursor[Any]:
         # Always with params: psycopg then reads the %% that translate wrote as %.
-        return self.conn.execute(translate(sql), params or {})
+        begin = self.info.pop(PENDING_BEGIN, None)
+        if begin is None:
+            return self.conn.execute(translate(sql), params or {})
+        conn = self.conn
+
+        def both() -> psycopg.Cursor[Any]:
+            with conn.pipeline():
+                conn.execute(begin)
+                return conn.execute(translate(sql), params or {})
+
+        return _stale_if_gone(conn, self.info, both)  # type: ignore[no-any-return]
 
 
 def in_transaction(conn: psycopg.Connection[Any]) -> bool:

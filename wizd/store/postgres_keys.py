@@ -15,6 +15,12 @@ START_LOCK = 0x7769_7A05
 GROUP_LOCK_CLASS = 0x7769_7A03  # a job group's head marks (store.jobs)
 NODE_LOCK_CLASS = 0x7769_7A04  # a node id, held by the node's write connection
 
+# The key of a connection's info dict that holds its transaction's BEGIN
+# until the first statement takes it along (postgres.defer_begin).
+PENDING_BEGIN = "wiz_pending_begin"
+# ... and notes there that the BEGIN failed on a connection the server dropped.
+STALE_BEGIN = "wiz_stale_begin"
+
 # The database server's clock in milliseconds since the epoch: leases are
 # granted and judged by one clock, whatever the nodes' clocks say.
 DB_NOW = "(extract(epoch from clock_timestamp()) * 1000)::bigint"

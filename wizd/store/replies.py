@@ -183,12 +183,22 @@ def existing_reply(conn: Connection, trigger_id: str, author_id: str) -> str | N
     return None if found is None else str(found[0])
 
 
+# The same, unless the message has one already (one statement: a round trip
+# on PostgreSQL).
+_INSERT_LLM_ONCE = ("INSERT INTO llm_messages (id, message_id, role, content, created_at,"
+                    " updated_at, model, prompt_tokens, completion_tokens) SELECT :id,"
+                    " :message_id, :role, :content, :now, :now, :model, :prompt_tokens,"
+                    " :completion_tokens WHERE NOT EXISTS"
+                    " (SELECT 1 FROM llm_messages WHERE message_id = :message_id)")
+
+
 def add_llm_message(
     conn: Connection, *, llm_id: str, message_id: str, role: str, content: str, now_ms: int,
     model: str | None = None, prompt_tokens: int | None = None,
-    completion_tokens: int | None = None,
+    completion_tokens: int | None = None, unless_there: bool = False,
 ) -> None:
-    raw(conn).execute(_INSERT_LLM, {
+    """The LLM's view of a message (``unless_there``: only if it has none yet)."""
+    raw(conn).execute(_INSERT_LLM_ONCE if unless_there else _INSERT_LLM, {
         "id": llm_id, "message_id": message_id, "role": role, "content": content,
         "now": now_ms, "model": model, "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens})
