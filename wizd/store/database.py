@@ -194,34 +194,47 @@ def _transaction(conn: Connection, begin: str, fn: Callable[..., T], *args: Any)
     statement in ``fn`` only opens its bookkeeping, closed here after.
     """
     db = raw(conn)
-    # Held from here: a connection SQLAlchemy invalidated gives no info after.
-    info = conn.info
-    if isinstance(db, sqlite3.Connection):
-        db.execute(begin)
-    else:
-        from .postgres import defer_begin
-
-        defer_begin(info, begin)
+    if not isinstance(db, sqlite3.Connection):
+        return _pg_read(conn, db, begin, fn, *args)
+    db.execute(begin)
     try:
         result = fn(conn, *args)
-        if _begun(info):
-            db.execute("COMMIT")
+        db.execute("COMMIT")
         return result
-    except BaseException as exc:
-        if not isinstance(db, sqlite3.Connection):
-            _pg_rollback(db.conn)  # psycopg's, not the Raw wrapper
-            _raise_if_stale(info, exc)
-        elif db.in_transaction:
+    except BaseException:
+        if db.in_transaction:
             try:
                 db.execute("ROLLBACK")
             except sqlite3.Error:
                 pass  # the caller checks the connection (_usable) before using it again
         raise
     finally:
+        if conn.in_transaction():
+            conn.rollback()  # SQLAlchemy's bookkeeping only: the DB-API has no transaction
+
+
+def _pg_read(conn: Connection, db: Any, begin: str, fn: Callable[..., T], *args: Any) -> T:
+    """``_transaction`` on PostgreSQL (``db``: the Raw wrapper): the BEGIN goes
+    out with the first statement."""
+    from .postgres import defer_begin
+
+    # Held from here: a connection SQLAlchemy invalidated gives no info after.
+    info = conn.info
+    defer_begin(info, begin)
+    try:
+        result = fn(conn, *args)
+        if _begun(info):
+            db.execute("COMMIT")
+        return result
+    except BaseException as exc:
+        _pg_rollback(db.conn)  # psycopg's, not the Raw wrapper
+        _raise_if_stale(info, exc)
+        raise
+    finally:
         info.pop(PENDING_BEGIN, None)
         info.pop(STALE_BEGIN, None)
         if conn.in_transaction():
-            conn.rollback()  # SQLAlchemy's bookkeeping only: the DB-API has no transaction
+            conn.rollback()  # SQLAlchemy's bookkeeping only
 
 
 # A read on PostgreSQL: one snapshot for all its statements, as a SQLite read
