@@ -355,7 +355,21 @@ class Scheduler:
             raise
         finally:
             self._release(entry)
-            self.wake()
+            if self._worth_a_look():
+                self.wake()
+
+    def _worth_a_look(self) -> bool:
+        """After a job ended: whether a claim may find something now (a job
+        waiting, a group's next job, one retried with a new due time). Not
+        when the queue holds nothing to run: an empty claim is a write that
+        the next message's write would queue behind. Other ways work arrives
+        wake the scheduler themselves (an enqueue, a resume, another node's
+        notice)."""
+        tallies = self.rt.tallies
+        if not tallies.live:
+            return True
+        counts = tallies.queue()
+        return counts.get("waiting", 0) > 0 or counts.get("delayed", 0) > 0
 
     async def _execute(self, entry: _Running) -> _Outcome:
         job = entry.job

@@ -35,6 +35,9 @@ class Tallies:
         self._counts: dict[str, int] = dict.fromkeys(SHOWN, 0)
         self.last_seq = 0
         self.watch = Watch(TRIGGERS, self.apply)
+        # The counts follow the commits (``start`` has run on a database
+        # opened with ``watch``): what readers may rely on.
+        self.live = False
         # Set (and dropped) once a message past last_seq commits, if anyone waits.
         self._new_message: anyio.Event | None = None
 
@@ -57,6 +60,7 @@ class Tallies:
     async def start(self, db: Database) -> None:
         """Read the stored figures; ``db`` was opened with ``self.watch``."""
         await db.write(self.read, after_commit=self.load)
+        self.live = db.watch is self.watch
 
     def load(self, figures: tuple[Mapping[str, int], int]) -> None:
         """Replace the figures with ``read``'s (from that write's after_commit)."""
