@@ -50,10 +50,11 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+import queue_throughput  # noqa: E402
 
 from tests.support import postgres as pgsupport  # noqa: E402
 
@@ -103,69 +104,10 @@ def pg_server(settings: str = "default") -> Iterator[PgServer]:
             server.stop()
 
 
-def _shares(jobs: int, producers: int) -> list[int]:
-    return [jobs // producers + (1 if i < jobs % producers else 0) for i in range(producers)]
-
-
 def run_wizd(url: str, jobs: int, workers: int, producers: int, backend: str) -> float:
-    """Jobs per second through wizd's queue on the PostgreSQL database at ``url``."""
-    import anyio
-    from sqlalchemy import Connection
-
-    from wizd.config import Config
-    from wizd.events.hub import Hub
-    from wizd.jobs.queue import JobContext
-    from wizd.jobs.registry import JobTypes
-    from wizd.jobs.scheduler import Scheduler
-    from wizd.services.runtime import QueueClock, Runtime
-    from wizd.store import jobs as store
-    from wizd.store.database import Database
-
-    async def main() -> float:
-        ran = [0]
-        all_ran = anyio.Event()
-
-        async def noop(ctx: JobContext) -> None:
-            ran[0] += 1
-            if ran[0] == jobs:
-                all_ran.set()
-
-        config = Config(db=url, concurrency=workers, backend=backend)
-        db = Database(url)
-        await db.open()
-        rt = Runtime(config=config, db=db, hub=Hub(), clock=QueueClock())
-        scheduler = rt.scheduler = Scheduler(rt, JobTypes.of({"noop": noop}))
-        try:
-            async with anyio.create_task_group() as tg:
-                await tg.start(scheduler.run)
-                start = time.perf_counter()
-
-                async def produce(count: int) -> None:
-                    for _ in range(count):
-                        now = rt.clock.now_ms()
-
-                        def add(conn: Connection, now: int = now) -> Any:
-                            return store.add_job(conn, name="noop", data={}, now_ms=now,
-                                                 max_attempts=3)
-
-                        await db.write(add)
-                        rt.scheduler.wake()
-
-                for share in _shares(jobs, producers):
-                    tg.start_soon(produce, share)
-                await all_ran.wait()
-                # Writes commit in the order they are called: once this one
-                # has, the last job's completion (called before) has too.
-                await db.write(lambda conn: None)
-                elapsed = time.perf_counter() - start
-                counts = await db.read(store.count_by_status)
-                assert counts["completed"] == jobs, counts
-                tg.cancel_scope.cancel()
-        finally:
-            await db.close()
-        return jobs / elapsed
-
-    return anyio.run(main, backend=backend)
+    """Jobs per second through wizd's queue on the PostgreSQL database at ``url``
+    (queue_throughput.py's harness; ``synchronous`` is SQLite's only)."""
+    return queue_throughput.run_wizd(url, jobs, workers, producers, "NORMAL", backend)
 
 
 def run_procrastinate(url: str, jobs: int, workers: int, producers: int) -> float:
@@ -200,7 +142,8 @@ def run_procrastinate(url: str, jobs: int, workers: int, producers: int) -> floa
                 for _ in range(count):
                     await noop.defer_async()
 
-            tasks = [asyncio.create_task(produce(share)) for share in _shares(jobs, producers)]
+            tasks = [asyncio.create_task(produce(share))
+                     for share in queue_throughput.shares(jobs, producers)]
             await all_ran.wait()
             async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
                 while True:

@@ -38,9 +38,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-def run_wizd(path: Path, jobs: int, workers: int, producers: int, synchronous: str,
+def run_wizd(path: Path | str, jobs: int, workers: int, producers: int, synchronous: str,
              backend: str) -> float:
-    """Jobs per second through wizd's queue."""
+    """Jobs per second through wizd's queue on the SQLite file ``path`` (or the
+    PostgreSQL database a URL names: bench/pg_queue.py)."""
     import anyio
     from sqlalchemy import Connection
 
@@ -83,12 +84,12 @@ def run_wizd(path: Path, jobs: int, workers: int, producers: int, synchronous: s
                         await db.write(add)
                         rt.scheduler.wake()
 
-                for share in _shares(jobs, producers):
+                for share in shares(jobs, producers):
                     tg.start_soon(produce, share)
                 await all_ran.wait()
-                # The last job's completion was queued for commit as its worker
-                # went on (with no await between), so before this write: once
-                # it returns, every job is completed in the database.
+                # Writes commit in the order they are called, and the last
+                # job's completion was called before this write: once it
+                # returns, every job is completed in the database.
                 await db.write(lambda conn: None)
                 elapsed = time.perf_counter() - start
                 counts = await db.read(store.count_by_status)
@@ -101,7 +102,7 @@ def run_wizd(path: Path, jobs: int, workers: int, producers: int, synchronous: s
     return anyio.run(main, backend=backend)
 
 
-def _shares(jobs: int, producers: int) -> list[int]:
+def shares(jobs: int, producers: int) -> list[int]:
     return [jobs // producers + (1 if i < jobs % producers else 0) for i in range(producers)]
 
 
@@ -137,7 +138,7 @@ def run_huey(path: Path, jobs: int, workers: int, producers: int, synchronous: s
                 noop()
 
         threads = [threading.Thread(target=produce, args=(share,))
-                   for share in _shares(jobs, producers)]
+                   for share in shares(jobs, producers)]
         start = time.perf_counter()
         for thread in threads:
             thread.start()
