@@ -13,14 +13,16 @@ from typing import Any
 from tests.support.daemon import Conn, Wizd
 
 
-def node(base: Path, url: str, name: str, *args: str) -> Wizd:
-    return Wizd(base / name, extra_args=["--db", url, "--node", name, *args])
+def node(base: Path, url: str, name: str, *args: str, backend: str = "trio") -> Wizd:
+    return Wizd(base / name, extra_args=["--db", url, "--node", name, *args],
+                env={"WIZ_BACKEND": backend})
 
 
 @contextmanager
-def nodes(base: Path, url: str, count: int, *args: str) -> Iterator[list[Wizd]]:
+def nodes(base: Path, url: str, count: int, *args: str,
+          backend: str = "trio") -> Iterator[list[Wizd]]:
     """``count`` started nodes (n1, n2, ...), killed at the end if still running."""
-    started = [node(base, url, f"n{i + 1}", *args) for i in range(count)]
+    started = [node(base, url, f"n{i + 1}", *args, backend=backend) for i in range(count)]
     try:
         for w in started:
             w.start()

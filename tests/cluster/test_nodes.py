@@ -44,10 +44,11 @@ def check_recorded(rec: Recorder, every: list[dict[str, Any]]) -> None:
     assert seqs == [m["seq"] for m in every]
 
 
+@pytest.mark.parametrize("backend", ["trio", "asyncio"])
 def test_writers_on_three_nodes_every_subscriber_sees_every_message_once_in_order(
-    tmp_path: Path, url: str
+    tmp_path: Path, url: str, backend: str
 ) -> None:
-    with nodes(tmp_path, url, 3) as ws:
+    with nodes(tmp_path, url, 3, backend=backend) as ws:
         agent = ws[0].call("agent.create", name="ada", role="r", backstory="b", goal="g")
         dms = [ws[0].call("dm.create", participants=[agent["id"]])["id"] for _ in range(6)]
         with recorders(ws) as recs:
