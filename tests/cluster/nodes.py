@@ -41,7 +41,6 @@ class Recorder:
         self.conn = Conn(w.socket, timeout=120)
         self.conn.call("events.subscribe", after_seq=0)
         self.messages: list[dict[str, Any]] = []
-        self.ended = False
         self._thread = threading.Thread(target=self._read, daemon=True)
 
     def start(self) -> Recorder:
@@ -55,7 +54,7 @@ class Recorder:
                 if note.get("method") == "message.created":
                     self.messages.append(note["params"]["message"])
         except (OSError, EOFError, ValueError):
-            self.ended = True
+            pass  # the connection ended (closed here, or its node killed)
 
     def seqs(self) -> list[int]:
         return [m["seq"] for m in list(self.messages)]

@@ -82,7 +82,7 @@ class Membership:
 
     async def beat(self) -> None:
         """One renewal and what goes with it (see the module docstring)."""
-        held = await self.rt.db.write(store.renew, self.node_id, self.lease_ms)
+        held = await self.rt.db.write(_renew, self.node_id, self.lease_ms)
         if held is None:  # removed by hand, or forgotten: enter again
             await self.register()
         elif not held and self._held:
@@ -103,7 +103,6 @@ class Membership:
             if taken:
                 log.info("took back %d job(s) of node(s) whose lease lapsed", len(taken))
         await self._drop_lost()
-        await self.rt.db.write(_forget)
         await self._refresh()
 
     async def _drop_lost(self) -> None:
@@ -120,9 +119,7 @@ class Membership:
             self.rt.scheduler.drop(lost)
 
     async def _refresh(self) -> None:
-        nodes = self.rt.cluster.nodes = await self.rt.db.read(store.every)
-        self.rt.cluster.others_alive = any(
-            n["alive"] and n["id"] != self.node_id for n in nodes)
+        self.rt.cluster.nodes = await self.rt.db.read(store.every)
         await self.rt.tallies.start(self.rt.db)  # counts of every node's jobs
 
     async def leave(self) -> None:
@@ -133,5 +130,7 @@ class Membership:
                         "%g s", self.node_id, exc.message, self.rt.config.lease)
 
 
-def _forget(conn: Connection) -> None:
+def _renew(conn: Connection, node_id: str, lease_ms: int) -> bool | None:
+    """The renewal, and the nodes gone for long forgotten, in one transaction."""
     store.forget_gone(conn)
+    return store.renew(conn, node_id, lease_ms)

@@ -31,8 +31,11 @@ def this_node(config: Config, started_ms: int) -> Node:
 class ClusterView:
     node_id: str = ""
     nodes: list[Node] = field(default_factory=list)
-    # Another node was alive at the last lease renewal.
-    others_alive: bool = False
     # On PostgreSQL, set by the bus: ask node (first argument) to cancel the
     # job (second) it runs.
     request_cancel: Callable[[str, str], None] | None = None
+
+    @property
+    def others_alive(self) -> bool:
+        """Another node was alive at the last lease renewal."""
+        return any(n["alive"] and n["id"] != self.node_id for n in self.nodes)

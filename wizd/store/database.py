@@ -177,7 +177,7 @@ def _crossed(exc: BaseException) -> bool:
     return getattr(orig, "sqlstate", None) in _RETRIED_STATES
 
 
-class Stale(Exception):
+class _Stale(Exception):
     """BEGIN failed on a PostgreSQL connection the server had dropped (it
     restarted, or the network cut the session while wizd was idle): nothing
     ran, so the caller opens another connection and tries once more."""
@@ -308,9 +308,9 @@ _SERVER_KEEPALIVES = ("SELECT set_config('tcp_keepalives_idle', '30', false),"
 
 
 def _raise_if_stale(info: dict[str, Any], exc: BaseException) -> None:
-    """Stale, if the transaction failed at its BEGIN on a dropped connection."""
+    """Raise _Stale if the transaction failed at its BEGIN on a dropped connection."""
     if info.pop(STALE_BEGIN, False):
-        raise Stale from exc
+        raise _Stale from exc
 
 
 def _begun(info: dict[str, Any]) -> bool:
@@ -541,7 +541,7 @@ class Database:
                 # Deferred: a read takes no lock that a write would wait for.
                 try:
                     result = await anyio.to_thread.run_sync(_transaction, conn, begin, fn, *args)
-                except Stale:
+                except _Stale:
                     await anyio.to_thread.run_sync(_close_quietly, conn)
                     conn = None
                     conn = await anyio.to_thread.run_sync(engine.connect)
@@ -629,7 +629,7 @@ class Database:
                 changes = req.changes if self.watch is not None else None
                 try:
                     req.result = _pg_write(conn, changes, req.fn, *req.args)
-                except Stale:
+                except _Stale:
                     _close_quietly(conn)
                     self._writer = None
                     self._writer = conn = self._open_writer()

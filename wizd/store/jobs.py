@@ -126,7 +126,6 @@ def add_job(
 # On PostgreSQL, the id of the node whose write connection runs the
 # statement (``wiz.node``, set by the runner; NULL when it runs as no node).
 THIS_NODE = "nullif(current_setting('wiz.node', true), '')"
-_THIS_NODE = THIS_NODE
 
 # The queue-wide pause, as an SQL condition (the value is JSON).
 _QUEUE_PAUSED = "EXISTS (SELECT 1 FROM queue_state WHERE key = 'paused' AND value = 'true')"
@@ -314,7 +313,7 @@ WITH picked AS (
   FOR UPDATE SKIP LOCKED),
 moved AS (
   UPDATE jobs SET status = 'active', attempts = attempts + 1, progress = 0,
-                  processed_on = :now, updated_at = :now, locked_by = {_THIS_NODE}
+                  processed_on = :now, updated_at = :now, locked_by = {THIS_NODE}
   FROM picked WHERE jobs.rowid = picked.rowid
   RETURNING {', '.join('jobs.' + c for c in _COLUMNS.split(', '))}, jobs.rowid)
 SELECT {_COLUMNS} FROM moved ORDER BY priority DESC, run_at, created_at, rowid
@@ -448,7 +447,7 @@ def _move(
         # On PostgreSQL an active job moves only for the node that holds it: a
         # node whose lease lapsed (cut off, or paused) finds its jobs run
         # elsewhere, and what it brings back is refused, not recorded twice.
-        held = (f" AND (status <> 'active' OR locked_by IS NOT DISTINCT FROM {_THIS_NODE})"
+        held = (f" AND (status <> 'active' OR locked_by IS NOT DISTINCT FROM {THIS_NODE})"
                 if pg and "active" in from_statuses else "")
         sql = _MOVES[key] = (f"UPDATE jobs SET {assignments} WHERE id = :job_id"
                              f" AND status IN ({statuses}){held} RETURNING {_COLUMNS}")
@@ -539,7 +538,7 @@ _REQUEUE_PG = text(
     "UPDATE jobs SET status = :status, progress = 0, updated_at = :now,"
     " attempts = greatest(attempts - 1, 0), locked_by = NULL"
     " WHERE id IN :ids AND status = 'active'"
-    f" AND locked_by IS NOT DISTINCT FROM {_THIS_NODE}"
+    f" AND locked_by IS NOT DISTINCT FROM {THIS_NODE}"
 ).bindparams(bindparam("ids", expanding=True))
 
 
@@ -581,7 +580,7 @@ def held_by(conn: Connection, job_ids: list[str], node_id: str) -> set[str]:
 _HELD_HERE = "SELECT 1 FROM jobs WHERE id = :id AND status = 'active'"
 # Locked to the commit: a take-back by another node waits, so that what the
 # caller writes next in its transaction is for a job it still holds.
-_HELD_HERE_PG = _HELD_HERE + f" AND locked_by IS NOT DISTINCT FROM {_THIS_NODE} FOR UPDATE"
+_HELD_HERE_PG = _HELD_HERE + f" AND locked_by IS NOT DISTINCT FROM {THIS_NODE} FOR UPDATE"
 
 
 def held(conn: Connection, job_id: str) -> bool:
