@@ -249,6 +249,44 @@ def test_a_cancel_and_a_pause_reach_every_node(tmp_path: Path, url: str) -> None
             second.close()
 
 
+def test_an_event_longer_than_a_notification_reaches_the_other_node_whole(
+    tmp_path: Path, url: str
+) -> None:
+    """A model that sends its whole answer in one piece: the message.delta
+    (over 100 KB of JSON, far past PostgreSQL's 8,000-byte notification) that
+    the node running the job publishes reaches the other node's subscriber
+    whole, before the reply's message.created, like its own subscriber's."""
+    answer = "ü " * 10_000
+    with openai_server_in_thread(default=Reply(text=answer, chunks=[answer])) as srv, \
+            nodes(tmp_path, url, 2, "--lease", "2") as ws:
+        # Each node relays its events once it has seen the other alive.
+        wait_for(lambda: all(sum(n["alive"] for n in w.call("daemon.status")["nodes"]) == 2
+                             for w in ws))
+        ws[0].call("provider.create", name="big", type="openai", default_model="gpt-test",
+                   base_url=srv.base_url, api_key="sk-test")
+        agent = ws[0].call("agent.create", name="ada", role="r", backstory="b", goal="g",
+                           provider_id="big")
+        dm = ws[0].call("dm.create", participants=[agent["id"]])["id"]
+        conns = [w.connect() for w in ws]
+        try:
+            for conn in conns:
+                conn.call("events.subscribe", conversation_id=dm)
+            ws[1].call("message.send", conversation_id=dm, content="say a lot")
+            for conn in conns:
+                deltas = []
+                while True:
+                    note = conn.notification()
+                    if note["method"] == "message.delta":
+                        deltas.append(note["params"]["delta"])
+                    elif (note["method"] == "message.created"
+                          and note["params"]["message"]["author_id"] == agent["user_id"]):
+                        break
+                assert "".join(deltas) == answer
+        finally:
+            for conn in conns:
+                conn.close()
+
+
 def test_nodes_starting_together_on_a_new_database_make_one_of_each(
     tmp_path: Path, url: str
 ) -> None:

@@ -6,8 +6,8 @@
                             another node (or a seq was lost to a rollback),
                             and the catch-up reads them first
       any other event       goes to local subscribers, and to the other nodes
-                            through ``wiz_events`` (at most MAX_PAYLOAD bytes
-                            of JSON; a larger one stays on its node)
+                            through ``wiz_events`` (as JSON; in parts when
+                            longer than a notification may be)
     Bus.listen            a connection that LISTENs, waited on by the loop
                           (its socket), never in a thread:
       wiz_jobs              wake the scheduler (a job became claimable)
@@ -71,6 +71,8 @@ class ClusterHub(Hub):
         self._behind = anyio.Event()
         self.outbox: list[tuple[str, str]] = []
         self.outbox_ready = anyio.Event()
+        # Numbers the relayed events (notices.split).
+        self.serial = 0
 
     def publish(self, event: Event) -> None:
         if event.seq is None:
@@ -109,11 +111,8 @@ class ClusterHub(Hub):
         self._behind = anyio.Event()
 
     def send(self, channel: str, payload: str) -> None:
-        """Queue a notification for the other nodes."""
-        if len(payload.encode()) > notices.MAX_PAYLOAD:
-            log.debug("an event of %d bytes stays on this node (NOTIFY holds at most %d)",
-                      len(payload), notices.MAX_PAYLOAD)
-            return
+        """Queue a notification for the other nodes (at most
+        ``notices.MAX_PAYLOAD`` bytes)."""
         self.outbox.append((channel, payload))
         self.outbox_ready.set()
 
@@ -125,9 +124,12 @@ class ClusterHub(Hub):
             return
         # The node id first, outside the JSON: a node drops its own events
         # (every listener gets every notification) without decoding them.
-        self.send(notices.EVENTS, self._own_prefix + json.dumps(
-            {"m": event.method, "p": event.params, "c": event.conversation_id},
-            separators=(",", ":")))
+        # The parts of a long one go out in one batch (Bus.send_loop).
+        self.serial += 1
+        for part in notices.split(self._own_prefix, json.dumps(
+                {"m": event.method, "p": event.params, "c": event.conversation_id},
+                separators=(",", ":")), self.serial):
+            self.send(notices.EVENTS, part)
 
 
 class Bus:
@@ -188,6 +190,7 @@ class Bus:
                 if failing:
                     log.info("listening to the other nodes again")
                 failing, delay = False, RECONNECT_FIRST
+                parts = notices.Parts()  # what a lost connection left half-sent is dropped
                 # What was stored or queued while not listening: caught up now.
                 self.hub.behind()
                 self.wake()
@@ -197,7 +200,7 @@ class Bus:
                 while True:
                     await anyio.wait_readable(conn.fileno())
                     for channel, payload in notices.wait(conn, 0.0):
-                        self._on_notice(tg, channel, payload)
+                        self._on_notice(tg, parts, channel, payload)
             except Exception as exc:
                 if not failing:
                     log.warning("lost the connection that listens to the other nodes (%s); "
@@ -213,7 +216,8 @@ class Bus:
             await anyio.sleep(delay)
             delay = min(delay * 2, RECONNECT_CAP)
 
-    def _on_notice(self, tg: anyio.abc.TaskGroup, channel: str, payload: str) -> None:
+    def _on_notice(self, tg: anyio.abc.TaskGroup, parts: notices.Parts, channel: str,
+                   payload: str) -> None:
         if channel == notices.JOBS:
             if payload != self.hub.node_id:  # this node woke its scheduler itself
                 self.wake()
@@ -224,6 +228,11 @@ class Bus:
             node, _, body = payload.partition("\n")
             if node == self.hub.node_id:
                 return
+            if not body.startswith("{"):  # a part of a long one
+                joined = parts.add(node, body)
+                if joined is None:
+                    return
+                body = joined
             event = _decode(body)
             if event is not None:
                 self.hub.publish_here(Event(event["m"], event["p"], event.get("c")))
