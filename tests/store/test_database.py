@@ -13,8 +13,16 @@ import pytest
 from sqlalchemy import Connection, select, text
 from trio.testing import MockClock
 
-from wizd.errors import StorageUnavailable
-from wizd.store.database import BUSY_TIMEOUT_MS, WAL_HARD_LIMIT, WAL_LIMIT, Database, Watch
+from wizd.errors import Conflict, StorageUnavailable
+from wizd.store.database import (
+    BUSY_TIMEOUT_MS,
+    WAL_HARD_LIMIT,
+    WAL_LIMIT,
+    Database,
+    Watch,
+    later,
+    raw,
+)
 from wizd.store.schema import users
 
 pytestmark = pytest.mark.anyio
@@ -466,5 +474,44 @@ async def test_past_the_hard_limit_a_write_waits_for_a_checkpoint(tmp_path: Path
             await db.write(add_blob, WAL_LIMIT // 4)
         await db.write(add_blob, 1024)
         assert wal_bytes(db) <= WAL_LIMIT
+    finally:
+        await db.close()
+
+
+_ADD_USER = ("INSERT INTO users (id, name, type, created_at, updated_at)"
+             " VALUES (:id, :id, 'human', 1, 1)")
+
+
+async def test_a_deferred_statement_runs_in_its_place_and_fails_its_transaction(
+    db_at: Path | str
+) -> None:
+    """``later``: statements nobody reads run before whatever the transaction
+    does next (SQLAlchemy's statements, ``raw``'s, the COMMIT); one that
+    fails fails its whole transaction, and nothing of it reaches the next."""
+    db = await opened(db_at)
+
+    def deferred_then_read(conn: Connection) -> tuple[list[str], list[str]]:
+        later(conn, _ADD_USER, {"id": "ada"})
+        seen_by_core = names(conn)
+        later(conn, _ADD_USER, {"id": "bob"})
+        seen_by_raw = [row[0] for row in raw(conn).execute("SELECT name FROM users ORDER BY name")]
+        later(conn, _ADD_USER, {"id": "cy"})  # only the COMMIT after it
+        return seen_by_core, seen_by_raw
+
+    def deferred_twice(conn: Connection) -> None:
+        later(conn, _ADD_USER, {"id": "dee"})
+        later(conn, _ADD_USER, {"id": "dee"})  # the primary key refuses it
+
+    try:
+        assert await db.write(deferred_then_read) == (["ada"], ["ada", "bob"])
+        assert await db.read(names) == ["ada", "bob", "cy"]
+        with pytest.raises(Conflict):
+            await db.write(deferred_twice)
+        # Nothing of the failed one: not its first statement, and nothing
+        # left queued for the next transaction.
+        assert await db.write(lambda conn: names(conn)) == ["ada", "bob", "cy"]
+        assert await db.read(names) == ["ada", "bob", "cy"]
+        await db.write(lambda conn: later(conn, _ADD_USER, {"id": "eve"}))
+        assert await db.read(names) == ["ada", "bob", "cy", "eve"]
     finally:
         await db.close()

@@ -85,7 +85,7 @@ def load_inputs(
     last = context[-1] if len(context) > 1 else None
     trigger_llm = last if (
         last is not None and last.role == "user"
-        and not store.has_llm_message(conn, trigger_id)) else None
+        and not trigger.has_llm_message) else None
     return ReplyInputs(
         agent_id=agent.id, agent_name=agent.name, agent_user_id=agent.user_id,
         conversation=conversation,

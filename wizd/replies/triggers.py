@@ -44,10 +44,8 @@ def mentioned(content: str, names: list[str]) -> set[str]:
 def triggered_agents(
     conn: Connection, conversation: Conversation, author_id: str, content: str
 ) -> list[TriggeredAgent]:
-    """The agents (``id``, ``name``) that must answer a message by ``author_id``,
-    oldest first."""
-    if store.author_type(conn, author_id) != "human":
-        return []
+    """The agents (``id``, ``name``) that must answer a message by ``author_id``
+    (a person's: an agent's triggers no one), oldest first."""
     if conversation["type"] == "dm":
         return store.dm_agents(conn, conversation["id"], author_id)
     if "@" not in content:  # mentions nobody

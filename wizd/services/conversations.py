@@ -29,11 +29,15 @@ def participants(conn: Connection, conversation_id: str) -> list[str]:
 
 
 def dm_public(conn: Connection, row: DmRow) -> Dm:
+    return _dm(row, participants(conn, row["id"]))
+
+
+def _dm(row: DmRow, members: list[str]) -> Dm:
     return {
         "id": row["id"],
         "type": "dm",
         "name": row["name"],
-        "participants": participants(conn, row["id"]),
+        "participants": members,
         "archived": row["archived_at"] is not None,
         "archived_at": row["archived_at"],
         "created_at": row["created_at"],
@@ -60,7 +64,7 @@ def find(conn: Connection, conversation_id: str) -> Conversation:
     """The DM or channel with this id, archived or not. Raises NotFound."""
     dm = store.find_dm(conn, conversation_id)
     if dm is not None:
-        return dm_public(conn, dm)
+        return _dm(*dm)
     channel = store.find_channel(conn, conversation_id)
     if channel is not None:
         return channel_public(channel)

@@ -1,8 +1,9 @@
 """Queries over DMs (``dm_conversations``, ``dm_participants``) and the
 conversation look-up shared with channels.
 
-``participants``, ``find_dm`` and ``find_channel`` run on every message sent
-(finding its conversation): DB-API through ``raw``, with ``:name`` params.
+``find_dm`` (the DM and its participants in one statement) and
+``find_channel`` run on every message sent (finding its conversation):
+DB-API through ``raw``, with ``:name`` params.
 """
 
 from __future__ import annotations
@@ -39,13 +40,16 @@ def participants(conn: Connection, conversation_id: str) -> list[str]:
     return [row[0] for row in rows]
 
 
-def find_dm(conn: Connection, conversation_id: str) -> DmRow | None:
-    """The DM, archived or not (hot: message.send)."""
-    found = raw(conn).execute(_FIND_DM, {"id": conversation_id}).fetchone()
-    if found is None:
+def find_dm(conn: Connection, conversation_id: str) -> tuple[DmRow, list[str]] | None:
+    """The DM, archived or not, and the user ids of its participants in the
+    order they joined (hot: message.send)."""
+    rows = raw(conn).execute(_FIND_DM, {"id": conversation_id}).fetchall()
+    if not rows:
         return None
-    return {"id": found[0], "name": found[1], "archived_at": found[2],
-            "created_at": found[3], "updated_at": found[4]}
+    found = rows[0]
+    return ({"id": found[0], "name": found[1], "archived_at": found[2],
+             "created_at": found[3], "updated_at": found[4]},
+            [row[5] for row in rows if row[5] is not None])
 
 
 def find_channel(conn: Connection, conversation_id: str) -> ChannelRow | None:
@@ -59,8 +63,10 @@ def find_channel(conn: Connection, conversation_id: str) -> ChannelRow | None:
 
 _PARTICIPANTS = ("SELECT user_id FROM dm_participants WHERE conversation_id = :id"
                  " ORDER BY created_at, rowid")
-_FIND_DM = ("SELECT id, name, archived_at, created_at, updated_at FROM dm_conversations"
-            " WHERE id = :id")
+_FIND_DM = ("SELECT d.id, d.name, d.archived_at, d.created_at, d.updated_at, p.user_id"
+            " FROM dm_conversations AS d"
+            " LEFT JOIN dm_participants AS p ON p.conversation_id = d.id"
+            " WHERE d.id = :id ORDER BY p.created_at, p.rowid")
 _FIND_CHANNEL = ("SELECT id, name, project_id, archived_at, created_at, updated_at"
                  " FROM project_channels WHERE id = :id")
 

@@ -81,7 +81,7 @@ from sqlalchemy.pool import NullPool
 from ..errors import DaemonBusy, StorageUnavailable
 from .failures import constraint_error, starting, storage_error
 from .migrations import LATEST, migrate
-from .postgres_keys import PENDING_BEGIN, STALE_BEGIN
+from .postgres_keys import DEFERRED, PENDING_BEGIN, STALE_BEGIN
 from .urls import is_url, shown
 
 log = logging.getLogger(__name__)
@@ -130,6 +130,18 @@ def raw(conn: Connection) -> Any:
 
         return Raw(db, conn.info)  # type: ignore[arg-type]
     return db
+
+
+def later(conn: Connection, sql: str, params: Any = None) -> None:
+    """Run ``sql`` (as ``raw`` takes it) in the caller's transaction when its
+    result is not read. On SQLite, at once; on PostgreSQL, with the next
+    statement or the COMMIT, in one round trip with them (``Raw.later``): for
+    statements that fail only when the transaction fails as a whole."""
+    db = raw(conn)
+    if isinstance(db, sqlite3.Connection):
+        db.execute(sql, params or {})
+    else:
+        db.later(sql, params)
 
 
 def is_pg(conn: Connection) -> bool:
@@ -232,6 +244,7 @@ def _pg_read(conn: Connection, db: Any, begin: str, fn: Callable[..., T], *args:
         raise
     finally:
         info.pop(PENDING_BEGIN, None)
+        info.pop(DEFERRED, None)
         info.pop(STALE_BEGIN, None)
         if conn.in_transaction():
             conn.rollback()  # SQLAlchemy's bookkeeping only
@@ -248,9 +261,9 @@ def _pg_transaction(conn: Connection, changes: list[tuple[Any, ...]] | None,
     """A write on PostgreSQL: ``fn(conn, *args)`` between BEGIN and COMMIT; right
     before the COMMIT, what the ``wiz_watch()`` triggers reported goes to
     ``changes`` (when given) as SQLite's temporary triggers report it."""
-    from .postgres import defer_begin
+    from .postgres import defer_begin, send_pending
 
-    db = conn.connection.dbapi_connection
+    db: Any = conn.connection.dbapi_connection  # psycopg's
     assert db is not None
     # Held from here: a connection SQLAlchemy invalidated gives no info after.
     info = conn.info
@@ -259,18 +272,16 @@ def _pg_transaction(conn: Connection, changes: list[tuple[Any, ...]] | None,
         result = fn(conn, *args)
         for hook in transaction_state(conn).pop("before_commit", ()):
             hook(conn)
-        if not _begun(info):
+        if PENDING_BEGIN in info and DEFERRED not in info:
             return result  # no statement ran: nothing to commit
-        if changes is None:
-            db.execute("COMMIT")
-            return result
-        # One round trip for both (psycopg's pipeline mode): the server runs
-        # them in order, the changes are read before the COMMIT is.
-        with db.pipeline():
-            taken = db.execute(_TAKE_CHANGES)
-            db.execute("COMMIT")
-        for kind, old, new, seq in taken.fetchall():
-            changes.append((kind, seq) if kind == "message" else (kind, old, new))
+        # One round trip for what was deferred, the changes and the COMMIT
+        # (psycopg's pipeline mode): the server runs them in order, the
+        # changes are read before the COMMIT is.
+        ending = [(_TAKE_CHANGES, None)] if changes is not None else []
+        sent = send_pending(db, info, *ending, ("COMMIT", None))
+        if changes is not None:
+            for kind, old, new, seq in sent[0].fetchall():
+                changes.append((kind, seq) if kind == "message" else (kind, old, new))
         return result
     except BaseException as exc:
         _pg_rollback(db)
@@ -279,6 +290,7 @@ def _pg_transaction(conn: Connection, changes: list[tuple[Any, ...]] | None,
     finally:
         info.pop("wiz_transaction", None)
         info.pop(PENDING_BEGIN, None)
+        info.pop(DEFERRED, None)
         info.pop(STALE_BEGIN, None)
         if conn.in_transaction():
             conn.rollback()  # SQLAlchemy's bookkeeping only
@@ -431,7 +443,7 @@ class Database:
         event.listen(engine, "connect", lambda dbapi_conn, _record: postgres.prepare(dbapi_conn))
         # A statement SQLAlchemy sends (Core) sends the deferred BEGIN first.
         event.listen(engine, "before_cursor_execute",
-                     lambda conn, cursor, *_: postgres.begin_now(cursor.connection, conn.info))
+                     lambda conn, cursor, *_: postgres.send_pending(cursor.connection, conn.info))
         self._engine = engine
         # The write connection first: it takes the node lock, so a wizd that
         # another one's database refuses leaves its schema as it found it.

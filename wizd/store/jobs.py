@@ -33,7 +33,7 @@ from sqlalchemy import Connection, bindparam, func, select, text
 
 from ..errors import Conflict, InvalidInput, NotFound
 from ..objects import Job, JsonObject
-from .database import before_commit, is_pg, raw, transaction_state
+from .database import before_commit, is_pg, later, raw, transaction_state
 from .postgres_keys import DB_NOW, GROUP_LOCK_CLASS
 from .schema import jobs
 
@@ -397,13 +397,11 @@ _GROUP_LOCK = f"SELECT pg_advisory_xact_lock({GROUP_LOCK_CLASS}, hashtext(:group
 
 
 def _set_heads_pg(conn: Connection) -> None:
-    db = raw(conn)
-    # One round trip for all (psycopg's pipeline mode): the server runs each
+    # With the COMMIT, in one round trip (database.later): the server runs each
     # statement after the one before, so a marking still starts after its lock.
-    with db.conn.pipeline():
-        for group_key in sorted(transaction_state(conn).pop("head_groups", ())):
-            db.execute(_GROUP_LOCK, {"group_key": group_key})
-            db.execute(_SET_HEAD_PG, {"group_key": group_key})
+    for group_key in sorted(transaction_state(conn).pop("head_groups", ())):
+        later(conn, _GROUP_LOCK, {"group_key": group_key})
+        later(conn, _SET_HEAD_PG, {"group_key": group_key})
 
 
 def claim(conn: Connection, *, now_ms: int, limit: int) -> tuple[list[Job], int | None]:

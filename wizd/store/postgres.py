@@ -27,7 +27,7 @@ from psycopg.adapt import Loader
 
 from ..errors import SchemaError
 from .migrations_pg import PG_MIGRATIONS
-from .postgres_keys import MIGRATE_LOCK, PENDING_BEGIN, STALE_BEGIN
+from .postgres_keys import DEFERRED, MIGRATE_LOCK, PENDING_BEGIN, STALE_BEGIN
 from .urls import shown
 
 log = logging.getLogger(__name__)
@@ -96,12 +96,31 @@ def defer_begin(info: dict[str, Any], begin: str) -> None:
     info[PENDING_BEGIN] = begin
 
 
-def begin_now(conn: psycopg.Connection[Any], info: dict[str, Any]) -> None:
-    """Send the deferred BEGIN, if any, on its own (before a statement that
-    SQLAlchemy sends: the engine's ``before_cursor_execute``)."""
+def send_pending(conn: psycopg.Connection[Any], info: dict[str, Any],
+                 *last: tuple[str, Any]) -> list[psycopg.Cursor[Any]]:
+    """Send the deferred BEGIN and statements (``Raw.later``), if any, then
+    ``last`` (statements as psycopg takes them), in one round trip (psycopg's
+    pipeline mode: the server runs them in order); the cursors of ``last``.
+    Called with no ``last`` before a statement that SQLAlchemy sends (the
+    engine's ``before_cursor_execute``)."""
     begin = info.pop(PENDING_BEGIN, None)
+    statements = [*info.pop(DEFERRED, ()), *last]
     if begin is not None:
-        _stale_if_gone(conn, info, lambda: conn.execute(begin))
+        statements.insert(0, (begin, None))
+    if not statements:
+        return []
+
+    def send() -> list[psycopg.Cursor[Any]]:
+        if len(statements) == 1:
+            return [conn.execute(*statements[0])]
+        with conn.pipeline():
+            cursors = [conn.execute(sql, params) for sql, params in statements]
+        return cursors[len(cursors) - len(last):]
+
+    if begin is None:  # the transaction is under way: a failure is not a stale BEGIN's
+        return send()
+    sent: list[psycopg.Cursor[Any]] = _stale_if_gone(conn, info, send)
+    return sent
 
 
 def _stale_if_gone(conn: psycopg.Connection[Any], info: dict[str, Any], send: Any) -> Any:
@@ -130,17 +149,15 @@ class Raw:
 
     def execute(self, sql: str, params: Any = None) -> psycopg.Cursor[Any]:
         # Always with params: psycopg then reads the %% that translate wrote as %.
-        begin = self.info.pop(PENDING_BEGIN, None)
-        if begin is None:
+        if PENDING_BEGIN not in self.info and DEFERRED not in self.info:
             return self.conn.execute(translate(sql), params or {})
-        conn = self.conn
+        return send_pending(self.conn, self.info, (translate(sql), params or {}))[0]
 
-        def both() -> psycopg.Cursor[Any]:
-            with conn.pipeline():
-                conn.execute(begin)
-                return conn.execute(translate(sql), params or {})
-
-        return _stale_if_gone(conn, self.info, both)  # type: ignore[no-any-return]
+    def later(self, sql: str, params: Any = None) -> None:
+        """Queue a statement whose result nobody reads: it goes out with the
+        next statement or the COMMIT, in one round trip with them. Its error,
+        if any, is raised there (the transaction fails as a whole)."""
+        self.info.setdefault(DEFERRED, []).append((translate(sql), params or {}))
 
 
 def in_transaction(conn: psycopg.Connection[Any]) -> bool:

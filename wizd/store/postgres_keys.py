@@ -20,6 +20,9 @@ NODE_LOCK_CLASS = 0x7769_7A04  # a node id, held by the node's write connection
 PENDING_BEGIN = "wiz_pending_begin"
 # ... and notes there that the BEGIN failed on a connection the server dropped.
 STALE_BEGIN = "wiz_stale_begin"
+# ... and holds the statements whose results nobody reads, until the next
+# statement or the COMMIT takes them along (database.later).
+DEFERRED = "wiz_deferred"
 
 # The database server's clock in milliseconds since the epoch: leases are
 # granted and judged by one clock, whatever the nodes' clocks say.

@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 from sqlalchemy import Connection, select
 
-from .database import raw
+from .database import later, raw
 from .schema import agents
 
 
@@ -31,29 +31,27 @@ class TriggeredAgent(NamedTuple):
     name: str
 
 
-_AUTHOR_TYPE = "SELECT type FROM users WHERE id = :author_id"
-_LIVE = "a.deleted_at IS NULL AND a.status != 'inactive' AND a.user_id != :author_id"
+# Agents answer people only (an agent's message triggers no one): checked in
+# the same statement as the agents.
+_LIVE = ("a.deleted_at IS NULL AND a.status != 'inactive' AND a.user_id != :author_id"
+         " AND EXISTS (SELECT 1 FROM users WHERE id = :author_id AND type = 'human')")
 _DM_AGENTS = ("SELECT a.id, a.name FROM agents AS a JOIN dm_participants AS p"
               f" ON p.user_id = a.user_id WHERE p.conversation_id = :conversation_id AND {_LIVE}"
               " ORDER BY a.created_at, a.id")
 _LIVE_AGENTS = f"SELECT a.id, a.name FROM agents AS a WHERE {_LIVE} ORDER BY a.created_at, a.id"
 
 
-def author_type(conn: Connection, author_id: str) -> str | None:
-    """``human`` or ``agent``; None for an unknown user."""
-    row = raw(conn).execute(_AUTHOR_TYPE, {"author_id": author_id}).fetchone()
-    return None if row is None else str(row[0])
-
-
 def dm_agents(conn: Connection, conversation_id: str, author_id: str) -> list[TriggeredAgent]:
-    """The live agents (not inactive, not the author) taking part in a DM, oldest first."""
+    """The live agents (not inactive, not the author) taking part in a DM, oldest
+    first, if the author is a person (none otherwise)."""
     rows = raw(conn).execute(_DM_AGENTS, {"conversation_id": conversation_id,
                                           "author_id": author_id})
     return [TriggeredAgent(*row) for row in rows]
 
 
 def live_agents(conn: Connection, author_id: str) -> list[TriggeredAgent]:
-    """Every live agent (not inactive, not the author), oldest first."""
+    """Every live agent (not inactive, not the author), oldest first, if the
+    author is a person (none otherwise)."""
     return [TriggeredAgent(*row)
             for row in raw(conn).execute(_LIVE_AGENTS, {"author_id": author_id})]
 
@@ -67,12 +65,12 @@ _REMOVE_PENDING = "DELETE FROM pending_replies WHERE job_id = :job_id"
 # One look-up in pending_replies_agent.
 def add_pending(conn: Connection, job_id: str, agent_id: str) -> None:
     """Reply job ``job_id`` of ``agent_id`` is pending (again); a no-op if it was."""
-    raw(conn).execute(_ADD_PENDING, {"job_id": job_id, "agent_id": agent_id})
+    later(conn, _ADD_PENDING, {"job_id": job_id, "agent_id": agent_id})
 
 
 def remove_pending(conn: Connection, job_id: str) -> None:
     """Reply job ``job_id`` has finished."""
-    raw(conn).execute(_REMOVE_PENDING, {"job_id": job_id})
+    later(conn, _REMOVE_PENDING, {"job_id": job_id})
 
 
 # busy iff a reply job of the agent has not finished; an inactive agent keeps
@@ -118,6 +116,7 @@ class Trigger(NamedTuple):
     id: str
     seq: int
     deleted_at: int | None
+    has_llm_message: bool  # its LLM form is stored (add_llm_message)
 
 
 class HistoryRow(NamedTuple):
@@ -133,8 +132,9 @@ class HistoryRow(NamedTuple):
 
 
 _AGENT = f"SELECT {', '.join(ReplyAgent._fields)} FROM agents WHERE id = :agent_id"
-_TRIGGER = "SELECT id, seq, deleted_at FROM messages WHERE id = :message_id"
-_HAS_LLM = "SELECT 1 FROM llm_messages WHERE message_id = :message_id"
+_TRIGGER = ("SELECT id, seq, deleted_at,"
+            " EXISTS (SELECT 1 FROM llm_messages WHERE message_id = messages.id)"
+            " FROM messages WHERE id = :message_id")
 _HISTORY = (
     "SELECT m.reply_to, m.author_id, m.content, m.kind, u.name, l.role, l.content"
     " FROM messages AS m JOIN users AS u ON u.id = m.author_id"
@@ -151,11 +151,7 @@ def reply_agent(conn: Connection, agent_id: str) -> ReplyAgent | None:
 
 def trigger(conn: Connection, message_id: str) -> Trigger | None:
     found = raw(conn).execute(_TRIGGER, {"message_id": message_id}).fetchone()
-    return None if found is None else Trigger(*found)
-
-
-def has_llm_message(conn: Connection, message_id: str) -> bool:
-    return raw(conn).execute(_HAS_LLM, {"message_id": message_id}).fetchone() is not None
+    return None if found is None else Trigger(found[0], found[1], found[2], bool(found[3]))
 
 
 def newest_history(
@@ -198,7 +194,7 @@ def add_llm_message(
     completion_tokens: int | None = None, unless_there: bool = False,
 ) -> None:
     """The LLM's view of a message (``unless_there``: only if it has none yet)."""
-    raw(conn).execute(_INSERT_LLM_ONCE if unless_there else _INSERT_LLM, {
+    later(conn, _INSERT_LLM_ONCE if unless_there else _INSERT_LLM, {
         "id": llm_id, "message_id": message_id, "role": role, "content": content,
         "now": now_ms, "model": model, "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens})
