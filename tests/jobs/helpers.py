@@ -43,6 +43,7 @@ from wizd.services import agents, conversations, messages, providers, users
 from wizd.services.agents import AgentCreate
 from wizd.services.providers import ProviderCreate
 from wizd.services.runtime import QueueClock, Runtime
+from wizd.services.tallies import Tallies
 from wizd.store import jobs as store
 from wizd.store.database import Database
 from wizd.store.schema import jobs as jobs_table
@@ -282,14 +283,20 @@ async def harness(
     processors: dict[str, Processor] | None = None,
     rng: random.Random | None = None,
     scheduler: bool = True,
+    tallies: bool = False,
     **settings: Any,
 ) -> AsyncIterator[Harness]:
     """A runtime as wizd builds it (local user, built-in provider), its events
-    recorded, and (unless ``scheduler=False``) a running scheduler."""
+    recorded, and (unless ``scheduler=False``) a running scheduler; with
+    ``tallies``, the figures kept at commit as wizd keeps them (the queue's
+    counts: the scheduler then skips claims they say would find nothing)."""
     config = await _database_for(config_for(tmp_path, **settings))
-    db = Database(config.db)
+    kept = Tallies()
+    db = Database(config.db, watch=kept.watch if tallies else None)
     await db.open()
-    rt = Runtime(config=config, db=db, hub=Hub(100_000), clock=QueueClock())
+    rt = Runtime(config=config, db=db, hub=Hub(100_000), clock=QueueClock(), tallies=kept)
+    if tallies:
+        await kept.start(db)
     # As app.py does: the runtime has its scheduler before anything runs (the
     # queue finds job types through it), started below or by start_scheduler.
     rt.scheduler = Scheduler(rt, _job_types(processors), rng=rng or MaxRandom())

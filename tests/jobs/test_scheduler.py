@@ -26,6 +26,7 @@ from wizd.jobs import queue
 from wizd.jobs.queue import JobContext
 from wizd.objects import Job
 from wizd.store import jobs as store
+from wizd.store.database import Database
 
 from .helpers import AUTOJUMP_TASK, Harness, harness
 
@@ -173,6 +174,44 @@ async def test_queued_jobs_run_in_order_then_the_scheduler_rests(
         assert steps.names == {trio.lowlevel.current_task().name, AUTOJUMP_TASK}
         assert len(h.events.events) == published
         assert [tag for _, tag in rec.started] == [str(i) for i in range(5)]
+
+
+@pytest.mark.parametrize("others", [False, True])
+@pytest.mark.trio
+async def test_after_a_job_a_node_looks_for_jobs_its_counts_do_not_show_if_others_live(
+    tmp_path: Path, autojump_clock: MockClock, others: bool
+) -> None:
+    """After a job ends, the scheduler claims again only if the queue's counts
+    show something to run: alone, they hold every job, since they are kept at
+    commit. With other nodes alive, a job they queued while this node was
+    full (its wake-up found no free place) shows in the counts only at the
+    next lease renewal: the node looks all the same, instead of idling."""
+    blocker = Blocker()
+    async with harness(tmp_path, processors={"noop": blocker}, concurrency=1,
+                       tallies=True) as h:
+        if others:
+            h.rt.cluster.nodes = [
+                {"id": h.rt.cluster.node_id, "alive": True},  # type: ignore[typeddict-item]
+                {"id": "another node", "alive": True}]  # type: ignore[typeddict-item]
+        first = await h.add_job()
+        await blocker.entered.wait()
+        # Queued behind this node's back (the counts do not see it), and its
+        # wake-up comes while the one place is taken.
+        other = Database(h.rt.db.url or h.rt.db.path)
+        await other.open()
+        try:
+            second = await other.write(
+                lambda conn: store.add_job(conn, name="noop", data={}, now_ms=1,
+                                           max_attempts=3))
+        finally:
+            await other.close()
+        h.rt.scheduler.wake()
+        await trio.sleep(1)
+        blocker.release.set()
+        await h.events.job(first["id"], "completed")
+        await trio.sleep(3600)
+        status = (await h.job(second["id"]))["status"]
+        assert status == ("completed" if others else "waiting")
 
 
 @pytest.mark.anyio

@@ -364,9 +364,11 @@ class Scheduler:
         when the queue holds nothing to run: an empty claim is a write that
         the next message's write would queue behind. Other ways work arrives
         wake the scheduler themselves (an enqueue, a resume, another node's
-        notice)."""
+        notice). Always with other nodes alive: this node's counts of what
+        they queued are only as fresh as its last lease renewal, and a node
+        kept full when their jobs came would otherwise sit idle until then."""
         tallies = self.rt.tallies
-        if not tallies.live:
+        if not tallies.live or self.rt.cluster.others_alive:
             return True
         counts = tallies.queue()
         return counts.get("waiting", 0) > 0 or counts.get("delayed", 0) > 0
