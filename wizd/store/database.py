@@ -658,16 +658,22 @@ class Database:
 
     def _commit_group(self, group: list[_Write]) -> None:
         """``_commit`` of a group of writes as one transaction (in a worker
-        thread). If it fails (a write raised, or the storage failed it),
-        nothing of it is stored, and each write runs again alone, in order,
-        so that each gets its own outcome and loses only its own work
-        (``write`` allows a ``fn`` to run again)."""
+        thread). If PostgreSQL refused it (a write raised, or a statement was
+        refused), nothing of it is stored, and each write runs again alone,
+        in order, so that each gets its own outcome and loses only its own
+        work (``write`` allows a ``fn`` to run again). If the session was
+        lost, whether its COMMIT went through is not known: every write of
+        the group fails with that error, as a write alone does."""
         if len(group) > 1:
             whole = _Write(_all_of, (group,), None)
             self._commit(whole)
             if whole.error is None:
                 # One commit for all: the Watch gets every change before the first hook.
                 group[0].changes = whole.changes
+                return
+            if self._writer is None:  # lost, not refused (_commit dropped it)
+                for each in group:
+                    each.result, each.error = None, whole.error
                 return
         for each in group:
             each.result = None
