@@ -8,6 +8,7 @@ import stat
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -15,6 +16,8 @@ from sqlalchemy import Connection, select, text
 from trio.testing import MockClock
 
 from wizd.errors import Conflict, StorageUnavailable
+from wizd.services.tallies import Tallies
+from wizd.store import jobs
 from wizd.store.database import (
     BUSY_TIMEOUT_MS,
     WAL_HARD_LIMIT,
@@ -186,7 +189,7 @@ async def test_a_failing_writer_loses_only_its_own_work(db_at: Path | str) -> No
         await db.close()
 
 
-async def test_each_writer_runs_once_whatever_the_others_do(db_at: Path | str) -> None:
+async def test_failing_writers_among_many_lose_only_their_own_work(db_at: Path | str) -> None:
     """Failing writers among many lose only their own work. On SQLite they
     never make the others run again; on PostgreSQL, the writes committed
     together with a failing one (group commit) run again, alone, as
@@ -525,6 +528,33 @@ async def test_a_deferred_statement_runs_in_its_place_and_fails_its_transaction(
         await db.close()
 
 
+async def _grouped(db: Database, calls: list[tuple[str, Callable[[Connection], Any]]],
+                   outcomes: dict[str, object], hooks: list[str]) -> None:
+    """Write ``calls`` while a first write holds the write connection, so that
+    they wait for it together; each one's result (or its exception's type)
+    goes to ``outcomes``, its name to ``hooks`` from its after_commit."""
+    started, release = threading.Event(), threading.Event()
+
+    def holds(conn: Connection) -> int:
+        started.set()
+        release.wait(10)
+        return 0
+
+    async def write(name: str, fn: Callable[[Connection], Any]) -> None:
+        try:
+            outcomes[name] = await db.write(fn, after_commit=lambda _: hooks.append(name))
+        except BaseException as exc:  # what a write raises, whatever it is
+            outcomes[name] = type(exc).__name__
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(write, "holds", holds)
+        await anyio.to_thread.run_sync(started.wait)
+        for name, fn in calls:
+            tg.start_soon(write, name, fn)
+            await anyio.sleep(0.01)  # called in this order
+        release.set()
+
+
 @pytest.mark.parametrize("engine", ["postgresql"])
 async def test_writes_waiting_together_commit_together_each_losing_only_its_own_work(
     db_at: Path | str
@@ -557,40 +587,75 @@ async def test_writes_waiting_together_commit_together_each_losing_only_its_own_
         later(conn, _ADD_USER, {"id": "b"})  # refused when it goes out
         return 0
 
-    async def group(calls: list[tuple[str, Callable[[Connection], int]]]) -> None:
-        """``calls`` written while a first write holds the connection."""
-        started, release = threading.Event(), threading.Event()
-
-        def holds(conn: Connection) -> int:
-            started.set()
-            release.wait(10)
-            return 0
-
-        async def write(name: str, fn: Callable[[Connection], int]) -> None:
-            try:
-                outcomes[name] = await db.write(fn, after_commit=lambda _: hooks.append(name))
-            except Exception as exc:
-                outcomes[name] = type(exc).__name__
-
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(write, "holds", holds)
-            await anyio.to_thread.run_sync(started.wait)
-            for name, fn in calls:
-                tg.start_soon(write, name, fn)
-                await anyio.sleep(0.01)  # called in this order
-            release.set()
+    def refused_and_ignored(conn: Connection) -> int:
+        try:
+            add_user(conn, "c")
+        except Exception:
+            pass  # wrong on PostgreSQL: the transaction is aborted
+        return 0
 
     try:
-        await group([("a", adds("a")), ("b", adds("b")), ("c", adds("c"))])
+        await _grouped(db, [("a", adds("a")), ("b", adds("b")), ("c", adds("c"))],
+                       outcomes, hooks)
         assert hooks == ["holds", "a", "b", "c"]
         assert len({outcomes["a"], outcomes["b"], outcomes["c"]}) == 1, "one transaction"
         hooks.clear()
-        await group([("d", adds("d")), ("raises", raises_after_adding), ("e", adds("e")),
-                     ("refused", refused), ("f", adds("f")), ("refused later", refused_later),
-                     ("g", adds("g"))])
+        await _grouped(db, [("d", adds("d")), ("raises", raises_after_adding), ("e", adds("e")),
+                            ("refused", refused), ("f", adds("f")),
+                            ("refused later", refused_later), ("g", adds("g")),
+                            ("ignored", refused_and_ignored), ("h", adds("h"))],
+                       outcomes, hooks)
         assert {k: v for k, v in outcomes.items() if isinstance(v, str)} == {
-            "raises": "RuntimeError", "refused": "Conflict", "refused later": "Conflict"}
-        assert hooks == ["holds", "d", "e", "f", "g"]
-        assert await db.read(names) == ["a", "b", "c", "d", "e", "f", "g"]
+            "raises": "RuntimeError", "refused": "Conflict", "refused later": "Conflict",
+            "ignored": "RuntimeError"}
+        assert hooks == ["holds", "d", "e", "f", "g", "h"]
+        assert await db.read(names) == ["a", "b", "c", "d", "e", "f", "g", "h"]
+    finally:
+        await db.close()
+
+
+@pytest.mark.parametrize("engine", ["postgresql"])
+async def test_each_write_of_a_group_sees_the_watch_as_of_its_own_changes(
+    db_at: Path | str
+) -> None:
+    """The Watch gets each write's changes right before that write's hook: a
+    hook that replaces the figures with what its write read (Tallies.start,
+    at every lease renewal) is not undone by a write grouped after it."""
+    tallies = Tallies()
+    db = Database(db_at, watch=tallies.watch)
+    await db.open()
+    try:
+        def add(conn: Connection) -> object:
+            return jobs.add_job(conn, name="noop", data={}, now_ms=1, max_attempts=1)
+
+        outcomes: dict[str, object] = {}
+        await _grouped(db, [("read", tallies.read), ("add", add), ("add again", add)],
+                       outcomes, [])
+        assert tallies.queue()["waiting"] == 2
+    finally:
+        await db.close()
+
+
+class _Bug(BaseException):
+    """What escapes ``Exception`` handlers (a bug's, say)."""
+
+
+@pytest.mark.parametrize("engine", ["postgresql"])
+async def test_a_write_that_escapes_every_handler_leaves_no_other_waiting(
+    db_at: Path | str
+) -> None:
+    db = await opened(db_at)
+
+    def escapes(conn: Connection) -> None:
+        raise _Bug()
+
+    try:
+        outcomes: dict[str, object] = {}
+        with anyio.fail_after(10):
+            await _grouped(db, [("escapes", escapes), ("other", lambda conn: names(conn))],
+                           outcomes, [])
+        assert outcomes["escapes"] == "_Bug"
+        assert outcomes["other"] == "RuntimeError"  # not run; its caller is told
+        assert await db.write(names) == []  # and the connection serves again
     finally:
         await db.close()

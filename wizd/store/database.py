@@ -64,6 +64,7 @@ triggers (``migrations_pg``) through the write connection's temporary table
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import sqlite3
@@ -134,10 +135,12 @@ def raw(conn: Connection) -> Any:
 
 
 def later(conn: Connection, sql: str, params: Any = None) -> None:
-    """Run ``sql`` (as ``raw`` takes it) in the caller's transaction when its
-    result is not read. On SQLite, at once; on PostgreSQL, with the next
-    statement or the COMMIT, in one round trip with them (``Raw.later``): for
-    statements that fail only when the transaction fails as a whole."""
+    """Run ``sql`` (as ``raw`` takes it) in the caller's write transaction when
+    its result is not read. On SQLite, at once; on PostgreSQL, with the next
+    statement or the COMMIT, in one round trip with them (``Raw.later``): its
+    error, if any, comes from there and fails the whole transaction (on
+    PostgreSQL a failed statement does anyway), so only for statements whose
+    failure is not expected and handled on the spot."""
     db = raw(conn)
     if isinstance(db, sqlite3.Connection):
         db.execute(sql, params or {})
@@ -236,6 +239,7 @@ def _pg_read(conn: Connection, db: Any, begin: str, fn: Callable[..., T], *args:
     defer_begin(info, begin)
     try:
         result = fn(conn, *args)
+        assert DEFERRED not in info, "a read deferred a statement (database.later)"
         if _begun(info):
             db.execute("COMMIT")
         return result
@@ -254,7 +258,17 @@ def _pg_read(conn: Connection, db: Any, begin: str, fn: Callable[..., T], *args:
 # A read on PostgreSQL: one snapshot for all its statements, as a SQLite read
 # transaction has.
 _PG_READ = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
-_TAKE_CHANGES = "DELETE FROM wiz_changes RETURNING kind, old, new, seq"
+# In the order the triggers reported them (``n``: the temporary table's identity).
+_TAKE_CHANGES = ("WITH taken AS (DELETE FROM wiz_changes RETURNING n, kind, old, new, seq)"
+                 " SELECT kind, old, new, seq FROM taken ORDER BY n")
+# psycopg's TransactionStatus.INERROR: in a transaction that a failed statement aborted.
+_IN_ERROR = 3
+
+
+def _before_commit(conn: Connection) -> None:
+    """Run the ``before_commit`` hooks the write registered (``transaction_state``)."""
+    for hook in transaction_state(conn).pop("before_commit", ()):
+        hook(conn)
 
 
 def _pg_transaction(conn: Connection, changes: list[tuple[Any, ...]] | None,
@@ -271,15 +285,18 @@ def _pg_transaction(conn: Connection, changes: list[tuple[Any, ...]] | None,
     defer_begin(info, "BEGIN")
     try:
         result = fn(conn, *args)
-        for hook in transaction_state(conn).pop("before_commit", ()):
-            hook(conn)
+        _before_commit(conn)
         if PENDING_BEGIN in info and DEFERRED not in info:
             return result  # no statement ran: nothing to commit
+        if db.info.transaction_status == _IN_ERROR:
+            # A statement failed and ``fn`` went on: PostgreSQL would answer
+            # the COMMIT with a ROLLBACK, and the write would look stored.
+            raise RuntimeError("a statement of this write failed and the write went on")
         # One round trip for what was deferred, the changes and the COMMIT
         # (psycopg's pipeline mode): the server runs them in order, the
         # changes are read before the COMMIT is.
         ending = [(_TAKE_CHANGES, None)] if changes is not None else []
-        sent = send_pending(db, info, *ending, ("COMMIT", None))
+        sent = send_pending(db, info, *ending, ("COMMIT", None), commit=True)
         if changes is not None:
             for kind, old, new, seq in sent[0].fetchall():
                 changes.append((kind, seq) if kind == "message" else (kind, old, new))
@@ -301,12 +318,31 @@ def _pg_transaction(conn: Connection, changes: list[tuple[Any, ...]] | None,
 GROUP_MAX = 32
 
 
-def _all_of(conn: Connection, group: list[_Write]) -> None:
-    """Run every write of ``group`` in the caller's transaction, in order; the
-    first that raises fails the transaction (``_commit_group`` then runs each
-    write alone)."""
-    for each in group:
+def _all_of(conn: Connection, group: list[_Write], watched: bool) -> None:
+    """Run every write of ``group`` in the caller's transaction, in order, each
+    with its ``before_commit`` hooks, as if it committed alone; the first that
+    raises fails the transaction (``_commit_group`` then runs each write
+    alone). Before each write but the first, a mark in ``wiz_changes`` (when
+    watched) tells where its changes begin."""
+    for i, each in enumerate(group):
+        if i and watched:
+            later(conn, _MARK, {"i": str(i)})
         each.result = each.fn(conn, *each.args)
+        _before_commit(conn)
+
+
+_MARK = "INSERT INTO wiz_changes (kind, new) VALUES ('write', :i)"
+
+
+def _split_changes(changes: list[tuple[Any, ...]], group: list[_Write]) -> None:
+    """Give each write of ``group`` its own part of the group's ``changes``
+    (``_all_of``'s marks), so that each hook sees the Watch as of its write."""
+    target = group[0].changes
+    for change in changes:
+        if change[0] == "write":
+            target = group[int(change[2])].changes
+        else:
+            target.append(change)
 
 
 def _pg_write(conn: Connection, changes: list[tuple[Any, ...]] | None,
@@ -477,7 +513,8 @@ class Database:
                     db = conn.connection.dbapi_connection
                     assert db is not None
                     db.execute("CREATE TEMP TABLE IF NOT EXISTS wiz_changes"
-                               " (kind TEXT NOT NULL, old TEXT, new TEXT, seq BIGINT)")
+                               " (n BIGINT GENERATED ALWAYS AS IDENTITY,"
+                               " kind TEXT NOT NULL, old TEXT, new TEXT, seq BIGINT)")
                     db.execute("SET wiz.watch = 'on'")
             except BaseException:
                 conn.close()
@@ -592,10 +629,11 @@ class Database:
     ) -> T:
         """Run ``fn(conn, *args)`` in a write transaction, commit, and return its result.
 
-        Writes commit one at a time, in the order they are called (on the
-        loop; see the module docstring). ``fn`` that raises loses its own work
-        only. ``after_commit`` runs on the loop right after the commit, before
-        any later write's; the write returns after it. ``fn`` must act on the
+        Writes commit in the order they are called (on PostgreSQL, those
+        that wait together in one transaction; see the module docstring).
+        ``fn`` that raises loses its own work only. ``after_commit`` runs on
+        the loop right after the commit, before any later write's; the write
+        returns after it. ``fn`` must act on the
         database alone, taking times and inputs from its arguments (it may
         run again: after another process's lock made it fail at its start on
         SQLite; on PostgreSQL, after a deadlock, or when a write committed
@@ -644,17 +682,25 @@ class Database:
         """PostgreSQL's writes commit in groups: the writes waiting for the
         write connection when it comes free go in one transaction, in the
         order they were called, with one COMMIT and one thread hand-off for
-        all (``_commit_group``); then their hooks run in that order. A write
-        alone costs what it did. Under load, commits (a WAL flush each) and
-        hand-offs no longer grow with the writes."""
+        all (``_commit_group``); then each gets the Watch's changes of its own
+        statements and its hook, in that order. A write alone costs what it
+        did. Under load, commits (a WAL flush each) and hand-offs no longer
+        grow with the writes."""
         self._waiting.append(req)
         async with self._write_lock:
             while not req.done:
                 group, self._waiting = self._waiting[:GROUP_MAX], self._waiting[GROUP_MAX:]
-                await anyio.to_thread.run_sync(self._commit_group, group)
-                for each in group:
-                    each.done = True
-                    self._finish(each)
+                try:
+                    await anyio.to_thread.run_sync(self._commit_group, group)
+                    for each in group:
+                        each.done = True
+                        self._finish(each)
+                except BaseException as exc:  # a bug of ours: no write waits forever for it
+                    for each in group:
+                        if not each.done:
+                            each.done = True
+                            each.error = RuntimeError(f"the write was not run: {exc!r}")
+                    raise
 
     def _commit_group(self, group: list[_Write]) -> None:
         """``_commit`` of a group of writes as one transaction (in a worker
@@ -665,15 +711,14 @@ class Database:
         lost, whether its COMMIT went through is not known: every write of
         the group fails with that error, as a write alone does."""
         if len(group) > 1:
-            whole = _Write(_all_of, (group,), None)
+            whole = _Write(_all_of, (group, self.watch is not None), None)
             self._commit(whole)
             if whole.error is None:
-                # One commit for all: the Watch gets every change before the first hook.
-                group[0].changes = whole.changes
+                _split_changes(whole.changes, group)
                 return
             if self._writer is None:  # lost, not refused (_commit dropped it)
                 for each in group:
-                    each.result, each.error = None, whole.error
+                    each.result, each.error = None, copy.copy(whole.error)
                 return
         for each in group:
             each.result = None

@@ -97,12 +97,14 @@ def defer_begin(info: dict[str, Any], begin: str) -> None:
 
 
 def send_pending(conn: psycopg.Connection[Any], info: dict[str, Any],
-                 *last: tuple[str, Any]) -> list[psycopg.Cursor[Any]]:
+                 *last: tuple[str, Any], commit: bool = False) -> list[psycopg.Cursor[Any]]:
     """Send the deferred BEGIN and statements (``Raw.later``), if any, then
     ``last`` (statements as psycopg takes them), in one round trip (psycopg's
     pipeline mode: the server runs them in order); the cursors of ``last``.
     Called with no ``last`` before a statement that SQLAlchemy sends (the
-    engine's ``before_cursor_execute``)."""
+    engine's ``before_cursor_execute``). ``commit``: ``last`` ends the
+    transaction, so a lost connection may have committed it (not a stale
+    BEGIN's failure, whatever was pending)."""
     begin = info.pop(PENDING_BEGIN, None)
     statements = [*info.pop(DEFERRED, ()), *last]
     if begin is not None:
@@ -112,12 +114,13 @@ def send_pending(conn: psycopg.Connection[Any], info: dict[str, Any],
 
     def send() -> list[psycopg.Cursor[Any]]:
         if len(statements) == 1:
-            return [conn.execute(*statements[0])]
-        with conn.pipeline():
-            cursors = [conn.execute(sql, params) for sql, params in statements]
+            cursors = [conn.execute(*statements[0])]
+        else:
+            with conn.pipeline():
+                cursors = [conn.execute(sql, params) for sql, params in statements]
         return cursors[len(cursors) - len(last):]
 
-    if begin is None:  # the transaction is under way: a failure is not a stale BEGIN's
+    if begin is None or commit:  # a failure now is not a stale BEGIN's
         return send()
     sent: list[psycopg.Cursor[Any]] = _stale_if_gone(conn, info, send)
     return sent
@@ -156,7 +159,7 @@ class Raw:
     def later(self, sql: str, params: Any = None) -> None:
         """Queue a statement whose result nobody reads: it goes out with the
         next statement or the COMMIT, in one round trip with them. Its error,
-        if any, is raised there (the transaction fails as a whole)."""
+        if any, is raised there, and fails the transaction."""
         self.info.setdefault(DEFERRED, []).append((translate(sql), params or {}))
 
 
