@@ -70,7 +70,7 @@ async def _serve(life: Lifecycle, stop: anyio.Event) -> None:
     if clustered:
         from .cluster.bus import Bus, ClusterHub  # psycopg: never loaded on SQLite
 
-        cluster_hub = ClusterHub(config.subscriber_buffer, view, tallies)
+        cluster_hub = ClusterHub(config.subscriber_buffer, view, tallies, db.notify)
         hub: Hub = cluster_hub
     else:
         hub = Hub(config.subscriber_buffer)
@@ -103,7 +103,7 @@ async def _serve(life: Lifecycle, stop: anyio.Event) -> None:
                 cluster_hub.cursor = tallies.last_seq
                 bus = Bus(str(config.db), cluster_hub,
                           read_after=partial(db.read, messages.history_after, None),
-                          wake=scheduler.wake, cancel=scheduler.cancel)
+                          wake=scheduler.wake, cancel=scheduler.cancel, flush=db.flush)
                 rt.cluster.request_cancel = bus.request_cancel
                 await tg.start(bus.run)
             with starting(db.where):  # it takes back jobs a dead wizd left running

@@ -109,3 +109,35 @@ def test_parts_missing_their_start_or_a_middle_are_dropped() -> None:
 def test_a_payload_that_fits_goes_as_it_is() -> None:
     body = _event("x", 100)
     assert notices.split("node\n", body, 1) == ["node\n" + body]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["trio"])
+async def test_what_a_node_notifies_goes_before_its_next_write_and_alone_when_none_comes(
+    url: str,
+) -> None:
+    """``Database.notify``: a listener gets what was notified before a write
+    before what that write's triggers notify (a reply's relayed deltas before
+    the reply), and ``flush`` sends what no write took along."""
+    from wizd.store import jobs
+    from wizd.store.database import Database
+
+    listener = notices.listen(url)
+    db = Database(url)
+    await db.open()
+    try:
+        db.notify(notices.EVENTS, "before")
+        await db.write(lambda conn: jobs.add_job(conn, name="noop", data={}, now_ms=1,
+                                                 max_attempts=1))
+        db.notify(notices.EVENTS, "alone")
+        await db.flush()
+        got: list[tuple[str, str]] = []
+        while len(got) < 3:
+            arrived = notices.wait(listener, 10.0)
+            assert arrived, f"waited 10 s; got {got}"
+            got += arrived
+        assert got == [(notices.EVENTS, "before"), (notices.JOBS, ""),
+                       (notices.EVENTS, "alone")]
+    finally:
+        await db.close()
+        listener.close()

@@ -16,8 +16,11 @@
       wiz_cancel            cancel a job this node runs
     Bus.catch_up          reads the messages after the last seq published,
                           in pages, and publishes them in order
-    Bus.send              the relayed events and cancel requests, in order,
-                          in one statement per batch (a worker thread)
+    Bus.send_loop         the relayed events and cancel requests go out on
+                          the write connection (``Database.notify``), before
+                          the next write: a listener gets the deltas of a
+                          reply before the reply's own wiz_messages notice;
+                          this task sends what no write took along
 
 Seq order is visibility order (messages.insert takes the seq under a lock
 held to its commit), so the rows after the last seq published are always
@@ -47,8 +50,8 @@ log = logging.getLogger(__name__)
 
 # Messages per catch-up read.
 PAGE = 500
-# Seconds between attempts to connect again (the listening or the sending
-# connection), doubling up to RECONNECT_CAP.
+# Seconds between attempts to connect again (the listening connection),
+# doubling up to RECONNECT_CAP.
 RECONNECT_FIRST = 0.5
 RECONNECT_CAP = 10.0
 
@@ -60,8 +63,10 @@ class ClusterHub(Hub):
     """A hub whose ``message.created`` events come out in seq order across
     the nodes, and whose other events reach the other nodes' subscribers."""
 
-    def __init__(self, buffer: int, view: ClusterView, tallies: Tallies) -> None:
+    def __init__(self, buffer: int, view: ClusterView, tallies: Tallies,
+                 notify: Callable[[str, str], None]) -> None:
         super().__init__(buffer)
+        self.notify = notify  # Database.notify
         self.view = view
         node_id = self.node_id = view.node_id
         self._own_prefix = node_id + "\n"
@@ -69,7 +74,7 @@ class ClusterHub(Hub):
         # Every message up to this seq has been published here.
         self.cursor = 0
         self._behind = anyio.Event()
-        self.outbox: list[tuple[str, str]] = []
+        # Set when notices wait for a write to take them (Bus.send_loop).
         self.outbox_ready = anyio.Event()
         # Numbers the relayed events (notices.split).
         self.serial = 0
@@ -111,9 +116,9 @@ class ClusterHub(Hub):
         self._behind = anyio.Event()
 
     def send(self, channel: str, payload: str) -> None:
-        """Queue a notification for the other nodes (at most
-        ``notices.MAX_PAYLOAD`` bytes)."""
-        self.outbox.append((channel, payload))
+        """A notification for the other nodes (at most ``notices.MAX_PAYLOAD``
+        bytes), sent before the next write."""
+        self.notify(channel, payload)
         self.outbox_ready.set()
 
     def _relay(self, event: Event) -> None:
@@ -136,9 +141,11 @@ class Bus:
     """The tasks that connect a node's hub and scheduler to the others'."""
 
     def __init__(self, url: str, hub: ClusterHub, read_after: ReadAfter,
-                 wake: Callable[[], None], cancel: Callable[[str], Awaitable[None]]) -> None:
+                 wake: Callable[[], None], cancel: Callable[[str], Awaitable[None]],
+                 flush: Callable[[], Awaitable[None]]) -> None:
         self.url = url
         self.hub = hub
+        self.flush = flush  # Database.flush
         self.read_after = read_after
         self.wake = wake
         self.cancel = cancel
@@ -249,40 +256,13 @@ class Bus:
 
     async def send_loop(self) -> None:
         hub = self.hub
-        conn = None
-        busy = False  # a worker thread uses conn (left to it if shutdown comes)
-        delay = RECONNECT_FIRST
-        try:
-            while True:
-                await hub.outbox_ready.wait()
-                hub.outbox_ready = anyio.Event()
-                batch, hub.outbox = hub.outbox, []
-                try:
-                    # Abandoned on shutdown: relayed events are live only,
-                    # and a dead network must not hold the stop up.
-                    if conn is None:
-                        conn = await anyio.to_thread.run_sync(notices.connect, self.url,
-                                                              abandon_on_cancel=True)
-                    busy = True
-                    await anyio.to_thread.run_sync(notices.send, conn, batch,
-                                                   abandon_on_cancel=True)
-                    busy = False
-                    delay = RECONNECT_FIRST
-                except Exception as exc:
-                    # Relayed events are live only: the messages themselves
-                    # reach the other nodes through the table.
-                    log.warning("could not relay %d event(s) to the other nodes: %s",
-                                len(batch), exc)
-                    busy = False
-                    if conn is not None:
-                        await anyio.to_thread.run_sync(conn.close)
-                        conn = None
-                    await anyio.sleep(delay)
-                    delay = min(delay * 2, RECONNECT_CAP)
-        finally:
-            if conn is not None and not busy:
-                with anyio.CancelScope(shield=True):
-                    await anyio.to_thread.run_sync(conn.close)
+        while True:
+            await hub.outbox_ready.wait()
+            hub.outbox_ready = anyio.Event()
+            try:
+                await self.flush()
+            except Exception as exc:  # relayed events are live only
+                log.warning("could not relay events to the other nodes: %s", exc)
 
 
 def _decode(payload: str) -> dict[str, Any] | None:

@@ -334,6 +334,10 @@ def _all_of(conn: Connection, group: list[_Write], watched: bool) -> None:
 _MARK = "INSERT INTO wiz_changes (kind, new) VALUES ('write', :i)"
 
 
+def _nothing(conn: Connection) -> None:
+    """A write of no statement (``Database.flush``: it takes notifications along)."""
+
+
 def _split_changes(changes: list[tuple[Any, ...]], group: list[_Write]) -> None:
     """Give each write of ``group`` its own part of the group's ``changes``
     (``_all_of``'s marks), so that each hook sees the Watch as of its write."""
@@ -413,8 +417,10 @@ class Database:
         self._recorder = _Recorder()
         # Off-loop commits (fsync per commit) go one at a time.
         self._write_lock = anyio.Lock()
-        # PostgreSQL: the writes waiting for the write connection (_write_grouped).
+        # PostgreSQL: the writes waiting for the write connection (_write_grouped),
+        # and the notifications to send before the next of them (notify).
         self._waiting: list[_Write] = []
+        self._notices: list[tuple[str, str]] = []
         self._readers = anyio.CapacityLimiter(READERS)
         self._idle_readers: list[Connection] = []
         self._wal = f"{self.path}-wal" if self.url is None else ""
@@ -690,8 +696,9 @@ class Database:
         async with self._write_lock:
             while not req.done:
                 group, self._waiting = self._waiting[:GROUP_MAX], self._waiting[GROUP_MAX:]
+                notices, self._notices = self._notices, []
                 try:
-                    await anyio.to_thread.run_sync(self._commit_group, group)
+                    await anyio.to_thread.run_sync(self._commit_group, group, notices)
                     for each in group:
                         each.done = True
                         self._finish(each)
@@ -702,7 +709,33 @@ class Database:
                             each.error = RuntimeError(f"the write was not run: {exc!r}")
                     raise
 
-    def _commit_group(self, group: list[_Write]) -> None:
+    def notify(self, channel: str, payload: str) -> None:
+        """PostgreSQL: ``NOTIFY channel, payload`` (at most 8,000 bytes) on the
+        write connection, right before the next writes' transaction: a
+        listener gets what was notified before a write before what that
+        write's triggers notify. Live only: lost with a lost connection.
+        ``flush`` sends what no write has taken along."""
+        self._notices.append((channel, payload))
+
+    async def flush(self) -> None:
+        """Send the notifications (``notify``) that no write has taken yet."""
+        if self._notices:
+            await self.write(_nothing)
+
+    def _send_notices(self, notices: list[tuple[str, str]]) -> None:
+        """``notify``'s notifications, in order, in one statement of their own
+        (in a worker thread, before the group that took them)."""
+        from . import notices as notifications
+
+        try:
+            if self._writer is None:
+                self._writer = self._open_writer()
+            db: Any = self._writer.connection.dbapi_connection
+            notifications.send(db, notices)
+        except Exception as exc:
+            log.warning("could not send %d notification(s): %s", len(notices), exc)
+
+    def _commit_group(self, group: list[_Write], notices: list[tuple[str, str]]) -> None:
         """``_commit`` of a group of writes as one transaction (in a worker
         thread). If PostgreSQL refused it (a write raised, or a statement was
         refused), nothing of it is stored, and each write runs again alone,
@@ -710,6 +743,8 @@ class Database:
         work (``write`` allows a ``fn`` to run again). If the session was
         lost, whether its COMMIT went through is not known: every write of
         the group fails with that error, as a write alone does."""
+        if notices:
+            self._send_notices(notices)
         if len(group) > 1:
             whole = _Write(_all_of, (group, self.watch is not None), None)
             self._commit(whole)
