@@ -273,14 +273,7 @@ def test_an_event_longer_than_a_notification_reaches_the_other_node_whole(
                 conn.call("events.subscribe", conversation_id=dm)
             ws[1].call("message.send", conversation_id=dm, content="say a lot")
             for conn in conns:
-                deltas = []
-                while True:
-                    note = conn.notification()
-                    if note["method"] == "message.delta":
-                        deltas.append(note["params"]["delta"])
-                    elif (note["method"] == "message.created"
-                          and note["params"]["message"]["author_id"] == agent["user_id"]):
-                        break
+                deltas, _ = conn.streamed_reply(agent["user_id"])
                 assert "".join(deltas) == answer
         finally:
             for conn in conns:

@@ -79,15 +79,7 @@ def test_a_reply_over_the_socket(daemon: Wizd, srv: ThreadedOpenAIServer) -> Non
     with subscribed(daemon, dm) as conn:
         sent = conn.call("message.send", conversation_id=dm, content="hello")
         [job_id] = sent["jobs"]
-        deltas = []
-        while True:
-            note = conn.notification()
-            if note["method"] == "message.delta":
-                deltas.append(note["params"]["delta"])
-            elif (note["method"] == "message.created"
-                  and note["params"]["message"]["author_id"] == agent["user_id"]):
-                reply = note["params"]["message"]
-                break
+        deltas, reply = conn.streamed_reply(agent["user_id"])
         done = wait_job(conn, job_id, "completed")
     assert reply["reply_to"] == sent["message"]["id"] and reply["content"] == "Hi, I am Ada."
     assert "".join(deltas) == reply["content"]

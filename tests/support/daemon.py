@@ -226,6 +226,18 @@ class Conn:
             raise RpcFailure(resp["error"])
         return resp["result"]
 
+    def streamed_reply(self, author_id: str) -> tuple[list[str], dict[str, Any]]:
+        """The ``message.delta`` pieces that come before the message.created of
+        a message by ``author_id``, and that message."""
+        deltas: list[str] = []
+        while True:
+            note = self.notification()
+            if note["method"] == "message.delta":
+                deltas.append(note["params"]["delta"])
+            elif (note["method"] == "message.created"
+                  and note["params"]["message"]["author_id"] == author_id):
+                return deltas, note["params"]["message"]
+
     def notification(self, method: str | None = None) -> dict[str, Any]:
         """The next notification (of ``method``, skipping others if given)."""
         while True:
