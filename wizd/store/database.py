@@ -674,7 +674,7 @@ class Database:
                 async with self._write_lock:
                     await anyio.to_thread.run_sync(self._commit, req)
                     self._finish(req)
-        wal_size = _wal_size(self._wal)
+        wal_size = _wal_size(self._wal) if self._wal else 0  # PostgreSQL has none of ours
         if wal_size > WAL_LIMIT and self._checkpoint_due is not None:
             self._checkpoint_due.set()
         if wal_size > WAL_HARD_LIMIT:
