@@ -129,7 +129,8 @@ class ClusterHub(Hub):
             return
         # The node id first, outside the JSON: a node drops its own events
         # (every listener gets every notification) without decoding them.
-        # The parts of a long one go out in one batch (Bus.send_loop).
+        # The parts of a long one go out together, in one statement
+        # (Database.notify: the next write takes every notice waiting).
         self.serial += 1
         for part in notices.split(self._own_prefix, json.dumps(
                 {"m": event.method, "p": event.params, "c": event.conversation_id},
