@@ -75,7 +75,7 @@ class ClusterHub(Hub):
         self.cursor = 0
         self._behind = anyio.Event()
         # Set when notices wait for a write to take them (Bus.send_loop).
-        self.outbox_ready = anyio.Event()
+        self.notified = anyio.Event()
         # Numbers the relayed events (notices.split).
         self.serial = 0
 
@@ -119,7 +119,7 @@ class ClusterHub(Hub):
         """A notification for the other nodes (at most ``notices.MAX_PAYLOAD``
         bytes), sent before the next write."""
         self.notify(channel, payload)
-        self.outbox_ready.set()
+        self.notified.set()
 
     def _relay(self, event: Event) -> None:
         # Only while another node was alive at the last lease renewal: a node
@@ -258,8 +258,8 @@ class Bus:
     async def send_loop(self) -> None:
         hub = self.hub
         while True:
-            await hub.outbox_ready.wait()
-            hub.outbox_ready = anyio.Event()
+            await hub.notified.wait()
+            hub.notified = anyio.Event()
             try:
                 await self.flush()
             except Exception as exc:  # relayed events are live only
